@@ -1,0 +1,213 @@
+"""The one switch between NumPy (CPU) and CuPy (CUDA): the `xp` handle.
+
+Every op in minims computes with `backend.xp`, the array module of the active backend
+(chainer's `xp` idiom). This is the only file in minims that may import CuPy, and the only
+place that knows where the two libraries differ:
+
+- `scatter_add`: duplicate-index `+=` drops updates in NumPy and is undefined in CuPy;
+  use `np.add.at` / `cupyx.scatter_add`.
+- `to_numpy`: CuPy arrays must be copied to the host explicitly.
+- `host_rng`: parameters are drawn on the host from a seeded NumPy generator, so a NumPy
+  run and a CuPy run with the same seed start from identical weights.
+- `memory_stats`: bytes in use and peak bytes (tracemalloc on NumPy, the CuPy memory pool
+  plus a memory hook on CuPy).
+
+Choose the backend with `minims.set_backend("numpy" | "cupy")` or the environment variable
+`MINIMS_BACKEND`.
+"""
+import contextlib
+import os
+import tracemalloc
+
+import numpy
+
+BACKENDS = ("numpy", "cupy")
+
+CUPY_INSTALL_HINT = (
+    "the cupy backend needs CuPy and a CUDA GPU: install it with "
+    "pip install -e '.[cuda12]' (CUDA 12) or pip install -e '.[cuda13]' (CUDA 13), "
+    "on a machine with an NVIDIA GPU and driver; or use --backend numpy"
+)
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run on this machine (e.g. no CuPy, no CUDA device)."""
+
+
+# The active backend. `xp` is read at call time by every op (`backend.xp.exp(...)`), so
+# switching backends takes effect everywhere at once.
+name = "numpy"
+xp = numpy
+_cupyx = None
+_peak_hook = None
+
+
+def _import_cupy():
+    """Import cupy and cupyx, or raise BackendUnavailable saying how to install them."""
+    try:
+        import cupy
+        import cupyx
+    except ImportError as e:
+        raise BackendUnavailable(f"{CUPY_INSTALL_HINT} (import failed: {e})") from None
+    try:
+        available = cupy.cuda.is_available()
+    except Exception as e:  # a broken driver install can raise here
+        raise BackendUnavailable(f"{CUPY_INSTALL_HINT} (CUDA check failed: {e})") from None
+    if not available:
+        raise BackendUnavailable(f"{CUPY_INSTALL_HINT} (CuPy is installed but no CUDA device is usable)")
+    return cupy, cupyx
+
+
+def set_backend(backend):
+    """Make `backend` ("numpy" or "cupy") the active one for every op created from now on."""
+    global name, xp, _cupyx
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "cupy":
+        xp, _cupyx = _import_cupy()
+    else:
+        xp, _cupyx = numpy, None
+    name = backend
+    return xp
+
+
+def get_backend():
+    """The name of the active backend: "numpy" or "cupy"."""
+    return name
+
+
+def to_numpy(a):
+    """A NumPy copy (or view) of an array of either backend; Python scalars pass through."""
+    if isinstance(a, numpy.ndarray) or numpy.isscalar(a):
+        return numpy.asarray(a)
+    if name == "cupy":
+        return xp.asnumpy(a)
+    return numpy.asarray(a)
+
+
+def asarray(a, dtype=None):
+    """Move `a` (NumPy array, list, scalar or backend array) onto the active backend."""
+    return xp.asarray(a, dtype=dtype)
+
+
+def scatter_add(target, indices, values):
+    """target[indices] += values, accumulating repeated indices (in place)."""
+    if name == "cupy":
+        _cupyx.scatter_add(target, indices, values)
+    else:
+        numpy.add.at(target, indices, values)
+    return target
+
+
+def host_rng(seed):
+    """A seeded NumPy generator on the host: the single source of initial weights."""
+    return numpy.random.default_rng(seed)
+
+
+# The one host RNG for randomness during training (dropout masks, sampling): drawing on the
+# host makes runs identical on both backends, and its state goes into checkpoints.
+_rng = numpy.random.default_rng(0)
+
+
+def manual_seed(seed):
+    """Reseed the global host RNG (dropout masks)."""
+    global _rng
+    _rng = numpy.random.default_rng(seed)
+
+
+def global_rng():
+    return _rng
+
+
+def get_rng_state():
+    """The global host RNG's state (a JSON-friendly dict) for checkpoints."""
+    return _rng.bit_generator.state
+
+
+def set_rng_state(state):
+    _rng.bit_generator.state = state
+
+
+def synchronize():
+    """Wait for queued GPU work (call before reading a timer); a no-op on NumPy."""
+    if name == "cupy":
+        xp.cuda.Device().synchronize()
+
+
+# ---------------------------------------------------------------------------------------
+# Memory: bytes in use and peak bytes of the active backend.
+# ---------------------------------------------------------------------------------------
+
+def _cupy_peak_hook():
+    """A CuPy memory hook that records the pool's peak used bytes (built on first use)."""
+    global _peak_hook
+    if _peak_hook is None:
+        pool = xp.get_default_memory_pool()
+
+        class PeakHook(xp.cuda.memory_hook.MemoryHook):
+            name = "minims_peak"
+
+            def __init__(self):
+                self.peak = pool.used_bytes()
+
+            def malloc_postprocess(self, **kwargs):
+                self.peak = max(self.peak, pool.used_bytes())
+
+        _peak_hook = PeakHook()
+        _peak_hook.__enter__()  # installed for the rest of the process
+    return _peak_hook
+
+
+def reset_peak_memory():
+    """Start measuring peak memory from now (starts tracemalloc on NumPy if needed)."""
+    if name == "cupy":
+        hook = _cupy_peak_hook()
+        hook.peak = xp.get_default_memory_pool().used_bytes()
+    else:
+        if not tracemalloc.is_tracing():
+            tracemalloc.start()
+        tracemalloc.reset_peak()
+
+
+def memory_stats():
+    """{"in_use": bytes, "peak": bytes} since the last `reset_peak_memory()`.
+
+    On NumPy this counts what tracemalloc sees (NumPy reports its buffers to it), so it is
+    zero until `reset_peak_memory()` or `track_memory()` starts tracing. On CuPy it reads the
+    default memory pool.
+    """
+    if name == "cupy":
+        pool = xp.get_default_memory_pool()
+        used = pool.used_bytes()
+        peak = max(_cupy_peak_hook().peak, used)
+        return {"in_use": int(used), "peak": int(peak)}
+    if not tracemalloc.is_tracing():
+        return {"in_use": 0, "peak": 0}
+    used, peak = tracemalloc.get_traced_memory()
+    return {"in_use": int(used), "peak": int(peak)}
+
+
+@contextlib.contextmanager
+def track_memory():
+    """Measure the peak bytes allocated inside the block: `with track_memory() as m: ...; m["peak"]`.
+
+    The result is relative to what was in use when the block started. On NumPy, tracemalloc
+    is stopped again afterwards if it was not running before (it slows Python down).
+    """
+    was_tracing = name == "numpy" and tracemalloc.is_tracing()
+    reset_peak_memory()
+    start = memory_stats()["in_use"]
+    result = {}
+    try:
+        yield result
+    finally:
+        synchronize()
+        stats = memory_stats()
+        result["peak"] = stats["peak"] - start
+        result["in_use"] = stats["in_use"] - start
+        if name == "numpy" and not was_tracing:
+            tracemalloc.stop()
+
+
+if os.environ.get("MINIMS_BACKEND"):
+    set_backend(os.environ["MINIMS_BACKEND"])

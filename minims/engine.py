@@ -1,0 +1,305 @@
+"""Reverse-mode automatic differentiation: `Tensor`, `Function` and `backward()`.
+
+The whole engine in one file (in the spirit of micrograd and early tinygrad):
+
+- A `Function` is one op: `forward(ctx, *arrays, **options) -> array` and
+  `backward(ctx, grad) -> one gradient per input` (None where an input needs none).
+  Arrays it needs for backward go through `ctx.save(...)`, so the engine can count the
+  activation memory a graph holds (the paper's memory axis) and free it after backward.
+- Every Function subclass is registered by name in `OPS`; the gradient-check harness in
+  tests/ fails for an op that has no spec, so a new op cannot go unchecked.
+- Broadcasting is undone once, here (`unbroadcast`), never in the ops.
+- `Tensor.backward()` walks the graph in reverse topological order found iteratively (no
+  recursion limit), adds up contributions of a node used twice, accumulates into leaf
+  `.grad` across calls, keeps no intermediate grads and releases saved arrays afterwards.
+"""
+import contextlib
+
+import numpy
+
+from . import backend as B
+
+OPS = {}  # name -> Function subclass: the explicit op registry
+
+_grad_enabled = True
+_scope = []  # name stack for memory accounting (see `name_scope`)
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside this block ops record nothing: no graph, no saved arrays."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def name_scope(name):
+    """Tag every op created inside with `name` (modules use their dotted path), so that
+    `minims.memory` can say which layer holds which saved bytes."""
+    _scope.append(name)
+    try:
+        yield
+    finally:
+        _scope.pop()
+
+
+class Context:
+    """What a Function instance remembers between forward and backward."""
+
+    __slots__ = ("saved", "parents", "needs_grad", "scope", "released", "__dict__")
+
+    def __init__(self):
+        self.saved = ()
+        self.released = False
+
+    def save(self, *arrays):
+        """Keep arrays for backward; they count as activation memory until released."""
+        self.saved = arrays
+
+
+class Function:
+    """Base class of every op. Subclasses implement static `forward` and `backward`."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__name__ in OPS:
+            raise ValueError(f"op {cls.__name__} registered twice")
+        OPS[cls.__name__] = cls
+
+    @staticmethod
+    def forward(ctx, *arrays, **options):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **options):
+        """Run the op on Tensors (Python scalars are cast to the first tensor's dtype)."""
+        tensors = _as_tensors(inputs)
+        ctx = Context()
+        out = Tensor._wrap(cls.forward(ctx, *[t.data for t in tensors], **options))
+        needs_grad = [t.requires_grad for t in tensors]
+        if _grad_enabled and any(needs_grad):
+            ctx.op = cls
+            ctx.parents = tensors
+            ctx.needs_grad = needs_grad
+            ctx.scope = _scope[-1] if _scope else ""
+            out.requires_grad = True
+            out._ctx = ctx
+        return out
+
+
+def _as_tensors(inputs):
+    """Tensors stay; scalars and arrays become constants of the first tensor's dtype."""
+    dtype = next((t.dtype for t in inputs if isinstance(t, Tensor)), None)
+    tensors = [t if isinstance(t, Tensor) else Tensor(t, dtype=dtype) for t in inputs]
+    floats = {t.dtype for t in tensors if t.dtype.kind == "f"}
+    if len(floats) > 1:
+        raise TypeError(f"mixed float dtypes {sorted(str(d) for d in floats)}: minims never "
+                        "promotes silently; cast one side with .astype()")
+    return tensors
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` down to `shape`, undoing NumPy broadcasting (the one place this is done)."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
+    grad = grad.sum(axis=axes, keepdims=True) if axes else grad
+    return grad.reshape(shape)
+
+
+class Tensor:
+    """An array on the active backend plus what is needed to differentiate through it."""
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if dtype is None and not hasattr(data, "dtype"):
+            dtype = numpy.float32  # Python lists and scalars default to float32
+        self.data = B.asarray(data, dtype=dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad, got {self.data.dtype}")
+        self.requires_grad = requires_grad
+        self.grad = None
+        self._ctx = None
+
+    @classmethod
+    def _wrap(cls, array):
+        t = cls.__new__(cls)
+        t.data, t.grad, t.requires_grad, t._ctx = array, None, False, None
+        return t
+
+    # --- basic facts ------------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({B.to_numpy(self.data)!r}{grad})"
+
+    def numpy(self):
+        """The data as a NumPy array (copied from the GPU on CuPy)."""
+        return B.to_numpy(self.data)
+
+    def item(self):
+        return self.data.item()
+
+    def detach(self):
+        """The same data, cut from the graph."""
+        return Tensor._wrap(self.data)
+
+    def astype(self, dtype):
+        return Cast.apply(self, dtype=numpy.dtype(dtype))
+
+    # --- backward ---------------------------------------------------------------------
+    def backward(self, grad=None):
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad`.
+
+        A scalar output needs no `grad`; any other output must be given one of its shape.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad")
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward() on a non-scalar tensor of shape {self.shape} "
+                                   "needs grad=, an array of that shape")
+            grad = B.xp.ones_like(self.data)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else B.asarray(grad, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"grad shape {grad.shape} does not match tensor shape {self.shape}")
+
+        grads = {id(self): grad}
+        for node in self._topological_order():
+            g = grads.pop(id(node), None)
+            if g is None:  # an op declared no gradient for this path
+                continue
+            ctx = node._ctx
+            if ctx is None:  # a leaf: accumulate like PyTorch until zeroed
+                # (a copy: g may be a read-only broadcast view or shared with another leaf)
+                node.grad = g.astype(node.dtype, copy=True) if node.grad is None else node.grad + g
+                continue
+            if ctx.released:
+                raise RuntimeError("trying to backward through the graph a second time: its "
+                                   "saved arrays were freed by the first backward()")
+            input_grads = ctx.op.backward(ctx, g)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            for parent, needs, pg in zip(ctx.parents, ctx.needs_grad, input_grads):
+                if not needs or pg is None:
+                    continue
+                pg = unbroadcast(pg, parent.shape)
+                key = id(parent)
+                grads[key] = grads[key] + pg if key in grads else pg
+            ctx.saved, ctx.parents, ctx.released = (), None, True  # free activations now
+
+    def _topological_order(self):
+        """Nodes reachable from self that need grad, outputs before inputs (iterative DFS)."""
+        order, visited, stack = [], set(), [(self, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append((node, True))
+            ctx = node._ctx
+            if ctx is not None and ctx.parents is not None:
+                for parent, needs in zip(ctx.parents, ctx.needs_grad):
+                    if needs and id(parent) not in visited:
+                        stack.append((parent, False))
+        return reversed(order)
+
+    # --- operators: each one is a registered Function from minims.ops ---------------------
+    def __add__(self, other): return Add.apply(self, other)
+    def __radd__(self, other): return Add.apply(other, self)
+    def __sub__(self, other): return Sub.apply(self, other)
+    def __rsub__(self, other): return Sub.apply(other, self)
+    def __mul__(self, other): return Mul.apply(self, other)
+    def __rmul__(self, other): return Mul.apply(other, self)
+    def __truediv__(self, other): return Div.apply(self, other)
+    def __rtruediv__(self, other): return Div.apply(other, self)
+    def __matmul__(self, other): return MatMul.apply(self, other)
+    def __rmatmul__(self, other): return MatMul.apply(other, self)
+    def __neg__(self): return Neg.apply(self)
+    def __getitem__(self, index): return GetItem.apply(self, index=_to_backend_index(index))
+
+    def __pow__(self, exponent):
+        if isinstance(exponent, Tensor) or not numpy.isscalar(exponent):
+            raise TypeError("Tensor ** x needs a Python scalar exponent x")
+        return Pow.apply(self, exponent=exponent)
+
+    # comparisons give plain (non-differentiable) boolean arrays
+    def _other(self, other): return other.data if isinstance(other, Tensor) else other
+    def __lt__(self, other): return self.data < self._other(other)
+    def __le__(self, other): return self.data <= self._other(other)
+    def __gt__(self, other): return self.data > self._other(other)
+    def __ge__(self, other): return self.data >= self._other(other)
+    def __eq__(self, other): return self.data == self._other(other)
+    def __ne__(self, other): return self.data != self._other(other)
+    __hash__ = object.__hash__
+
+    def sum(self, axis=None, keepdims=False): return Sum.apply(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False): return Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        axes = range(self.ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+        n = int(numpy.prod([self.shape[a] for a in axes]))
+        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / n)
+
+    def exp(self): return Exp.apply(self)
+    def log(self): return Log.apply(self)
+    def tanh(self): return Tanh.apply(self)
+    def sqrt(self): return Sqrt.apply(self)
+    def relu(self): return ReLU.apply(self)
+
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return Reshape.apply(self, shape=tuple(shape))
+
+    def transpose(self, *axes):
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return Transpose.apply(self, axes=tuple(axes) if axes else None)
+
+    @property
+    def T(self):
+        return self.transpose()
+
+
+def _to_backend_index(index):
+    """Move array parts of an index (NumPy arrays, Tensors, lists) onto the backend."""
+    def convert(i):
+        if isinstance(i, Tensor):
+            return i.data
+        if isinstance(i, (list, numpy.ndarray)):
+            return B.asarray(i)
+        return i
+    return tuple(convert(i) for i in index) if isinstance(index, tuple) else convert(index)
+
+
+# The ops live in minims/ops.py; imported here at the end because they subclass Function.
+from .ops import (Add, Cast, Div, Exp, GetItem, Log, MatMul, Max, Mul, Neg, Pow,  # noqa: E402
+                  ReLU, Reshape, Sqrt, Sub, Sum, Tanh, Transpose)

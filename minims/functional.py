@@ -1,0 +1,300 @@
+"""Fused neural-network ops with hand-derived backward passes (`import minims.functional as F`).
+
+The hot paths of a transformer, each one Function instead of a chain of primitives: fewer
+temporaries, fewer Python calls, and a numerically stable formulation. Each backward is
+derived in a short comment above it (llm.c style); the generic harness in tests/ checks them
+all against float64 central differences.
+"""
+import math
+
+import numpy
+
+from . import backend as B
+from .engine import Function, Tensor
+from .ops import MatMul
+
+
+def _check_ids(ids, n, what):
+    """Out-of-range ids must fail loudly: NumPy wraps negative ids and CuPy wraps all of them."""
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n):
+        raise IndexError(f"{what} out of range: got ids in [{int(ids.min())}, {int(ids.max())}], "
+                         f"valid range is [0, {n - 1}]")
+
+
+def _ids(idx):
+    """An integer index array on the backend, from a Tensor, NumPy or backend array, or list."""
+    ids = idx.data if isinstance(idx, Tensor) else B.asarray(idx)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"ids must be integers, got {ids.dtype}")
+    return ids
+
+
+# --- softmax family ---------------------------------------------------------------------
+
+def _log_softmax(x, axis):
+    """Stable log-softmax: shift by the max so exp never overflows (logits of ±1e4 are fine)."""
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - B.xp.log(B.xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+class Softmax(Function):
+    # y = exp(x) / Σ exp(x).  dy_i/dx_j = y_i (δ_ij − y_j), so
+    # dx = y ⊙ (g − Σ_j g_j y_j)   (the full Jacobian, not just its diagonal)
+    @staticmethod
+    def forward(ctx, x, axis=-1):
+        y = B.xp.exp(x - x.max(axis=axis, keepdims=True))
+        y /= y.sum(axis=axis, keepdims=True)
+        ctx.save(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return y * (g - (g * y).sum(axis=ctx.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    # y = x − log Σ exp(x).  dy_i/dx_j = δ_ij − softmax_j, so
+    # dx = g − softmax(x) · Σ_i g_i,  with softmax(x) = exp(y)
+    @staticmethod
+    def forward(ctx, x, axis=-1):
+        y = _log_softmax(x, axis)
+        ctx.save(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g - B.xp.exp(y) * g.sum(axis=ctx.axis, keepdims=True)
+
+
+class CrossEntropy(Function):
+    # loss = mean_n [ log Σ_v exp(z_nv) − z_n,y_n ]   over N = all positions.
+    # dloss/dz_nv = (softmax(z_n)_v − [v = y_n]) / N
+    @staticmethod
+    def forward(ctx, logits, targets):
+        V = logits.shape[-1]
+        z = logits.reshape(-1, V)                                     # (N, V)
+        y = targets.reshape(-1)                                       # (N,)
+        _check_ids(y, V, "targets")
+        logp = _log_softmax(z, axis=-1)                               # (N, V)
+        rows = B.xp.arange(len(y))
+        loss = -logp[rows, y].mean()
+        ctx.save(logp, y)
+        ctx.shape = logits.shape
+        return B.xp.asarray(loss, dtype=logits.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        logp, y = ctx.saved
+        dz = B.xp.exp(logp)                                           # softmax, (N, V)
+        dz[B.xp.arange(len(y)), y] -= 1
+        dz *= g / len(y)
+        return dz.reshape(ctx.shape)
+
+
+# --- elementwise and normalisation ------------------------------------------------------
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+class GELU(Function):
+    # GPT-2's tanh approximation: y = ½ x (1 + tanh u),  u = c (x + 0.044715 x³), c = √(2/π)
+    # dy/dx = ½ (1 + tanh u) + ½ x (1 − tanh² u) · c (1 + 3·0.044715 x²)
+    @staticmethod
+    def forward(ctx, x):
+        x2 = x * x
+        t = B.xp.tanh(_GELU_C * x * (1 + 0.044715 * x2))
+        ctx.save(x, t)
+        return 0.5 * x * (1 + t)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, t = ctx.saved
+        du = _GELU_C * (1 + 3 * 0.044715 * (x * x))
+        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
+
+
+class LayerNorm(Function):
+    # Over the last axis (C features): x̂ = (x − μ) · r, r = 1/√(σ² + eps); y = x̂ ⊙ w + b.
+    # With ĝ = g ⊙ w:  dx = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))
+    #                  dw = Σ_rows g ⊙ x̂,  db = Σ_rows g
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps=1e-5):
+        mu = x.mean(axis=-1, keepdims=True)
+        xc = x - mu
+        var = (xc * xc).mean(axis=-1, keepdims=True)
+        r = 1.0 / B.xp.sqrt(var + eps)
+        xhat = xc * r
+        ctx.save(xhat, r, weight)
+        return xhat * weight + bias
+
+    @staticmethod
+    def backward(ctx, g):
+        xhat, r, weight = ctx.saved
+        C = xhat.shape[-1]
+        gh = g * weight
+        dx = r * (gh - gh.mean(axis=-1, keepdims=True)
+                  - xhat * ((gh * xhat).sum(axis=-1, keepdims=True) / C))
+        rows = g.reshape(-1, C)
+        dw = (rows * xhat.reshape(-1, C)).sum(axis=0) if ctx.needs_grad[1] else None
+        db = rows.sum(axis=0) if ctx.needs_grad[2] else None
+        return dx, dw, db
+
+
+class Embedding(Function):
+    # out[b, t] = weight[idx[b, t]].  Backward: each row of g is added to the row of the id
+    # it came from; ids repeat, so this must be a scatter-add, never `dw[idx] += g`.
+    @staticmethod
+    def forward(ctx, weight, ids):
+        _check_ids(ids, weight.shape[0], "token ids")
+        ctx.save(ids)
+        ctx.shape = weight.shape
+        return weight[ids]
+
+    @staticmethod
+    def backward(ctx, g):
+        (ids,) = ctx.saved
+        dw = B.xp.zeros(ctx.shape, dtype=g.dtype)
+        B.scatter_add(dw, ids.reshape(-1), g.reshape(-1, ctx.shape[1]))
+        return dw
+
+
+class Dropout(Function):
+    # y = x ⊙ m / (1 − p), m ~ Bernoulli(1 − p) drawn on the host (reproducible on any
+    # backend from `backend.get_rng_state()`).  dx = g ⊙ m / (1 − p)
+    @staticmethod
+    def forward(ctx, x, p):
+        keep = B.global_rng().random(x.shape) >= p
+        scale = B.asarray(keep, dtype=x.dtype) * (1.0 / (1.0 - p))
+        ctx.save(scale)
+        return x * scale
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.saved[0]
+
+
+# --- attention ----------------------------------------------------------------------------
+
+_bias_cache = {}
+
+
+def _mask_bias(mask, causal, Tq, Tk, dtype):
+    """An additive bias: 0 where a query may attend, -inf where not (exp(-inf) is exactly 0).
+
+    `mask` is a boolean "may attend" array broadcastable to (..., Tq, Tk); `causal` adds
+    the usual lower-triangular rule. Returns None when nothing is masked.
+    """
+    if causal and Tq != Tk:
+        raise ValueError(f"causal=True needs as many queries as keys (got {Tq} and {Tk}); "
+                         "pass an explicit mask instead")
+    if mask is None:
+        if not causal:
+            return None
+        key = (B.name, Tq, numpy.dtype(dtype).str)
+        if key not in _bias_cache:
+            upper = B.xp.triu(B.xp.ones((Tq, Tk), dtype=bool), k=1)
+            _bias_cache[key] = B.xp.where(upper, -numpy.inf, 0).astype(dtype)
+        return _bias_cache[key]
+    mask = mask.data if isinstance(mask, Tensor) else B.asarray(mask)
+    if mask.dtype != bool:
+        raise TypeError(f"attention mask must be boolean ('may attend'), got {mask.dtype}")
+    if causal:
+        mask = mask & B.xp.tril(B.xp.ones((Tq, Tk), dtype=bool))
+    if not bool(mask.any(axis=-1).all()):
+        raise ValueError("attention mask leaves a query with no key to attend to "
+                         "(its softmax would be 0/0)")
+    return B.xp.where(mask, 0, -numpy.inf).astype(dtype)
+
+
+class ScaledDotProductAttention(Function):
+    # S = s · Q Kᵀ + bias,  P = softmax(S) (rows),  O = P V        (s = 1/√hs)
+    # dV = Pᵀ dO;  dP = dO Vᵀ;  dS = P ⊙ (dP − rowsum(dP ⊙ P)), and rowsum(dP ⊙ P) = rowsum(dO ⊙ O)
+    # (cheaper: T·hs instead of T·T);  dQ = s · dS K;  dK = s · dSᵀ Q
+    @staticmethod
+    def forward(ctx, q, k, v, bias=None, scale=1.0):
+        S = q @ k.swapaxes(-1, -2)                                    # (B, nh, Tq, Tk)
+        S *= scale
+        if bias is not None:
+            S += bias
+        S -= S.max(axis=-1, keepdims=True)
+        P = B.xp.exp(S, out=S)
+        P /= P.sum(axis=-1, keepdims=True)
+        out = P @ v                                                   # (B, nh, Tq, hs)
+        ctx.save(q, k, v, P, out)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        q, k, v, P, out = ctx.saved
+        dv = P.swapaxes(-1, -2) @ g if ctx.needs_grad[2] else None   # (B, nh, Tk, hs)
+        dS = g @ v.swapaxes(-1, -2)                                   # (B, nh, Tq, Tk)
+        dS -= (g * out).sum(axis=-1, keepdims=True)
+        dS *= P
+        dS *= ctx.scale
+        dq = dS @ k if ctx.needs_grad[0] else None                    # (B, nh, Tq, hs)
+        dk = dS.swapaxes(-1, -2) @ q if ctx.needs_grad[1] else None   # (B, nh, Tk, hs)
+        return dq, dk, dv
+
+
+# --- the public functional API --------------------------------------------------------------
+
+def softmax(x, axis=-1):
+    return Softmax.apply(x, axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    return LogSoftmax.apply(x, axis=axis)
+
+
+def gelu(x):
+    return GELU.apply(x)
+
+
+def layer_norm(x, weight, bias, eps=1e-5):
+    return LayerNorm.apply(x, weight, bias, eps=eps)
+
+
+def embedding(idx, weight):
+    """Rows of `weight` (V, C) picked by integer ids of any shape → (*idx.shape, C)."""
+    return Embedding.apply(weight, ids=_ids(idx))
+
+
+def cross_entropy(logits, targets):
+    """Mean cross-entropy over all positions: logits (..., V), integer targets (...)."""
+    targets = _ids(targets)
+    if targets.shape != logits.shape[:-1]:
+        raise ValueError(f"targets shape {targets.shape} does not match logits {logits.shape}")
+    return CrossEntropy.apply(logits, targets=targets)
+
+
+def dropout(x, p, training=True):
+    """Zero each entry with probability p during training (scaling the rest by 1/(1-p))."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    return Dropout.apply(x, p=p)
+
+
+def linear(x, weight, bias=None):
+    """x @ weight + bias with weight of shape (in, out)."""
+    y = MatMul.apply(x, weight)
+    return y if bias is None else y + bias
+
+
+def scaled_dot_product_attention(q, k, v, causal=True, mask=None, scale=None):
+    """softmax(q kᵀ / √hs + mask) v for q (B, nh, Tq, hs), k and v (B, nh, Tk, hs).
+
+    `mask` is an optional boolean (Tq, Tk) "may attend" array (or one broadcastable to
+    (B, nh, Tq, Tk)); with `causal=True` it is combined with the causal rule. A query row
+    with no allowed key is an error, not a NaN.
+    """
+    Tq, Tk, hs = q.shape[-2], k.shape[-2], q.shape[-1]
+    bias = _mask_bias(mask, causal, Tq, Tk, q.dtype)
+    scale = 1.0 / math.sqrt(hs) if scale is None else scale
+    return ScaledDotProductAttention.apply(q, k, v, bias=bias, scale=scale)

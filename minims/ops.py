@@ -1,0 +1,322 @@
+"""The primitive ops behind Tensor's operators: one class each, forward and backward.
+
+Each backward returns one gradient per input, of the *output's broadcast shape*; the
+engine sums it back to the input's shape (`engine.unbroadcast`). `ctx.needs_grad[i]` says
+whether input i wants a gradient, so ops skip work nobody will use.
+"""
+import numpy
+
+from . import backend as B
+from .engine import Function, Tensor
+
+
+def _power(a, p):
+    """a ** p for a scalar p, by repeated multiplication for small integers (x**3 is ~80×
+    slower than x*x*x on NumPy arrays)."""
+    if p == int(p) and 1 <= p <= 4:
+        out = a
+        for _ in range(int(p) - 1):
+            out = out * a
+        return out
+    return a ** p
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, g
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, -g
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        return (g * b if ctx.needs_grad[0] else None,
+                g * a if ctx.needs_grad[1] else None)
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        ga = g / b
+        # d(a/b)/db = -a/b² = -(a/b)/b
+        return ga, (-ga * a / b if ctx.needs_grad[1] else None)
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+
+
+class Pow(Function):
+    """a ** p for a Python scalar p."""
+
+    @staticmethod
+    def forward(ctx, a, exponent):
+        ctx.save(a)
+        ctx.exponent = exponent
+        return _power(a, exponent)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,), p = ctx.saved, ctx.exponent
+        return g * p * _power(a, p - 1) if p != 1 else g
+
+
+class MatMul(Function):
+    """a @ b for operands of 2 or more dimensions (leading dimensions broadcast)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.ndim < 2 or b.ndim < 2:
+            raise ValueError(f"matmul needs operands of 2 or more dims, got {a.shape} @ {b.shape}")
+        ctx.save(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        ga = gb = None
+        if ctx.needs_grad[0]:
+            ga = g @ b.swapaxes(-1, -2)
+        if ctx.needs_grad[1]:
+            if b.ndim == 2:  # the Linear case: fold all leading dims into one big GEMM
+                gb = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+            else:
+                gb = a.swapaxes(-1, -2) @ g
+        return ga, gb
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
+        return a.sum(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        if not ctx.keepdims and ctx.axis is not None:
+            g = B.xp.expand_dims(g, ctx.axis)
+        return B.xp.broadcast_to(g, ctx.shape)
+
+
+class Max(Function):
+    """Maximum along axes; ties share the gradient equally."""
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        out = a.max(axis=axis, keepdims=True)
+        ctx.save(a, out)
+        ctx.axis = axis
+        return out if keepdims else (out.reshape(()) if axis is None else out.squeeze(axis))
+
+    @staticmethod
+    def backward(ctx, g):
+        a, out = ctx.saved
+        g = g.reshape(out.shape)
+        winners = (a == out).astype(a.dtype)
+        return g * winners / winners.sum(axis=ctx.axis, keepdims=True)
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = B.xp.exp(a)
+        ctx.save(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.saved[0]
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save(a)
+        return B.xp.log(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g / ctx.saved[0]
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = B.xp.tanh(a)
+        ctx.save(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        out = ctx.saved[0]
+        return g * (1 - out * out)
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = B.xp.sqrt(a)
+        ctx.save(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 0.5 / ctx.saved[0]
+
+
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx, a):
+        positive = a > 0
+        ctx.save(positive)
+        return a * positive
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.saved[0]
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.shape = a.shape
+        return a.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.shape)
+
+
+class Transpose(Function):
+    @staticmethod
+    def forward(ctx, a, axes=None):
+        ctx.axes = axes
+        return a.transpose(axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        if ctx.axes is None:
+            return g.transpose()
+        return g.transpose(numpy.argsort(ctx.axes))
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, a, dtype):
+        ctx.dtype = a.dtype
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.astype(ctx.dtype)
+
+
+def _is_advanced(index):
+    """True when an index holds arrays (fancy indexing), whose duplicates must accumulate."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(hasattr(i, "shape") and getattr(i, "ndim", 0) > 0 for i in parts)
+
+
+class GetItem(Function):
+    """t[index]: basic slicing, integer and boolean/integer array indexing."""
+
+    @staticmethod
+    def forward(ctx, a, index):
+        ctx.shape, ctx.dtype, ctx.index = a.shape, a.dtype, index
+        return a[index]
+
+    @staticmethod
+    def backward(ctx, g):
+        full = B.xp.zeros(ctx.shape, dtype=ctx.dtype)
+        if _is_advanced(ctx.index):
+            B.scatter_add(full, ctx.index, g)  # repeated indices must add up
+        else:
+            full[ctx.index] = g
+        return full
+
+
+class Concat(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis=0):
+        ctx.axis = axis
+        ctx.splits = numpy.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return B.xp.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(B.xp.split(g, ctx.splits, axis=ctx.axis))
+
+
+class Stack(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis=0):
+        ctx.axis = axis
+        return B.xp.stack(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(B.xp.moveaxis(g, ctx.axis, 0))
+
+
+class Where(Function):
+    """where(condition, a, b): condition is a plain boolean array, not differentiated."""
+
+    @staticmethod
+    def forward(ctx, a, b, condition):
+        ctx.save(condition)
+        return B.xp.where(condition, a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        condition = ctx.saved[0]
+        zero = B.xp.zeros((), dtype=g.dtype)
+        return B.xp.where(condition, g, zero), B.xp.where(condition, zero, g)
+
+
+def concat(tensors, axis=0):
+    """Join tensors along an existing axis."""
+    return Concat.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis=0):
+    """Join tensors along a new axis."""
+    return Stack.apply(*tensors, axis=axis)
+
+
+def where(condition, a, b):
+    """Pick from a where condition holds, else from b (gradients flow to a and b)."""
+    if isinstance(condition, Tensor):
+        condition = condition.data
+    return Where.apply(a, b, condition=B.asarray(condition))

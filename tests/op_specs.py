@@ -1,0 +1,229 @@
+"""One spec per registered op: how to draw its inputs, call it, and compute it in NumPy.
+
+`tests/test_gradcheck.py` runs every spec through the generic harness and fails when a
+registered op has none. To add an op: register its Function, then add a spec here.
+"""
+import math
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
+
+import minims
+import minims.functional as F
+from gradcheck import OpSpec
+
+SMALL = dict(min_dims=1, max_dims=3, min_side=1, max_side=4)
+
+
+def values(draw, shape, low=-2.0, high=2.0, away_from_zero=0.0):
+    """Random float64 values for `shape`, from a hypothesis-drawn seed (fast, shrinkable)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.uniform(low, high, size=shape)
+    if away_from_zero:
+        x = np.sign(x + (x == 0)) * (away_from_zero + np.abs(x))
+    return x
+
+
+def distinct(draw, shape):
+    """Values whose entries differ by at least 0.1 (no near-ties for max)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * 0.1 - 0.05 * n).reshape(shape) + rng.uniform(0, 0.01, size=shape)
+
+
+def binary(low=-2.0, high=2.0, b_away=0.0):
+    def draw_inputs(draw):
+        s = draw(mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3))
+        a_shape, b_shape = s.input_shapes
+        return [values(draw, a_shape, low, high), values(draw, b_shape, low, high, b_away)], {}
+    return draw_inputs
+
+
+def unary(low=-2.0, high=2.0, away_from_zero=0.0):
+    def draw_inputs(draw):
+        shape = draw(array_shapes(**SMALL))
+        return [values(draw, shape, low, high, away_from_zero)], {}
+    return draw_inputs
+
+
+def axis_and_keepdims(draw, ndim):
+    axis = draw(st.one_of(st.none(), st.integers(-ndim, ndim - 1)))
+    return dict(axis=axis, keepdims=draw(st.booleans()))
+
+
+def draw_reduce(draw, distinct_values=False):
+    shape = draw(array_shapes(**SMALL))
+    x = distinct(draw, shape) if distinct_values else values(draw, shape)
+    return [x], axis_and_keepdims(draw, len(shape))
+
+
+def draw_matmul(draw):
+    n, k, m = (draw(st.integers(1, 4)) for _ in range(3))
+    batch = draw(mutually_broadcastable_shapes(num_shapes=2, max_dims=2, max_side=3))
+    a_batch, b_batch = batch.input_shapes
+    return [values(draw, a_batch + (n, k)), values(draw, b_batch + (k, m))], {}
+
+
+def draw_getitem(draw):
+    shape = draw(array_shapes(min_dims=1, max_dims=3, min_side=2, max_side=4))
+    kind = draw(st.sampled_from(["slice", "int", "fancy", "bool"]))
+    if kind == "slice":
+        index = (slice(draw(st.integers(0, 1)), None, draw(st.integers(1, 2))),)
+    elif kind == "int":
+        index = (draw(st.integers(-shape[0], shape[0] - 1)),)
+    elif kind == "fancy":  # repeated indices must accumulate
+        index = (np.array(draw(st.lists(st.integers(0, shape[0] - 1), min_size=1, max_size=6))),)
+    else:
+        index = (np.array(draw(st.lists(st.booleans(), min_size=shape[0], max_size=shape[0]))),)
+    return [values(draw, shape)], dict(index=index if len(index) > 1 else index[0])
+
+
+def draw_several(draw, same_shape):
+    n = draw(st.integers(1, 3))
+    shape = draw(array_shapes(min_dims=1, max_dims=3, max_side=3))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    shapes = []
+    for _ in range(n):
+        s = list(shape)
+        if not same_shape:
+            s[axis] = draw(st.integers(1, 3))
+        shapes.append(tuple(s))
+    return [values(draw, s) for s in shapes], dict(axis=axis)
+
+
+def draw_where(draw):
+    s = draw(mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, max_side=3))
+    c_shape, a_shape, b_shape = s.input_shapes
+    cond = np.random.default_rng(draw(st.integers(0, 99))).random(c_shape) > 0.5
+    return [values(draw, a_shape), values(draw, b_shape)], dict(condition=cond)
+
+
+def draw_last_axis(draw, low=-3.0, high=3.0):
+    shape = draw(array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=5))
+    return [values(draw, shape, low, high)], dict(axis=draw(st.integers(-len(shape), len(shape) - 1)))
+
+
+def draw_layer_norm(draw):
+    shape = draw(array_shapes(min_dims=1, max_dims=3, min_side=2, max_side=5))
+    C = shape[-1]
+    return [values(draw, shape), values(draw, (C,), 0.5, 1.5), values(draw, (C,))], {}
+
+
+def draw_embedding(draw):
+    V, C = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    idx_shape = draw(array_shapes(min_dims=1, max_dims=2, max_side=4))
+    idx = np.random.default_rng(draw(st.integers(0, 99))).integers(0, V, size=idx_shape)
+    return [values(draw, (V, C))], dict(idx=idx)
+
+
+def draw_cross_entropy(draw):
+    shape = draw(array_shapes(min_dims=1, max_dims=2, max_side=4))
+    V = draw(st.integers(1, 6))
+    targets = np.random.default_rng(draw(st.integers(0, 99))).integers(0, V, size=shape)
+    return [values(draw, shape + (V,), -3, 3)], dict(targets=targets)
+
+
+def draw_dropout(draw):
+    shape = draw(array_shapes(**SMALL))
+    return [values(draw, shape)], dict(p=draw(st.sampled_from([0.1, 0.5])), seed=draw(st.integers(0, 99)))
+
+
+def draw_attention(draw):
+    B_, nh, hs = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 4))
+    Tq = draw(st.integers(1, 5))
+    causal = draw(st.booleans())
+    Tk = Tq if causal else draw(st.integers(1, 5))
+    mask = None
+    if draw(st.booleans()):
+        rng = np.random.default_rng(draw(st.integers(0, 99)))
+        mask = rng.random((Tq, Tk)) > 0.4
+        mask[np.arange(Tq), np.minimum(np.arange(Tq), Tk - 1)] = True  # no empty rows
+    q, k, v = (values(draw, (B_, nh, T, hs)) for T in (Tq, Tk, Tk))
+    return [q, k, v], dict(causal=causal, mask=mask)
+
+
+# --- NumPy references (written independently of the library) -----------------------------
+
+def ref_softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def ref_gelu(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def ref_layer_norm(x, w, b):
+    mu = x.mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * w + b
+
+
+def ref_cross_entropy(logits, targets):
+    logp = np.log(ref_softmax(logits, -1))
+    return -np.take_along_axis(logp, targets[..., None], -1).mean()
+
+
+def ref_attention(q, k, v, causal, mask):
+    Tq, Tk = q.shape[-2], k.shape[-2]
+    allowed = np.ones((Tq, Tk), bool) if mask is None else mask.copy()
+    if causal:
+        allowed &= np.tril(np.ones((Tq, Tk), bool))
+    s = np.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(q.shape[-1])
+    s = np.where(allowed, s, -np.inf)
+    return ref_softmax(s, -1) @ v
+
+
+def ref_dropout(x, p, seed):
+    keep = np.random.default_rng(seed).random(x.shape) >= p
+    return x * keep / (1 - p)
+
+
+def call_dropout(x, p, seed):
+    minims.backend.manual_seed(seed)  # the same mask for every evaluation of the op
+    return F.dropout(x, p, training=True)
+
+
+SPECS = {
+    "Add": OpSpec(binary(), lambda a, b: a + b, np.add),
+    "Sub": OpSpec(binary(), lambda a, b: a - b, np.subtract),
+    "Mul": OpSpec(binary(), lambda a, b: a * b, np.multiply),
+    "Div": OpSpec(binary(b_away=0.5), lambda a, b: a / b, np.divide),
+    "Neg": OpSpec(unary(), lambda a: -a, np.negative),
+    "Pow": OpSpec(lambda d: (unary(0.5, 2.0)(d)[0], dict(p=d(st.sampled_from([2, 3, 0.5, -1.5, 1])))),
+                  lambda a, p: a ** p, lambda a, p: np.power(a, p)),
+    "MatMul": OpSpec(draw_matmul, lambda a, b: a @ b, np.matmul),
+    "Sum": OpSpec(draw_reduce, lambda a, **o: a.sum(**o), lambda a, **o: np.sum(a, **o)),
+    "Max": OpSpec(lambda d: draw_reduce(d, distinct_values=True),
+                  lambda a, **o: a.max(**o), lambda a, **o: np.max(a, **o)),
+    "Exp": OpSpec(unary(), lambda a: a.exp(), np.exp),
+    "Log": OpSpec(unary(0.2, 3.0), lambda a: a.log(), np.log),
+    "Tanh": OpSpec(unary(), lambda a: a.tanh(), np.tanh),
+    "Sqrt": OpSpec(unary(0.2, 3.0), lambda a: a.sqrt(), np.sqrt),
+    "ReLU": OpSpec(unary(away_from_zero=0.1), lambda a: a.relu(), lambda a: np.maximum(a, 0)),
+    "Reshape": OpSpec(lambda d: ([values(d, (2, 3, 4))], dict(shape=d(st.sampled_from([(6, 4), (24,), (4, 3, 2)])))),
+                      lambda a, shape: a.reshape(shape), lambda a, shape: a.reshape(shape)),
+    "Transpose": OpSpec(lambda d: ([values(d, (2, 3, 4))], dict(axes=d(st.permutations([0, 1, 2])))),
+                        lambda a, axes: a.transpose(*axes), lambda a, axes: a.transpose(axes)),
+    "Cast": OpSpec(unary(), lambda a: a.astype("float32").astype("float64"),
+                   lambda a: a.astype(np.float32).astype(np.float64), atol=1e-5, rtol=1e-4, eps=1e-2),
+    "GetItem": OpSpec(draw_getitem, lambda a, index: a[index], lambda a, index: a[index]),
+    "Concat": OpSpec(lambda d: draw_several(d, same_shape=False),
+                     lambda *ts, axis: minims.concat(ts, axis=axis),
+                     lambda *xs, axis: np.concatenate(xs, axis=axis)),
+    "Stack": OpSpec(lambda d: draw_several(d, same_shape=True),
+                    lambda *ts, axis: minims.stack(ts, axis=axis),
+                    lambda *xs, axis: np.stack(xs, axis=axis)),
+    "Where": OpSpec(draw_where, lambda a, b, condition: minims.where(condition, a, b),
+                    lambda a, b, condition: np.where(condition, a, b)),
+    # fused ops
+    "Softmax": OpSpec(draw_last_axis, lambda x, axis: F.softmax(x, axis), ref_softmax),
+    "LogSoftmax": OpSpec(draw_last_axis, lambda x, axis: F.log_softmax(x, axis),
+                         lambda x, axis: np.log(ref_softmax(x, axis))),
+    "GELU": OpSpec(unary(-4.0, 4.0), F.gelu, ref_gelu),
+    "LayerNorm": OpSpec(draw_layer_norm, F.layer_norm, ref_layer_norm),
+    "Embedding": OpSpec(draw_embedding, lambda w, idx: F.embedding(idx, w), lambda w, idx: w[idx]),
+    "CrossEntropy": OpSpec(draw_cross_entropy, F.cross_entropy, ref_cross_entropy),
+    "Dropout": OpSpec(draw_dropout, call_dropout, ref_dropout),
+    "ScaledDotProductAttention": OpSpec(draw_attention, F.scaled_dot_product_attention, ref_attention),
+}
