@@ -42,9 +42,11 @@ def is_grad_enabled():
 
 @contextlib.contextmanager
 def name_scope(name):
-    """Tag every op created inside with `name` (modules use their dotted path), so that
+    """Tag every op created inside with `name`, nested under the enclosing scope with a dot
+    (modules use their attribute names, so ops get paths like `blocks.0.attn`), so that
     `minims.memory` can say which layer holds which saved bytes."""
-    _scope.append(name)
+    parent = _scope[-1] if _scope else ""
+    _scope.append(f"{parent}.{name}" if parent and name else parent or name)
     try:
         yield
     finally:

@@ -1,0 +1,61 @@
+"""The basic layers: Linear, Embedding, LayerNorm, Dropout and the GPT-2 MLP."""
+from .. import functional as F
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    """y = x W + b with W of shape (in_features, out_features), initialised N(0, 0.02²)."""
+
+    def __init__(self, in_features, out_features, bias=True, std=0.02):
+        super().__init__()
+        self.weight = Parameter((in_features, out_features), std=std)
+        self.bias = Parameter((out_features,), init="zeros") if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+
+class Embedding(Module):
+    """A table of `num` vectors of size `dim`, looked up by integer ids."""
+
+    def __init__(self, num, dim, decay=None):
+        super().__init__()
+        self.weight = Parameter((num, dim), decay=decay)
+
+    def forward(self, idx):
+        return F.embedding(idx, self.weight)
+
+
+class LayerNorm(Module):
+    """Normalise the last axis to zero mean, unit variance, then scale and shift."""
+
+    def __init__(self, n_embd, eps=1e-5):
+        super().__init__()
+        self.weight = Parameter((n_embd,), init="ones")
+        self.bias = Parameter((n_embd,), init="zeros")
+        self.eps = eps
+
+    def forward(self, x):
+        return F.layer_norm(x, self.weight, self.bias, self.eps)
+
+
+class Dropout(Module):
+    def __init__(self, p=0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+
+class MLP(Module):
+    """The transformer feed-forward: C → 4C → GELU → C (GPT-2)."""
+
+    def __init__(self, n_embd, dropout=0.0, proj_std=0.02):
+        super().__init__()
+        self.fc = Linear(n_embd, 4 * n_embd)
+        self.proj = Linear(4 * n_embd, n_embd, std=proj_std)
+        self.drop = Dropout(dropout)
+
+    def forward(self, x):
+        return self.drop(self.proj(F.gelu(self.fc(x))))

@@ -1,0 +1,146 @@
+"""`Module` and `Parameter`: the bookkeeping every layer and model shares.
+
+A Module owns Parameters and sub-Modules as plain attributes (minGPT style); walking them
+in attribute order gives stable dotted names such as `blocks.0.attn.qkv.weight`, which are
+the keys of `state_dict()` and of checkpoints. Calling a module runs `forward` inside a
+name scope of its attribute path, so `minims.memory.saved_bytes(..., by="scope")` can tell
+how much activation memory each layer (and each scale of a multi-scale model) holds.
+
+Weights are drawn by `init_parameters` from one seeded host-side NumPy generator, in name
+order, and only then moved to the backend: the same seed gives the same weights on NumPy
+and on CuPy.
+"""
+import numpy
+
+from .. import backend as B
+from ..engine import Tensor, name_scope
+
+
+class Parameter(Tensor):
+    """A Tensor that requires grad and knows how it is initialised.
+
+    init: "normal" (N(0, std²)), "zeros" or "ones". `decay` says whether AdamW applies
+    weight decay to it (None: decided by the optimizer's rule, matrices only).
+    """
+
+    __slots__ = ("init", "std", "decay")
+
+    def __init__(self, shape, init="normal", std=0.02, decay=None):
+        super().__init__(numpy.zeros(shape, dtype=numpy.float32), requires_grad=True)
+        self.init, self.std, self.decay = init, std, decay
+
+
+class Module:
+    """Base class of layers and models."""
+
+    def __init__(self):
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_name", "")
+
+    def __setattr__(self, name, value):
+        if isinstance(value, Module):
+            object.__setattr__(value, "_name", name)  # its scope name inside this module
+        object.__setattr__(self, name, value)
+
+    def __call__(self, *args, **kwargs):
+        with name_scope(self._name):
+            return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError
+
+    # --- walking the tree ---------------------------------------------------------------
+    def named_children(self):
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def named_parameters(self):
+        """(dotted name, Parameter) pairs in a stable order (attribute definition order)."""
+        for path, module in self.named_modules():
+            for name, value in vars(module).items():
+                if isinstance(value, Parameter):
+                    yield (f"{path}.{name}" if path else name), value
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def num_parameters(self):
+        return sum(p.size for p in self.parameters())
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode=True):
+        for _, m in self.named_modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    # --- state --------------------------------------------------------------------------
+    def state_dict(self):
+        """{dotted name: NumPy array copy} of every parameter."""
+        return {name: B.to_numpy(p.data).copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state):
+        """Load arrays by name; names and shapes must match exactly (the error names the culprit)."""
+        params = dict(self.named_parameters())
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if missing or unexpected:
+            raise ValueError(f"state_dict mismatch: missing {missing}, unexpected {unexpected}")
+        for name, p in params.items():
+            value = numpy.asarray(state[name])
+            if value.shape != p.shape:
+                raise ValueError(f"state_dict mismatch for {name!r}: shape {value.shape} in the "
+                                 f"state, {p.shape} in the model")
+        for name, p in params.items():
+            p.data = B.asarray(numpy.asarray(state[name]), dtype=p.dtype)
+            p.grad = None
+
+
+class ModuleList(Module):
+    """Modules in a list, named "0", "1", … (so parameters read `blocks.0.attn...`)."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        self._length = 0
+        for m in modules:
+            self.append(m)
+
+    def append(self, module):
+        setattr(self, str(self._length), module)
+        self._length += 1
+
+    def __getitem__(self, i):
+        return getattr(self, str(range(self._length)[i]))
+
+    def __len__(self):
+        return self._length
+
+    def __iter__(self):
+        return (self[i] for i in range(self._length))
+
+
+def init_parameters(module, seed=0, dtype="float32"):
+    """Draw every parameter from one seeded host generator, in name order, then move it to
+    the active backend in `dtype`. Same seed → same weights, whatever the backend."""
+    rng = B.host_rng(seed)
+    for _, p in module.named_parameters():
+        if p.init == "normal":
+            value = rng.normal(0.0, p.std, size=p.shape)
+        elif p.init in ("zeros", "ones"):
+            value = numpy.full(p.shape, 1.0 if p.init == "ones" else 0.0)
+        else:
+            raise ValueError(f"unknown init {p.init!r}")
+        p.data = B.asarray(value, dtype=numpy.dtype(dtype))
+        p.grad = None
+    return module

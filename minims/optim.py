@@ -1,0 +1,133 @@
+"""Optimizers (AdamW, SGD), gradient clipping and the warmup + cosine learning-rate schedule.
+
+Weight decay (AdamW's decoupled kind, Loshchilov & Hutter) is applied to matrices only:
+the weights of Linear layers and the token embedding. Biases, LayerNorm gains and the
+positional embeddings are not decayed — pulling a LayerNorm gain or a position vector
+towards zero is not regularisation, it just distorts the model (nanoGPT makes the same
+split, by dimension). A Parameter can override the rule with `decay=True/False`.
+"""
+import math
+
+import numpy
+
+from . import backend as B
+
+
+def decays(p):
+    """Whether weight decay applies to parameter p (matrices only, unless p.decay says)."""
+    decay = getattr(p, "decay", None)
+    return p.ndim >= 2 if decay is None else bool(decay)
+
+
+class Optimizer:
+    def __init__(self, params, lr):
+        self.params = [p for p in params]
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list")
+        self.lr = lr
+        self.step_count = 0
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def _buffers(self):
+        return {}
+
+    def state_dict(self):
+        """Everything needed for an exact resume, as NumPy arrays and numbers."""
+        return {"lr": self.lr, "step": self.step_count,
+                **{k: [B.to_numpy(a).copy() for a in v] for k, v in self._buffers().items()}}
+
+    def load_state_dict(self, state):
+        buffers = self._buffers()
+        for key, arrays in buffers.items():
+            if key not in state or len(state[key]) != len(arrays):
+                raise ValueError(f"optimizer state does not match: buffer {key!r} is missing or "
+                                 "has a different number of parameters")
+            for i, (a, saved) in enumerate(zip(arrays, state[key])):
+                if a.shape != tuple(numpy.shape(saved)):
+                    raise ValueError(f"optimizer state {key}[{i}] has shape {numpy.shape(saved)}, "
+                                     f"parameter has {a.shape}")
+            for a, saved in zip(arrays, state[key]):
+                a[...] = B.asarray(saved, dtype=a.dtype)
+        self.lr, self.step_count = state["lr"], int(state["step"])
+
+
+class AdamW(Optimizer):
+    """Adam with decoupled weight decay: p ← p − lr·(m̂/(√v̂ + eps) + wd·p) (decay on matrices)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1):
+        super().__init__(params, lr)
+        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        self.m = [B.xp.zeros_like(p.data) for p in self.params]
+        self.v = [B.xp.zeros_like(p.data) for p in self.params]
+
+    def _buffers(self):
+        return {"m": self.m, "v": self.v}
+
+    def step(self):
+        self.step_count += 1
+        b1, b2 = self.betas
+        t = self.step_count
+        # fold the bias corrections into the step size: lr·√(1−b2ᵗ)/(1−b1ᵗ)
+        step_size = self.lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        eps = self.eps * math.sqrt(1 - b2 ** t)
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            g = p.grad
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            if self.weight_decay and decays(p):
+                p.data *= 1 - self.lr * self.weight_decay
+            p.data -= step_size * m / (B.xp.sqrt(v) + eps)
+
+
+class SGD(Optimizer):
+    """Plain SGD with optional momentum: v ← μv + g; p ← p − lr·v."""
+
+    def __init__(self, params, lr=1e-2, momentum=0.0):
+        super().__init__(params, lr)
+        self.momentum = momentum
+        self.velocity = [B.xp.zeros_like(p.data) for p in self.params]
+
+    def _buffers(self):
+        return {"velocity": self.velocity}
+
+    def step(self):
+        self.step_count += 1
+        for p, vel in zip(self.params, self.velocity):
+            if p.grad is None:
+                continue
+            if self.momentum:
+                vel *= self.momentum
+                vel += p.grad
+                p.data -= self.lr * vel
+            else:
+                p.data -= self.lr * p.grad
+
+
+def clip_grad_norm(params, max_norm):
+    """Scale all gradients so that their global L2 norm is at most max_norm; returns the
+    norm before clipping (a float; inf or nan if a gradient is not finite)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    total = math.sqrt(sum(float((g * g).sum()) for g in grads))
+    if max_norm is not None and max_norm > 0 and total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for g in grads:
+            g *= scale
+    return total
+
+
+def cosine_lr(it, lr, min_lr, warmup_iters, max_iters):
+    """Linear warmup from lr/warmup to lr over `warmup_iters`, then cosine decay to min_lr
+    at `max_iters` (and min_lr after that)."""
+    if it < warmup_iters:
+        return lr * (it + 1) / warmup_iters
+    if it >= max_iters:
+        return min_lr
+    progress = (it - warmup_iters) / max(1, max_iters - warmup_iters)
+    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (lr - min_lr)
