@@ -103,18 +103,37 @@ _GELU_C = math.sqrt(2.0 / math.pi)
 class GELU(Function):
     # GPT-2's tanh approximation: y = ½ x (1 + tanh u),  u = c (x + 0.044715 x³), c = √(2/π)
     # dy/dx = ½ (1 + tanh u) + ½ x (1 − tanh² u) · c (1 + 3·0.044715 x²)
+    # (computed in place: this op runs on the widest activations, B·T·4C, so every
+    # temporary array costs)
     @staticmethod
     def forward(ctx, x):
-        x2 = x * x
-        t = B.xp.tanh(_GELU_C * x * (1 + 0.044715 * x2))
+        t = x * x
+        t *= _GELU_C * 0.044715
+        t += _GELU_C
+        t *= x                                                        # u
+        B.xp.tanh(t, out=t)
         ctx.save(x, t)
-        return 0.5 * x * (1 + t)
+        y = t + 1
+        y *= x
+        y *= 0.5
+        return y
 
     @staticmethod
     def backward(ctx, g):
         x, t = ctx.saved
-        du = _GELU_C * (1 + 3 * 0.044715 * (x * x))
-        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
+        # ½ x (1 − t²) c (1 + 3a x²)  +  ½ (1 + t)
+        d = x * x
+        d *= 3 * 0.044715 * _GELU_C
+        d += _GELU_C
+        d *= x
+        one_minus_t2 = t * t
+        B.xp.subtract(1, one_minus_t2, out=one_minus_t2)
+        d *= one_minus_t2
+        d += 1
+        d += t
+        d *= g
+        d *= 0.5
+        return d
 
 
 class LayerNorm(Function):
@@ -211,33 +230,34 @@ def _mask_bias(mask, causal, Tq, Tk, dtype):
 
 
 class ScaledDotProductAttention(Function):
-    # S = s · Q Kᵀ + bias,  P = softmax(S) (rows),  O = P V        (s = 1/√hs)
+    # S = (s·Q) Kᵀ + bias,  P = softmax(S) (rows),  O = P V        (s = 1/√hs)
     # dV = Pᵀ dO;  dP = dO Vᵀ;  dS = P ⊙ (dP − rowsum(dP ⊙ P)), and rowsum(dP ⊙ P) = rowsum(dO ⊙ O)
-    # (cheaper: T·hs instead of T·T);  dQ = s · dS K;  dK = s · dSᵀ Q
+    # (cheaper: T·hs instead of T·T);  dQ = s · dS K;  dK = dSᵀ (s·Q)
+    # The scale is applied to Q (T·hs numbers) rather than to S (T·T numbers), and the
+    # softmax runs in place on S: the T×T arrays are the cost of attention.
     @staticmethod
     def forward(ctx, q, k, v, bias=None, scale=1.0):
-        S = q @ k.swapaxes(-1, -2)                                    # (B, nh, Tq, Tk)
-        S *= scale
+        qs = q * scale                                                # (B, nh, Tq, hs)
+        S = qs @ k.swapaxes(-1, -2)                                   # (B, nh, Tq, Tk)
         if bias is not None:
             S += bias
         S -= S.max(axis=-1, keepdims=True)
         P = B.xp.exp(S, out=S)
-        P /= P.sum(axis=-1, keepdims=True)
+        P *= 1 / P.sum(axis=-1, keepdims=True)
         out = P @ v                                                   # (B, nh, Tq, hs)
-        ctx.save(q, k, v, P, out)
+        ctx.save(qs, k, v, P, out)
         ctx.scale = scale
         return out
 
     @staticmethod
     def backward(ctx, g):
-        q, k, v, P, out = ctx.saved
+        qs, k, v, P, out = ctx.saved
         dv = P.swapaxes(-1, -2) @ g if ctx.needs_grad[2] else None   # (B, nh, Tk, hs)
         dS = g @ v.swapaxes(-1, -2)                                   # (B, nh, Tq, Tk)
         dS -= (g * out).sum(axis=-1, keepdims=True)
         dS *= P
-        dS *= ctx.scale
-        dq = dS @ k if ctx.needs_grad[0] else None                    # (B, nh, Tq, hs)
-        dk = dS.swapaxes(-1, -2) @ q if ctx.needs_grad[1] else None   # (B, nh, Tk, hs)
+        dq = (dS @ k) * ctx.scale if ctx.needs_grad[0] else None      # (B, nh, Tq, hs)
+        dk = dS.swapaxes(-1, -2) @ qs if ctx.needs_grad[1] else None  # (B, nh, Tk, hs)
         return dq, dk, dv
 
 

@@ -1,0 +1,248 @@
+"""Benchmarks: `python -m minims.bench {engine,model,speed,memory}` (see `--help`).
+
+Speed is measured, never asserted: every case times minims and (when installed) the same
+computation in PyTorch side by side in one run, alternating the two so that background load
+hits both alike, and prints medians and their ratio.
+
+- engine: forward + backward of a 4-layer, 128-wide, 4-head GPT stack (T=256, B=8, float32).
+- model:  one full training step (forward, backward, AdamW) of the same vanilla model.
+- speed:  one training step of every registered model (tokens/s), PyTorch for vanilla.
+- memory: activation bytes held for backward and peak bytes per model for growing T, and
+          the fitted growth exponent in T (≈2 for vanilla attention, lower for multi-scale).
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy
+
+from . import backend as B
+
+
+def environment():
+    """What the numbers depend on: backend, threads, BLAS."""
+    blas = numpy.__config__.CONFIG.get("Build Dependencies", {}).get("blas", {})
+    info = {
+        "backend": B.get_backend(),
+        "cpu_count": os.cpu_count(),
+        "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "threads_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                    "MKL_NUM_THREADS") if k in os.environ},
+    }
+    try:
+        import torch
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        info["torch"] = None
+    return info
+
+
+def median_ms(times):
+    return 1000.0 * float(numpy.median(times))
+
+
+def time_alternating(cases, warmup, repeat):
+    """Run each case `warmup` times, then `repeat` rounds in turn; {name: [seconds]}."""
+    for fn in cases.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in cases}
+    for _ in range(repeat):
+        for name, fn in cases.items():
+            B.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            B.synchronize()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def _batch(args, seed=0):
+    rng = numpy.random.default_rng(seed)
+    idx = rng.integers(0, args.vocab_size, size=(args.batch_size, args.block_size + 1))
+    return idx[:, :-1], idx[:, 1:]
+
+
+def _minims_step(model, x, y, optimizer=None):
+    def step():
+        _, loss = model(x, y)
+        model.zero_grad()
+        loss.backward()
+        if optimizer is not None:
+            optimizer.step()
+    return step
+
+
+def _torch_step(state, args, x, y, with_optimizer):
+    try:
+        import torch
+    except ImportError:
+        return None
+    from .torch_gpt import torch_adamw, torch_gpt
+    params, forward = torch_gpt(state, args.n_head, dtype=args.dtype)
+    opt = torch_adamw(params) if with_optimizer else None
+    tx, ty = torch.tensor(x), torch.tensor(y)
+
+    def step():
+        _, loss = forward(tx, ty)
+        for p in params.values():
+            p.grad = None
+        loss.backward()
+        if opt is not None:
+            opt.step()
+    return step
+
+
+def _model_kwargs(args):
+    return dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, dtype=args.dtype)
+
+
+def bench_vanilla(args, with_optimizer):
+    """engine / model cases: minims vs PyTorch on the vanilla GPT."""
+    from .models import build_model
+    from .optim import AdamW
+    model = build_model("vanilla", args.vocab_size, args.block_size, **_model_kwargs(args))
+    x, y = _batch(args)
+    cases = {"minims": _minims_step(model, x, y, AdamW(model.parameters()) if with_optimizer else None)}
+    torch_step = _torch_step(model.state_dict(), args, x, y, with_optimizer)
+    if torch_step is not None and B.get_backend() == "numpy":
+        cases["torch"] = torch_step
+    times = time_alternating(cases, args.warmup, args.repeat)
+    result = {name: median_ms(t) for name, t in times.items()}
+    if "torch" in result:
+        result["ratio"] = result["minims"] / result["torch"]
+    return result
+
+
+def bench_speed(args):
+    """speed: one training step per registered model; PyTorch alongside for vanilla."""
+    from .models import MODELS, build_model
+    from .optim import AdamW
+    x, y = _batch(args)
+    tokens = args.batch_size * args.block_size
+    cases, params = {}, {}
+    for name in MODELS:
+        model = build_model(name, args.vocab_size, args.block_size, **_model_kwargs(args))
+        cases[name] = _minims_step(model, x, y, AdamW(model.parameters()))
+        params[name] = model.num_parameters()
+        if name == "vanilla" and B.get_backend() == "numpy":
+            torch_step = _torch_step(model.state_dict(), args, x, y, True)
+            if torch_step is not None:
+                cases["torch-vanilla"] = torch_step
+    times = time_alternating(cases, args.warmup, args.repeat)
+    rows = []
+    for name, t in times.items():
+        ms = median_ms(t)
+        rows.append({"model": name, "params": params.get(name, params.get("vanilla")),
+                     "step_ms": ms, "tokens_per_s": tokens / (ms / 1000.0)})
+    if "torch-vanilla" in times:
+        ratio = median_ms(times["vanilla"]) / median_ms(times["torch-vanilla"])
+        rows.append({"model": "vanilla/torch ratio", "ratio": ratio})
+    return rows
+
+
+def fit_exponent(ts, values):
+    """Slope of log(value) against log(T): value ∝ T^slope."""
+    return float(numpy.polyfit(numpy.log(ts), numpy.log(values), 1)[0])
+
+
+def bench_memory(args):
+    """memory: saved activation bytes and peak bytes per model, T = 256 … max_t."""
+    from .memory import saved_bytes
+    from .models import MODELS, build_model
+    ts = [t for t in (256, 512, 1024, 2048, 4096, 8192) if t <= args.max_t]
+    rows = []
+    for name in MODELS:
+        saved, peaks = [], []
+        for T in ts:
+            model = build_model(name, args.vocab_size, T, **_model_kwargs(args))
+            rng = numpy.random.default_rng(0)
+            idx = rng.integers(0, args.vocab_size, size=(args.batch_size, T + 1))
+            with B.track_memory() as mem:
+                _, loss = model(idx[:, :-1], idx[:, 1:])
+                held = saved_bytes(loss)
+                loss.backward()
+            saved.append(held)
+            peaks.append(mem["peak"])
+            rows.append({"model": name, "T": T, "saved_bytes": held, "peak_bytes": mem["peak"]})
+        rows.append({"model": name, "T": "exponent", "saved_bytes": fit_exponent(ts, saved),
+                     "peak_bytes": fit_exponent(ts, peaks)})
+    return rows
+
+
+def _print_table(rows, columns):
+    widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for r in rows:
+        print("  ".join(_fmt(r.get(c)).ljust(w) for c, w in zip(columns, widths)))
+
+
+def _fmt(v):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m minims.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("case", choices=["engine", "model", "speed", "memory"], help="what to measure")
+    p.add_argument("--backend", default="numpy", choices=B.BACKENDS, help="array backend (default numpy)")
+    p.add_argument("--n-layer", type=int, default=4, help="layers (default 4)")
+    p.add_argument("--n-embd", type=int, default=128, help="width C (default 128)")
+    p.add_argument("--n-head", type=int, default=4, help="attention heads (default 4)")
+    p.add_argument("--block-size", type=int, default=256, help="sequence length T (default 256)")
+    p.add_argument("--batch-size", type=int, default=8, help="batch size B (default 8)")
+    p.add_argument("--vocab-size", type=int, default=256, help="vocabulary size (default 256)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="default float32")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--repeat", type=int, default=10, help="timed steps; the median is reported (default 10)")
+    p.add_argument("--max-t", type=int, default=2048, help="memory: largest T (default 2048)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        B.set_backend(args.backend)
+    except (B.BackendUnavailable, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    env = environment()
+    if args.case in ("engine", "model"):
+        result = bench_vanilla(args, with_optimizer=args.case == "model")
+        rows = [{"impl": k, "median_ms": v} for k, v in result.items() if k != "ratio"]
+        if "ratio" in result:
+            rows.append({"impl": "minims/torch ratio", "median_ms": result["ratio"]})
+        columns = ["impl", "median_ms"]
+    elif args.case == "speed":
+        rows = bench_speed(args)
+        columns = ["model", "params", "step_ms", "tokens_per_s", "ratio"]
+    else:
+        rows = bench_memory(args)
+        columns = ["model", "T", "saved_bytes", "peak_bytes"]
+    config = {k: getattr(args, k) for k in ("n_layer", "n_embd", "n_head", "block_size",
+                                            "batch_size", "vocab_size", "dtype", "repeat")}
+    if args.json:
+        print(json.dumps({"case": args.case, "config": config, "environment": env, "rows": rows},
+                         indent=2))
+    else:
+        print(f"# {args.case}: {config}")
+        print(f"# {env}")
+        _print_table(rows, columns)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
