@@ -11,7 +11,6 @@ import numpy
 
 from . import backend as B
 from .engine import Function, Tensor
-from .ops import MatMul
 
 
 def _check_ids(ids, n, what):
@@ -27,6 +26,19 @@ def _ids(idx):
     if ids.dtype.kind not in "iu":
         raise TypeError(f"ids must be integers, got {ids.dtype}")
     return ids
+
+
+_ones_cache = {}
+
+
+def _rowsum(a):
+    """Sum over the last axis, keeping it (…, 1), as a matrix product with a ones vector:
+    BLAS does this 3–4× faster than `a.sum(-1)` for the short rows of a transformer."""
+    n = a.shape[-1]
+    key = (B.name, n, a.dtype.str)
+    if key not in _ones_cache:
+        _ones_cache[key] = B.xp.ones((n, 1), dtype=a.dtype)
+    return a @ _ones_cache[key]
 
 
 # --- softmax family ---------------------------------------------------------------------
@@ -142,24 +154,50 @@ class LayerNorm(Function):
     #                  dw = Σ_rows g ⊙ x̂,  db = Σ_rows g
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5):
-        mu = x.mean(axis=-1, keepdims=True)
-        xc = x - mu
-        var = (xc * xc).mean(axis=-1, keepdims=True)
+        C = x.shape[-1]
+        xc = x - _rowsum(x) * (1.0 / C)
+        var = _rowsum(xc * xc) * (1.0 / C)
         r = 1.0 / B.xp.sqrt(var + eps)
-        xhat = xc * r
-        ctx.save(xhat, r, weight)
-        return xhat * weight + bias
+        xc *= r                                                       # x̂, in place
+        ctx.save(xc, r, weight)
+        y = xc * weight
+        y += bias
+        return y
 
     @staticmethod
     def backward(ctx, g):
         xhat, r, weight = ctx.saved
         C = xhat.shape[-1]
         gh = g * weight
-        dx = r * (gh - gh.mean(axis=-1, keepdims=True)
-                  - xhat * ((gh * xhat).sum(axis=-1, keepdims=True) / C))
+        dx = gh - _rowsum(gh) * (1.0 / C)
+        dx -= xhat * (_rowsum(gh * xhat) * (1.0 / C))
+        dx *= r
         rows = g.reshape(-1, C)
         dw = (rows * xhat.reshape(-1, C)).sum(axis=0) if ctx.needs_grad[1] else None
         db = rows.sum(axis=0) if ctx.needs_grad[2] else None
+        return dx, dw, db
+
+
+class Linear(Function):
+    # y = x W + b, with all leading dimensions of x folded into one matrix product:
+    # dx = g Wᵀ;  dW = xᵀ g (summed over every row);  db = Σ_rows g
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        x2 = x.reshape(-1, x.shape[-1])                               # (N, in)
+        y = x2 @ weight                                               # (N, out)
+        if bias is not None:
+            y += bias
+        ctx.save(x2, weight)
+        ctx.shape = x.shape
+        return y.reshape(*x.shape[:-1], weight.shape[1])
+
+    @staticmethod
+    def backward(ctx, g):
+        x2, weight = ctx.saved
+        g2 = g.reshape(-1, g.shape[-1])                               # (N, out)
+        dx = (g2 @ weight.T).reshape(ctx.shape) if ctx.needs_grad[0] else None
+        dw = x2.T @ g2 if ctx.needs_grad[1] else None
+        db = g2.sum(axis=0) if len(ctx.needs_grad) > 2 and ctx.needs_grad[2] else None
         return dx, dw, db
 
 
@@ -237,26 +275,32 @@ class ScaledDotProductAttention(Function):
     # softmax runs in place on S: the T×T arrays are the cost of attention.
     @staticmethod
     def forward(ctx, q, k, v, bias=None, scale=1.0):
+        xp = B.xp
+        # Contiguous operands: NumPy's batched matmul is ~2.5× slower on transposed views.
         qs = q * scale                                                # (B, nh, Tq, hs)
-        S = qs @ k.swapaxes(-1, -2)                                   # (B, nh, Tq, Tk)
+        kT = xp.ascontiguousarray(k.swapaxes(-1, -2))                 # (B, nh, hs, Tk)
+        v = xp.ascontiguousarray(v)                                   # (B, nh, Tk, hs)
+        S = qs @ kT                                                   # (B, nh, Tq, Tk)
         if bias is not None:
             S += bias
         S -= S.max(axis=-1, keepdims=True)
-        P = B.xp.exp(S, out=S)
-        P *= 1 / P.sum(axis=-1, keepdims=True)
+        P = xp.exp(S, out=S)
+        P *= 1 / _rowsum(P)
         out = P @ v                                                   # (B, nh, Tq, hs)
-        ctx.save(qs, k, v, P, out)
+        ctx.save(qs, kT, v, P, out)
         ctx.scale = scale
         return out
 
     @staticmethod
     def backward(ctx, g):
-        qs, k, v, P, out = ctx.saved
+        xp = B.xp
+        qs, kT, v, P, out = ctx.saved
+        g = xp.ascontiguousarray(g)                                   # (B, nh, Tq, hs)
         dv = P.swapaxes(-1, -2) @ g if ctx.needs_grad[2] else None   # (B, nh, Tk, hs)
-        dS = g @ v.swapaxes(-1, -2)                                   # (B, nh, Tq, Tk)
-        dS -= (g * out).sum(axis=-1, keepdims=True)
+        dS = g @ xp.ascontiguousarray(v.swapaxes(-1, -2))             # (B, nh, Tq, Tk)
+        dS -= _rowsum(g * out)
         dS *= P
-        dq = (dS @ k) * ctx.scale if ctx.needs_grad[0] else None      # (B, nh, Tq, hs)
+        dq = (dS @ kT.swapaxes(-1, -2)) * ctx.scale if ctx.needs_grad[0] else None  # (B, nh, Tq, hs)
         dk = dS.swapaxes(-1, -2) @ qs if ctx.needs_grad[1] else None  # (B, nh, Tk, hs)
         return dq, dk, dv
 
@@ -302,9 +346,8 @@ def dropout(x, p, training=True):
 
 
 def linear(x, weight, bias=None):
-    """x @ weight + bias with weight of shape (in, out)."""
-    y = MatMul.apply(x, weight)
-    return y if bias is None else y + bias
+    """x @ weight + bias with weight of shape (in, out) (bias optional)."""
+    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
 
 
 def scaled_dot_product_attention(q, k, v, causal=True, mask=None, scale=None):

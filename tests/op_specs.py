@@ -110,6 +110,15 @@ def draw_layer_norm(draw):
     return [values(draw, shape), values(draw, (C,), 0.5, 1.5), values(draw, (C,))], {}
 
 
+def draw_linear(draw):
+    lead = draw(array_shapes(min_dims=1, max_dims=3, max_side=3))
+    n_in, n_out = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    arrays = [values(draw, lead + (n_in,)), values(draw, (n_in, n_out))]
+    if draw(st.booleans()):
+        arrays.append(values(draw, (n_out,)))
+    return arrays, {}
+
+
 def draw_embedding(draw):
     V, C = draw(st.integers(1, 5)), draw(st.integers(1, 4))
     idx_shape = draw(array_shapes(min_dims=1, max_dims=2, max_side=4))
@@ -222,6 +231,7 @@ SPECS = {
                          lambda x, axis: np.log(ref_softmax(x, axis))),
     "GELU": OpSpec(unary(-4.0, 4.0), F.gelu, ref_gelu),
     "LayerNorm": OpSpec(draw_layer_norm, F.layer_norm, ref_layer_norm),
+    "Linear": OpSpec(draw_linear, F.linear, lambda x, w, b=0.0: x @ w + b),
     "Embedding": OpSpec(draw_embedding, lambda w, idx: F.embedding(idx, w), lambda w, idx: w[idx]),
     "CrossEntropy": OpSpec(draw_cross_entropy, F.cross_entropy, ref_cross_entropy),
     "Dropout": OpSpec(draw_dropout, call_dropout, ref_dropout),
