@@ -42,6 +42,17 @@ _cupyx = None
 _peak_hook = None
 
 
+_caches = []
+
+
+def cache():
+    """A dict for arrays cached on the active backend; emptied by every `set_backend`, so
+    an array made by one backend is never handed to another."""
+    d = {}
+    _caches.append(d)
+    return d
+
+
 def _import_cupy():
     """Import cupy and cupyx, or raise BackendUnavailable saying how to install them."""
     try:
@@ -68,6 +79,8 @@ def set_backend(backend):
     else:
         xp, _cupyx = numpy, None
     name = backend
+    for d in _caches:
+        d.clear()
     return xp
 
 

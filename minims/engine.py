@@ -70,6 +70,8 @@ class Context:
 class Function:
     """Base class of every op. Subclasses implement static `forward` and `backward`."""
 
+    changes_dtype = False  # only casts may return another float dtype than their input
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.__name__ in OPS:
@@ -90,6 +92,10 @@ class Function:
         tensors = _as_tensors(inputs)
         ctx = Context()
         out = Tensor._wrap(cls.forward(ctx, *[t.data for t in tensors], **options))
+        if (tensors and tensors[0].dtype.kind == "f" and out.dtype.kind == "f"
+                and out.dtype != tensors[0].dtype and not cls.changes_dtype):
+            raise TypeError(f"{cls.__name__} turned {tensors[0].dtype} into {out.dtype}: an op must "
+                            "not promote silently (look for a NumPy float64 scalar option)")
         needs_grad = [t.requires_grad for t in tensors]
         if _grad_enabled and any(needs_grad):
             ctx.op = cls
@@ -102,14 +108,25 @@ class Function:
 
 
 def _as_tensors(inputs):
-    """Tensors stay; scalars and arrays become constants of the first tensor's dtype."""
-    dtype = next((t.dtype for t in inputs if isinstance(t, Tensor)), None)
-    tensors = [t if isinstance(t, Tensor) else Tensor(t, dtype=dtype) for t in inputs]
-    floats = {t.dtype for t in tensors if t.dtype.kind == "f"}
+    """Tensors stay; scalars and arrays become constants of the tensors' float dtype.
+
+    No silent promotion: two float dtypes may not meet (cast one side with .astype()), and
+    integer or boolean operands of a float op are cast to its float dtype, not the reverse.
+    """
+    floats = {t.dtype for t in inputs if isinstance(t, Tensor) and t.dtype.kind == "f"}
     if len(floats) > 1:
         raise TypeError(f"mixed float dtypes {sorted(str(d) for d in floats)}: minims never "
                         "promotes silently; cast one side with .astype()")
-    return tensors
+    dtype = floats.pop() if floats else next(
+        (t.dtype for t in inputs if isinstance(t, Tensor)), None)
+    out = []
+    for t in inputs:
+        if not isinstance(t, Tensor):
+            t = Tensor(t, dtype=dtype)
+        elif dtype is not None and dtype.kind == "f" and t.dtype.kind != "f":
+            t = Tensor._wrap(t.data.astype(dtype))
+        out.append(t)
+    return out
 
 
 def unbroadcast(grad, shape):
@@ -188,7 +205,7 @@ class Tensor:
                                    "needs grad=, an array of that shape")
             grad = B.xp.ones_like(self.data)
         else:
-            grad = grad.data if isinstance(grad, Tensor) else B.asarray(grad, dtype=self.dtype)
+            grad = B.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"grad shape {grad.shape} does not match tensor shape {self.shape}")
 
@@ -252,7 +269,7 @@ class Tensor:
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor) or not numpy.isscalar(exponent):
             raise TypeError("Tensor ** x needs a Python scalar exponent x")
-        return Pow.apply(self, exponent=exponent)
+        return Pow.apply(self, exponent=float(exponent))  # a NumPy float64 would promote
 
     # comparisons give plain (non-differentiable) boolean arrays
     def _other(self, other): return other.data if isinstance(other, Tensor) else other

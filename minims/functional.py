@@ -28,7 +28,7 @@ def _ids(idx):
     return ids
 
 
-_ones_cache = {}
+_ones_cache = B.cache()
 
 
 def _rowsum(a):
@@ -236,7 +236,7 @@ class Dropout(Function):
 
 # --- attention ----------------------------------------------------------------------------
 
-_bias_cache = {}
+_bias_cache = B.cache()  # causal bias per (T, dtype), emptied when the backend changes
 
 
 def _mask_bias(mask, causal, Tq, Tk, dtype):
@@ -320,7 +320,7 @@ def gelu(x):
 
 
 def layer_norm(x, weight, bias, eps=1e-5):
-    return LayerNorm.apply(x, weight, bias, eps=eps)
+    return LayerNorm.apply(x, weight, bias, eps=float(eps))
 
 
 def embedding(idx, weight):
@@ -342,7 +342,7 @@ def dropout(x, p, training=True):
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     if not training or p == 0.0:
         return x
-    return Dropout.apply(x, p=p)
+    return Dropout.apply(x, p=float(p))  # a NumPy float64 p would promote float32
 
 
 def linear(x, weight, bias=None):

@@ -45,12 +45,12 @@ def saved_bytes(*outputs, by=None, depth=None):
     by=None → an int; by="scope" → {scope: bytes} (scope cut to its first `depth` dotted
     parts when `depth` is given); by="op" → {op name: bytes}.
     """
-    totals, counted = defaultdict(int), set()
+    totals, counted = defaultdict(int), {}
     for scope, op, a in saved_arrays(*outputs):
         owner = _owner(a)
         if id(owner) in counted:
             continue
-        counted.add(id(owner))
+        counted[id(owner)] = owner  # keep it alive so its id stays unique
         if by == "scope":
             key = ".".join(scope.split(".")[:depth]) if depth else scope
         else:

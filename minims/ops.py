@@ -233,6 +233,8 @@ class Transpose(Function):
 
 
 class Cast(Function):
+    changes_dtype = True
+
     @staticmethod
     def forward(ctx, a, dtype):
         ctx.dtype = a.dtype

@@ -1,0 +1,133 @@
+"""The CuPy backend on a real CUDA GPU, checked against the NumPy backend in float64.
+
+Skipped (the whole module) when CuPy cannot be imported or no CUDA device is usable, which
+is the normal case on a CPU-only CI machine; tests/test_backend.py covers the CuPy control
+flow there with a fake. On a GPU job set `MINIMS_REQUIRE_CUDA=1`: then a missing CuPy or
+GPU is a failure, not a silent skip (a GPU path that is never run is not tested).
+
+    MINIMS_REQUIRE_CUDA=1 python -m pytest -q tests/test_cupy_real.py
+"""
+import os
+
+import numpy as np
+import pytest
+
+import minims
+import minims.functional as F
+from minims import Tensor, backend
+
+
+def _cuda_problem():
+    """Why the real CuPy backend cannot run here, or None when it can."""
+    try:
+        import cupy
+    except Exception as e:  # ImportError, or a broken CUDA install failing at import
+        return f"CuPy cannot be imported ({type(e).__name__}: {e})"
+    if getattr(cupy, "_is_fake", False):
+        return "sys.modules['cupy'] is the test fake"
+    try:
+        if not cupy.cuda.is_available():
+            return "CuPy is installed but no CUDA device is usable"
+    except Exception as e:
+        return f"the CUDA check failed ({type(e).__name__}: {e})"
+    return None
+
+
+_problem = _cuda_problem()
+if _problem is not None:
+    if os.environ.get("MINIMS_REQUIRE_CUDA") == "1":
+        pytest.fail(f"MINIMS_REQUIRE_CUDA=1 but {_problem}: "
+                    "pip install -e '.[cuda12]' on a machine with an NVIDIA GPU", pytrace=False)
+    pytest.skip(_problem, allow_module_level=True)
+
+import cupy  # noqa: E402  (only reached with a usable GPU)
+
+TOL = dict(rtol=1e-10, atol=1e-12)
+
+
+@pytest.fixture(autouse=True)
+def numpy_afterwards():
+    yield
+    minims.set_backend("numpy")
+
+
+def _attention_mlp(idx, mask):
+    """Embedding → layer norm → attention (causal and masked) → GELU MLP → cross-entropy,
+    forward and backward, in float64. Returns the loss and every gradient, on the host."""
+    rng = backend.host_rng(0)                  # the same initial weights on both backends
+    B, T = idx.shape
+    V, C, nh = 11, 8, 2
+    p = {name: Tensor(rng.standard_normal(shape) * 0.5, requires_grad=True)
+         for name, shape in [("wte", (V, C)), ("qkv", (C, 3 * C)), ("fc", (C, 4 * C)),
+                             ("proj", (4 * C, C)), ("ln_w", (C,)), ("ln_b", (C,))]}
+    x = F.embedding(idx, p["wte"])                                          # (B, T, C)
+    h = F.layer_norm(x, p["ln_w"], p["ln_b"])
+    qkv = F.linear(h, p["qkv"]).reshape(B, T, 3, nh, C // nh).transpose(2, 0, 3, 1, 4)
+    q, k, v = qkv[0], qkv[1], qkv[2]                                        # (B, nh, T, hs)
+    a = (F.scaled_dot_product_attention(q, k, v, causal=True)
+         + F.scaled_dot_product_attention(q, k, v, causal=False, mask=mask))
+    x = x + a.transpose(0, 2, 1, 3).reshape(B, T, C)
+    x = x + F.linear(F.gelu(F.linear(x, p["fc"])), p["proj"])
+    logits = x @ p["wte"].T                                                 # (B, T, V)
+    loss = F.cross_entropy(logits, np.roll(idx, -1, axis=1))
+    loss.backward()
+    on_gpu = {name: isinstance(t.grad, cupy.ndarray) for name, t in p.items()}
+    return loss.item(), {name: minims.to_numpy(t.grad) for name, t in p.items()}, on_gpu
+
+
+def test_attention_mlp_matches_numpy():
+    idx = np.array([[1, 3, 3, 0, 10, 2], [6, 3, 1, 1, 1, 9]])
+    mask = np.random.default_rng(1).random((6, 6)) > 0.5
+    mask[np.arange(6), np.arange(6)] = True
+    ref_loss, ref_grads, _ = _attention_mlp(idx, mask)
+
+    minims.set_backend("cupy")
+    assert minims.get_backend() == "cupy"
+    loss, grads, on_gpu = _attention_mlp(idx, mask)
+    assert all(on_gpu.values()), on_gpu
+    np.testing.assert_allclose(loss, ref_loss, **TOL)
+    for name in ref_grads:
+        np.testing.assert_allclose(grads[name], ref_grads[name], err_msg=name, **TOL)
+
+
+def test_embedding_backward_with_repeated_ids_matches_numpy():
+    ids = np.array([[0, 2, 2, 5, 2], [2, 1, 0, 2, 2]])
+    w0 = np.random.default_rng(2).standard_normal((6, 3))
+    g = np.random.default_rng(3).standard_normal(ids.shape + (3,))
+
+    def run():
+        w = Tensor(w0, requires_grad=True)
+        out = F.embedding(ids, w)
+        out.backward(g)
+        return out.numpy(), minims.to_numpy(w.grad)
+
+    ref_out, ref_grad = run()
+    minims.set_backend("cupy")
+    out, grad = run()
+    np.testing.assert_allclose(out, ref_out, **TOL)
+    np.testing.assert_allclose(grad, ref_grad, **TOL)
+    expected = np.zeros_like(w0)
+    np.add.at(expected, ids.ravel(), g.reshape(-1, 3))
+    np.testing.assert_allclose(grad, expected, **TOL)
+
+
+def test_out_of_range_ids_raise_on_cupy():
+    # CuPy wraps out-of-range indices instead of raising: minims checks them itself
+    minims.set_backend("cupy")
+    w = Tensor(np.ones((4, 2)), requires_grad=True)
+    for bad in ([0, 4], [-1, 0]):
+        with pytest.raises(IndexError):
+            F.embedding(np.array(bad), w)
+    with pytest.raises(IndexError):
+        F.cross_entropy(Tensor(np.zeros((2, 4))), np.array([0, 4]))
+
+
+def test_memory_and_synchronize_on_cupy():
+    minims.set_backend("cupy")
+    with backend.track_memory() as mem:
+        y = Tensor(np.ones(1_000_000)) * 2.0              # 8 MB each, on the GPU
+        backend.synchronize()
+        del y
+    assert mem["peak"] >= 8_000_000
+    stats = backend.memory_stats()
+    assert stats["peak"] >= stats["in_use"] >= 0
