@@ -39,8 +39,11 @@ class Module:
 
     def __setattr__(self, name, value):
         if isinstance(value, Module):
-            object.__setattr__(value, "_name", name)  # its scope name inside this module
+            value._set_scope_name(name)  # its scope name inside this module
         object.__setattr__(self, name, value)
+
+    def _set_scope_name(self, name):
+        object.__setattr__(self, "_name", name)
 
     def __call__(self, *args, **kwargs):
         with name_scope(self._name):
@@ -119,6 +122,14 @@ class ModuleList(Module):
     def append(self, module):
         setattr(self, str(self._length), module)
         self._length += 1
+        self._set_scope_name(self._name)
+
+    def _set_scope_name(self, name):
+        # A list is iterated, never called, so its items carry its name themselves
+        # (`blocks.0`, not `0`) for memory accounting by scope.
+        object.__setattr__(self, "_name", name)
+        for i in range(self._length):
+            getattr(self, str(i))._set_scope_name(f"{name}.{i}" if name else str(i))
 
     def __getitem__(self, i):
         return getattr(self, str(range(self._length)[i]))

@@ -1,0 +1,275 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Lesson 05: attention
+#
+# **What you'll learn**
+# - scaled dot-product attention step by step with `Tensor`s: scores, the $1/\sqrt{hs}$ scale, the
+#   causal mask, the softmax, the weighted sum;
+# - how the library fuses it into one op, and the derivation of its backward pass;
+# - how to *test* causality: change token $t$, and no output before $t$ may move;
+# - its memory: the $T \times T$ attention matrix, measured, grows 4× when $T$ doubles. This
+#   quadratic cost is the problem the paper's multi-scale models attack.
+#
+# **Where this sits.** `minims.functional.scaled_dot_product_attention` (the fused op) and
+# `minims.nn.CausalSelfAttention` (the layer with its projections). The multi-scale models reuse both,
+# passing boolean "may attend" masks for local windows and the retina model's coarse keys.
+
+# %%
+import os
+import sys
+from pathlib import Path
+
+# Make `import minims` work from a fresh clone (before `pip install -e .`), as a script or a notebook.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+ROOT = next((p for p in (HERE, *HERE.parents) if (p / "minims").is_dir()), HERE)
+sys.path.insert(0, str(ROOT))
+QUICK = os.environ.get("MINIMS_QUICK") == "1"  # the test suite's fast mode: shorter sequences
+
+import inspect
+import math
+
+import numpy as np
+
+import minims
+import minims.functional as F
+from minims import Tensor
+from minims.nn import CausalSelfAttention, init_parameters
+
+rng = np.random.default_rng(0)
+
+# %% [markdown]
+# ## 1. Queries, keys, values
+#
+# Each position $t$ emits a **query** $q_t$ ("what am I looking for?"), a **key** $k_t$ ("what do I
+# contain?") and a **value** $v_t$ ("what do I pass on?"), all linear maps of its input. Position $t$
+# scores every position $s$ by $q_t \cdot k_s$, turns the scores into weights with a softmax, and
+# outputs the weighted average of the values:
+#
+# $$S = \frac{QK^\top}{\sqrt{hs}}, \qquad P = \text{softmax}_{\text{rows}}(S + \text{mask}), \qquad O = PV.$$
+#
+# With several heads, the $C$ channels are split into `n_head` groups of `hs = C // n_head`, and each
+# head attends on its own: tensors are `(B, nh, T, hs)`. Here is the layer, which does the projections
+# and the head reshuffling around the fused op:
+
+# %%
+print(inspect.getsource(CausalSelfAttention.forward))
+
+# %% [markdown]
+# **Why divide by $\sqrt{hs}$?** If the entries of $q$ and $k$ have unit variance, $q\cdot k$ is a sum
+# of $hs$ such products: its standard deviation is $\sqrt{hs}$. Large scores saturate the softmax
+# (one weight ≈ 1, the others ≈ 0, gradients ≈ 0). Dividing by $\sqrt{hs}$ brings the spread back to ~1:
+
+# %%
+for hs_ in (16, 64, 256):
+    q_, k_ = rng.standard_normal((2, 10_000, hs_))
+    dots = (q_ * k_).sum(-1)
+    scaled = dots / math.sqrt(hs_)
+    print(f"hs={hs_:3d}: std of q·k = {dots.std():6.2f},  after / sqrt(hs): {scaled.std():.2f}")
+
+# %% [markdown]
+# ## 2. Step by step, with a causal mask
+#
+# A language model predicts token $t+1$ from tokens $\le t$, so position $t$ must not look at any
+# $s > t$. We enforce it by setting those scores to $-\infty$ before the softmax: $e^{-\infty} = 0$
+# exactly, so the future gets weight exactly 0. The mask is lower-triangular ("may attend"):
+
+# %%
+B, nh, T, hs = 2, 2, 6, 4
+q, k, v = (Tensor(rng.standard_normal((B, nh, T, hs)), requires_grad=True) for _ in range(3))
+allowed = np.tril(np.ones((T, T), dtype=bool))   # allowed[t, s]: may query t attend to key s?
+print("causal mask (rows = queries t, columns = keys s; x = may attend):")
+for t in range(T):
+    print("   ", " ".join("x" if a else "." for a in allowed[t]))
+
+S = (q @ k.transpose(0, 1, 3, 2)) * (1 / math.sqrt(hs))    # (B, nh, T, T)
+S = minims.where(allowed, S, -np.inf)                      # future scores -> -inf
+P = F.softmax(S, axis=-1)                                  # (B, nh, T, T), rows sum to 1
+out_steps = P @ v                                          # (B, nh, T, hs)
+
+np.set_printoptions(precision=3, suppress=True)
+print("attention weights P of batch 0, head 0 (row t = how query t spreads its attention):")
+print(P.numpy()[0, 0])
+print("row sums:", P.numpy()[0, 0].sum(-1))
+
+# %% [markdown]
+# ## 3. The fused op and its backward
+#
+# The library does all of that in one `Function`, `ScaledDotProductAttention`. Its backward comes
+# from the chain rule through the three steps, with $g = \partial L/\partial O$:
+#
+# - $O = PV$ is a matrix product: $\bar V = P^\top g$ and $\bar P = g V^\top$.
+# - $P = \text{softmax}(S)$ row by row (lesson 04): $\bar S = P \odot (\bar P - \text{rowsum}(\bar P \odot P))$.
+#   A shortcut: $\text{rowsum}(\bar P \odot P)_t = \sum_s (gV^\top)_{ts} P_{ts} = \sum_j g_{tj} (PV)_{tj}
+#   = \text{rowsum}(g \odot O)_t$, which costs $T \cdot hs$ instead of $T^2$.
+# - $S = sQK^\top$ (with $s = 1/\sqrt{hs}$): $\bar Q = s\,\bar S K$ and $\bar K = \bar S^\top (sQ)$.
+#
+# Masked entries have $P = 0$, so $\bar S = 0$ there: no gradient flows to the future either.
+# The forward saves $sQ$, $K^\top$, $V$, $P$ and $O$. Of these, only $P$ is $T \times T$.
+
+# %%
+print(inspect.getsource(F.ScaledDotProductAttention))
+
+# %% [markdown]
+# Same inputs through the fused op; values and gradients must match the step-by-step graph
+# (float64, so to ~1e-15):
+
+# %%
+w_out = rng.standard_normal(out_steps.shape)
+out_steps.backward(w_out)
+steps_grads = [t.grad for t in (q, k, v)]
+
+qf, kf, vf = (Tensor(t.numpy(), requires_grad=True) for t in (q, k, v))
+out_fused = F.scaled_dot_product_attention(qf, kf, vf, causal=True)
+out_fused.backward(w_out)
+value_diff = np.abs(out_fused.numpy() - out_steps.numpy()).max()
+grad_diff = max(np.abs(a.grad - g).max() for a, g in zip((qf, kf, vf), steps_grads))
+print(f"fused vs step by step: max |value diff| {value_diff:.1e}, max |grad diff| {grad_diff:.1e}")
+
+# %% [markdown]
+# ## 4. Testing causality
+#
+# A leak (a position seeing its own target) makes a language model look brilliant in training and
+# useless in generation, so we test for it directly, in float64 with weights of O(1) scale (tiny
+# weights can hide a leak):
+#
+# 1. **Invariance:** change the input at position $t$ (and after); outputs at positions $< t$ must be
+#    *exactly* unchanged.
+# 2. **Sensitivity:** the output at $t$ itself must change (otherwise the test proves nothing).
+# 3. **Gradient structure:** backpropagate from the output at position $s$ only; the input gradient
+#    must be exactly zero at every position $> s$.
+
+# %%
+C = 16
+layer = init_parameters(CausalSelfAttention(C, n_head=4), seed=0, dtype="float64")
+for p in layer.parameters():          # O(1) weights: leaks should be loud, not 0.02-quiet
+    p.data = rng.standard_normal(p.shape) * 0.5
+layer.eval()
+
+T_leak, t = 8, 5
+x_base = rng.standard_normal((1, T_leak, C))
+x_changed = x_base.copy()
+x_changed[:, t:] = rng.standard_normal((1, T_leak - t, C))   # change position t and everything after
+
+with minims.no_grad():
+    y_base, y_changed = layer(Tensor(x_base)).numpy(), layer(Tensor(x_changed)).numpy()
+moved = np.abs(y_base - y_changed).max(axis=-1)[0]    # (T,) how much each output position moved
+print("max change of the output at each position after changing positions >=", t)
+print("   ", "  ".join(f"{i}:{m:.1e}" for i, m in enumerate(moved)))
+
+s = 3
+xg = Tensor(x_base, requires_grad=True)
+y = layer(xg)
+seed_grad = np.zeros(y.shape)
+seed_grad[0, s] = rng.standard_normal(C)     # dL/dy is non-zero only at output position s
+y.backward(seed_grad)
+grad_norm = np.abs(xg.grad[0]).sum(-1)
+print(f"|dL/dx| per input position, for a loss on output position {s}:")
+print("   ", "  ".join(f"{i}:{m:.1e}" for i, m in enumerate(grad_norm)))
+
+# %% [markdown]
+# And what a leak looks like: the same op with `causal=False` lets every position read the future.
+
+# %%
+qk = rng.standard_normal((3, 1, 1, T_leak, 4))
+qk_changed = qk.copy()
+qk_changed[:, :, :, t:] += 1.0
+with minims.no_grad():
+    leaky = [F.scaled_dot_product_attention(*map(Tensor, arrs), causal=False).numpy()
+             for arrs in (qk, qk_changed)]
+print("causal=False, positions < t that moved:",
+      [i for i in range(t) if np.abs(leaky[0][0, 0, i] - leaky[1][0, 0, i]).max() > 0], "(a leak)")
+
+# %% [markdown]
+# ## 5. Other masks
+#
+# `scaled_dot_product_attention` also takes a boolean `mask` ("may attend"), combined with the causal
+# rule. A **local window** of $w$ tokens is one such mask; with it, each query sees at most $w$ keys,
+# the idea behind the top-down model's cheaper fine layers and the retina model's recent-token window
+# (lessons 08 and 10). A row with no allowed key would make the softmax $0/0$, so the library
+# refuses it with an error rather than returning NaN.
+
+# %%
+window = 3
+idx = np.arange(T)
+local = (idx[:, None] - idx[None, :]) < window            # key s within the last `window` tokens of t
+print(f"causal + local window of {window}:")
+for r in range(T):
+    print("   ", " ".join("x" if (local[r, c] and c <= r) else "." for c in range(T)))
+with minims.no_grad():
+    out_local = F.scaled_dot_product_attention(q, k, v, causal=True, mask=local)
+print("output shape:", out_local.shape)
+
+# %% [markdown]
+# ## 6. The O(T²) memory, measured
+#
+# `minims.memory.saved_bytes(out, by="op")` walks the graph behind `out` and adds up the arrays each
+# op saved for backward. We run one attention layer at $T$ and at $2T$. The projections save
+# $O(T\cdot C)$ bytes, which double; the attention matrix $P$ of shape (B, nh, T, T) quadruples, and
+# soon dominates. The fused op's row shows the sum of both kinds, so we also pick $P$ out by its shape.
+
+# %%
+C_mem, nh_mem = 64, 4
+T_small = 64 if QUICK else 256
+mem_layer = init_parameters(CausalSelfAttention(C_mem, nh_mem), seed=0)
+
+
+def attention_memory(T_):
+    x = Tensor(rng.standard_normal((1, T_, C_mem)).astype(np.float32), requires_grad=True)
+    out = mem_layer(x)
+    by_op = minims.memory.saved_bytes(out, by="op")
+    p_bytes = sum(a.nbytes for _, op, a in minims.memory.saved_arrays(out)
+                  if a.ndim == 4 and a.shape[-2:] == (T_, T_))          # only P is (B, nh, T, T)
+    return by_op, p_bytes, minims.memory.saved_bytes(out)
+
+
+small, p_small, total_small = attention_memory(T_small)
+large, p_large, total_large = attention_memory(2 * T_small)
+print(f"{'saved for backward':28} {f'T={T_small}':>12} {f'T={2 * T_small}':>12} {'ratio':>7}")
+for op in sorted(set(small) | set(large)):
+    a, b = small.get(op, 0), large.get(op, 0)
+    print(f"{op:28} {a:12,} {b:12,} {b / max(a, 1):7.2f}")
+print(f"{'  of which P (B, nh, T, T)':28} {p_small:12,} {p_large:12,} {p_large / p_small:7.2f}")
+print(f"{'total':28} {total_small:12,} {total_large:12,} {total_large / total_small:7.2f}")
+
+T_book = 4096
+print(f"\nextrapolated: at T={T_book}, P alone would take {nh_mem * T_book ** 2 * 4 / 2**20:,.0f} MiB "
+      f"per sequence per layer, vs {p_large / 2**20:.1f} MiB at T={2 * T_small}.")
+
+# %% [markdown]
+# That is the paper's starting point: a vanilla transformer pays this in every layer. The
+# multi-scale models run most layers on sequences $k$ or $k^2$ times shorter, where $P$ is $k^2$ or
+# $k^4$ times smaller.
+#
+# ## Check
+
+# %%
+assert value_diff < 1e-12 and grad_diff < 1e-12, "the fused attention must match the step-by-step graph"
+assert np.all(moved[:t] == 0), f"causality: outputs before position {t} changed: {moved[:t]}"
+assert np.all(moved[t:] > 0), "sensitivity: outputs at positions >= t should change"
+assert np.all(grad_norm[s + 1:] == 0) and grad_norm[s] > 0, \
+    f"gradient from output {s} must be zero at later inputs and non-zero at {s}"
+assert p_large == 4 * p_small, "the attention matrix P must grow exactly 4x when T doubles"
+assert 2 < total_large / total_small < 4, "total activation memory should grow between 2x and 4x"
+print("Check passed: fused == step by step, causal (invariance, sensitivity, gradient structure), "
+      f"and P grows {p_large / p_small:.0f}x for 2x the length.")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Break the mask.** Replace `np.tril` by `np.tril(..., k=1)` in section 2 (each position may also
+#    see the next one) and rerun the causality test of section 4 on the step-by-step version.
+#    *Hint:* wrap the step-by-step code in a function of `(q, k, v, allowed)`; the invariance check
+#    should now fail at position $t-1$.
+# 2. **Heads and memory.** At fixed $C$, how does the memory of $P$ change with `n_head`? And the rest?
+#    Predict, then measure with `attention_memory`. *Hint:* $P$ is (B, nh, T, T).
+# 3. **Local attention memory.** The fused op still stores the full $T \times T$ matrix even with a
+#    local window mask. How many of its entries are non-zero for window $w$? *Hint:* about $T\cdot w$;
+#    a model that exploits this must store only the band (see the top-down model in lesson 08).

@@ -1,0 +1,71 @@
+"""Every lesson runs, start to finish, in quick mode: a lesson can never rot.
+
+Each `lessons/NN_*.py` (found by glob, so new lessons are picked up with no change here) runs as
+a plain script in a subprocess, from the repository root, with `MINIMS_QUICK=1` (smaller sizes,
+fewer steps; about 10 s each). A lesson ends with its own check (assertions with messages), so
+exit code 0 means the learner's check passes too. `lessons/README.md` must list every lesson.
+
+What a new lesson needs to pass: it imports minims, is a jupytext py:percent file, reads
+`MINIMS_QUICK`, has "## Check" and "## Exercises" markdown sections, prints "Check passed" at
+the end, and finishes within 120 s in quick mode (aim for ~10 s).
+"""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS_DIR = ROOT / "lessons"
+LESSONS = sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py"))
+TIMEOUT_S = 120
+
+
+def quick_env():
+    env = dict(os.environ, MINIMS_QUICK="1")
+    # Lessons multiply small matrices; on a shared CI machine BLAS thread pools only fight over the
+    # cores (10x slower on 2 busy cores). A value the caller set is kept.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")
+    return env
+
+
+def test_lessons_exist():
+    assert LESSONS, f"no lessons found in {LESSONS_DIR}"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_runs_in_quick_mode(lesson):
+    try:
+        result = subprocess.run([sys.executable, str(lesson)], cwd=ROOT, env=quick_env(),
+                                capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"{lesson.name} took more than {TIMEOUT_S} s with MINIMS_QUICK=1\n"
+                    f"--- stdout (end) ---\n{(e.stdout or b'')[-3000:]!r}")
+    assert result.returncode == 0, (
+        f"{lesson.name} failed (exit code {result.returncode}) with MINIMS_QUICK=1\n"
+        f"--- stdout (end) ---\n{result.stdout[-4000:]}\n--- stderr (end) ---\n{result.stderr[-4000:]}")
+    assert "Check passed" in result.stdout, f"{lesson.name} did not reach its final check"
+
+
+def test_readme_lists_every_lesson_in_order():
+    readme = (LESSONS_DIR / "README.md").read_text(encoding="utf-8")
+    listed = re.findall(r"\b(\d\d_\w+\.py)\b", readme)
+    unlisted = [p.name for p in LESSONS if p.name not in listed]
+    assert not unlisted, f"lessons/README.md does not list {unlisted}"
+    first_mentions = list(dict.fromkeys(listed))
+    assert first_mentions == sorted(first_mentions), "lessons/README.md should list lessons in order"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_shape(lesson):
+    """Lessons use the library (never a copy of it), are jupytext py:percent files, and end with
+    a check and exercises."""
+    text = lesson.read_text(encoding="utf-8")
+    assert re.search(r"^(import minims|from minims)\b", text, re.M), f"{lesson.name} must import minims"
+    assert "# %% [markdown]" in text and "\n# %%\n" in text, f"{lesson.name} is not in py:percent format"
+    assert 'os.environ.get("MINIMS_QUICK")' in text, f"{lesson.name} must honour MINIMS_QUICK"
+    for heading in ("## Check", "## Exercises"):
+        assert f"# {heading}" in text, f"{lesson.name} has no '{heading}' section"
