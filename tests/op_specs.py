@@ -12,6 +12,8 @@ from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 import minims
 import minims.functional as F
 from gradcheck import OpSpec
+from minims.local_attention import range_attention
+from minims.scale import ShiftPool, Upsample
 
 SMALL = dict(min_dims=1, max_dims=3, min_side=1, max_side=4)
 
@@ -193,6 +195,68 @@ def call_dropout(x, p, seed):
     return F.dropout(x, p, training=True)
 
 
+# --- scale operators and range attention (minims/scale.py, minims/local_attention.py) -------
+
+def draw_shift_pool(draw):
+    k, Tc = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    shape = (draw(st.integers(1, 2)), k * Tc) + draw(array_shapes(min_dims=1, max_dims=2, max_side=3))
+    return [values(draw, shape)], dict(k=k, shift=draw(st.integers(0, k - 1)))
+
+
+def ref_shift_pool(x, k, shift):
+    """y_j = mean of x_{jk+r−shift} over r < k, with zeros before the start (loops, no reshape)."""
+    out = np.zeros((x.shape[0], x.shape[1] // k) + x.shape[2:])
+    for j in range(out.shape[1]):
+        for r in range(k):
+            if j * k + r - shift >= 0:
+                out[:, j] += x[:, j * k + r - shift] / k
+    return out
+
+
+def draw_upsample(draw):
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3))) + draw(array_shapes(min_dims=1, max_dims=2, max_side=3))
+    return [values(draw, shape)], dict(k=draw(st.integers(1, 4)))
+
+
+def ref_upsample(x, k):
+    return np.stack([x[:, t // k] for t in range(x.shape[1] * k)], axis=1)
+
+
+def draw_range_attention(draw):
+    B_, nh, hs, Tq = (draw(st.integers(1, n)) for n in (2, 2, 3, 6))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    lengths = [draw(st.integers(1, 5)) for _ in range(draw(st.integers(1, 3)))]
+    ranges = []
+    for n in lengths:
+        lo = rng.integers(0, n + 1, size=Tq)
+        ranges.append((lo, np.minimum(n, lo + rng.integers(0, n + 1, size=Tq))))
+    for t in range(Tq):  # every query keeps at least one key
+        if all(hi[t] <= lo[t] for lo, hi in ranges):
+            lo, hi = ranges[0]
+            lo[t] = rng.integers(0, lengths[0])
+            hi[t] = lo[t] + 1
+    arrays = [values(draw, (B_, nh, Tq, hs))]
+    for n in lengths:
+        arrays += [values(draw, (B_, nh, n, hs)), values(draw, (B_, nh, n, hs))]
+    return arrays, dict(ranges=ranges, chunk=draw(st.integers(1, Tq + 1)))
+
+
+def call_range_attention(q, *kv, ranges, chunk):
+    return range_attention(q, list(zip(kv[0::2], kv[1::2])), ranges, chunk=chunk)
+
+
+def ref_range_attention(q, *kv, ranges, chunk):
+    """Dense attention over all key sets concatenated, masked outside each query's ranges."""
+    k, v = np.concatenate(kv[0::2], axis=-2), np.concatenate(kv[1::2], axis=-2)
+    allowed = []
+    for s, (lo, hi) in enumerate(ranges):
+        j = np.arange(kv[2 * s].shape[-2])[None, :]
+        allowed.append((j >= lo[:, None]) & (j < hi[:, None]))
+    allowed = np.concatenate(allowed, axis=-1)                        # (Tq, Σ T_s)
+    scores = np.where(allowed, q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1]), -np.inf)
+    return ref_softmax(scores, -1) @ v
+
+
 SPECS = {
     "Add": OpSpec(binary(), lambda a, b: a + b, np.add),
     "Sub": OpSpec(binary(), lambda a, b: a - b, np.subtract),
@@ -236,4 +300,9 @@ SPECS = {
     "CrossEntropy": OpSpec(draw_cross_entropy, F.cross_entropy, ref_cross_entropy),
     "Dropout": OpSpec(draw_dropout, call_dropout, ref_dropout),
     "ScaledDotProductAttention": OpSpec(draw_attention, F.scaled_dot_product_attention, ref_attention),
+    # scale operators and range attention (issue #4)
+    "ShiftPool": OpSpec(draw_shift_pool, lambda x, k, shift: ShiftPool.apply(x, k=k, shift=shift),
+                        ref_shift_pool),
+    "Upsample": OpSpec(draw_upsample, lambda x, k: Upsample.apply(x, k=k), ref_upsample),
+    "RangeAttention": OpSpec(draw_range_attention, call_range_attention, ref_range_attention),
 }

@@ -106,6 +106,8 @@ def test_generate_reproducible_and_cropped():
     assert a.shape == (2, 3 + T + 5)
     np.testing.assert_array_equal(a, b)
     assert model.training, "generate restores the training mode"
+    long_prompt = np.concatenate([x, x], axis=1)                  # 2·block_size: cropped
+    assert model.generate(long_prompt, max_new_tokens=2, seed=0).shape == (2, 2 * T + 2)
     c = model.generate(x[:, :3], max_new_tokens=5, top_k=1, seed=1)
     d = model.generate(x[:, :3], max_new_tokens=5, top_k=1, seed=2)
     np.testing.assert_array_equal(c, d)                           # top-1 is greedy

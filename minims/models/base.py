@@ -54,15 +54,16 @@ class LanguageModel(Module):
         """Draw all weights from the config's seed (called at the end of __init__)."""
         init_parameters(self, seed=self.config.seed, dtype=self.config.dtype)
 
-    def check_idx(self, idx):
-        """idx as a backend integer array (B, T) with 1 ≤ T ≤ block_size, or a clear error."""
+    def check_idx(self, idx, max_len=None):
+        """idx as a backend integer array (B, T) with 1 ≤ T ≤ block_size (or ≤ max_len), or a
+        clear error."""
         idx = B.asarray(idx.data if hasattr(idx, "_ctx") else idx)
         if idx.ndim != 2:
             raise ValueError(f"idx must have shape (B, T), got {idx.shape}")
         if idx.dtype.kind not in "iu":
             raise TypeError(f"idx must hold integer token ids, got {idx.dtype}")
-        T = idx.shape[1]
-        if not 1 <= T <= self.config.block_size:
+        T, limit = idx.shape[1], max_len or self.config.block_size
+        if not 1 <= T <= limit:
             raise ValueError(f"sequence length {T} is outside 1..block_size={self.config.block_size}")
         if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
             raise ValueError(f"token ids must be in [0, {self.config.vocab_size - 1}], got "
@@ -91,7 +92,7 @@ class LanguageModel(Module):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         rng = numpy.random.default_rng(seed)
-        idx = B.to_numpy(self.check_idx(idx)).astype(numpy.int64)
+        idx = B.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
         was_training = self.training
         self.eval()
         try:

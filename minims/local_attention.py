@@ -1,0 +1,202 @@
+"""Attention to a few ranges of keys per query, holding O(T·width) activations, not O(T²).
+
+Implements the memory side of paper-spec.md: the top-down model's local attention (a window
+of w tokens, "memory O(T·w) instead of O(T²)"), the retina model's attention (a window of
+fine keys plus pooled keys further back, O(T·(w + T/k))) and the bottom-up aggregation layer.
+
+Each query t sees, in each of a few key sets s (fine keys, keys pooled by k, by k², …), one
+contiguous range of keys [lo_s[t], hi_s[t]); a single softmax runs over all the keys it sees.
+`RangeAttention` walks the queries in chunks of `chunk`; for a chunk and a key set it takes
+the smallest slice of keys that covers every query's range (a view, no copy), scores it,
+masks what lies outside each query's range with −inf (exactly 0 after the softmax), and keeps
+only the probabilities of those slices for backward. With ranges of width ≤ w the saved
+arrays are O(T·(chunk + w)) per head instead of the T×T of dense attention.
+"""
+import functools
+import math
+
+import numpy
+
+from . import backend as B
+from .engine import Function
+from .nn import Block, CausalSelfAttention
+
+_plans = {}
+
+
+def _plan(ranges, Tq, chunk, dtype):
+    """Per chunk of queries: its key windows [(set s, first key a, end b, column offset, bias)].
+
+    bias is an additive (Q, b−a) array, 0 inside each query's range and −inf outside (None when
+    every key of the window is allowed). Plans are cached: they depend on the ranges only.
+    """
+    key = (B.name, Tq, chunk, numpy.dtype(dtype).str,
+           b"|".join(a.tobytes() for pair in ranges for a in pair))
+    if key in _plans:
+        return _plans[key]
+    plan = []
+    for c0 in range(0, Tq, chunk):
+        c1 = min(Tq, c0 + chunk)
+        windows, offset = [], 0
+        for s, (lo, hi) in enumerate(ranges):
+            lo, hi = lo[c0:c1], hi[c0:c1]
+            seen = hi > lo
+            if not seen.any():
+                continue
+            a, b = int(lo[seen].min()), int(hi[seen].max())
+            j = numpy.arange(a, b)
+            allowed = (j >= lo[:, None]) & (j < hi[:, None])           # (Q, b−a)
+            bias = None if allowed.all() else B.asarray(numpy.where(allowed, 0.0, -numpy.inf), dtype=dtype)
+            windows.append((s, a, b, offset, bias))
+            offset += b - a
+        plan.append((c0, c1, windows))
+    if len(_plans) > 256:
+        _plans.clear()
+    _plans[key] = plan
+    return plan
+
+
+class RangeAttention(Function):
+    # Per query row (one chunk at a time), over the keys of all its windows concatenated:
+    #   S = scale · q Kᵀ + bias,  P = softmax(S),  o = P V
+    # Backward, as for dense attention but per window:
+    #   dV_win += Pᵀ g;  dP = g V_winᵀ;  dS = P ⊙ (dP − rowsum(g ⊙ o));
+    #   dq += scale · dS K_win;  dK_win += scale · dSᵀ q
+    # Windows of one set may overlap between chunks, so dK, dV accumulate with += on slices
+    # (basic slices: every element written once per statement, no repeated indices).
+    @staticmethod
+    def forward(ctx, q, *kv, ranges, scale, chunk):
+        xp = B.xp
+        keys, vals = kv[0::2], kv[1::2]
+        plan = _plan(ranges, q.shape[-2], chunk, q.dtype)
+        out = xp.empty(q.shape[:-1] + vals[0].shape[-1:], dtype=q.dtype)  # (B, nh, T, hs)
+        probs = []
+        for c0, c1, windows in plan:
+            qc = q[..., c0:c1, :] * scale                              # (B, nh, Q, hs)
+            parts = []
+            for s, a, b, _, bias in windows:
+                S = qc @ keys[s][..., a:b, :].swapaxes(-1, -2)          # (B, nh, Q, b−a)
+                if bias is not None:
+                    S += bias
+                parts.append(S)
+            S = parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=-1)  # (B, nh, Q, W)
+            S -= S.max(axis=-1, keepdims=True)
+            P = xp.exp(S, out=S)
+            P /= P.sum(axis=-1, keepdims=True)
+            oc = None
+            for s, a, b, off, _ in windows:
+                o = P[..., off:off + b - a] @ vals[s][..., a:b, :]      # (B, nh, Q, hs)
+                oc = o if oc is None else oc + o
+            out[..., c0:c1, :] = oc
+            probs.append(P)
+        ctx.save(q, *kv, out, *probs)
+        ctx.plan, ctx.scale, ctx.n_kv = plan, scale, len(kv)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = B.xp
+        n = ctx.n_kv
+        q, kv, out, probs = ctx.saved[0], ctx.saved[1:1 + n], ctx.saved[1 + n], ctx.saved[2 + n:]
+        keys, vals = kv[0::2], kv[1::2]
+        dq = xp.zeros_like(q)
+        dkv = [xp.zeros_like(a) for a in kv]
+        for (c0, c1, windows), P in zip(ctx.plan, probs):
+            gc = g[..., c0:c1, :]                                      # (B, nh, Q, hs)
+            D = (gc * out[..., c0:c1, :]).sum(axis=-1, keepdims=True)  # rowsum(dP ⊙ P)
+            qc = q[..., c0:c1, :]
+            for s, a, b, off, _ in windows:
+                Pw = P[..., off:off + b - a]                           # (B, nh, Q, b−a)
+                dkv[2 * s + 1][..., a:b, :] += Pw.swapaxes(-1, -2) @ gc
+                dS = gc @ vals[s][..., a:b, :].swapaxes(-1, -2)
+                dS -= D
+                dS *= Pw
+                dS *= ctx.scale
+                dq[..., c0:c1, :] += dS @ keys[s][..., a:b, :]
+                dkv[2 * s][..., a:b, :] += dS.swapaxes(-1, -2) @ qc
+        return (dq, *dkv)
+
+
+def _check_ranges(ranges, Tq, lengths):
+    ranges = tuple((numpy.asarray(lo, dtype=numpy.int64), numpy.asarray(hi, dtype=numpy.int64))
+                   for lo, hi in ranges)
+    if len(ranges) != len(lengths):
+        raise ValueError(f"{len(lengths)} key sets but {len(ranges)} ranges")
+    seen = numpy.zeros(Tq, dtype=numpy.int64)
+    for (lo, hi), n in zip(ranges, lengths):
+        if lo.shape != (Tq,) or hi.shape != (Tq,):
+            raise ValueError(f"ranges must be arrays of shape ({Tq},), got {lo.shape} and {hi.shape}")
+        if (lo < 0).any() or (hi > n).any():
+            raise ValueError(f"a key range falls outside the {n} keys of its set")
+        seen += numpy.maximum(hi - lo, 0)
+    if (seen == 0).any():
+        raise ValueError(f"query {int(numpy.argmin(seen))} has no key to attend to "
+                         "(its softmax would be 0/0)")
+    return ranges
+
+
+def range_attention(q, keyvals, ranges, chunk=64, scale=None):
+    """softmax(q Kᵀ/√hs) V where query t sees keys [lo_s[t], hi_s[t]) of each key set s.
+
+    q (B, nh, T, hs); keyvals a list of (k_s, v_s), each (B, nh, T_s, hs); ranges a list of
+    (lo_s, hi_s) integer arrays of shape (T,). Saves O(T·(chunk + range widths)) per head.
+    """
+    Tq, hs = q.shape[-2], q.shape[-1]
+    ranges = _check_ranges(ranges, Tq, [k.shape[-2] for k, _ in keyvals])
+    scale = 1.0 / math.sqrt(hs) if scale is None else scale
+    flat = [a for pair in keyvals for a in pair]
+    return RangeAttention.apply(q, *flat, ranges=ranges, scale=scale, chunk=int(chunk))
+
+
+@functools.lru_cache(maxsize=64)
+def local_ranges(T, window):
+    """Query t sees the tokens [max(0, t−w+1), t]: the last w, itself included."""
+    t = numpy.arange(T)
+    lo, hi = numpy.maximum(0, t - window + 1), t + 1
+    lo.flags.writeable = hi.flags.writeable = False
+    return ((lo, hi),)
+
+
+class LocalSelfAttention(CausalSelfAttention):
+    """Causal self-attention restricted to the last `window` tokens (saved memory O(T·w)).
+
+    Same parameters as CausalSelfAttention (qkv, proj), so a checkpoint's names do not
+    depend on the window. The query chunk defaults to max(16, window): saved scores
+    ≤ B·n_head·T·(chunk + window − 1) per layer.
+    """
+
+    def __init__(self, n_embd, n_head, window, dropout=0.0, proj_std=0.02, chunk=None):
+        super().__init__(n_embd, n_head, dropout, proj_std)
+        if window < 1:
+            raise ValueError(f"local attention window must be >= 1, got {window}")
+        self.window = window
+        self.chunk = chunk or max(16, window)
+
+    def forward(self, x, mask=None):
+        if mask is not None:
+            raise ValueError("LocalSelfAttention takes no mask: its window is the mask")
+        Bsz, T, C = x.shape
+        nh = self.n_head
+        qkv = self.qkv(x).reshape(Bsz, T, 3, nh, C // nh).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        y = range_attention(qkv[0], [(qkv[1], qkv[2])], local_ranges(T, self.window), self.chunk)
+        y = y.transpose(0, 2, 1, 3).reshape(Bsz, T, C)               # (B, T, C)
+        return self.drop(self.proj(y))
+
+
+def block_with(attn, n_embd, dropout=0.0, proj_std=0.02):
+    """A pre-LayerNorm transformer Block whose attention is `attn` (same parameter names)."""
+    block = Block(n_embd, attn.n_head, dropout, proj_std)
+    block.attn = attn
+    return block
+
+
+def local_block(n_embd, n_head, dropout=0.0, proj_std=0.02, window=0):
+    """A Block with full causal attention (window 0) or local attention over `window` tokens."""
+    if not window:
+        return Block(n_embd, n_head, dropout, proj_std)
+    return block_with(LocalSelfAttention(n_embd, n_head, window, dropout, proj_std),
+                      n_embd, dropout, proj_std)
+
+
+__all__ = ["RangeAttention", "range_attention", "local_ranges", "LocalSelfAttention",
+           "block_with", "local_block"]

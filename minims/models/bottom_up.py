@@ -1,0 +1,193 @@
+"""The bottom-up model: pool up the scales, then bring them all back to the tokens at once.
+
+Paper: Subramanian et al. (2020), the bottom-up multi-scale model ("interleaving causal
+transformer layers with pooling"); paper-spec.md, "The three architectures → Bottom-up",
+built with the operators of "The causality rule for changing scale" (minims/scale.py).
+
+The idea. Representations are built from the bottom up: the token stream is shortened
+causally to blocks of k, a stack of coarse layers runs on them, its output is shortened again
+to blocks of k² with its own stack, and so on. Layers at coarse scales are cheap (a scale-s
+layer holds about 1/kˢ of a token-level layer's activations), so the model can be deep where
+depth costs little: the abstract's 30-layer model with a 23 % smaller memory footprint than a
+vanilla transformer half as deep is most naturally such a pooling-heavy model. One
+aggregation layer then lets every token attend to the outputs of all scales it may see, and
+a few token-level layers predict the next token.
+
+Data flow (k = pool, S = n_scales, T_s = ⌈T/kˢ⌉; layout = pre-c₁-…-c_S-post):
+    x = pre(wte(idx) + wpe(t))                                 # (B, T, C): `pre` fine layers
+    c_s = coarse[s−1](pool[s−1](c_{s−1})), c₀ = x, s = 1 … S   # (B, T_s, C): shift k−1, pool, layers
+    combine="aggregate":  x = aggregate(x, [c₁ … c_S])         # (B, T, C): token t attends to its own
+                          fine key and every block (s, j) whose last contributing token is ≤ t
+    combine="upsample":   x = x + Σ_s up[s−1](c_s)             # (B, T, C): repeat by kˢ (Hourglass)
+    logits = lm_head(ln_f(post(x)))                            # (B, T, V)
+With the shift rule, block j of scale s has seen tokens ≤ j·kˢ, so token t sees blocks
+j ≤ ⌊t/kˢ⌋; with causal_mode="delay", blocks j with (j+1)·kˢ − 1 ≤ t.
+
+Choices (ours):
+- Depth: `n_layer` is the total depth; in aggregate mode the aggregation layer is the first
+  `post` layer. `layout` ("pre-c₁-…-c_S-post", e.g. "2-8-2") sets n_layer and n_scales.
+  Without a layout: aggregate mode pre = 0, post = max(2, ⌈n_layer/4⌉) (the aggregation layer
+  plus at least one token layer, so recent tokens inside the current block are seen) and the
+  rest at the coarse scales; upsample mode pre = post = ⌊n_layer/4⌋ (at least 1 when room).
+- Aggregation layer: queries from the fine stream; keys and values from one shared map of the
+  fine stream (its own key only, so no row is empty) and of each scale's LayerNorm-ed output,
+  plus a learned per-scale embedding; then a residual feed-forward. Its attention holds
+  O(T·Σ_s T_s) activations, once.
+- `combine="upsample"` (Hourglass style): each scale's output is upsampled straight to the
+  tokens (by kˢ) and added to the fine stream.
+- `window` > 0 gives the pre/post fine layers local attention (O(T·w) memory).
+- No coarse position embeddings: a pooled vector carries its block's mean position.
+- Lengths that k does not divide are zero-padded at the end at each scale; padded blocks are
+  never visible (they end after T−1) and the upsampled outputs are cropped to T.
+"""
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy
+
+from .. import backend as B
+from ..local_attention import local_block, range_attention
+from ..nn import MLP, Block, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter
+from ..scale import Pool, Unpool, check_options, option, parse_layout, split_layers
+from .base import LanguageModel, ModelConfig
+from .registry import register_model
+
+
+@functools.lru_cache(maxsize=64)
+def aggregate_ranges(T, k, lengths, shift=True):
+    """Ranges for the aggregation layer: token t's own fine key, and per scale s the blocks
+    [0, n_s(t)) whose last contributing token is ≤ t."""
+    t = numpy.arange(T)
+    ranges = [(t, t + 1)]
+    for s, n in enumerate(lengths, 1):
+        K = k ** s
+        hi = t // K + 1 if shift else (t + 1) // K
+        ranges.append((numpy.zeros_like(t), numpy.minimum(hi, n)))
+    for lo, hi in ranges:
+        lo.flags.writeable = hi.flags.writeable = False
+    return tuple(ranges)
+
+
+class Aggregate(Module):
+    """One attention layer that brings every scale back to the tokens, then a feed-forward."""
+
+    def __init__(self, n_embd, n_head, k, n_scales, shift=True, dropout=0.0, proj_std=0.02):
+        super().__init__()
+        self.n_head, self.k, self.shift = n_head, k, shift
+        self.ln1 = LayerNorm(n_embd)
+        self.ln_c = ModuleList(LayerNorm(n_embd) for _ in range(n_scales))
+        self.scale_emb = Parameter((n_scales + 1, n_embd))           # row 0: the fine stream
+        self.q = Linear(n_embd, n_embd)
+        self.kv = Linear(n_embd, 2 * n_embd)
+        self.proj = Linear(n_embd, n_embd, std=proj_std)
+        self.drop = Dropout(dropout)
+        self.ln2 = LayerNorm(n_embd)
+        self.mlp = MLP(n_embd, dropout, proj_std)
+
+    def _keys_values(self, z):
+        Bsz, n, C = z.shape
+        kv = self.kv(z).reshape(Bsz, n, 2, self.n_head, C // self.n_head).transpose(2, 0, 3, 1, 4)
+        return kv[0], kv[1]                                           # (B, nh, n, hs) each
+
+    def forward(self, x, coarse):
+        Bsz, T, C = x.shape
+        h = self.ln1(x)
+        q = self.q(h).reshape(Bsz, T, self.n_head, C // self.n_head).transpose(0, 2, 1, 3)
+        keyvals = [self._keys_values(h + self.scale_emb[0])]
+        for s, c in enumerate(coarse):
+            keyvals.append(self._keys_values(self.ln_c[s](c) + self.scale_emb[s + 1]))
+        ranges = aggregate_ranges(T, self.k, tuple(c.shape[1] for c in coarse), self.shift)
+        y = range_attention(q, keyvals, ranges, chunk=16)            # (B, nh, T, hs)
+        x = x + self.drop(self.proj(y.transpose(0, 2, 1, 3).reshape(Bsz, T, C)))
+        return x + self.mlp(self.ln2(x))
+
+
+@dataclass
+class BottomUpConfig(ModelConfig):
+    pool: int = option("pool", 4)
+    n_scales: int = option("n_scales", 1)
+    layout: str = option("layout", "")
+    combine: str = option("combine", "aggregate")
+    window: int = option("window", 0)
+    pool_kind: str = option("pool_kind", "mean")
+    upsample_kind: str = option("upsample_kind", "repeat")
+    causal_mode: str = option("causal_mode", "shift")
+
+    def __post_init__(self):
+        if self.layout:
+            counts = parse_layout(self.layout, 3)
+            self.n_scales, self.n_layer = len(counts) - 2, sum(counts)
+        super().__post_init__()
+        check_options(self)
+        n, S = self.n_layer, self.n_scales
+        if not self.layout:
+            if n < S + 1:
+                raise ValueError(f"n_layer={n} is too shallow for {S} coarse scale(s) and the "
+                                 f"post layers: use n_layer >= {S + 1}")
+            if self.combine == "aggregate":
+                pre, post = 0, min(max(2, -(-n // 4)), n - S)
+            else:
+                pre = post = min(max(1, n // 4), (n - S) // 2)
+            counts = [pre] + split_layers(n - pre - post, S) + [post]
+            self.layout = "-".join(map(str, counts))
+        counts = parse_layout(self.layout)
+        if min(counts[1:-1]) < 1:
+            raise ValueError(f"layout {self.layout!r}: every coarse scale needs at least one layer")
+        if self.combine == "aggregate" and counts[-1] < 1:
+            raise ValueError(f"layout {self.layout!r}: combine='aggregate' needs post >= 1 (the "
+                             "aggregation layer is the first post layer)")
+
+    def counts(self):
+        """Layers in data-flow order: [pre, scale 1, …, scale S, post]."""
+        return parse_layout(self.layout)
+
+
+@register_model("bottom-up")
+class BottomUpLM(LanguageModel):
+    Config = BottomUpConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        C, nh, k, S, p = config.n_embd, config.n_head, config.pool, config.n_scales, config.dropout
+        counts = config.counts()
+        proj_std = 0.02 / math.sqrt(2 * config.n_layer)
+        shift = config.causal_mode == "shift"
+        self.wte = Embedding(config.vocab_size, C)
+        self.wpe = Embedding(config.block_size, C, decay=False)
+        self.pre = ModuleList(local_block(C, nh, p, proj_std, config.window) for _ in range(counts[0]))
+        # pool[s]: scale s → s+1; coarse[s]: the layers of scale s+1
+        self.pool = ModuleList(Pool(C, k, config.pool_kind, shift) for _ in range(S))
+        self.coarse = ModuleList(ModuleList(Block(C, nh, p, proj_std) for _ in range(n))
+                                 for n in counts[1:-1])
+        n_post = counts[-1]
+        if config.combine == "aggregate":
+            self.aggregate = Aggregate(C, nh, k, S, shift, p, proj_std)
+            n_post -= 1
+        else:  # up[s]: scale s+1 straight to the tokens, by k^(s+1)
+            self.up = ModuleList(Unpool(C, k ** (s + 1), config.upsample_kind, delay=not shift)
+                                 for s in range(S))
+        self.post = ModuleList(local_block(C, nh, p, proj_std, config.window) for _ in range(n_post))
+        self.ln_f = LayerNorm(C)
+        self.lm_head = Linear(C, config.vocab_size, bias=False)
+        self.init_weights()
+
+    def logits(self, idx):
+        T = idx.shape[1]
+        x = self.wte(idx) + self.wpe(B.xp.arange(T))                  # (B, T, C)
+        for block in self.pre:
+            x = block(x)
+        c, outs = x, []
+        for pool, stack in zip(self.pool, self.coarse):
+            c = pool(c)                                               # (B, T_s, C)
+            for block in stack:
+                c = block(c)
+            outs.append(c)
+        if self.config.combine == "aggregate":
+            x = self.aggregate(x, outs)                               # (B, T, C)
+        else:
+            for up, c in zip(self.up, outs):
+                x = x + up(c, T)                                      # (B, T, C)
+        for block in self.post:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))                             # (B, T, V)

@@ -1,0 +1,151 @@
+"""The retina model: one fine stream whose attention sees the past at a falling resolution.
+
+Paper: Subramanian et al. (2020), the multi-scale model that "compresses the representations
+of tokens further in the past"; paper-spec.md, "The three architectures → Retina", with the
+visibility rule of pitfall 8 and the exact S-scale partition marked (ours) there.
+
+The idea. Like the retina, whose receptive fields grow away from its centre, each layer looks
+at the most recent w tokens at full resolution, at blocks of k tokens (keys and values pooled
+from the same layer's input) for the span before that, and, with more scales, at blocks of k²,
+k³, … further back. Every past token is seen exactly once, through the finest key that covers
+it, so a layer's attention holds O(T·(w + T/k)) activations for two scales instead of O(T²):
+the cost of long contexts grows almost linearly.
+
+Which keys query t sees (k = pool, S = n_scales, m = band; A_s are token positions):
+    A₀ = t+1;  A₁ = k·⌊max(0, t−w+1)/k⌋   (the window start, rounded down to a block start)
+    A_s = max(0, (⌊A_{s−1}/kˢ⌋ − m)·kˢ)   for s = 2 … S
+    fine keys [A₁, t];  scale-s blocks covering [A_{s+1}, A_s) for 1 ≤ s < S;
+    every scale-S block below A_S.
+Each A_s is a multiple of kˢ, so a block is used only when its LAST fine index is < A_s ≤ t+1
+(pitfall 8: visibility from a block's last index, never its start). Keys per query:
+≤ (w+k−1) + (S−1)(m+1)k + ⌈T/kˢ⌉.
+
+Data flow (one layer; T_s = ⌈T/kˢ⌉):
+    x (B, T, C) → h = ln1(x) → q, k, v = qkv(h)                  # (B, nh, T, hs) each
+    p_s = pool_s(p_{s−1}), p₀ = h                                 # (B, T_s, C), blocks as they are
+    k_s, v_s = the same layer's key/value maps of p_s             # (B, nh, T_s, hs)
+    y = RangeAttention(q, [(k, v), (k₁, v₁), …], ranges)          # (B, nh, T, hs)
+    x + proj(y), then + mlp(ln2(x)): the usual pre-LN block.
+
+Choices (ours):
+- The coarse keys and values are the layer's own key/value projections of the pooled input
+  (for mean pooling that is the same as pooling the keys and values). `pool_kind="linear"`
+  learns one map of each block of k per scale and layer instead.
+- Blocks are pooled without a shift: the visibility rule above shows a block only once it
+  has ended. T not divisible by kˢ: the input is zero-padded at the end; a partial block
+  ends after T−1, so no query ever sees it.
+- Positions: learned absolute embeddings at the input, like the vanilla model.
+- Queries are processed in chunks of max(16, w) (RangeAttention): saved scores per layer are
+  O(B·n_head·T·(chunk + w + S·m·k + T/kˢ)); for two scales at most
+  B·n_head·T·(chunk + w + k − 1 + ⌈T/k⌉) (tests/test_memory.py checks this on measured bytes).
+- k = 1 is allowed (pooled keys are then single tokens: full attention, split in ranges).
+- The parameters are exactly the vanilla model's (same names): with w ≥ T it IS the vanilla
+  model, which tests/test_models.py uses as a cross-check of RangeAttention.
+"""
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy
+
+from .. import backend as B
+from .. import functional as F
+from ..local_attention import block_with, range_attention
+from ..nn import CausalSelfAttention, Embedding, LayerNorm, Linear, ModuleList
+from ..scale import Pool, check_options, option
+from .base import LanguageModel, ModelConfig
+from .registry import register_model
+
+
+@functools.lru_cache(maxsize=64)
+def retina_ranges(T, k, window, n_scales=1, band=2):
+    """The key ranges of every query: ((lo, hi) of fine keys, of scale-1 blocks, …, scale S).
+
+    Each lo/hi is an int array of shape (T,), in units of its scale (tokens, blocks of k, …).
+    """
+    t = numpy.arange(T)
+    A = [t + 1, k * (numpy.maximum(0, t - window + 1) // k)]           # A₀, A₁
+    for s in range(2, n_scales + 1):
+        K = k ** s
+        A.append(numpy.maximum(0, (A[-1] // K - band) * K))
+    ranges = [(A[1], t + 1)]                                           # fine keys [A₁, t]
+    for s in range(1, n_scales):
+        ranges.append((A[s + 1] // k ** s, A[s] // k ** s))            # blocks covering [A_{s+1}, A_s)
+    ranges.append((numpy.zeros_like(t), A[n_scales] // k ** n_scales))  # all scale-S blocks below A_S
+    for lo, hi in ranges:
+        lo.flags.writeable = hi.flags.writeable = False
+    return tuple(ranges)
+
+
+class RetinaAttention(CausalSelfAttention):
+    """Self-attention to the last `window` tokens, then to pooled blocks further back."""
+
+    def __init__(self, n_embd, n_head, k, window, n_scales=1, band=2, pool_kind="mean",
+                 dropout=0.0, proj_std=0.02):
+        super().__init__(n_embd, n_head, dropout, proj_std)
+        self.k, self.window, self.n_scales, self.band = k, window, n_scales, band
+        self.chunk = max(16, window)
+        self.pool = ModuleList(Pool(n_embd, k, pool_kind, shift=False) for _ in range(n_scales))
+
+    def forward(self, x, mask=None):
+        if mask is not None:
+            raise ValueError("RetinaAttention takes no mask: its ranges are the mask")
+        Bsz, T, C = x.shape
+        nh, hs = self.n_head, C // self.n_head
+        qkv = self.qkv(x).reshape(Bsz, T, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        keyvals = [(qkv[1], qkv[2])]
+        w_kv, b_kv = self.qkv.weight[:, C:], self.qkv.bias[C:]        # the key and value maps
+        pooled = x
+        for pool in self.pool:
+            pooled = pool(pooled)                                     # (B, T_s, C)
+            kv = F.linear(pooled, w_kv, b_kv)                         # (B, T_s, 2C)
+            kv = kv.reshape(Bsz, -1, 2, nh, hs).transpose(2, 0, 3, 1, 4)  # (2, B, nh, T_s, hs)
+            keyvals.append((kv[0], kv[1]))
+        ranges = retina_ranges(T, self.k, self.window, self.n_scales, self.band)
+        y = range_attention(qkv[0], keyvals, ranges, self.chunk)      # (B, nh, T, hs)
+        y = y.transpose(0, 2, 1, 3).reshape(Bsz, T, C)                # (B, T, C)
+        return self.drop(self.proj(y))
+
+
+@dataclass
+class RetinaConfig(ModelConfig):
+    pool: int = option("pool", 4)
+    n_scales: int = option("n_scales", 1)
+    window: int = option("window", 32)
+    band: int = option("band", 2)
+    pool_kind: str = option("pool_kind", "mean")
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_options(self)
+        if self.window < 1:
+            raise ValueError(f"the retina window must be >= 1 token, got {self.window}")
+        if self.band < 0:
+            raise ValueError(f"band must be >= 0, got {self.band}")
+
+
+@register_model("retina")
+class RetinaLM(LanguageModel):
+    Config = RetinaConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        C = config.n_embd
+        proj_std = 0.02 / math.sqrt(2 * config.n_layer)
+        self.wte = Embedding(config.vocab_size, C)
+        self.wpe = Embedding(config.block_size, C, decay=False)
+        self.blocks = ModuleList(
+            block_with(RetinaAttention(C, config.n_head, config.pool, config.window, config.n_scales,
+                                       config.band, config.pool_kind, config.dropout, proj_std),
+                       C, config.dropout, proj_std)
+            for _ in range(config.n_layer))
+        self.ln_f = LayerNorm(C)
+        self.lm_head = Linear(C, config.vocab_size, bias=False)
+        self.init_weights()
+
+    def logits(self, idx):
+        T = idx.shape[1]
+        x = self.wte(idx) + self.wpe(B.xp.arange(T))                  # (B, T, C)
+        for block in self.blocks:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))                             # (B, T, V)

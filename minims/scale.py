@@ -1,0 +1,279 @@
+"""Changing scale without looking into the future: causal shortening and upsampling.
+
+Implements paper-spec.md, "The causality rule for changing scale" and pitfalls 1–7: the
+operators every multi-scale model of Subramanian et al. (2020) is built from.
+
+1. Shorten (B, T, C) → (B, T/k, C): shift the sequence right by k−1 (zeros enter at the
+   start), then pool each block of k neighbours. Coarse j then summarises h_{jk−k+1} … h_{jk}.
+2. Causal layers at the coarse scale (coarse j sees coarse 0 … j, i.e. tokens ≤ jk).
+3. Upsample (B, T/k, C) → (B, T, C): fine positions jk … jk+k−1 all receive coarse j; each
+   of them is ≥ jk, so nothing from the future arrives.
+
+Worked example, k = 2, T = 8. Shifted s_t = h_{t−1} (s₀ = 0):
+    c₀ = pool(0, h₀)   c₁ = pool(h₁, h₂)   c₂ = pool(h₃, h₄)   c₃ = pool(h₅, h₆)
+    upsampled: positions 0,1 ← c₀ (sees up to h₀); 2,3 ← c₁ (h₂); 4,5 ← c₂ (h₄); 6,7 ← c₃ (h₆).
+Without the shift, c₀ = pool(h₀, h₁) would reach position 0 and hand it h₁, the very token it
+must predict: the classic leak. The fine residual stream carries the newest tokens.
+
+`shift=False` pools each block as it is (block j = h_{jk} … h_{jk+k−1}). That is causal only
+if block j is shown to positions after its last index jk+k−1: the retina model's coarse keys,
+and the "delay" mode (ours, SampleRNN's tiers), which gives block j to the fine positions of
+block j+1 (`Unpool(..., delay=True)` shifts the coarse sequence by one block).
+
+The ops (`ShiftPool`, `Upsample`) work on axis 1 of (B, T, …) arrays, group neighbours with
+`reshape(B, T/k, k, …)` (never the strided `reshape(B, k, T/k, …)`, pitfall 3) and reduce the
+upsampling gradient with a reshape-sum (never a fancy-index `+=`, pitfall 4). Lengths that k
+does not divide are padded at the END and cropped after upsampling (pitfall 5): padding at the
+front would move the block boundaries, so a prompt would be cut into different blocks during
+generation than during training.
+"""
+from dataclasses import field
+
+import numpy
+
+from . import backend as B
+from .engine import Function, Tensor
+from .nn import Linear, Module
+from .ops import concat
+
+
+# --- the ops ------------------------------------------------------------------------------
+
+class ShiftPool(Function):
+    # y_j = (1/k) Σ_{r<k} x_{jk+r−shift},  x_i = 0 for i < 0   (shift = k−1: the causal rule)
+    # Each x_i with i < T−shift feeds exactly one y_j, j = (i+shift) // k, with weight 1/k; the
+    # last `shift` inputs fall off the end. So dx = (dy repeated k times along time) / k,
+    # shifted left by `shift`, zeros at the end. Nothing needs saving: the op is linear.
+    @staticmethod
+    def forward(ctx, x, k, shift):
+        Bsz, T, rest = x.shape[0], x.shape[1], x.shape[2:]
+        if shift:  # (a zero shift must not slice: x[:, :-0] would be empty, pitfall 6)
+            xs = B.xp.zeros_like(x)
+            xs[:, shift:] = x[:, :T - shift]                          # (B, T, …) shifted right
+        else:
+            xs = x
+        ctx.k, ctx.shift, ctx.shape = k, shift, x.shape
+        return xs.reshape(Bsz, T // k, k, *rest).mean(axis=2)         # (B, T/k, …)
+
+    @staticmethod
+    def backward(ctx, g):
+        k, shift, shape = ctx.k, ctx.shift, ctx.shape
+        Bsz, Tc = g.shape[0], g.shape[1]
+        g = g * (1.0 / k)
+        gs = B.xp.broadcast_to(g[:, :, None], (Bsz, Tc, k) + g.shape[2:]).reshape(shape)  # (B, T, …)
+        if not shift:
+            return gs
+        gx = B.xp.zeros(shape, dtype=g.dtype)
+        gx[:, :shape[1] - shift] = gs[:, shift:]
+        return gx
+
+
+class Upsample(Function):
+    # y_{jk+r} = x_j for r = 0 … k−1.  dx_j = Σ_r dy_{jk+r}: view dy as (B, T/k, k, …) and
+    # sum the block axis (a reshape-sum, never `dx[idx] += dy` with repeated indices).
+    @staticmethod
+    def forward(ctx, x, k):
+        ctx.k = k
+        return B.xp.repeat(x, k, axis=1)                              # (B, T·k, …)
+
+    @staticmethod
+    def backward(ctx, g):
+        k = ctx.k
+        return g.reshape(g.shape[0], g.shape[1] // k, k, *g.shape[2:]).sum(axis=2)
+
+
+# --- the functional API -------------------------------------------------------------------
+
+def check_factor(k, T=None, pad=False):
+    """k must be an integer ≥ 1; without padding also k ≤ T and k divides T."""
+    if isinstance(k, bool) or not isinstance(k, (int, numpy.integer)) or k < 1:
+        raise ValueError(f"pooling factor k must be an integer >= 1, got {k!r}")
+    if T is None or pad:
+        return
+    if k > T:
+        raise ValueError(f"pooling factor k={k} is larger than the sequence length T={T}")
+    if T % k:
+        raise ValueError(f"sequence length T={T} is not divisible by k={k}: pass pad=True to pad "
+                         f"at the end (then crop after upsampling with upsample(..., T={T}))")
+
+
+def _zeros_like_steps(x, n):
+    """A constant (B, n, …) block of zeros in x's dtype."""
+    return Tensor(B.xp.zeros((x.shape[0], n) + tuple(x.shape[2:]), dtype=x.dtype))
+
+
+def pad_end(x, k):
+    """Zero-pad axis 1 of (B, T, …) at the END up to a multiple of k (pitfall 5)."""
+    n = (-x.shape[1]) % k
+    return x if n == 0 else concat([x, _zeros_like_steps(x, n)], axis=1)
+
+
+def shift_right(x, n):
+    """Shift axis 1 right by n steps: zeros enter at the start, the last n steps fall off."""
+    T = x.shape[1]
+    if n == 0:  # x[:, :T-0] is fine, but a zero shift needs no op at all (pitfall 6)
+        return x
+    n = min(n, T)
+    if n == T:
+        return _zeros_like_steps(x, T)
+    return concat([_zeros_like_steps(x, n), x[:, :T - n]], axis=1)
+
+
+def shorten(x, k, shift=True, pad=False):
+    """(B, T, …) → (B, T/k, …): shift right by k−1 (`shift=True`), then mean of each block of k.
+
+    With `pad=True`, T need not be a multiple of k (nor ≥ k): zeros are added at the end and
+    the result has ⌈T/k⌉ steps. k = 1 returns x itself.
+    """
+    check_factor(k, x.shape[1], pad)
+    if pad:
+        x = pad_end(x, k)
+    if k == 1:
+        return x
+    return ShiftPool.apply(x, k=k, shift=k - 1 if shift else 0)
+
+
+def upsample(x, k, T=None):
+    """(B, Tc, …) → (B, Tc·k, …): repeat each coarse step k times; crop to the first T steps."""
+    check_factor(k)
+    y = x if k == 1 else Upsample.apply(x, k=k)
+    if T is None or T == y.shape[1]:
+        return y
+    if not (x.shape[1] - 1) * k < T <= y.shape[1]:
+        raise ValueError(f"cannot crop {x.shape[1]} coarse steps × k={k} to T={T} fine steps")
+    return y[:, :T]
+
+
+# --- the layers: mean or learned pooling, repeat or learned upsampling ------------------------
+
+POOL_KINDS = ("mean", "linear")
+UPSAMPLE_KINDS = ("repeat", "linear")
+
+
+class Pool(Module):
+    """Causal shortening by k as a layer (pads at the end, so any T works).
+
+    kind "mean": ShiftPool. kind "linear": a learned map of the k·C values of each (shifted)
+    block, y_j = Σ_r s_{jk+r} W_r + b — the paper's convolutional variant, a convolution with
+    kernel k and stride k whose k−1 steps of padding are on the LEFT (pitfall 7), never "same".
+    `shift=False` pools blocks as they are (retina keys, delay mode).
+    """
+
+    def __init__(self, n_embd, k, kind="mean", shift=True):
+        super().__init__()
+        check_factor(k)
+        if kind not in POOL_KINDS:
+            raise ValueError(f"unknown pooling kind {kind!r}; choose one of {', '.join(POOL_KINDS)}")
+        self.k, self.kind, self.shift = k, kind, shift
+        if kind == "linear":
+            self.proj = Linear(k * n_embd, n_embd)
+
+    def forward(self, x):
+        if self.kind == "mean":
+            return shorten(x, self.k, self.shift, pad=True)           # (B, ⌈T/k⌉, C)
+        k = self.k
+        x = shift_right(pad_end(x, k), k - 1 if self.shift else 0)    # (B, T', C), k | T'
+        Bsz, T, C = x.shape
+        return self.proj(x.reshape(Bsz, T // k, k * C))               # (B, T'/k, C)
+
+
+class Unpool(Module):
+    """Upsampling by k as a layer: (B, Tc, C) → (B, T, C), cropped to T ≤ Tc·k.
+
+    kind "repeat": every fine position of block j receives c_j. kind "linear": a learned
+    projection per offset r inside the block, y_{jk+r} = c_j W_r + b_r (k different maps).
+    `delay=True` (the delay mode, ours) first shifts the coarse sequence right by one block, so
+    block j reaches the fine positions of block j+1.
+    """
+
+    def __init__(self, n_embd, k, kind="repeat", delay=False):
+        super().__init__()
+        check_factor(k)
+        if kind not in UPSAMPLE_KINDS:
+            raise ValueError(f"unknown upsampling kind {kind!r}; choose one of {', '.join(UPSAMPLE_KINDS)}")
+        self.k, self.kind, self.delay = k, kind, delay
+        if kind == "linear":
+            self.proj = Linear(n_embd, k * n_embd)
+
+    def forward(self, c, T):
+        if self.delay:
+            c = shift_right(c, 1)                                     # block j → block j+1
+        if self.kind == "repeat":
+            return upsample(c, self.k, T)                             # (B, T, C)
+        Bsz, Tc, C = c.shape
+        y = self.proj(c).reshape(Bsz, Tc * self.k, C)                 # offset r of block j: c_j W_r + b_r
+        return y if T == Tc * self.k else y[:, :T]
+
+
+# --- config options shared by the multi-scale models ------------------------------------------
+# One help text per option name: the trainer merges equal names into one flag (--pool, …).
+
+CAUSAL_MODES = ("shift", "delay")
+COMBINES = ("aggregate", "upsample")
+_OPTIONS = {
+    "pool": "pooling factor k: a coarse vector stands for k tokens (k^s at scale s)",
+    "n_scales": "number of coarse scales S (blocks of k, k^2, ... tokens); a layout sets it",
+    "layout": "layers per scale in data-flow order, e.g. top-down 'coarse-fine' 2-2 (coarsest first), "
+              "bottom-up 'pre-coarse-post' 2-8-2; sets n_layer and n_scales (empty: split n_layer)",
+    "window": "local attention window in tokens: retina's full-resolution span (>= 1); the "
+              "fine layers of top-down/bottom-up (0 = full causal attention)",
+    "band": "retina with n_scales > 1: blocks m kept at each intermediate scale",
+    "pool_kind": "pooling: 'mean' of each block, or 'linear' (a learned map of the block, the "
+                 "paper's convolutional variant)",
+    "upsample_kind": "upsampling: 'repeat' each coarse vector k times, or 'linear' (a learned "
+                     "projection per offset inside the block)",
+    "causal_mode": "'shift': shift by k-1, pool, repeat (block j reaches tokens >= jk); 'delay': "
+                   "pool blocks as they are, give block j to block j+1 (SampleRNN)",
+    "combine": "bottom-up: 'aggregate' (one attention layer over all scales, the first post "
+               "layer) or 'upsample' (Hourglass: add each scale's upsampled output)",
+}
+_CHOICES = {"pool_kind": POOL_KINDS, "upsample_kind": UPSAMPLE_KINDS, "causal_mode": CAUSAL_MODES,
+            "combine": COMBINES}
+
+
+def option(name, default):
+    """A config dataclass field with the shared help text (and choices) of option `name`."""
+    metadata = {"help": _OPTIONS[name]}
+    if name in _CHOICES:
+        metadata["choices"] = list(_CHOICES[name])
+    return field(default=default, metadata=metadata)
+
+
+def check_options(config):
+    """Validate the scale options a config has (pool, n_scales, kinds, window) with clear errors."""
+    check_factor(config.pool)
+    if config.n_scales < 1:
+        raise ValueError(f"n_scales must be >= 1, got {config.n_scales}")
+    if config.pool ** config.n_scales > config.block_size:
+        raise ValueError(f"pool^n_scales = {config.pool}^{config.n_scales} exceeds block_size="
+                         f"{config.block_size}: use fewer scales or a smaller pool")
+    if getattr(config, "window", 0) < 0:
+        raise ValueError(f"window must be >= 0, got {config.window}")
+    for name, choices in _CHOICES.items():
+        value = getattr(config, name, choices[0])
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def parse_layout(text, n_parts=None, what="layout"):
+    """'2-8-2' → [2, 8, 2]; a clear ValueError for anything else."""
+    try:
+        counts = [int(part) for part in str(text).split("-")]
+    except ValueError:
+        counts = None
+    if not counts or any(c < 0 for c in counts):
+        raise ValueError(f"{what} must be non-negative layer counts joined by '-', like '2-8-2'; "
+                         f"got {text!r}")
+    if n_parts is not None and len(counts) < n_parts:
+        raise ValueError(f"{what} {text!r} needs at least {n_parts} counts")
+    return counts
+
+
+def split_layers(n, parts):
+    """n layers over `parts` stacks as evenly as possible, earlier stacks getting the extra."""
+    return [n // parts + (i < n % parts) for i in range(parts)]
+
+
+__all__ = ["ShiftPool", "Upsample", "shorten", "upsample", "pad_end", "shift_right",
+           "check_factor", "Pool", "Unpool", "POOL_KINDS", "UPSAMPLE_KINDS", "CAUSAL_MODES",
+           "COMBINES", "option", "check_options", "parse_layout", "split_layers"]
