@@ -6,6 +6,7 @@ t+1 from tokens ≤ t; loss the mean cross-entropy when targets are given. One `
 serves all models. Each model has a `@dataclass` config, stored in checkpoints, from which
 `build_model` rebuilds it.
 """
+import math
 from dataclasses import asdict, dataclass
 
 import numpy
@@ -13,7 +14,7 @@ import numpy
 from .. import backend as B
 from .. import functional as F
 from ..engine import no_grad
-from ..nn import Module, init_parameters
+from ..nn import Embedding, LayerNorm, Linear, Module, init_parameters
 
 
 @dataclass
@@ -50,9 +51,34 @@ class LanguageModel(Module):
         super().__init__()
         self.config = config
 
-    def init_weights(self):
-        """Draw all weights from the config's seed (called at the end of __init__)."""
-        init_parameters(self, seed=self.config.seed, dtype=self.config.dtype)
+    # --- the parts every model shares (GPT-2's input and output) -------------------------
+    @property
+    def proj_std(self):
+        """Init std of the projections into the residual stream: 0.02/√(2·n_layer) (GPT-2)."""
+        return 0.02 / math.sqrt(2 * self.config.n_layer)
+
+    def add_embeddings(self):
+        """Token and learned position embeddings (call first in __init__). The position
+        table is not weight-decayed: a choice shared by all models here."""
+        c = self.config
+        self.wte = Embedding(c.vocab_size, c.n_embd)
+        self.wpe = Embedding(c.block_size, c.n_embd, decay=False)
+
+    def add_head(self):
+        """Final LayerNorm and the linear head to the vocabulary, then draw every weight
+        from the config's seed (call last in __init__)."""
+        c = self.config
+        self.ln_f = LayerNorm(c.n_embd)
+        self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False)
+        init_parameters(self, seed=c.seed, dtype=c.dtype)
+
+    def embed(self, idx):
+        """(B, T) token ids → (B, T, C) token + position embeddings."""
+        return self.wte(idx) + self.wpe(B.xp.arange(idx.shape[1]))
+
+    def head(self, x):
+        """(B, T, C) → (B, T, V) logits."""
+        return self.lm_head(self.ln_f(x))
 
     def check_idx(self, idx, max_len=None):
         """idx as a backend integer array (B, T) with 1 ≤ T ≤ block_size (or ≤ max_len), or a

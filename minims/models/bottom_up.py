@@ -41,14 +41,12 @@ Choices (ours):
   never visible (they end after T−1) and the upsampled outputs are cropped to T.
 """
 import functools
-import math
 from dataclasses import dataclass
 
 import numpy
 
-from .. import backend as B
 from ..local_attention import local_block, range_attention
-from ..nn import MLP, Block, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter
+from ..nn import MLP, Block, Dropout, LayerNorm, Linear, Module, ModuleList, Parameter
 from ..scale import Pool, Unpool, check_options, option, parse_layout, split_layers
 from .base import LanguageModel, ModelConfig
 from .registry import register_model
@@ -151,10 +149,9 @@ class BottomUpLM(LanguageModel):
         super().__init__(config)
         C, nh, k, S, p = config.n_embd, config.n_head, config.pool, config.n_scales, config.dropout
         counts = config.counts()
-        proj_std = 0.02 / math.sqrt(2 * config.n_layer)
+        proj_std = self.proj_std
         shift = config.causal_mode == "shift"
-        self.wte = Embedding(config.vocab_size, C)
-        self.wpe = Embedding(config.block_size, C, decay=False)
+        self.add_embeddings()
         self.pre = ModuleList(local_block(C, nh, p, proj_std, config.window) for _ in range(counts[0]))
         # pool[s]: scale s → s+1; coarse[s]: the layers of scale s+1
         self.pool = ModuleList(Pool(C, k, config.pool_kind, shift) for _ in range(S))
@@ -168,13 +165,10 @@ class BottomUpLM(LanguageModel):
             self.up = ModuleList(Unpool(C, k ** (s + 1), config.upsample_kind, delay=not shift)
                                  for s in range(S))
         self.post = ModuleList(local_block(C, nh, p, proj_std, config.window) for _ in range(n_post))
-        self.ln_f = LayerNorm(C)
-        self.lm_head = Linear(C, config.vocab_size, bias=False)
-        self.init_weights()
+        self.add_head()
 
     def logits(self, idx):
-        T = idx.shape[1]
-        x = self.wte(idx) + self.wpe(B.xp.arange(T))                  # (B, T, C)
+        x = self.embed(idx)                                           # (B, T, C)
         for block in self.pre:
             x = block(x)
         c, outs = x, []
@@ -187,7 +181,7 @@ class BottomUpLM(LanguageModel):
             x = self.aggregate(x, outs)                               # (B, T, C)
         else:
             for up, c in zip(self.up, outs):
-                x = x + up(c, T)                                      # (B, T, C)
+                x = x + up(c, x.shape[1])                             # (B, T, C)
         for block in self.post:
             x = block(x)
-        return self.lm_head(self.ln_f(x))                             # (B, T, V)
+        return self.head(x)                                           # (B, T, V)

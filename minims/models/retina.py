@@ -43,15 +43,13 @@ Choices (ours):
   model, which tests/test_models.py uses as a cross-check of RangeAttention.
 """
 import functools
-import math
 from dataclasses import dataclass
 
 import numpy
 
-from .. import backend as B
 from .. import functional as F
 from ..local_attention import block_with, range_attention
-from ..nn import CausalSelfAttention, Embedding, LayerNorm, Linear, ModuleList
+from ..nn import CausalSelfAttention, ModuleList
 from ..scale import Pool, check_options, option
 from .base import LanguageModel, ModelConfig
 from .registry import register_model
@@ -131,21 +129,17 @@ class RetinaLM(LanguageModel):
     def __init__(self, config):
         super().__init__(config)
         C = config.n_embd
-        proj_std = 0.02 / math.sqrt(2 * config.n_layer)
-        self.wte = Embedding(config.vocab_size, C)
-        self.wpe = Embedding(config.block_size, C, decay=False)
+        proj_std = self.proj_std
+        self.add_embeddings()
         self.blocks = ModuleList(
             block_with(RetinaAttention(C, config.n_head, config.pool, config.window, config.n_scales,
                                        config.band, config.pool_kind, config.dropout, proj_std),
                        C, config.dropout, proj_std)
             for _ in range(config.n_layer))
-        self.ln_f = LayerNorm(C)
-        self.lm_head = Linear(C, config.vocab_size, bias=False)
-        self.init_weights()
+        self.add_head()
 
     def logits(self, idx):
-        T = idx.shape[1]
-        x = self.wte(idx) + self.wpe(B.xp.arange(T))                  # (B, T, C)
+        x = self.embed(idx)                                           # (B, T, C)
         for block in self.blocks:
             x = block(x)
-        return self.lm_head(self.ln_f(x))                             # (B, T, V)
+        return self.head(x)                                           # (B, T, V)

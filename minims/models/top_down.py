@@ -35,12 +35,10 @@ Choices (ours):
 - Lengths that kˢ does not divide are zero-padded at the end and cropped after upsampling,
   so generation can feed any T ≤ block_size.
 """
-import math
 from dataclasses import dataclass
 
-from .. import backend as B
 from ..local_attention import local_block
-from ..nn import Block, Embedding, LayerNorm, Linear, ModuleList
+from ..nn import Block, ModuleList
 from ..scale import Pool, Unpool, check_options, option, parse_layout, split_layers
 from .base import LanguageModel, ModelConfig
 from .registry import register_model
@@ -85,23 +83,19 @@ class TopDownLM(LanguageModel):
         super().__init__(config)
         C, nh, k, S, p = config.n_embd, config.n_head, config.pool, config.n_scales, config.dropout
         counts = config.counts()
-        proj_std = 0.02 / math.sqrt(2 * config.n_layer)
+        proj_std = self.proj_std
         shift = config.causal_mode == "shift"
-        self.wte = Embedding(config.vocab_size, C)
-        self.wpe = Embedding(config.block_size, C, decay=False)
+        self.add_embeddings()
         # pool[s]: scale s → s+1; coarse[s]: the layers of scale s+1; up[s]: scale s+1 → s
         self.pool = ModuleList(Pool(C, k, config.pool_kind, shift) for _ in range(S))
         self.coarse = ModuleList(ModuleList(Block(C, nh, p, proj_std) for _ in range(counts[S - 1 - s]))
                                  for s in range(S))
         self.up = ModuleList(Unpool(C, k, config.upsample_kind, delay=not shift) for _ in range(S))
         self.fine = ModuleList(local_block(C, nh, p, proj_std, config.window) for _ in range(counts[-1]))
-        self.ln_f = LayerNorm(C)
-        self.lm_head = Linear(C, config.vocab_size, bias=False)
-        self.init_weights()
+        self.add_head()
 
     def logits(self, idx):
-        T = idx.shape[1]
-        x = self.wte(idx) + self.wpe(B.xp.arange(T))                  # (B, T, C)
+        x = self.embed(idx)                                           # (B, T, C)
         e = [x]
         for pool in self.pool:
             e.append(pool(e[-1]))                                     # e[s]: (B, T_s, C)
@@ -111,7 +105,7 @@ class TopDownLM(LanguageModel):
             for block in self.coarse[s - 1]:
                 z = block(z)                                          # (B, T_s, C)
             h = z
-        x = x + self.up[0](h, T)                                      # (B, T, C)
+        x = x + self.up[0](h, x.shape[1])                               # (B, T, C)
         for block in self.fine:
             x = block(x)
-        return self.lm_head(self.ln_f(x))                             # (B, T, V)
+        return self.head(x)                                           # (B, T, V)
