@@ -222,5 +222,21 @@ def track_memory():
             tracemalloc.stop()
 
 
+class _Unavailable:
+    """Stands in for `xp` when MINIMS_BACKEND names a backend that cannot start: importing
+    minims still works (so a command-line tool can print its one-line error), but the first
+    array operation raises the reason. Never a silent fall-back to NumPy."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def __getattr__(self, attr):
+        raise self.error
+
+
 if os.environ.get("MINIMS_BACKEND"):
-    set_backend(os.environ["MINIMS_BACKEND"])
+    try:
+        set_backend(os.environ["MINIMS_BACKEND"])
+    except (ValueError, BackendUnavailable) as e:
+        name, xp = os.environ["MINIMS_BACKEND"], _Unavailable(
+            type(e)(f"MINIMS_BACKEND={os.environ['MINIMS_BACKEND']}: {e}"))

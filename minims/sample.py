@@ -1,0 +1,93 @@
+"""Sampling: `python -m minims.sample` prints text from a trained checkpoint.
+
+    python -m minims.sample                                   # from out/ckpt.npz
+    python -m minims.sample --prompt "It is a truth" --max-new-tokens 300 --temperature 0.8 --seed 1
+
+The checkpoint carries everything needed: the model's description (rebuilt with
+`model_from_description`, so every registered model works), its weights and the tokenizer.
+The same --seed gives the same text. Characters (or words) the tokenizer never saw in
+training become <unk>. Exit code 2 with a one-line error for a missing or corrupt checkpoint,
+an unusable backend or a bad flag.
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import backend as B
+from . import checkpoint
+from .checkpoint import CheckpointError
+from .models import model_from_description
+from .tokenizers import tokenizer_from_dict
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m minims.sample", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out-dir", default="out", help="run folder whose ckpt.npz is used")
+    p.add_argument("--ckpt", default=None, help="a checkpoint file (instead of OUT_DIR/ckpt.npz)")
+    p.add_argument("--prompt", default="\n\n",
+                   help="text to continue (its last block_size tokens are the context); the default, "
+                        "a paragraph break, starts a fresh paragraph")
+    p.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="divide the logits by this (< 1: safer text, > 1: wilder)")
+    p.add_argument("--top-k", type=int, default=None, help="sample only among the k likeliest tokens")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler: same seed, same text")
+    p.add_argument("--backend", choices=B.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
+                   help="array library: numpy (CPU) or cupy (NVIDIA GPU)")
+    return p
+
+
+def load_model(path):
+    """(model, tokenizer, header) from a checkpoint file, weights loaded, in eval mode."""
+    ckpt = checkpoint.load(path)
+    header = ckpt["header"]
+    try:
+        model = model_from_description(header["model"])
+        model.load_state_dict(ckpt["model"])
+        tokenizer = tokenizer_from_dict(header["tokenizer"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: checkpoint does not describe a usable model ({e})") from None
+    return model.eval(), tokenizer, header
+
+
+def sample(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperature=1.0, top_k=None, seed=0):
+    """The generated continuation of `prompt` (without the prompt), as text."""
+    if max_new_tokens < 0:
+        raise ValueError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {top_k}")
+    ids = np.asarray(tokenizer.encode(prompt), dtype=np.int64)
+    if ids.size == 0:
+        raise ValueError(f"the prompt {prompt!r} holds no {tokenizer.kind}-level token; give some text")
+    context = ids[-model.config.block_size:][None, :]                  # (1, T) with T ≤ block_size
+    out = model.generate(context, max_new_tokens, temperature=temperature, top_k=top_k, seed=seed)
+    # decode context + continuation together, then cut the context off: the word tokenizer's
+    # spacing depends on the tokens before (no space before "," or after an opening quote)
+    full, head = tokenizer.decode(out[0]), tokenizer.decode(out[0, :context.shape[1]])
+    return full[len(head):]
+
+
+def main(argv=None):
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        B.set_backend(args.backend)
+        path = Path(args.ckpt) if args.ckpt else Path(args.out_dir) / checkpoint.CKPT_NAME
+        model, tokenizer, _ = load_model(path)
+        text = sample(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,
+                      args.top_k, args.seed)
+    except (CheckpointError, B.BackendUnavailable, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(args.prompt + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
