@@ -17,6 +17,7 @@ Choose the backend with `minims.set_backend("numpy" | "cupy")` or the environmen
 """
 import contextlib
 import os
+import sys
 import tracemalloc
 
 import numpy
@@ -90,11 +91,15 @@ def get_backend():
 
 
 def to_numpy(a):
-    """A NumPy copy (or view) of an array of either backend; Python scalars pass through."""
+    """A NumPy copy (or view) of an array of either backend; Python scalars pass through.
+
+    Dispatches on the array itself, not on the active backend, so arrays made before a
+    backend switch still come back."""
     if isinstance(a, numpy.ndarray) or numpy.isscalar(a):
         return numpy.asarray(a)
-    if name == "cupy":
-        return xp.asnumpy(a)
+    cupy = sys.modules.get("cupy")  # only ever imported by set_backend("cupy")
+    if cupy is not None and isinstance(a, cupy.ndarray):
+        return cupy.asnumpy(a)      # device → host copy
     return numpy.asarray(a)
 
 

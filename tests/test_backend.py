@@ -305,3 +305,11 @@ def test_to_numpy_passes_numpy_and_scalars_through():
     assert backend.to_numpy(a) is a
     assert backend.to_numpy(2.5) == 2.5
     assert backend.synchronize() is None                  # a no-op on NumPy
+
+
+def test_to_numpy_dispatches_on_the_array_not_the_active_backend(fake_cupy):
+    minims.set_backend("cupy")
+    t = minims.Tensor([1.0, 2.0])
+    minims.set_backend("numpy")
+    np.testing.assert_array_equal(minims.to_numpy(t.data), [1.0, 2.0])
+    np.testing.assert_array_equal(t.numpy(), [1.0, 2.0])

@@ -1,0 +1,298 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Lesson 09: the bottom-up model
+#
+# **What you'll learn**
+# - the second multi-scale architecture: representations **pooled up** scale by scale, each scale
+#   with its own stack of causal layers, then brought back to the tokens **all at once** by one
+#   aggregation layer;
+# - which coarse blocks each token may see in that aggregation, as a picture;
+# - its data flow, shape by shape, stepping through the library's own modules;
+# - a causality check, a short training run on Austen, and its memory against a vanilla model:
+#   why this is the model that can be *deep and cheap* at the same time.
+#
+# **Where this sits.** `minims/models/bottom_up.py`, built from lesson 07's operators and the
+# range attention of `minims/local_attention.py`. The paper's headline model (30 layers, a smaller
+# memory footprint than a vanilla model less than half as deep) is most naturally of this kind.
+
+# %%
+import os
+import sys
+from pathlib import Path
+
+# Make `import minims` work from a fresh clone (before `pip install -e .`), as a script or a notebook.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+ROOT = next((p for p in (HERE, *HERE.parents) if (p / "minims").is_dir()), HERE)
+sys.path.insert(0, str(ROOT))
+QUICK = os.environ.get("MINIMS_QUICK") == "1"  # the test suite's fast mode: tiny model, a few steps
+# Small matrices: BLAS threads gain nothing and fight other processes for the cores (see lesson 06).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import inspect
+import json
+import math
+import tempfile
+
+import numpy as np
+
+import minims
+from minims.memory import saved_bytes
+from minims.models import build_model
+from minims.models.bottom_up import Aggregate, BottomUpLM, aggregate_ranges
+from minims.train import make_args, train
+
+# %% [markdown]
+# ## 1. The idea
+#
+# The paper describes its models as "interleaving causal transformer layers with pooling". Build
+# the representation **from the bottom up**: a few token-level layers (`pre`, often none), then
+# shorten to blocks of $k$ and run a stack of layers over the blocks, shorten that to blocks of
+# $k^2$ and run another stack, and so on. Each shortening follows lesson 07's rule (shift by $k-1$
+# in the scale's own units, then pool), so block $j$ of scale $s$ has seen tokens $\le j k^s$ only.
+#
+# Then every token must get the results back. Instead of upsampling scale by scale, one
+# **aggregation layer** does it at once: token $t$ attends, with one softmax, to its own fine
+# vector and to *every* coarse block of *every* scale that it may see (those whose tokens are all
+# $\le t$), each scale's keys tagged by a learned scale embedding. A few token-level layers (`post`)
+# then predict the next token; they also read the newest tokens of the current block, which the
+# coarse path has not seen yet.
+#
+# A layer at scale $s$ works on $T/k^s$ vectors, so it holds about $1/k^s$ of a token layer's
+# activations and its attention matrix $1/k^{2s}$. That is the point: such a model can have many
+# layers where they are cheap.
+#
+# ```
+#  tokens --> wte + wpe --> pre layers (fine) --> x (B, T, C) ------------------------+
+#                                                 |  shorten (shift k-1, mean)        |  queries and
+#                                                 v                                   |  own fine key
+#                              c1 (B, T/k, C) --> coarse stack 1 --> o1 ------------+ |
+#                                                 |  shorten                        | |
+#                                                 v                                 v v
+#                            c2 (B, T/k^2, C) --> coarse stack 2 --> o2 -------> aggregate: token t attends
+#                                                                                to every block of o1, o2
+#                                                                                that ended by t, and to itself;
+#                                                                                then a feed-forward
+#                                                                                     |
+#                                                              post layers (fine) <---+
+#                                                                     |
+#                                                            ln_f, lm_head --> logits (B, T, V)
+# ```
+#
+# The library's forward pass and the aggregation layer:
+
+# %%
+print(inspect.getsource(BottomUpLM.logits))
+print(inspect.getsource(Aggregate.forward))
+
+# %% [markdown]
+# ## 2. What the aggregation layer lets each token see
+#
+# `aggregate_ranges` gives, for each token $t$ and each key set (its own fine key, then each scale),
+# a range of keys $[lo, hi)$. For scale $s$, block $j$ ends at token $jk^s$ after the shift, so token
+# $t$ sees blocks $0 \dots \lfloor t/k^s \rfloor$. Here for $T = 16$, $k = 2$, two scales: one row per
+# token, one column per key (`#` seen, `.` not).
+
+# %%
+print(inspect.getsource(aggregate_ranges))
+
+T_pic, k_pic = 16, 2
+lengths_pic = (T_pic // k_pic, T_pic // k_pic ** 2)
+ranges_pic = aggregate_ranges(T_pic, k_pic, lengths_pic)
+labels = ["own key"] + [f"scale {s}: blocks of {k_pic ** s}" for s in (1, 2)]
+widths = [max(len(label), n) for label, n in zip(labels, (1,) + lengths_pic)]
+print(" " * 11 + "  ".join(f"{label:<{w}}" for label, w in zip(labels, widths)))
+print(" " * 11 + "  ".join(f"{'':<{widths[0]}}" if n == 1 else f"{''.join(str(j) for j in range(n)):<{w}}"
+                           for n, w in zip((1,) + lengths_pic, widths)))
+for t in range(T_pic):
+    cells = []
+    for (lo, hi), n in zip(ranges_pic, (1,) + lengths_pic):
+        if n == 1:   # the fine key set: token t sees exactly its own key
+            cells.append("#" if (lo[t], hi[t]) == (t, t + 1) else "?")
+        else:
+            cells.append("".join("#" if lo[t] <= j < hi[t] else "." for j in range(n)))
+    print(f"token {t:2d}:  " + "  ".join(f"{cell:<{w}}" for cell, w in zip(cells, widths)))
+
+# %% [markdown]
+# Token 0 already sees block 0 of each scale: after the shift, block 0 summarises only zeros and
+# $h_0$. Token 2 sees scale-1 block 1, which summarises $h_1, h_2$. Everything a token sees has
+# ended by $t$. No row is empty (its own key is always there), so the softmax never divides 0 by 0.
+#
+# ## 3. The data flow, shape by shape
+#
+# A small model with two scales: `layout="1-2-1-2"` means 1 `pre` layer, 2 layers at scale 1,
+# 1 at scale 2, and 2 `post` layers, the first of which is the aggregation layer. We step through
+# the same code with the model's own modules and check we get exactly its logits.
+
+# %%
+V, T, Bsz, k = 50, 64, 2, 4
+model = build_model("bottom-up", vocab_size=V, block_size=T, layout="1-2-1-2", pool=k,
+                    n_head=2, n_embd=32, dtype="float64", seed=0)
+model.eval()
+idx = np.random.default_rng(0).integers(0, V, size=(Bsz, T))
+
+
+def show(step, name, tensor):
+    print(f"{step:<44} {name:<3} {tensor.shape}")
+
+
+with minims.no_grad():
+    x = model.embed(idx)
+    show("token + position embeddings", "", x)
+    for block in model.pre:
+        x = block(x)
+    show(f"pre stack ({len(model.pre)} layer)", "x", x)
+    c, outs = x, []
+    for s, (pool, stack) in enumerate(zip(model.pool, model.coarse), 1):
+        c = pool(c)
+        show(f"shorten by k={k}: blocks of {k ** s} tokens", f"c{s}", c)
+        for block in stack:
+            c = block(c)
+        outs.append(c)
+        show(f"coarse stack of scale {s} ({len(stack)} layer{'s' * (len(stack) > 1)})", f"o{s}", c)
+    x = model.aggregate(x, outs)
+    show("aggregate: every token reads o1, o2", "", x)
+    for block in model.post:
+        x = block(x)
+    show(f"post stack ({len(model.post)} layer after the aggregation)", "", x)
+    logits = model.head(x)
+    show("ln_f, lm_head: logits (B, T, V)", "", logits)
+    walk_matches = np.array_equal(logits.numpy(), model(idx)[0].numpy())
+print("the walk-through reproduces model(idx) exactly:", walk_matches)
+
+# %% [markdown]
+# ## 4. Is the whole model causal?
+#
+# The same black-box test as in lesson 08: for every $t$, change row 0's tokens from $t$ on. No
+# logit before $t$ may move (float64, exact), row 1 must not move, and the logits at $t$ must.
+
+# %%
+def causality_report(model, idx, vocab_size):
+    """For every t: max |change| of row 0's logits before t, at t, and of row 1."""
+    T = idx.shape[1]
+    with minims.no_grad():
+        base = model(idx)[0].numpy()
+        rows = []
+        for t in range(T):
+            other = idx.copy()
+            other[0, t:] = (idx[0, t:] + 1 + np.arange(T - t) % (vocab_size - 1)) % vocab_size
+            out = model(other)[0].numpy()
+            rows.append((np.abs(out[0, :t] - base[0, :t]).max(initial=0.0),
+                         np.abs(out[0, t] - base[0, t]).max(),
+                         np.abs(out[1] - base[1]).max()))
+    return np.array(rows)                                      # (T, 3)
+
+
+report = causality_report(model, idx, V)
+print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1e}, "
+      f"in the untouched row = {report[:, 2].max():.1e}, smallest change at t = {report[:, 1].min():.1e}")
+
+# %% [markdown]
+# ## 5. Training on Austen
+#
+# The same trainer call as for every model; only the name and the layout change. From a shell:
+# `python -m minims.train --model bottom-up --layout 1-2-1 --pool 4 --block-size 128 --n-embd 64`.
+
+# %%
+settings = dict(model="bottom-up", layout="1-2-1", pool=4, block_size=128, batch_size=16, n_embd=64,
+                max_iters=120, eval_interval=120, eval_iters=10, lr=3e-3, warmup_iters=10)
+if QUICK:
+    settings.update(block_size=32, batch_size=4, n_embd=32, max_iters=4, eval_interval=4, eval_iters=2)
+with tempfile.TemporaryDirectory() as out_dir:
+    result = train(make_args(out_dir=out_dir, cache_dir=str(ROOT / ".cache"), **settings))
+    log = [json.loads(line) for line in (Path(out_dir) / "log.jsonl").read_text().splitlines()]
+first_val_loss = log[0]["val_loss"]
+print(f"valid loss {first_val_loss:.3f} -> {result['val_loss']:.3f} in {result['iter']} steps "
+      f"(unigram baseline {math.log(result['unigram_ppl']):.3f}); {result['tokens_per_s']:,.0f} tokens/s")
+
+# %% [markdown]
+# ## 6. Deep and cheap: memory against vanilla models
+#
+# We measure the activations held for backward (`saved_bytes`, per top-level module) for a vanilla
+# model with 4 layers, a bottom-up model with the same 4 layers ("1-2-1": 1 pre, 2 coarse, and the
+# aggregation layer), and a bottom-up model with **10** layers, 8 of them at the coarse scale
+# ("1-8-1").
+
+# %%
+def memory_by_scope(name, T, Bsz=2, **options):
+    model = build_model(name, vocab_size=V, block_size=T, n_head=4, n_embd=64, **options)
+    ids = np.random.default_rng(0).integers(0, V, size=(Bsz, T + 1))
+    _, loss = model(ids[:, :-1], ids[:, 1:])
+    return saved_bytes(loss, by="scope", depth=1)
+
+
+variants = [("vanilla 4", "vanilla", dict(n_layer=4)),
+            ("bottom-up 1-2-1", "bottom-up", dict(layout="1-2-1")),
+            ("bottom-up 1-8-1", "bottom-up", dict(layout="1-8-1"))]
+lengths = (64, 128) if QUICK else (256, 1024)
+MiB = 2 ** 20
+memory = {}
+print(f"{'model':<18} {'layers':>6} " + " ".join(f"{'T=' + str(L) + ' (MiB)':>14} {'vs vanilla':>10}" for L in lengths))
+for label, name, options in variants:
+    n_layer = build_model(name, vocab_size=V, block_size=lengths[0], **options).config.n_layer
+    cells = []
+    for L in lengths:
+        memory[label, L] = memory_by_scope(name, L, **options)
+        ratio = sum(memory[label, L].values()) / sum(memory["vanilla 4", L].values())
+        cells.append(f"{sum(memory[label, L].values()) / MiB:14.1f} {ratio:9.2f}x")
+    print(f"{label:<18} {n_layer:6d} " + " ".join(cells))
+
+L = lengths[-1]
+print(f"\nwhere the bottom-up 1-8-1 model's memory goes at T={L}:")
+for scope, nbytes in sorted(memory["bottom-up 1-8-1", L].items(), key=lambda kv: -kv[1]):
+    if nbytes >= 0.005 * MiB:
+        print(f"  {scope or '(loss)':10} {nbytes / MiB:7.2f} MiB")
+
+# %% [markdown]
+# Eight coarse layers together hold about as much as one or two token layers (compare `coarse` with
+# `pre`, which is a single token layer), and the aggregation
+# layer, whose attention spans only the $T/k + T/k^2 + \dots$ coarse keys, is cheap too. So the
+# 10-layer bottom-up model holds less activation memory than the 4-layer vanilla one: the shape of
+# the paper's headline comparison. Whether those cheap layers also buy perplexity is the question
+# of lesson 11.
+#
+# `combine="upsample"` is the Hourglass-style alternative (ours, an option): each scale's output
+# is upsampled straight to the tokens and added to the fine stream, with no aggregation layer.
+
+# %% [markdown]
+# ## Check
+
+# %%
+assert walk_matches, "the step-by-step data flow should reproduce model(idx) exactly"
+assert report[:, 0].max() == 0.0, "leak: changing tokens >= t changed a logit before t"
+assert report[:, 2].max() == 0.0, "leak across the batch: row 1 changed when only row 0 did"
+assert report[:, 1].min() > 0.0, "the logits at t should depend on the token at t"
+assert math.isfinite(result["val_loss"]), "training diverged"
+if QUICK:
+    assert result["val_loss"] < first_val_loss, "even a few steps should lower the valid loss"
+else:
+    assert result["val_loss"] < math.log(result["unigram_ppl"]), (
+        f"after {result['iter']} steps the bottom-up model (valid loss {result['val_loss']:.3f}) should "
+        f"beat the unigram baseline ({math.log(result['unigram_ppl']):.3f})")
+deep, vanilla = sum(memory["bottom-up 1-8-1", L].values()), sum(memory["vanilla 4", L].values())
+assert deep < vanilla, f"at T={L} the 10-layer bottom-up model should hold less memory than the 4-layer vanilla one"
+print(f"Check passed: the bottom-up model is causal, trains (valid loss {result['val_loss']:.3f}), and "
+      f"with 10 layers holds {deep / vanilla:.2f}x the activation memory of a 4-layer vanilla model (T={L}).")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Where is the break-even?** Keep `pre` and `post` at 1 and grow the coarse stack
+#    ("1-8-1", "1-16-1", "1-32-1") at $T = 1024$. How deep can the bottom-up model go before it holds
+#    as much as the 4-layer vanilla model? *Hint:* a coarse layer at $k = 4$ holds a quarter of a
+#    token layer's activations, and a sixteenth of its attention matrix; subtract the fine layers
+#    and the aggregation first, then divide by the bytes of one coarse layer.
+# 2. **Hourglass style.** Build `combine="upsample"` with `layout="1-2-1"` and compare its memory and
+#    its valid loss after the same training with the aggregation version.
+#    *Hint:* with `combine="upsample"` the post stack is all ordinary token layers, so "1-2-1" has one
+#    more token-level layer than the aggregation version, where the first post layer *is* the aggregation.
+# 3. **Another factor.** Redraw the aggregation picture of section 2 for $k = 3$, $T = 18$ and two
+#    scales (`lengths = (6, 2)`). Which token is the first to see scale-2 block 1?
+#    *Hint:* block $j$ of scale $s$ is visible from token $jk^s$ on.
