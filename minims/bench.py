@@ -153,26 +153,34 @@ def fit_exponent(ts, values):
 
 
 def bench_memory(args):
-    """memory: saved activation bytes and peak bytes per model, T = 256 … max_t."""
+    """memory: saved activation bytes (all, and attention's alone) and peak bytes per model,
+    T = 256 … max_t, at equal total depth; then the growth exponent in T of each, fitted
+    over all T and over the last doubling (where the T² parts dominate)."""
     from .memory import saved_bytes
     from .models import MODELS, build_model
     ts = [t for t in (256, 512, 1024, 2048, 4096, 8192) if t <= args.max_t]
+    keys = ("saved_bytes", "attention_bytes", "peak_bytes")
     rows = []
     for name in MODELS:
-        saved, peaks = [], []
+        series = {key: [] for key in keys}
         for T in ts:
             model = build_model(name, args.vocab_size, T, **_model_kwargs(args))
             rng = numpy.random.default_rng(0)
             idx = rng.integers(0, args.vocab_size, size=(args.batch_size, T + 1))
             with B.track_memory() as mem:
                 _, loss = model(idx[:, :-1], idx[:, 1:])
+                by_op = saved_bytes(loss, by="op")
                 held = saved_bytes(loss)
                 loss.backward()
-            saved.append(held)
-            peaks.append(mem["peak"])
-            rows.append({"model": name, "T": T, "saved_bytes": held, "peak_bytes": mem["peak"]})
-        rows.append({"model": name, "T": "exponent", "saved_bytes": fit_exponent(ts, saved),
-                     "peak_bytes": fit_exponent(ts, peaks)})
+            row = {"model": name, "T": T, "saved_bytes": held, "peak_bytes": mem["peak"],
+                   "attention_bytes": sum(v for op, v in by_op.items() if "Attention" in op)}
+            for key in keys:
+                series[key].append(row[key])
+            rows.append(row)
+        rows.append({"model": name, "T": "exponent", **{k: fit_exponent(ts, series[k]) for k in keys}})
+        if len(ts) > 2:
+            rows.append({"model": name, "T": "exp. last 2×",
+                         **{k: fit_exponent(ts[-2:], series[k][-2:]) for k in keys}})
     return rows
 
 
@@ -231,7 +239,7 @@ def main(argv=None):
         columns = ["model", "params", "step_ms", "tokens_per_s", "ratio"]
     else:
         rows = bench_memory(args)
-        columns = ["model", "T", "saved_bytes", "peak_bytes"]
+        columns = ["model", "T", "saved_bytes", "attention_bytes", "peak_bytes"]
     config = {k: getattr(args, k) for k in ("n_layer", "n_embd", "n_head", "block_size",
                                             "batch_size", "vocab_size", "dtype", "repeat")}
     if args.json:
