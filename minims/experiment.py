@@ -106,6 +106,15 @@ def activation_bytes(model, batch_size, block_size, vocab_size):
     return held, body
 
 
+def point_memory(folder, settings):
+    """Activation bytes (all, and without the head) of the model in a point's checkpoint."""
+    from .checkpoint import load
+    from .models import model_from_description
+    model = model_from_description(load(Path(folder) / "ckpt.npz")["header"]["model"])
+    return activation_bytes(model, settings["batch_size"], settings["block_size"],
+                            model.config.vocab_size)
+
+
 def _write_json(path, obj):
     tmp = Path(str(path) + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2))
@@ -119,7 +128,11 @@ def run_point(name, model, options, settings, args):
     result_path = folder / "result.json"
     if result_path.exists():
         print(f"[{name}] done before, reusing {result_path}")
-        return json.loads(result_path.read_text())
+        result = json.loads(result_path.read_text())
+        # memory is a property of the code, not of the training: measure it again, so the
+        # table always describes the minims you have
+        result["activation_bytes"], result["body_activation_bytes"] = point_memory(folder, settings)
+        return result
     folder.mkdir(parents=True, exist_ok=True)
     targs = make_args(model=model, data=args.data, tokenizer="word", backend=args.backend,
                       out_dir=str(folder), cache_dir=args.cache_dir, seed=args.seed,

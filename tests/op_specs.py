@@ -185,6 +185,21 @@ def ref_attention(q, k, v, causal, mask):
     return ref_softmax(s, -1) @ v
 
 
+def draw_banded_attention(draw):
+    """Causal attention in bands of queries (the path long sequences take), at small T."""
+    chunks = draw(st.sampled_from([2, 3]))
+    T = chunks * draw(st.integers(1, 3))
+    B_, nh, hs = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 4))
+    return [values(draw, (B_, nh, T, hs)) for _ in range(3)], dict(chunks=chunks)
+
+
+def call_banded_attention(q, k, v, chunks):
+    T = q.shape[-2]
+    bias = F._mask_bias(None, True, T, T, q.dtype)
+    return F.ScaledDotProductAttention.apply(q, k, v, bias=bias, scale=1 / math.sqrt(q.shape[-1]),
+                                             chunks=chunks)
+
+
 def ref_dropout(x, p, seed):
     keep = np.random.default_rng(seed).random(x.shape) >= p
     return x * keep / (1 - p)
@@ -300,6 +315,9 @@ SPECS = {
     "CrossEntropy": OpSpec(draw_cross_entropy, F.cross_entropy, ref_cross_entropy),
     "Dropout": OpSpec(draw_dropout, call_dropout, ref_dropout),
     "ScaledDotProductAttention": OpSpec(draw_attention, F.scaled_dot_product_attention, ref_attention),
+    "ScaledDotProductAttention (bands)": OpSpec(
+        draw_banded_attention, call_banded_attention,
+        lambda q, k, v, chunks: ref_attention(q, k, v, causal=True, mask=None)),
     # scale operators and range attention (issue #4)
     "ShiftPool": OpSpec(draw_shift_pool, lambda x, k, shift: ShiftPool.apply(x, k=k, shift=shift),
                         ref_shift_pool),

@@ -35,11 +35,15 @@ def op_bytes(m, T, op):
 
 
 def test_vanilla_attention_grows_like_T_squared():
-    """f(T) = a·T² + b·T, with a = n_layer·B·n_head·4 bytes (the probabilities):
+    """f(T) = a·T² + b·T, with a = n_layer·B·n_head·4 bytes (the probabilities) times the
+    fraction of the T×T matrix the query bands compute, (n+1)/2n for n bands:
     f(2T) − 2f(T) = 2aT² exactly, and the T² part quadruples when T doubles."""
+    from fractions import Fraction
+    import minims.functional as F
     m = model("vanilla", T=512, n_layer=2)
     f = {T: op_bytes(m, T, "ScaledDotProductAttention") for T in (128, 256, 512)}
-    a = 2 * B * NH * ITEM
+    n = F.ATTENTION_BANDS
+    a = 2 * B * NH * ITEM * Fraction(n + 1, 2 * n)
     assert f[256] - 2 * f[128] == 2 * a * 128 ** 2
     assert f[512] - 2 * f[256] == 4 * (f[256] - 2 * f[128])
 
