@@ -278,6 +278,6 @@ print("Check passed: fused == step by step, causal (invariance, sensitivity, gra
 #    should now fail at position $t-1$.
 # 2. **Heads and memory.** At fixed $C$, how does the memory of $P$ change with `n_head`? And the rest?
 #    Predict, then measure with `attention_memory`. *Hint:* $P$ is (B, nh, T, T).
-# 3. **Local attention memory.** The fused op still stores the full $T \times T$ matrix even with a
-#    local window mask. How many of its entries are non-zero for window $w$? *Hint:* about $T\cdot w$;
+# 3. **Local attention memory.** With an explicit mask (a local window), the fused op stores the
+#    full $T \times T$ matrix. How many of its entries are non-zero for window $w$? *Hint:* about $T\cdot w$;
 #    a model that exploits this must store only the band (see the top-down model in lesson 08).
