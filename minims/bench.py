@@ -22,6 +22,24 @@ import numpy
 from . import backend as B
 
 
+def blas_threads():
+    """Threads the OpenBLAS that NumPy loaded will use, or None where that cannot be read
+    (best effort: Linux, OpenBLAS builds; reading it needs no extra dependency)."""
+    import ctypes
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in paths:
+        lib = ctypes.CDLL(path)
+        for symbol in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+                       "openblas_get_num_threads"):
+            if hasattr(lib, symbol):
+                return int(getattr(lib, symbol)())
+    return None
+
+
 def environment():
     """What the numbers depend on: backend, threads, BLAS."""
     blas = numpy.__config__.CONFIG.get("Build Dependencies", {}).get("blas", {})
@@ -29,6 +47,7 @@ def environment():
         "backend": B.get_backend(),
         "cpu_count": os.cpu_count(),
         "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
+        "blas_threads": blas_threads(),
         "numpy": numpy.__version__,
         "python": platform.python_version(),
         "threads_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",

@@ -54,6 +54,9 @@ def test_bench_cases_print_their_tables(case, capsys):
     assert bench.main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["case"] == case and report["rows"]
+    env = report["environment"]
+    assert env["blas_threads"] is None or env["blas_threads"] >= 1
+    assert env["backend"] == "numpy" and "blas" in env
     if case == "memory":
         exps = {r["model"]: r["saved_bytes"] for r in report["rows"] if r["T"] == "exponent"}
         assert set(exps) == {"vanilla", "top-down", "bottom-up", "retina"}
