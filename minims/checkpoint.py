@@ -10,9 +10,9 @@ A checkpoint is a NumPy `.npz` archive (a zip of `.npy` arrays) with no pickled 
 - `model/<dotted name>`: the weights (`model.state_dict()`).
 - `optim/<buffer>/<i>`: the optimizer's buffers (AdamW's m and v), one per parameter.
 
-Writes are atomic: the archive goes to `<name>.tmp` beside the target, is flushed and
-fsync'ed, then renamed over the target with `os.replace` (atomic on POSIX and Windows). A run
-killed at any moment leaves either the old checkpoint or the new one, never half of one.
+Writes are atomic (`minims.files.atomic_write`): the archive goes to `<name>.tmp` beside the
+target, is flushed and fsync'ed, then renamed over the target with `os.replace`. A run killed
+at any moment leaves either the old checkpoint or the new one, never half of one.
 
 Loads are validated: a missing, truncated or corrupt file (the zip's CRC32 check catches
 flipped bytes), a wrong format version or missing arrays raise `CheckpointError`, a one-line
@@ -20,11 +20,12 @@ flipped bytes), a wrong format version or missing arrays raise `CheckpointError`
 never runs code from it.
 """
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import numpy
+
+from .files import atomic_write
 
 FORMAT_VERSION = 1
 CKPT_NAME = "ckpt.npz"   # the latest checkpoint of a run, inside its --out-dir
@@ -57,33 +58,9 @@ def save(path, header, model_state, optim_state):
     blob = json.dumps(header).encode("utf-8")   # fails here, before any file is touched
     arrays["header"] = numpy.frombuffer(blob, dtype=numpy.uint8)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            numpy.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())      # the bytes are on disk before the rename makes them live
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)   # the old checkpoint at `path` is untouched
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder):
-    """Make the rename itself durable (POSIX); not possible (nor needed) on Windows."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    # a fixed temporary name: the half-written file of a killed run is overwritten next time
+    return atomic_write(path, lambda f: numpy.savez(f, **arrays),
+                        tmp=path.with_name(path.name + ".tmp"))
 
 
 def load(path):

@@ -19,12 +19,11 @@ trained model must beat (a model that learnt nothing about context).
 """
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
 from .tokenizers import TOKENIZERS, build_tokenizer, tokenizer_from_dict
 
 AUSTEN_DIR = Path(__file__).resolve().parent.parent / "data" / "austen"
@@ -159,22 +158,9 @@ def _load_cache(folder):
 def _save_cache(folder, tok, splits):
     folder.mkdir(parents=True, exist_ok=True)
     for s, ids in splits.items():
-        _atomic_write(folder / f"{s}.npy", lambda f, ids=ids: np.save(f, ids))
+        atomic_write(folder / f"{s}.npy", lambda f, ids=ids: np.save(f, ids))
     # written last: a cache with tokenizer.json and the three .npy files is complete
-    _atomic_write(folder / "tokenizer.json", lambda f: f.write(json.dumps(tok.to_dict()).encode()))
-
-
-def _atomic_write(path, write):
-    """Write to a temporary file beside `path`, then rename it over `path`: readers (another
-    process, or a run that crashed half-way) never see a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(folder / "tokenizer.json", lambda f: f.write(json.dumps(tok.to_dict()).encode()))
 
 
 def get_batch(ids, batch_size, block_size, rng):

@@ -23,7 +23,6 @@ one resumes where it stopped. `--quick` runs a reduced grid in about a minute.
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 
 from . import backend as B
 from .engine import no_grad
+from .files import write_text
 from .memory import saved_bytes
 
 # (point name, model, model options). Depth grows within each family; the multi-scale
@@ -116,9 +116,7 @@ def point_memory(folder, settings):
 
 
 def _write_json(path, obj):
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=2))
 
 
 def run_point(name, model, options, settings, args):

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend as B
-from . import checkpoint
+from . import checkpoint, files
 from .checkpoint import CheckpointError
 from .data import DataError, get_batch, prepare, unigram_ppl
 from .engine import no_grad
@@ -494,10 +494,7 @@ class Trainer:
                   "n_params": self.model.num_parameters(), "vocab_size": self.tokenizer.vocab_size,
                   "tokens": {s: len(v) for s, v in self.splits.items()},
                   "unigram_val_ppl": self.unigram_ppl}
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.out_dir / (CONFIG_NAME + ".tmp")
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
-        os.replace(tmp, self.out_dir / CONFIG_NAME)
+        files.write_text(self.out_dir / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
 
     def _truncate_log(self, last_iter):
         """On resume: drop log lines written after the checkpoint (and a half-written last
@@ -512,9 +509,7 @@ class Trainer:
                     kept.append(line)
             except (ValueError, KeyError, TypeError):
                 break
-        tmp = path.with_name(LOG_NAME + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, path)
+        files.write_text(path, "".join(line + "\n" for line in kept))
 
     def throughput(self):
         return self.train_tokens / self.train_time if self.train_time > 0 else None
