@@ -13,7 +13,7 @@ import numpy
 
 from .. import backend as B
 from .. import functional as F
-from ..engine import no_grad
+from ..engine import Tensor, no_grad
 from ..nn import Embedding, LayerNorm, Linear, Module, init_parameters
 
 
@@ -83,7 +83,7 @@ class LanguageModel(Module):
     def check_idx(self, idx, max_len=None):
         """idx as a backend integer array (B, T) with 1 ≤ T ≤ block_size (or ≤ max_len), or a
         clear error."""
-        idx = B.asarray(idx.data if hasattr(idx, "_ctx") else idx)
+        idx = B.asarray(idx.data if isinstance(idx, Tensor) else idx)
         if idx.ndim != 2:
             raise ValueError(f"idx must have shape (B, T), got {idx.shape}")
         if idx.dtype.kind not in "iu":
