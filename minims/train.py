@@ -132,6 +132,9 @@ def _add_model_option(group, name, users):
     else:
         default_text = "defaults: " + ", ".join(f"{d!r} ({m})" for m, d in defaults.items())
     models = ", ".join(defaults)
+    chosen = [f"{m}: {f.metadata['chosen_by']}" for m, f in users if f.metadata.get("chosen_by")]
+    if chosen:   # which row of `python -m minims.experiment ablate` made each default
+        default_text += "; chosen by the ablation rows " + ", ".join(chosen)
     help_text = f"{text} [model{'s' if len(defaults) > 1 else ''}: {models}; {default_text}]"
     group.add_argument("--" + name.replace("_", "-"), dest=name, default=argparse.SUPPRESS,
                        help=help_text.replace("%", "%%"), **kwargs)

@@ -51,7 +51,7 @@ class TopDownConfig(ModelConfig):
     layout: str = option("layout", "")
     window: int = option("window", 0)
     pool_kind: str = option("pool_kind", "mean")
-    upsample_kind: str = option("upsample_kind", "repeat")
+    upsample_kind: str = option("upsample_kind", "linear")
     causal_mode: str = option("causal_mode", "shift")
 
     def __post_init__(self):
