@@ -216,7 +216,9 @@ def tradeoff(args):
         wanted = set(args.only.split(","))
         grid = [g for g in grid if g[0] in wanted]
         if not grid:
-            raise ValueError(f"--only {args.only!r} names no grid point")
+            from .errors import UsageError
+            raise UsageError(f"--only {args.only!r} names no grid point; points: "
+                             + ", ".join(g[0] for g in (QUICK_GRID if args.quick else FULL_GRID)))
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "settings.json", {"settings": settings, "quick": args.quick, "grid": grid})
@@ -248,17 +250,16 @@ def build_parser():
 
 
 def main(argv=None):
+    """The command line -> exit code (errors mapped by minims.errors.run_cli)."""
+    from .errors import run_cli
+    return run_cli(_main, argv)
+
+
+def _main(argv):
     args = build_parser().parse_args(argv)
     if args.out_dir is None:
         args.out_dir = "out/tradeoff-quick" if args.quick else "out/tradeoff"
-    from .checkpoint import CheckpointError
-    from .data import DataError
-    try:
-        tradeoff(args)
-    except (DataError, CheckpointError, B.BackendUnavailable, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    tradeoff(args)
 
 
 if __name__ == "__main__":

@@ -586,7 +586,8 @@ class Trainer:
 
     def _restore(self, ckpt):
         header, path = ckpt["header"], self.ckpt_path
-        before = "" if self.stored_data in (None, self.args.data) else f" (the run started on {self.stored_data})"
+        before = ("" if self.stored_data in (None, self.args.data) else
+                  f" (written with --data {self.stored_data})")
         if not _same(self.tokenizer.to_dict(), header["tokenizer"]):
             raise CheckpointError(f"{path}: the tokenizer fitted on --data {self.args.data} differs from the "
                                   f"checkpoint's{before}: the text changed; start a new run")
@@ -756,7 +757,7 @@ class Trainer:
         self.print(f"unigram baseline: valid ppl {self.unigram_ppl:.2f} (a model must beat this)")
         if self.saved_iter is not None:
             self.print(f"resumed from {self.ckpt_path} at iter {self.iter}")
-            if a.max_iters > a.lr_decay_iters > self.iter:
+            if a.max_iters > max(a.lr_decay_iters, self.iter):
                 self.print(f"note: the cosine schedule of this run reaches --min-lr at iter {a.lr_decay_iters} "
                            f"(--lr-decay-iters, stored); iters {a.lr_decay_iters + 1}..{a.max_iters} train at "
                            f"{a.min_lr:g}. Give --lr-decay-iters to decay over the longer run instead")
@@ -794,11 +795,12 @@ class Trainer:
                     self._evaluate_and_save(window_tokens / window_time if window_time else None)
                     window_time, window_tokens = 0.0, 0
         except KeyboardInterrupt:
-            raise TrainingInterrupted(f"interrupted (Ctrl-C) at iter {self.iter}; {self._last_saved()}: "
+            raise TrainingInterrupted(f"Ctrl-C at iter {self.iter}; {self._last_saved()}: "
                                       "continue with --resume") from None
         except NonFiniteLoss as e:
             raise NonFiniteLoss(f"{e}: training stopped; {self._last_saved()} (the last good one): resume "
-                                "from it with a lower --lr or --grad-clip, or restart with another --seed") from None
+                                "from it with a lower --lr (and --min-lr) or --grad-clip, or restart with "
+                                "another --seed") from None
         except MemoryError:
             raise self._out_of_memory(f"training at iter {self.iter}", f"; {self._last_saved()}") from None
         finally:
