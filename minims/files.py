@@ -129,11 +129,13 @@ class DirLock:
                 break
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except BlockingIOError:
                 owner = os.read(fd, 200).decode("utf-8", "replace").strip()
                 os.close(fd)
                 raise LockedError(f"{self.path}: another run is using {self.folder} (process "
                                   f"{owner or '?'}); wait for it to end or use another folder") from None
+            except OSError:     # a file system without flock (some network mounts): the file alone
+                break
             # the owner before us may have deleted the file after we opened it: lock the live one
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(self.path))

@@ -39,6 +39,7 @@ import math
 import os
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -469,7 +470,9 @@ class Trainer:
             _check_args(args)                  # bad flags: refused before any folder is made
         self.out_dir = Path(args.out_dir)
         self.ckpt_path = self.out_dir / checkpoint.CKPT_NAME
-        self._lock = self._take_out_dir()
+        lock = self._take_out_dir()
+        # released by close() (run() ends with it), or when this object is collected
+        self._release = weakref.finalize(self, lock.release)
         try:
             self._open(args)
         except BaseException:
@@ -494,10 +497,9 @@ class Trainer:
 
     def close(self):
         """Release OUT_DIR/lock (and remove OUT_DIR again if this run made it and left it empty)."""
-        lock, self._lock = getattr(self, "_lock", None), None
-        if lock is None:
+        if not self._release.alive:
             return
-        lock.release()
+        self._release()
         if self._made_out_dir:
             try:
                 self.out_dir.rmdir()            # only if empty: a run that wrote nothing

@@ -319,24 +319,11 @@ def test_flag_messages_name_the_flag(tmp_path, text_file, capsys):
         assert one_line(err, code, 2) and err.startswith(f"error: {flag} must be"), (flag, err)
 
 
-def test_devices_refused_and_pipes_read_whole(tmp_path, capsys):
+def test_devices_refused_and_help_says_data_is_read_whole(tmp_path, capsys):
     code = train_cli.main(["--data", "/dev/zero", "--out-dir", str(tmp_path / "out"), "--max-iters", "1"])
     err = capsys.readouterr().err
     assert one_line(err, code, 2) and "/dev/zero: not a regular file" in err
     assert "read whole" in train_cli.build_parser().format_help().replace("\n", " ").replace("  ", " ")
-    fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)
-    text = "It was a bright cold day in April. " * 60
-    import threading
-
-    def writer():
-        with open(fifo, "w") as f:
-            f.write(text)
-    t = threading.Thread(target=writer)
-    t.start()
-    corpus = data.load_corpus(fifo)
-    t.join()
-    assert corpus["train"] + corpus["valid"] + corpus["test"] == text
 
 
 def test_ctrl_c_anywhere_is_one_line_and_130(tmp_path, text_file, capsys, monkeypatch):
@@ -566,31 +553,6 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, text_file):
     assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "2")) == 0
 
 
-def test_lock_is_reentrant_in_one_process_and_released(tmp_path):
-    a, b = files.DirLock(tmp_path), files.DirLock(tmp_path)
-    a.acquire()
-    b.acquire()
-    assert (tmp_path / "lock").read_text().split()[0] == str(os.getpid())
-    b.release()
-    assert (tmp_path / "lock").exists()
-    a.release()
-    assert not (tmp_path / "lock").exists()
-
-
-def test_an_altered_cache_array_is_rebuilt(tmp_path, text_file):
-    """A valid .npy with other ids (here: shuffled) must not be trained on: its hash no longer
-    matches the manifest, so the cache is rebuilt from the text."""
-    tok, splits = data.prepare(text_file, "char", cache_dir=tmp_path / "cache")
-    (npy,) = (tmp_path / "cache").rglob("train.npy")
-    altered = np.random.default_rng(0).permutation(splits["train"])
-    np.save(npy, altered)
-    tok2, splits2 = data.prepare(text_file, "char", cache_dir=tmp_path / "cache")
-    assert np.array_equal(splits2["train"], splits["train"])
-    assert np.array_equal(np.load(npy), splits["train"])          # and the cache is repaired
-    manifest = json.loads(next((tmp_path / "cache").rglob("manifest.json")).read_text())
-    assert set(manifest["sha256"]) == {"train", "valid", "test"}
-
-
 def test_files_honour_the_umask(tmp_path, text_file):
     old = os.umask(0o022)
     try:
@@ -601,13 +563,6 @@ def test_files_honour_the_umask(tmp_path, text_file):
         assert len(written) == 7
         for path in written:
             assert path.stat().st_mode & 0o777 == 0o644, path
-        os.umask(0o077)
-        files.write_text(tmp_path / "private.txt", "x")
-        assert (tmp_path / "private.txt").stat().st_mode & 0o777 == 0o600
-        (tmp_path / "shared.txt").write_text("x")
-        (tmp_path / "shared.txt").chmod(0o664)       # replacing a file keeps its mode, as open() does
-        files.write_text(tmp_path / "shared.txt", "y")
-        assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o664
     finally:
         os.umask(old)
 
