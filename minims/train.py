@@ -272,11 +272,11 @@ def _check_args(args):
     """Range checks for the trainer's own flags (the model's config checks its own) ->
     UsageError naming the flag."""
     positive = ("block_size", "batch_size", "grad_accum", "eval_interval", "eval_iters",
-                "n_layer", "n_head", "n_embd")
+                "n_layer", "n_head", "n_embd", "min_freq")
     for name in positive:
         if getattr(args, name) < 1:
             raise UsageError(f"{_flag(name)} must be at least 1, got {getattr(args, name)}")
-    for name in ("max_iters", "warmup_iters", "min_freq", "seed"):
+    for name in ("max_iters", "warmup_iters", "seed"):
         if getattr(args, name) < 0:
             raise UsageError(f"{_flag(name)} must be >= 0, got {getattr(args, name)}")
     for name in ("lr", "min_lr", "weight_decay", "grad_clip", "dropout"):
@@ -414,8 +414,9 @@ def train_step(model, optimizer, batches, lr, grad_clip=None):
 def _read_log(path):
     """(records, [(record or None, line), ...]) of a log.jsonl; a missing file is empty.
 
-    A line that is not a JSON object is kept as (None, line), except a blank line and a
-    half-written last one (no newline at its end: the write was cut), which are left out."""
+    A line that is not a record (a JSON object with an integer "iter") is kept as (None, line),
+    except a blank line and a half-written last one (no newline at its end: the write was
+    cut), which are left out."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
@@ -430,10 +431,10 @@ def _read_log(path):
             record = json.loads(line)
         except ValueError:
             record = None
-        if record is None or not isinstance(record, dict):
+        if not (isinstance(record, dict) and isinstance(record.get("iter"), int)):
             if not line.strip() or line is cut:
                 continue
-            record = None
+            record = None               # not one of our records: kept as it is
         out.append((record, line))
     return [r for r, _ in out if r is not None], out
 
@@ -524,10 +525,11 @@ class Trainer:
             if self.ckpt_path.exists() and not args.overwrite:
                 raise UsageError(f"{self.out_dir} already holds a checkpoint ({self.ckpt_path.name}): continue "
                                  "it with --resume, replace it with --overwrite, or choose another --out-dir")
-            if not args.overwrite and self._logged_iters():
+            logged = max(self._logged_iters(), default=0)
+            if logged > 0 and not args.overwrite:   # a run's records whose checkpoint is gone
                 raise UsageError(f"{self.out_dir / LOG_NAME} holds the records of an earlier run (up to iter "
-                                 f"{max(self._logged_iters())}) but there is no checkpoint to continue: replace "
-                                 "them with --overwrite, or choose another --out-dir")
+                                 f"{logged}) but there is no checkpoint to continue: replace them with "
+                                 "--overwrite, or choose another --out-dir")
             args = argparse.Namespace(**{**vars(args)})
             if args.lr_decay_iters is None:    # the schedule's horizon, stored for every resume
                 args.lr_decay_iters = max(args.max_iters, 1)
@@ -690,7 +692,7 @@ class Trainer:
 
     def _logged_iters(self):
         """The iterations recorded in OUT_DIR/log.jsonl (valid records only)."""
-        return [r["iter"] for r in _read_log(self.out_dir / LOG_NAME)[0] if isinstance(r, dict)]
+        return [r["iter"] for r in _read_log(self.out_dir / LOG_NAME)[0]]
 
     def _truncate_log(self, last_iter):
         """On resume: drop the records written after the checkpoint (the resumed run writes
@@ -701,8 +703,7 @@ class Trainer:
         if not path.exists():
             return
         _, lines = _read_log(path)
-        kept = [line for record, line in lines
-                if not (isinstance(record, dict) and record.get("iter", -1) > last_iter)]
+        kept = [line for record, line in lines if record is None or record["iter"] <= last_iter]
         try:
             files.write_text(path, "".join(line + "\n" for line in kept))
         except OSError as e:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import minims
-from minims import bench, checkpoint, data, experiment, files, functional
+from minims import bench, checkpoint, data, experiment, functional
 from minims import sample as sample_cli
 from minims import train as train_cli
 from minims.errors import CheckpointError, DataError, MinimsError, UsageError, run_cli
@@ -290,6 +290,28 @@ def test_a_late_memory_error_says_the_same(tmp_path, text_file, capsys, monkeypa
     assert "not enough memory (training at iter 7)" in err and "KiB (parameters" in err and "holds iter 5" in err
 
 
+def test_refusal_compares_the_estimate_with_free_memory(tmp_path, text_file, capsys, monkeypatch):
+    """A run that fits nowhere near 1 MiB is refused before any model is built, whatever this
+    machine has; on CuPy the free figure is the device's free memory plus the pool's."""
+    from types import SimpleNamespace
+
+    from minims import backend as B
+    from minims import footprint
+    monkeypatch.setattr(footprint, "available_bytes", lambda: 2 ** 20)
+    built = []
+    monkeypatch.setattr(train_cli.AdamW, "__init__", lambda *a, **k: built.append(1))
+    code = train_cli.main(tiny(tmp_path, text_file, "--n-embd", "256", "--n-head", "4", "--max-iters", "1"))
+    err = capsys.readouterr().err
+    assert one_line(err, code, 2) and "numpy has 1.0 MiB free" in err and not built
+    monkeypatch.undo()
+    device = SimpleNamespace(mem_info=(5 * 2 ** 30, 80 * 2 ** 30))
+    pool = SimpleNamespace(free_bytes=lambda: 2 ** 30)
+    gpu = SimpleNamespace(cuda=SimpleNamespace(Device=lambda: device), get_default_memory_pool=lambda: pool)
+    monkeypatch.setattr(B, "get_backend", lambda: "cupy")
+    monkeypatch.setattr(B, "xp", gpu)
+    assert footprint.available_bytes() == 6 * 2 ** 30
+
+
 @pytest.mark.parametrize("name", ["vanilla", "top-down", "bottom-up", "retina"])
 def test_parameter_estimate_is_close(name):
     """The pre-allocation estimate is within 10 % of the real count, for every model."""
@@ -304,6 +326,8 @@ def test_parameter_estimate_is_close(name):
 def test_flag_messages_name_the_flag(tmp_path, text_file, capsys):
     code = train_cli.main(tiny(tmp_path, text_file, "--seed", "-1"))
     assert one_line(err := capsys.readouterr().err, code, 2) and err == "error: --seed must be >= 0, got -1\n"
+    code = train_cli.main(tiny(tmp_path, text_file, "--tokenizer", "word", "--min-freq", "0"))
+    assert one_line(err := capsys.readouterr().err, code, 2) and "--min-freq must be at least 1" in err
     args = tiny(tmp_path, text_file)
     args[args.index("--data") + 1] = ""
     code = train_cli.main(args)
