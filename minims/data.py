@@ -113,7 +113,8 @@ def _read_text(path):
                             "a folder of .txt files or a pipe")
         raw = path.read_bytes()
     except OSError as e:
-        reason = "permission denied" if isinstance(e, PermissionError) else " ".join(str(e.strerror or e).split())
+        reason = ("permission denied" if isinstance(e, PermissionError)
+                  else " ".join(str(e.strerror or e).split()))
         raise DataError(f"{path}: cannot read the data file ({reason})") from None
     if not raw:
         raise DataError(f"{path}: file is empty")

@@ -149,7 +149,8 @@ def test_out_dir_and_cache_dir_in_a_read_only_folder(tmp_path, text_file):
     (ro / "run").chmod(0o555)
     ro.chmod(0o555)
     try:
-        r = cli(prefix, "minims.train", *common, "--out-dir", str(ro / "new"), "--cache-dir", str(tmp_path / "cache"))
+        r = cli(prefix, "minims.train", *common, "--out-dir", str(ro / "new"),
+                "--cache-dir", str(tmp_path / "cache"))
         assert one_line(r.stderr, r.returncode, 2), r.stderr
         assert "creating --out-dir" in r.stderr and "permission denied" in r.stderr and str(ro / "new") in r.stderr
         r = cli(prefix, "minims.train", *common, "--out-dir", str(ro / "run"), "--resume", "--max-iters", "4",
