@@ -614,3 +614,24 @@ def test_sigkill_during_a_run_then_resume_is_exact(tmp_path, text_file):
     assert train_cli.main(tiny(tmp_path, text_file, "--resume", *rest, out="killed")) == 0
     assert train_cli.main(tiny(tmp_path, text_file, *rest, out="straight")) == 0
     assert same_run(tmp_path / "straight", tmp_path / "killed")
+
+
+def test_checkpoints_written_before_the_stored_schedule_still_resume(tmp_path, text_file, capsys, monkeypatch):
+    """An older checkpoint (no stored horizon, --data as typed, relative): its horizon was its
+    --max-iters, and a relative --data that is not found from here is one line saying so."""
+    assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "10")) == 0
+    path = tmp_path / "out" / "ckpt.npz"
+    old = checkpoint.load(path)
+    old["header"]["args"].update(lr_decay_iters=None, data="own.txt")
+    header = {k: v for k, v in old["header"].items()
+              if k not in ("format_version", "optim_scalars", "optim_buffers", "model_keys")}
+    checkpoint.save(path, header, old["model"], old["optim"])
+    monkeypatch.chdir(tmp_path)                       # own.txt is not here
+    capsys.readouterr()
+    code = train_cli.main(["--out-dir", "out", "--resume", "--max-iters", "20"])
+    err = capsys.readouterr().err
+    assert one_line(err, code, 2) and "own.txt: the checkpoint's --data, a path relative" in err
+    monkeypatch.chdir(text_file.parent)               # the folder that run started in
+    assert train_cli.main(["--out-dir", str(tmp_path / "out"), "--resume", "--max-iters", "20"]) == 0
+    lrs = [r["lr"] for r in read_log(tmp_path / "out")]
+    assert lrs[-2:] == [pytest.approx(2e-4)] * 2      # iters 15 and 20: past the old horizon of 10
