@@ -363,7 +363,8 @@ def parse_seeds(text):
     except ValueError:
         seeds = []
     if not seeds or any(s < 0 for s in seeds):
-        raise ValueError(f"--seeds must be non-negative integers joined by ',', like 0,1; got {text!r}")
+        from .errors import UsageError
+        raise UsageError(f"--seeds must be non-negative integers joined by ',', like 0,1; got {text!r}")
     return seeds
 
 
@@ -379,7 +380,10 @@ def run_experiment(args):
         wanted = set(args.only.split(","))
         grid = [g for g in grid if g[0] in wanted]
         if not grid:
-            raise ValueError(f"--only {args.only!r} names no point of the {args.experiment} grid")
+            from .errors import UsageError
+            raise UsageError(f"--only {args.only!r} names no point of the {args.experiment} grid; "
+                             "points: " + ", ".join(g[0] for g in (QUICK_GRID if args.quick else
+                                                                   EXPERIMENTS[args.experiment][0])))
     seeds = parse_seeds(args.seeds)
     score_test = args.experiment == "tradeoff"
     out = Path(args.out_dir)
@@ -427,17 +431,16 @@ def build_parser():
 
 
 def main(argv=None):
+    """The command line -> exit code (errors mapped by minims.errors.run_cli)."""
+    from .errors import run_cli
+    return run_cli(_main, argv)
+
+
+def _main(argv):
     args = build_parser().parse_args(argv)
     if args.out_dir is None:
         args.out_dir = f"out/{args.experiment}" + ("-quick" if args.quick else "")
-    from .checkpoint import CheckpointError
-    from .data import DataError
-    try:
-        run_experiment(args)
-    except (DataError, CheckpointError, B.BackendUnavailable, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    run_experiment(args)
 
 
 if __name__ == "__main__":
