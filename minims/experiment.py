@@ -82,14 +82,10 @@ ABLATE_GRID = [
     ("bottom-up/upsample=linear,1-4-1", "bottom-up", {**_BU, "layout": "1-4-1", "combine": "upsample",
                                                       "upsample_kind": "linear"}),
     ("bottom-up/pool=linear", "bottom-up", {**_BU, "pool_kind": "linear"}),
-    ("bottom-up/causal=delay", "bottom-up", {**_BU, "causal_mode": "delay"}),
-    ("bottom-up/k=2", "bottom-up", {**_BU, "pool": 2}),
     ("retina/w=32", "retina", _RET),
-    ("retina/w=16", "retina", {**_RET, "window": 16}),
     ("retina/w=64", "retina", {**_RET, "window": 64}),
     ("retina/scales=2", "retina", {**_RET, "n_scales": 2}),
     ("retina/pool=linear", "retina", {**_RET, "pool_kind": "linear"}),
-    ("retina/k=2", "retina", {**_RET, "pool": 2}),
 ]
 ABLATE_SETTINGS = dict(block_size=256, batch_size=8, n_embd=128, n_head=4, max_iters=300,
                        warmup_iters=30, lr=2e-3, min_lr=2e-4, eval_interval=300, eval_iters=4)
