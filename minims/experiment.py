@@ -56,8 +56,8 @@ TRADEOFF_GRID = [
     ("retina-4", "retina", dict(n_layer=4)),
     ("retina-8", "retina", dict(n_layer=8)),
 ]
-TRADEOFF_SETTINGS = dict(block_size=512, batch_size=4, n_embd=128, n_head=4, max_iters=1000,
-                         warmup_iters=50, lr=2e-3, min_lr=2e-4, eval_interval=250, eval_iters=4)
+TRADEOFF_SETTINGS = dict(block_size=512, batch_size=4, n_embd=64, n_head=4, max_iters=2000,
+                         warmup_iters=100, lr=3e-3, min_lr=3e-4, eval_interval=250, eval_iters=4)
 
 # Each row spells out every (ours) option of its model, so that it keeps its meaning when a
 # default changes; each row changes one choice from its family's base. The table marks the row

@@ -29,6 +29,13 @@ Choices (ours):
   and the rest, at least one, to the fine stack. Every scale has at least one layer.
 - The shortened stream is the pooled token embeddings (positions included): no separate
   coarse position embeddings, the pooled vector carries its block's mean position.
+- Shortening and upsampling are learned maps by default (measured, `python -m minims.experiment
+  ablate`, rows top-down/pool=linear and top-down/upsample=repeat|linear; the table is in
+  lessons/results/ablation.md): `pool_kind="linear"` maps each shifted block of k token vectors
+  (k·C values, in order) to one coarse vector, where a mean would forget the order of the
+  block's tokens; `upsample_kind="linear"` gives offset r of block j its own map c_j W_r + b_r,
+  where "repeat" hands the same c_j to all k positions. With mean pooling and repeat upsampling
+  the 4-2 model was worse than its own two fine layers alone (a vanilla 2-layer model).
 - The coarse path joins the fine stream once, as a residual added to the embeddings.
 - `causal_mode="delay"` pools blocks as they are and hands block j to block j+1 (SampleRNN's
   tiers): also causal, with staler context; "shift" (the spec's recipe) is the default.
@@ -50,8 +57,8 @@ class TopDownConfig(ModelConfig):
     n_scales: int = option("n_scales", 1)
     layout: str = option("layout", "")
     window: int = option("window", 0)
-    pool_kind: str = option("pool_kind", "linear")
-    upsample_kind: str = option("upsample_kind", "linear")
+    pool_kind: str = option("pool_kind", "linear", chosen_by="top-down/pool=linear")
+    upsample_kind: str = option("upsample_kind", "linear", chosen_by="top-down/upsample=linear")
     causal_mode: str = option("causal_mode", "shift")
 
     def __post_init__(self):
