@@ -23,6 +23,15 @@ the final metrics; `train_step` is one optimizer step, usable on its own.
 Exit codes: 0 done; 2 a usage, data, backend or checkpoint error (one line on stderr);
 3 the loss became NaN or infinite (training stopped, the last good checkpoint is kept);
 130 interrupted with Ctrl-C (the last checkpoint is kept; continue with --resume).
+
+Several processes: `mpiexec -n N python -m minims.train --batch-size b ...` trains data-parallel
+(minims/distributed.py). N ranks with --batch-size b make exactly the update of one process with
+--batch-size b --grad-accum N (with --grad-accum g: of g*N), to rounding: rank r computes the
+micro-batches r*g ... r*g+g-1 that one process would, and one Allreduce averages the gradients.
+Evaluation is split over the ranks and summed. Rank 0 alone writes OUT_DIR and prints; the
+checkpoint records the number of ranks, and --resume on another number N' re-shards exactly
+(--grad-accum g*N/N' per rank) or refuses when N' does not divide g*N. Each rank's OpenBLAS gets
+cores/(ranks on the host) threads unless OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set.
 """
 import argparse
 import dataclasses
@@ -37,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend as B
-from . import checkpoint, files
+from . import checkpoint, distributed, files
 from .checkpoint import CheckpointError
 from .data import DataError, get_batch, prepare, unigram_ppl
 from .engine import no_grad
@@ -314,13 +323,14 @@ def _merge_resume_args(args, header, path):
 # Training
 # ---------------------------------------------------------------------------------------
 
-def train_step(model, optimizer, batches, lr, grad_clip=None):
+def train_step(model, optimizer, batches, lr, grad_clip=None, reduce=None):
     """One optimizer step on `batches` = [(x, y), ...] -> the mean loss (a float).
 
     Each micro-batch's loss is scaled by 1/len(batches) before backward and the gradients add
     up in `.grad`, so N micro-batches of b sequences make the same update as one batch of N·b
     (the loss is a mean over tokens). A NaN or infinite loss or gradient raises NonFiniteLoss
-    before the weights are touched.
+    before the weights are touched. `reduce(params, loss) -> loss`, if given, averages the
+    gradients and the loss over data-parallel ranks before the check (minims.distributed).
     """
     optimizer.zero_grad()
     scale = 1.0 / len(batches)
@@ -329,6 +339,8 @@ def train_step(model, optimizer, batches, lr, grad_clip=None):
         _, loss = model(x, y)
         (loss * scale).backward()
         total += float(loss.item()) * scale
+    if reduce is not None:
+        total = reduce(optimizer.params, total)
     if not math.isfinite(total):
         raise NonFiniteLoss(f"loss is {total}")
     norm = clip_grad_norm(optimizer.params, grad_clip)
@@ -364,26 +376,29 @@ class Trainer:
 
     def __init__(self, args, verbose=True):
         self.t_start = time.perf_counter()
-        self.verbose = verbose
         B.set_backend(args.backend)            # before any array is made
         self.out_dir = Path(args.out_dir)
         self.ckpt_path = self.out_dir / checkpoint.CKPT_NAME
         ckpt = None
+        self.world = world = distributed.current()
+        self.verbose = verbose and world.is_root
         if args.resume:
-            if not self.ckpt_path.exists():
+            if not world.on_root(self.ckpt_path.exists):
                 raise CheckpointError(f"{self.ckpt_path}: no checkpoint to resume (check --out-dir, or "
                                       "drop --resume to start a new run)")
-            ckpt = checkpoint.load(self.ckpt_path)
+            ckpt = world.on_root(checkpoint.load, self.ckpt_path)
             try:
+                reshard_note = distributed.reshard(ckpt["header"], world.size, self.ckpt_path)
                 args = _merge_resume_args(args, ckpt["header"], self.ckpt_path)
             except (KeyError, TypeError) as e:
                 raise CheckpointError(f"{self.ckpt_path}: not a training checkpoint (no {e} in it)") from None
             B.set_backend(args.backend)
-        elif self.ckpt_path.exists() and not args.overwrite:
+        elif world.on_root(self.ckpt_path.exists) and not args.overwrite:
             raise ValueError(f"{self.out_dir} already holds a checkpoint ({self.ckpt_path.name}): continue it "
                              "with --resume, replace it with --overwrite, or choose another --out-dir")
         _check_args(args)
         self.args = args
+        world.setup_backend(args.backend)
 
         self.tokenizer, self.splits = prepare(args.data, args.tokenizer, cache_dir=args.cache_dir,
                                               min_freq=args.min_freq)
@@ -395,6 +410,7 @@ class Trainer:
         V = self.tokenizer.vocab_size
         self.unigram_ppl = unigram_ppl(self.splits["train"], self.splits["valid"], V)
         self.data_digest = _data_digest(self.splits)
+        world.agree("the token ids of --data (every host needs the same files)", self.data_digest)
 
         if ckpt is None:
             self.model = build_model(args.model, vocab_size=V, block_size=args.block_size,
@@ -409,6 +425,8 @@ class Trainer:
         self.peak_mem = None
         if ckpt is not None:
             self._restore(ckpt)
+            if reshard_note:
+                self.print(reshard_note)
         self.start_iter = self.iter
         self.saved_iter = self.iter if ckpt is not None else None
         self.train_time, self.train_tokens = 0.0, 0
@@ -431,7 +449,8 @@ class Trainer:
         self.iter = int(header["iter"])
         best = header.get("best_val_loss")
         self.best_val_loss = math.inf if best is None else float(best)
-        self._truncate_log(self.iter)
+        if self.world.is_root:
+            self._truncate_log(self.iter)
 
     # --- pieces -------------------------------------------------------------------------
     def print(self, *parts):
@@ -446,11 +465,18 @@ class Trainer:
 
     def step(self):
         """One optimizer step (--grad-accum micro-batches) -> its loss."""
-        a = self.args
+        a, world = self.args, self.world
         batches = [get_batch(self.splits["train"], a.batch_size, a.block_size, self.batch_rng)
-                   for _ in range(a.grad_accum)]
+                   for _ in range(a.grad_accum * world.size)]
+        mine = world.share(batches)      # all ranks draw every micro-batch, each runs its own
+
+        def probe():
+            with no_grad():
+                self.model(*mine[0])
         try:
-            loss = train_step(self.model, self.optimizer, batches, self.lr_at(self.iter), a.grad_clip)
+            with world.rank_stream(B.global_rng(), len(mine), probe):
+                loss = train_step(self.model, self.optimizer, mine, self.lr_at(self.iter), a.grad_clip,
+                                  reduce=world.allreduce_grads)
         except NonFiniteLoss as e:
             raise NonFiniteLoss(f"{e} at step {self.iter + 1}") from None
         self.iter += 1
@@ -470,13 +496,15 @@ class Trainer:
                 for i, split in enumerate(("train", "valid")):
                     rng = np.random.default_rng([a.seed, 1, i])
                     total = 0.0
-                    for _ in range(a.eval_iters):
+                    for j in range(a.eval_iters):
                         x, y = get_batch(self.splits[split], a.batch_size, a.block_size, rng)
-                        total += float(self.model(x, y)[1].item())
-                    losses[split] = total / a.eval_iters
+                        if j % self.world.size == self.world.rank:   # split over the ranks
+                            total += float(self.model(x, y)[1].item())
+                    losses[split] = total
         finally:
             self.model.train()
-        return losses
+        sums = self.world.sum_floats([losses["train"], losses["valid"]])
+        return {"train": sums[0] / a.eval_iters, "valid": sums[1] / a.eval_iters}
 
     def save(self):
         a = self.args
@@ -484,8 +512,12 @@ class Trainer:
                   "best_val_loss": None if math.isinf(self.best_val_loss) else self.best_val_loss,
                   "tokenizer": self.tokenizer.to_dict(), "data_sha256": self.data_digest,
                   "rng": {"batch": self.batch_rng.bit_generator.state, "backend": B.get_rng_state()},
-                  "args": _args_dict(a), "backend": B.get_backend()}
-        path = checkpoint.save(self.ckpt_path, header, self.model.state_dict(), self.optimizer.state_dict())
+                  "args": _args_dict(a), "backend": B.get_backend(), "world_size": self.world.size}
+        self.world.agree("the weights (a step differed between ranks)",
+                         distributed.fingerprint(self.model.parameters()))
+        path = self.ckpt_path
+        if self.world.is_root:
+            checkpoint.save(path, header, self.model.state_dict(), self.optimizer.state_dict())
         self.saved_iter = self.iter
         return path
 
@@ -493,8 +525,9 @@ class Trainer:
         config = {"args": _args_dict(self.args), "model": self.model.describe(),
                   "n_params": self.model.num_parameters(), "vocab_size": self.tokenizer.vocab_size,
                   "tokens": {s: len(v) for s, v in self.splits.items()},
-                  "unigram_val_ppl": self.unigram_ppl}
-        files.write_text(self.out_dir / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+                  "unigram_val_ppl": self.unigram_ppl, "world_size": self.world.size}
+        if self.world.is_root:
+            files.write_text(self.out_dir / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
 
     def _truncate_log(self, last_iter):
         """On resume: drop log lines written after the checkpoint (and a half-written last
@@ -528,8 +561,9 @@ class Trainer:
         if save:
             # the log line first, then the checkpoint: a resume drops log lines past the
             # checkpoint, so a kill between the two can never leave a line without its state
-            with open(self.out_dir / LOG_NAME, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            if self.world.is_root:
+                with open(self.out_dir / LOG_NAME, "a") as f:
+                    f.write(json.dumps(record) + "\n")
             self.save()
         self.last_eval = record
         tps = "" if tokens_per_s is None else f" | {tokens_per_s:,.0f} tok/s"
@@ -542,7 +576,7 @@ class Trainer:
         from tqdm import tqdm
         a = self.args
         self._write_config()
-        tokens_per_step = a.batch_size * a.block_size * a.grad_accum
+        tokens_per_step = a.batch_size * a.block_size * a.grad_accum * self.world.size   # all ranks
         self.print(f"data: {a.data} ({a.tokenizer}-level, vocab {self.tokenizer.vocab_size}) | "
                    f"train {len(self.splits['train']):,} tokens | valid {len(self.splits['valid']):,} tokens")
         self.print(f"model: {a.model}, {self.model.num_parameters() / 1e6:.2f} M parameters, {a.dtype} "
@@ -641,4 +675,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(distributed.launch(main))
