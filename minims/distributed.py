@@ -285,10 +285,14 @@ class MPIWorld(Single):
         deadline = time.monotonic() + ABORT_GRACE_S
         while not request.Test():
             if time.monotonic() > deadline:
-                if not self.is_root and text:
-                    sys.stderr.write("".join(f"rank {self.rank}: {line}\n" for line in text.splitlines()))
-                sys.stderr.write(f"rank {self.rank} of {self.size} failed alone: stopping every rank\n")
+                if not self.is_root:   # rank 0's message is out already
+                    sys.stderr.write("".join(f"rank {self.rank} of {self.size}: {line}\n"
+                                             for line in text.splitlines()))
                 sys.stderr.flush()
+                # MPI_Abort stops every rank; MPICH would add a line of its own, which says
+                # nothing more than ours
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
                 self.comm.Abort(code)
             time.sleep(0.01)
         return code
@@ -414,14 +418,14 @@ def pcg64_distance(state_from, state_to):
         raise ValueError("the two PCG64 states belong to different streams")
     mult, bit, distance = PCG64_MULTIPLIER, 1, 0
     while cur != target:
+        if bit > _MASK128:     # cannot happen for states of one stream
+            raise ValueError("PCG64 states are not on one stream")
         if (cur & bit) != (target & bit):
             cur = (cur * mult + inc) & _MASK128
             distance |= bit
         bit <<= 1
         inc = ((mult + 1) * inc) & _MASK128
         mult = (mult * mult) & _MASK128
-        if bit > _MASK128:     # cannot happen for states of one stream
-            raise ValueError("PCG64 states are not on one stream")
     return distance
 
 
