@@ -105,7 +105,7 @@ class Single:
     rank, size, local_rank, local_size = 0, 1, 0, 1
     is_root = True
 
-    def setup_backend(self, backend):
+    def start_run(self, backend):
         pass
 
     def allreduce_grads(self, params, loss):
@@ -153,9 +153,11 @@ class MPIWorld(Single):
         set_blas_threads_per_rank(local_size)
 
     # --- set-up -------------------------------------------------------------------------
-    def setup_backend(self, backend):
-        """After `backend.set_backend`: on CuPy, pick this rank's GPU and the NCCL communicator."""
+    def start_run(self, backend):
+        """Called by each new Trainer after `backend.set_backend`: forget the last run's dropout
+        count; on CuPy, pick this rank's GPU and make the NCCL communicator."""
         from . import backend as B
+        self._draws = None
         if backend != "cupy":
             return
         cuda = B.xp.cuda

@@ -20,10 +20,6 @@ appears in --help with no change to this file.
 For code (experiments, lessons): `train(make_args(max_iters=200, model="top-down"))` returns
 the final metrics; `train_step` is one optimizer step, usable on its own.
 
-Exit codes: 0 done; 2 a usage, data, backend or checkpoint error (one line on stderr);
-3 the loss became NaN or infinite (training stopped, the last good checkpoint is kept);
-130 interrupted with Ctrl-C (the last checkpoint is kept; continue with --resume).
-
 Several processes: `mpiexec -n N python -m minims.train --batch-size b ...` trains data-parallel
 (minims/distributed.py). N ranks with --batch-size b make exactly the update of one process with
 --batch-size b --grad-accum N (with --grad-accum g: of g*N), to rounding: rank r computes the
@@ -31,7 +27,12 @@ micro-batches r*g ... r*g+g-1 that one process would, and one Allreduce averages
 Evaluation is split over the ranks and summed. Rank 0 alone writes OUT_DIR and prints; the
 checkpoint records the number of ranks, and --resume on another number N' re-shards exactly
 (--grad-accum g*N/N' per rank) or refuses when N' does not divide g*N. Each rank's OpenBLAS gets
-cores/(ranks on the host) threads unless OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set.
+cores/(ranks on the host) threads unless OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set. An
+error every rank meets ends the run as below; a rank failing alone stops all (MPI_Abort).
+
+Exit codes: 0 done; 2 a usage, data, backend or checkpoint error (one line on stderr);
+3 the loss became NaN or infinite (training stopped, the last good checkpoint is kept);
+130 interrupted with Ctrl-C (the last checkpoint is kept; continue with --resume).
 """
 import argparse
 import dataclasses
@@ -156,7 +157,7 @@ def _model_name(text):
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m minims.train", formatter_class=_HelpFormatter,
                                 description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
-                                epilog=__doc__.split("\n\n")[-1])
+                                epilog="\n\n".join(__doc__.split("\n\n")[-2:]))
     g = p.add_argument_group("run")
     g.add_argument("--backend", choices=B.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
                    help="array library: numpy (CPU) or cupy (NVIDIA GPU; pip install -e '.[cuda12]')")
@@ -201,9 +202,10 @@ def build_parser():
             _add_model_option(g, name, users)
 
     g = p.add_argument_group("optimization")
-    g.add_argument("--batch-size", type=int, default=16, help="sequences per micro-batch")
+    g.add_argument("--batch-size", type=int, default=16, help="sequences per micro-batch (on each rank under mpiexec)")
     g.add_argument("--grad-accum", type=int, default=1,
-                   help="micro-batches per step, each loss scaled by 1/N (= one N times larger batch)")
+                   help="micro-batches per step (on each rank under mpiexec), each loss scaled by 1/N "
+                        "(= one N times larger batch)")
     g.add_argument("--max-iters", type=int, default=1000, help="optimizer steps in total")
     g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW)")
     g.add_argument("--min-lr", type=float, default=2e-4, help="learning rate at the end of the cosine decay")
@@ -398,7 +400,7 @@ class Trainer:
                              "with --resume, replace it with --overwrite, or choose another --out-dir")
         _check_args(args)
         self.args = args
-        world.setup_backend(args.backend)
+        world.start_run(args.backend)
 
         self.tokenizer, self.splits = prepare(args.data, args.tokenizer, cache_dir=args.cache_dir,
                                               min_freq=args.min_freq)

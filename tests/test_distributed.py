@@ -378,3 +378,9 @@ def test_single_world_is_the_identity():
     world = distributed.Single()
     assert world.share([1, 2, 3]) == [1, 2, 3] and world.sum_floats([1.5]) == [1.5]
     assert world.allreduce_grads([], 2.5) == 2.5 and world.on_root(lambda x: x + 1, 1) == 2
+
+
+@needs_mpi
+def test_usage_error_is_printed_once(tmp_path):
+    r = mpirun(tmp_path, 2, ["--no-such-flag"])
+    assert r.returncode == 2 and r.stderr.count("unrecognized arguments: --no-such-flag") == 1
