@@ -56,9 +56,10 @@ MPI_INSTALL_HINT = "pip install -e '.[mpi]' (mpi4py, and MPICH with its mpiexec)
 ABORT_GRACE_S = 3.0   # how long a failed rank waits to see whether every rank failed with it
 
 
-class DistributedError(RuntimeError):
+class DistributedError(ValueError):
     """A multi-process run that cannot work (no mpi4py, launcher and MPI library disagree,
-    ranks that see different data or hold different weights); the message is one line."""
+    ranks that see different data or hold different weights); the message is one line. A
+    ValueError, so the trainer reports it like a bad flag (one line, exit 2)."""
 
 
 def launcher_world(environ=None):
@@ -291,6 +292,7 @@ class MPIWorld(Single):
                     sys.stderr.write("".join(f"rank {self.rank} of {self.size}: {line}\n"
                                              for line in text.splitlines()))
                 sys.stderr.flush()
+                time.sleep(1.0)    # let the launcher pass our line on before the abort ends its pipes
                 # MPI_Abort stops every rank; MPICH would add a line of its own, which says
                 # nothing more than ours
                 devnull = os.open(os.devnull, os.O_WRONLY)

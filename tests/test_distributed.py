@@ -6,7 +6,8 @@ The multi-process tests launch real MPI runs of a tiny float64 model and check:
   share the dropout stream);
 - a 2-rank run killed after a checkpoint resumes exactly, on 2 ranks and (re-sharded) on 1;
 - a resume on a number of ranks that cannot split the step is refused in one line;
-- one rank failing alone stops every rank with one line, no hang;
+- one rank failing alone stops every rank with one line, no hang; a NaN on one rank, or ranks
+  that see different data, end every rank with rank 0's one line;
 - the NCCL path of --backend cupy, on the fake CuPy (tests/fake_cupy.py) with a fake NCCL whose
   allReduce sums the device buffers through MPI, matches the NumPy single process.
 They need mpi4py and an mpiexec (`pip install -e '.[test]'` brings both, as in CI) and are
@@ -59,7 +60,7 @@ def tiny(tmp_path, text_file, *extra, out="out"):
 
 
 # One rank of a test run: `python rank.py SPEC_JSON trainer-flags...`. SPEC may ask rank 1 to
-# die at some iteration ("fail": "raise" | "kill"), to count the gradient Allreduces, or to run
+# fail at some iteration ("fail": "raise" | "kill" | "nan"), to count the gradient Allreduces, or to run
 # on the fake CuPy with a fake NCCL; each rank writes what it saw to OUT_DIR/rank<r>.json.
 RANK_SCRIPT = textwrap.dedent('''
     import ctypes, json, os, signal, sys, types
@@ -114,6 +115,8 @@ RANK_SCRIPT = textwrap.dedent('''
             def __getattr__(self, name):
                 return getattr(self.comm, name)
         world.comm = Counting(world.comm)
+    if spec.get("other_data") and world.rank == 1:
+        train._data_digest = lambda splits: "not the same"
     if spec.get("fail"):
         step = train.Trainer.step
 
@@ -121,6 +124,11 @@ RANK_SCRIPT = textwrap.dedent('''
             if self.world.rank == 1 and self.iter == spec["at"]:
                 if spec["fail"] == "kill":
                     os.kill(os.getpid(), signal.SIGKILL)
+                if spec["fail"] == "nan":          # rank 1's loss (and gradients) become NaN
+                    from minims import functional
+                    ce = functional.cross_entropy
+                    functional.cross_entropy = lambda *a: ce(*a) * float("nan")
+                    return step(self)
                 from minims.data import DataError
                 raise DataError("rank 1 met bad data")
             return step(self)
@@ -129,6 +137,7 @@ RANK_SCRIPT = textwrap.dedent('''
     out = argv[argv.index("--out-dir") + 1]
     if spec.get("fake_cupy"):
         seen["calls"] = dict(cupy.calls)
+    os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "rank%d.json" % world.rank), "w") as f:
         json.dump(seen, f)
     sys.exit(code)
@@ -257,6 +266,25 @@ def test_one_rank_failing_alone_stops_every_rank(tmp_path, text_file):
                spec={"fail": "raise", "at": 3}, timeout=60)
     assert r.returncode == 2
     assert r.stderr.splitlines() == ["rank 1 of 2: error: rank 1 met bad data"]
+
+
+@needs_mpi
+def test_nan_on_one_rank_stops_all_with_one_line(tmp_path, text_file):
+    """The loss is averaged over the ranks, so a NaN on rank 1 reaches every rank: all stop
+    together, rank 0 prints the usual line, exit 3, the last good checkpoint is kept."""
+    r = mpirun(tmp_path, 2, tiny(tmp_path, text_file, "--max-iters", "10"), spec={"fail": "nan", "at": 7},
+               timeout=60)
+    assert r.returncode == 3
+    assert r.stderr.count("\n") == 1 and "nan at step 8" in r.stderr and "holds iter 5" in r.stderr
+    assert checkpoint.load(tmp_path / "out" / "ckpt.npz")["header"]["iter"] == 5
+
+
+@needs_mpi
+def test_ranks_that_see_other_data_refuse_to_train(tmp_path, text_file):
+    r = mpirun(tmp_path, 2, tiny(tmp_path, text_file, "--max-iters", "2"), spec={"other_data": True})
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "the ranks disagree on the token ids of --data" in r.stderr
+    assert not (tmp_path / "out" / "ckpt.npz").exists() and not (tmp_path / "out" / "log.jsonl").exists()
 
 
 @needs_mpi
