@@ -121,6 +121,9 @@ class Single:
     def agree(self, what, value):
         pass
 
+    def check_same_weights(self, params):
+        pass
+
     @contextlib.contextmanager
     def rank_stream(self, rng, n_mine, probe):
         yield
@@ -278,6 +281,11 @@ class MPIWorld(Single):
             if v != values[0]:
                 raise DistributedError(f"the ranks disagree on {what}: rank 0 has {values[0]!r}, "
                                        f"rank {r} has {v!r}")
+
+    def check_same_weights(self, params):
+        """Raise DistributedError if the ranks' weights differ (they take identical steps, so
+        they never should); compares one number per rank, at every checkpoint."""
+        self.agree("the weights (a step differed between ranks)", fingerprint(params))
 
     # --- failures ------------------------------------------------------------------------
     def stop(self, code, text):

@@ -515,8 +515,7 @@ class Trainer:
                   "tokenizer": self.tokenizer.to_dict(), "data_sha256": self.data_digest,
                   "rng": {"batch": self.batch_rng.bit_generator.state, "backend": B.get_rng_state()},
                   "args": _args_dict(a), "backend": B.get_backend(), "world_size": self.world.size}
-        self.world.agree("the weights (a step differed between ranks)",
-                         distributed.fingerprint(self.model.parameters()))
+        self.world.check_same_weights(self.model.parameters())
         path = self.ckpt_path
         if self.world.is_root:
             checkpoint.save(path, header, self.model.state_dict(), self.optimizer.state_dict())

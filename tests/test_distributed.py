@@ -117,6 +117,15 @@ RANK_SCRIPT = textwrap.dedent('''
         world.comm = Counting(world.comm)
     if spec.get("other_data") and world.rank == 1:
         train._data_digest = lambda splits: "not the same"
+    if spec.get("perturb") and world.rank == 1:      # rank 1's weights drift at step 3
+        step0 = train.Trainer.step
+
+        def drifting_step(self):
+            loss = step0(self)
+            if self.iter == 3:
+                self.model.parameters()[0].data[...] += 1e-9
+            return loss
+        train.Trainer.step = drifting_step
     if spec.get("fail"):
         step = train.Trainer.step
 
@@ -285,6 +294,14 @@ def test_ranks_that_see_other_data_refuse_to_train(tmp_path, text_file):
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "the ranks disagree on the token ids of --data" in r.stderr
     assert not (tmp_path / "out" / "ckpt.npz").exists() and not (tmp_path / "out" / "log.jsonl").exists()
+
+
+@needs_mpi
+def test_ranks_whose_weights_drift_apart_are_stopped(tmp_path, text_file):
+    r = mpirun(tmp_path, 2, tiny(tmp_path, text_file, "--max-iters", "10"), spec={"perturb": True})
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "the ranks disagree on the weights" in r.stderr
+    assert checkpoint.load(tmp_path / "out" / "ckpt.npz")["header"]["iter"] == 0   # 5 not written
 
 
 @needs_mpi
