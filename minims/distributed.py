@@ -5,7 +5,7 @@ below. One process per rank; every rank holds the whole model. (ours: the plan o
 `torch.distributed`/Horovod data parallelism, written for this trainer.)
 
 - Who am I: `current()` reads the rank and the number of ranks from the variables the MPI
-  launcher sets (MPICH/Hydra, Intel MPI, Slurm's PMI: PMI_RANK/PMI_SIZE; Open MPI:
+  launcher sets (MPICH's Hydra and Intel MPI: PMI_RANK/PMI_SIZE; Open MPI:
   OMPI_COMM_WORLD_*; MVAPICH: MV2_COMM_WORLD_*). Without them, or with one process, the run
   is `Single` and mpi4py is never imported. With several ranks and no mpi4py it is a one-line
   `DistributedError`; the same if the launcher and mpi4py's MPI library disagree on the count.
@@ -26,10 +26,10 @@ below. One process per rank; every rank holds the whole model. (ours: the plan o
   is read by rank 0 and broadcast (`on_root`), so the hosts need not share a file system,
   only the data. Every checkpoint checks that all ranks still hold the same weights.
 - Failures: `launch()` runs the trainer's `main`. A failure every rank meets (a bad flag, a
-  missing file, a NaN loss: the loss is reduced, so all ranks see it) ends all ranks with the
-  usual one line from rank 0 and the usual exit code. A failure of one rank alone (its other
-  ranks wait inside a collective) is printed by that rank, then `MPI_Abort` stops every rank
-  (MPICH adds one line of its own); never a hang.
+  missing file, a NaN loss: the loss is reduced, so all ranks see it; Ctrl-C, which mpiexec
+  passes to every rank) ends all ranks with the usual one line from rank 0 and the usual exit
+  code. A failure of one rank alone (the other ranks wait inside a collective) is printed by
+  that rank as one line, then `MPI_Abort` stops every rank with its exit code; never a hang.
 - Threads: with several ranks on one host, each rank's OpenBLAS gets
   max(1, cores // ranks on this host) threads, unless OPENBLAS_NUM_THREADS or OMP_NUM_THREADS
   is set (then that is kept): N ranks times all cores each would oversubscribe the machine.
@@ -102,7 +102,8 @@ def current():
 
 
 class Single:
-    """One process: every collective is the identity; nothing is imported."""
+    """One process: every hook is the identity (or does nothing); nothing is imported.
+    `MPIWorld` documents what each hook does with several ranks."""
     rank, size, local_rank, local_size = 0, 1, 0, 1
     is_root = True
 
