@@ -12,12 +12,14 @@
 #
 # **What you'll learn**
 # - what the paper claims, and how minims measures the same two quantities: activation memory
-#   (bytes held for backward) and valid perplexity;
-# - how to run the project's experiment (`python -m minims.experiment tradeoff`) and read its
-#   results: a table, a plot, and the **Pareto frontier** (the models nothing beats on both axes);
+#   (bytes held for backward), valid **bits per character** and time per training step;
+# - how to run the project's experiments (`python -m minims.experiment tradeoff` and `ablate`) and
+#   read their results: a table, a plot, and the **Pareto frontier** (the models nothing beats on
+#   both axes);
 # - the memory half of the headline claim, checked without any training: a 30-layer hierarchical
 #   model against a vanilla model with less than half the layers;
-# - why a run this small is a smoke test, not evidence, and what a real run takes.
+# - why a run this small is a smoke test, not evidence, and what the real run (committed in
+#   `lessons/results/`) shows.
 #
 # **Where this sits.** `minims/experiment.py`, which trains every model of lessons 06 and 08–10
 # with the trainer of `minims/train.py` and measures it with `minims/memory.py`.
@@ -47,22 +49,25 @@ from minims.models import build_model
 # ## 1. The claim
 #
 # Subramanian et al. (2020) compare models by two numbers: how well they predict held-out text
-# (perplexity, lower is better) and how much memory training needs (the footprint, lower is better).
+# (perplexity, lower is better) and how much memory training needs (the footprint, lower is better),
+# and they also report compute time.
 # Their headline, on Toronto BookCorpus: a hierarchical model with **30 layers** has a **23 %
 # smaller memory footprint** and a **better perplexity** than a vanilla transformer with **less
 # than half as many layers**. More generally: for the same memory, the multi-scale models reach a
 # better perplexity, and the gap grows with the sequence length, because of attention's $T^2$.
 #
 # One number per model is not enough to compare families: a deeper vanilla model is better *and*
-# more expensive. So the experiment trains each family at several depths and plots perplexity
-# against memory. Each family then traces a curve; the family whose curve lies lower and further
+# more expensive. So the experiment trains each family at several depths and plots the loss
+# against memory (and against step time). Each family then traces a curve; the family whose curve lies lower and further
 # left is better. The quantities, as minims measures them:
 #
 # - **activation memory**: `minims.memory.saved_bytes` of one training forward pass at the training
 #   batch and sequence length: the exact bytes the graph holds for backward (lessons 02 and 06),
 #   free of allocator noise. (The parameters and optimizer state are small next to it at long $T$.)
-# - **valid perplexity**: $\exp$ of the mean loss over the *whole* validation book (*Northanger
-#   Abbey*), every token scored once in non-overlapping windows, by `split_loss`:
+# - **valid bits per character (bpc)**: the mean loss over the *whole* validation book (*Northanger
+#   Abbey*), every character scored once in non-overlapping windows by `split_loss`, divided by
+#   $\ln 2$ (nats → bits). Perplexity is $2^{\text{bpc}}$ per character; at character level bpc
+#   is the field's usual unit. Lower is better.
 
 # %%
 print(inspect.getsource(experiment.split_loss))
@@ -71,16 +76,21 @@ print(inspect.getsource(experiment.activation_bytes))
 # %% [markdown]
 # ## 2. The grid
 #
-# All points share the data (Austen at **word** level, like the paper's word-level benchmarks), the
-# width, the optimizer, the schedule, the seed and the number of tokens seen. Only the model and its
-# depth change. The full grid and the reduced one that `--quick` runs:
+# All points share the data (Austen at **character** level: with a word vocabulary of thousands the
+# output head, the same in every model, would hold most of the memory), the width, the optimizer,
+# the schedule, the seeds and the number of tokens seen. Only the model and its depth change:
+# vanilla models at several depths, and each hierarchical model at about twice those depths, at a
+# context of $T = 512$ where attention memory matters. The ablation grid varies one modelling
+# choice at a time (the ones the code marks "(ours)"); its winners are the models' defaults. The
+# three grids (the third, `--quick`, is a smoke test):
 
 # %%
-for title, grid, settings in (("full grid", experiment.FULL_GRID, experiment.FULL_SETTINGS),
-                              ("quick grid (--quick)", experiment.QUICK_GRID, experiment.QUICK_SETTINGS)):
+for title, grid, settings in (("tradeoff", experiment.TRADEOFF_GRID, experiment.TRADEOFF_SETTINGS),
+                              ("ablate", experiment.ABLATE_GRID, experiment.ABLATE_SETTINGS),
+                              ("quick (--quick)", experiment.QUICK_GRID, experiment.QUICK_SETTINGS)):
     print(f"{title}: {settings}")
     for name, model, options in grid:
-        print(f"  {name:<18} {model:<10} {options}")
+        print(f"  {name:<34} {model:<10} {options}")
 
 # %% [markdown]
 # ## 3. Running the quick grid
@@ -94,7 +104,7 @@ for title, grid, settings in (("full grid", experiment.FULL_GRID, experiment.FUL
 # %%
 tmp = tempfile.TemporaryDirectory()
 out_dir = Path(tmp.name)
-argv = ["tradeoff", "--quick", "--out-dir", str(out_dir), "--cache-dir", str(ROOT / ".cache")]
+argv = ["tradeoff", "--quick", "--seeds", "0", "--out-dir", str(out_dir), "--cache-dir", str(ROOT / ".cache")]
 if QUICK:
     argv += ["--max-iters", "3"]
 exit_code = experiment.main(argv)
@@ -103,89 +113,70 @@ print("exit code:", exit_code, "| files:", sorted(p.name for p in out_dir.iterdi
 # %% [markdown]
 # ## 4. Reading the results
 #
-# `results.json` holds one record per point. Two memory columns matter here. `activation_bytes`
-# counts everything, including the output head: its logits are (B, T, V) with a word vocabulary of
-# thousands, which at these tiny widths outweighs all the transformer layers together and is the
-# same for every model. `body_activation_bytes` leaves out the head and the loss: that is the part
-# the architectures change, so we read the trade-off on it.
+# `results.json` holds one row per point (mean and spread over its seeds) and one record per point
+# and seed. Two memory columns: `activation_bytes` counts everything, `body_activation_bytes`
+# leaves out the output head and the loss, which are the same in every model. The figures below use
+# all of it, as the committed results do.
 #
-# A point is on the **Pareto frontier** when no other point has both less body memory and a lower
-# perplexity. The paper's claim, in these terms: the frontier is made of multi-scale models, and
+# A point is on the **Pareto frontier** when no other point has both less memory and a lower
+# bpc. The paper's claim, in these terms: the frontier is made of multi-scale models, and
 # for a vanilla point there is a multi-scale point with less memory and a lower perplexity.
 
 # %%
 results = json.loads((out_dir / "results.json").read_text())
-rows = sorted(results["results"], key=lambda r: r["body_activation_bytes"])
+rows = sorted(results["rows"], key=lambda r: r["activation_bytes"])
 
 
 def dominates(a, b):
     """a is at least as good as b on both axes, and strictly better on one."""
-    mem_a, ppl_a, mem_b, ppl_b = a["body_activation_bytes"], a["valid_ppl"], b["body_activation_bytes"], b["valid_ppl"]
-    return mem_a <= mem_b and ppl_a <= ppl_b and (mem_a < mem_b or ppl_a < ppl_b)
+    mem_a, bpc_a, mem_b, bpc_b = a["activation_bytes"], a["valid_bpc"], b["activation_bytes"], b["valid_bpc"]
+    return mem_a <= mem_b and bpc_a <= bpc_b and (mem_a < mem_b or bpc_a < bpc_b)
 
 
 for r in rows:
     r["frontier"] = not any(dominates(other, r) for other in rows)
 MB = 1e6
-print(f"{'point':<18} {'layers':>6} {'params':>9} {'all MB':>7} {'body MB':>8} {'valid ppl':>10}  frontier")
+print(f"{'point':<18} {'layers':>6} {'params':>9} {'all MB':>7} {'body MB':>8} {'valid bpc':>10}  frontier")
 for r in rows:
     print(f"{r['name']:<18} {r['layers']:6d} {r['params']:9,d} {r['activation_bytes'] / MB:7.2f} "
-          f"{r['body_activation_bytes'] / MB:8.2f} {r['valid_ppl']:10.1f}  {'*' if r['frontier'] else ''}")
-print(f"(unigram baseline: valid ppl {rows[0]['unigram_ppl']:.1f}; "
-      f"{results['settings']['max_iters']} steps per point)")
+          f"{r['body_activation_bytes'] / MB:8.2f} {r['valid_bpc']:10.3f}  {'*' if r['frontier'] else ''}")
+unigram_bpc = math.log2(results["results"][0]["unigram_ppl"])
+print(f"(unigram baseline: valid bpc {unigram_bpc:.3f}; {results['settings']['max_iters']} steps per point)")
 
 # %% [markdown]
 # ### A plot, when matplotlib is installed
 #
-# (`pip install -e '.[plot]'`.) The experiment itself saves `tradeoff.png` (all memory); here we
-# draw the body memory, one line per family, depth written next to each point.
+# (`pip install -e '.[plot]'`.) `experiment.plot` draws bpc against memory and against step time,
+# one line per family, the layer count next to each point, with matplotlib's object-oriented API.
+# As a script the figure is saved under `out/lessons/`; in a notebook it is shown too.
 
 # %%
-try:
-    import matplotlib
-    if "ipykernel" not in sys.modules:
-        matplotlib.use("Agg")                                  # a script: draw to a file, no window
-    import matplotlib.pyplot as plt
-except ImportError:
-    plt = None
-    print("NOTE: matplotlib is not installed, so the plot is skipped (pip install -e '.[plot]'). "
-          "The table above holds the same numbers.")
-
-plot_path = None
-if plt is not None:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for family in dict.fromkeys(r["model"] for r in rows):
-        pts = [r for r in rows if r["model"] == family]
-        ax.plot([r["body_activation_bytes"] / MB for r in pts], [r["valid_ppl"] for r in pts], "o-", label=family)
-        for r in pts:
-            ax.annotate(str(r["layers"]), (r["body_activation_bytes"] / MB, r["valid_ppl"]),
-                        textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlabel("activation memory of the body, held for backward (MB)")
-    ax.set_ylabel("valid perplexity (word level)")
-    ax.set_title("lower left is better")
-    ax.legend()
-    fig.tight_layout()
-    plot_path = out_dir / "body_tradeoff.png"
-    fig.savefig(plot_path, dpi=100)
-    plt.show()
-    plt.close(fig)
-    print("plot written to", plot_path, "(a temporary folder: run the experiment yourself to keep it)")
+fig_dir = ROOT / "out" / "lessons"
+fig_dir.mkdir(parents=True, exist_ok=True)
+plot_path = experiment.plot(rows, fig_dir / "11_quick_tradeoff.png")
+if plot_path is None:
+    print("NOTE: no plot without matplotlib (pip install -e '.[plot]'); the table above holds the numbers.")
+else:
+    print("plot written to", plot_path)
+    if "ipykernel" in sys.modules:
+        from IPython.display import Image, display
+        display(Image(str(plot_path)))
 
 # %% [markdown]
 # ### How much to believe it
 #
 # Not much, at this size, and that is the lesson to take from it. Each point trained for a
-# handful of steps on a few thousand words, from one seed, and was scored on the first 4,096 words
-# of the validation book; the perplexities are still far above the unigram baseline printed under
-# the table (a model that knows only word frequencies). Differences of a few percent between points are noise: change `--seed` and the
+# handful of steps, from one seed, and was scored on the first 4,096 characters of the validation
+# book; the bpc are still near the unigram baseline printed under the table (a model that knows
+# only character frequencies). Differences of a few percent between points are noise: change `--seed` and the
 # order changes. What *is* reliable already is the memory column, which is exact and needs no
-# training at all. Section 6 says how to get perplexities worth comparing.
+# training at all. Section 6 shows the real run.
 #
 # ## 5. The memory half of the headline, without training
 #
 # Memory depends only on the architecture, so we can check the first half of the claim now: a
 # 30-layer hierarchical model against vanilla models with 12 and 14 layers (less than half of 30),
-# at the full grid's width and length ($C = 128$, $T = 256$; batch 2 here, memory is linear in it).
+# at the trade-off grid's width and a context of $T = 256$ (batch 2 here, memory is linear in it).
 # The hierarchical models put most of their depth at the coarse scale, where layers are cheap.
 
 # %%
@@ -206,37 +197,38 @@ for label, (n_layer, body) in claim.items():
 # %% [markdown]
 # Both 30-layer models hold less than the 14-layer vanilla model: here the bottom-up one about a
 # third less, more than the paper's 23 % (their widths, lengths and layouts are not known; ours
-# are the choices marked (ours) in paper-spec.md). The second half of the claim, *better
-# perplexity*, cannot be checked without training them properly.
+# are the choices each model's file marks "(ours)"). The second half of the claim, *better
+# perplexity*, needs training: section 6.
 #
-# ## 6. Running the full grid, and reading it
+# ## 6. The full runs, and how to read them
 #
 # ```bash
-# python -m minims.experiment tradeoff                 # 9 points, T=256, 400 steps each -> out/tradeoff/
+# python -m minims.experiment ablate      # every (ours) choice, 2 seeds, T=256, 300 steps -> out/ablate/
+# python -m minims.experiment tradeoff    # 8 points x 2 seeds, T=512, 1,000 steps -> out/tradeoff/
+# python -m minims.experiment tradeoff --seeds 0 &  python -m minims.experiment tradeoff --seeds 1 &
+#                                         # two processes, one per seed; then run it once more
+#                                         # with the default --seeds 0,1 to write the tables
 # python -m minims.experiment tradeoff --only vanilla-2,retina-4   # a few points
 # python -m minims.experiment tradeoff --backend cupy  # on a GPU (lesson 12)
-# python -m minims.experiment tradeoff --seed 1 --out-dir out/tradeoff-seed1   # a second seed
 # ```
 #
-# On a CPU the full grid takes long (each point trains a word-level model for 400 steps at
-# $T = 256$): leave it running; Ctrl-C keeps every finished point and the last checkpoint of the
-# current one, and the same command continues. It writes `results.md` (the table), `results.json`
-# and `tradeoff.png`, and scores each model on the *whole* validation and test books.
+# On a 2-core CPU each takes an hour or more: leave it running; Ctrl-C keeps every finished point
+# and the last checkpoint of the current one, and the same command continues. The results of a
+# full run are committed in `lessons/results/` (`tradeoff.md`, `ablation.md`, `tradeoff.png`), with
+# the command that made them; the README reads them.
 #
-# How to read it: find, for each vanilla point, the multi-scale points at the same or lower memory,
-# and compare their valid perplexity. The paper's claim holds here if those points are better, and
-# if the gap grows when you raise `block_size` (edit `FULL_SETTINGS`, or train single points with
-# `python -m minims.train`). Treat differences smaller than the spread between two seeds as ties.
-# The test perplexity (*Persuasion*) is for the very end: choose models on valid, report test.
-#
-# If you have run the full grid, this cell reads its results:
+# How to read them: for each vanilla point, find the hierarchical points with at most its memory
+# and compare their valid bpc. The paper's claim holds here if a hierarchical model with about
+# twice the layers of a vanilla model is better at less memory. Treat differences smaller than the
+# spread between seeds as ties. The test bpc (*Persuasion*) is for the very end: choose models on
+# valid, report test.
 
 # %%
-full_results = ROOT / "out" / "tradeoff" / "results.md"
-if full_results.exists():
-    print(full_results.read_text())
+committed = ROOT / "lessons" / "results" / "tradeoff.md"
+if committed.exists():
+    print(committed.read_text())
 else:
-    print(f"(no full-grid results at {full_results.relative_to(ROOT)}: run python -m minims.experiment tradeoff)")
+    print(f"(no committed results at {committed}: run python -m minims.experiment tradeoff)")
 
 # %% [markdown]
 # ## Check
@@ -244,8 +236,8 @@ else:
 # %%
 assert exit_code == 0, "the experiment should finish with exit code 0"
 assert len(rows) == len(experiment.QUICK_GRID), "every point of the quick grid should have a result"
-assert all(math.isfinite(r["valid_ppl"]) and r["valid_ppl"] > 1 for r in rows), \
-    "every valid perplexity should be finite and above 1 (a perplexity near 1 would mean a leak)"
+assert all(math.isfinite(r["valid_bpc"]) and r["valid_bpc"] > 0.1 for r in rows), \
+    "every valid bpc should be finite and well above 0 (a bpc near 0 would mean a leak)"
 assert all(0 < r["body_activation_bytes"] < r["activation_bytes"] for r in rows), \
     "the body's memory should be positive and less than the total"
 assert any(r["frontier"] for r in rows), "some point must be on the Pareto frontier"
@@ -261,15 +253,15 @@ tmp.cleanup()
 # %% [markdown]
 # ## Exercises
 #
-# 1. **Noise.** Run the quick grid with `--seed 0`, `1` and `2` (three `--out-dir`s) and `--max-iters 200`.
-#    For each point, how far apart are the three valid perplexities? Which differences in section 4
-#    survive? *Hint:* about a minute per seed on a laptop CPU; compare the spread of one point
-#    across seeds with the gaps between points.
+# 1. **Noise.** Run the quick grid with `--seeds 0,1,2` and `--max-iters 200`. For each point, how
+#    wide is the spread (the ± in the table)? Which differences in section 4 survive? *Hint:* about
+#    a minute per seed on a laptop CPU; compare the spread of one point with the gaps between points.
 # 2. **Longer sequences.** Repeat section 5 at $T = 512$ and $T = 1024$ (with `block_size` set to
 #    match). How do the ratios move, and why? *Hint:* vanilla memory has a $T^2$ term per layer;
 #    a coarse layer's attention has $(T/k)^2$.
 # 3. **Your own point.** Train one more model with the quick settings and place it in the table,
 #    e.g. a deeper bottom-up model:
 #    `args = experiment.build_parser().parse_args(["tradeoff", "--quick", "--out-dir", "out/my-point"])`, then
-#    `experiment.run_point("bottom-up-1-6-1", "bottom-up", dict(layout="1-6-1"), experiment.QUICK_SETTINGS, args)`.
-#    Is it on the frontier? *Hint:* `run_point` returns the same record as one entry of `results.json`.
+#    `experiment.run_point("bottom-up-1-6-1", "bottom-up", dict(layout="1-6-1"), experiment.QUICK_SETTINGS, 0, args, 4096, False)`.
+#    Is it on the frontier? *Hint:* `run_point` returns the same record as one entry of
+#    `results.json["results"]`.

@@ -240,12 +240,31 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    """The command line -> exit code (errors mapped by minims.errors.run_cli)."""
+    from .errors import run_cli
+    return run_cli(_main, argv)
+
+
+def _check_args(args):
+    """UsageError naming the flag for sizes no benchmark can run with."""
+    from .errors import UsageError
+    from .models import ModelConfig
+    for name in ("n_layer", "n_embd", "n_head", "block_size", "batch_size", "vocab_size", "repeat", "max_t"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
     try:
-        B.set_backend(args.backend)
-    except (B.BackendUnavailable, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        ModelConfig(vocab_size=args.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
+                    n_head=args.n_head, n_embd=args.n_embd, dtype=args.dtype)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
+    _check_args(args)
+    B.set_backend(args.backend)
     env = environment()
     if args.case in ("engine", "model"):
         result = bench_vanilla(args, with_optimizer=args.case == "model")

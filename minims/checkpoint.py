@@ -17,8 +17,8 @@ at any moment leaves either the old checkpoint or the new one, never half of one
 
 Loads are validated: a missing, truncated or corrupt file (the zip's CRC32 check catches
 flipped bytes), a wrong format version or missing arrays raise `CheckpointError`, a one-line
-`ValueError` naming the file. Arrays are read with `allow_pickle=False`: loading a checkpoint
-never runs code from it.
+`ValueError` naming the file (minims/errors.py). Arrays are read with `allow_pickle=False`:
+loading a checkpoint never runs code from it.
 """
 import json
 import zipfile
@@ -26,14 +26,13 @@ from pathlib import Path
 
 import numpy
 
+from .errors import CheckpointError
 from .files import atomic_write
+
+__all__ = ["CKPT_NAME", "FORMAT_VERSION", "CheckpointError", "load", "save"]
 
 FORMAT_VERSION = 1
 CKPT_NAME = "ckpt.npz"   # the latest checkpoint of a run, inside its --out-dir
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message is one line naming the file."""
 
 
 def save(path, header, model_state, optim_state):
@@ -74,6 +73,8 @@ def load(path):
         with numpy.load(path, allow_pickle=False) as npz:
             # reading every member checks every CRC32: a flipped byte fails here
             arrays = {name: npz[name] for name in npz.files}
+    except PermissionError:
+        raise CheckpointError(f"{path}: cannot read the checkpoint (permission denied)") from None
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
         raise CheckpointError(f"{path}: unreadable checkpoint, truncated or corrupt "
                               f"({type(e).__name__}: {_one_line(e)})") from None

@@ -9,20 +9,26 @@ Corpora (`load_corpus(data)`):
   name order. Its characters are split into three contiguous spans: the first 90 % is train, the
   next 5 % valid, the last 5 % test (cut at exact character positions, so the three strings
   joined give back the text). Contiguous spans, not shuffled lines, so no sentence is shared.
+  The text is read whole before anything else happens: a named pipe works once its writer
+  has sent everything and closed it; devices and sockets are refused.
 
 `prepare(data, tokenizer)` fits the tokenizer on the training split only and returns the three
 splits as int32 id arrays; with `cache_dir` it stores them as `.npy` under a key that hashes the
-text and the tokenizer settings, so an edited file can never reuse a stale cache.
+text and the tokenizer settings, so an edited file can never reuse a stale cache. The cache's
+`manifest.json` holds the SHA-256 of each stored array: an array altered after it was written
+(by hand, by a disk error) fails the check and the cache is rebuilt from the text.
 
 `get_batch` draws random windows for next-token prediction; `unigram_ppl` is the baseline a
 trained model must beat (a model that learnt nothing about context).
 """
 import hashlib
 import json
+import stat
 from pathlib import Path
 
 import numpy as np
 
+from .errors import DataError, file_error
 from .files import atomic_write
 from .tokenizers import TOKENIZERS, build_tokenizer, tokenizer_from_dict
 
@@ -34,23 +40,24 @@ AUSTEN_SPLITS = {
 }
 SPLIT_FRACTIONS = (0.90, 0.05, 0.05)   # train, valid, test for bring-your-own text
 MIN_CHARS = 1000                       # shorter texts cannot give three useful splits
-CACHE_VERSION = 1                      # bump when tokenization changes, to retire old caches
+CACHE_VERSION = 2                      # bump when tokenization or the cache layout changes
 SEPARATOR = "\n\n"                     # between joined books / files: a blank line
-
-
-class DataError(ValueError):
-    """A corpus that cannot be used; the message is one line naming the file and the problem."""
 
 
 def load_corpus(data="austen"):
     """Return {"train": str, "valid": str, "test": str, "source": str} for "austen" or a path."""
     if data == "austen":
         return _load_austen()
+    if not str(data).strip():
+        raise DataError("--data is empty: give 'austen', a .txt file or a folder of .txt files")
     path = Path(data).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder (give 'austen', a .txt file or a folder of .txt files)")
     if path.is_dir():
-        files = sorted(p for p in path.glob("*.txt") if p.is_file())
+        try:
+            files = sorted(p for p in path.glob("*.txt") if p.is_file())
+        except OSError as e:
+            raise DataError(f"{path}: cannot list the folder ({e.strerror})") from None
         if not files:
             raise DataError(f"{path}: folder has no .txt files")
         text = SEPARATOR.join(_read_text(p) for p in files)
@@ -98,7 +105,17 @@ def _read_sha256sums(path):
 
 
 def _read_text(path):
-    raw = path.read_bytes()
+    """The whole file, decoded; a regular file or a pipe (read until its writer closes it)."""
+    try:
+        mode = path.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise DataError(f"{path}: not a regular file (a device or socket); give a text file, "
+                            "a folder of .txt files or a pipe")
+        raw = path.read_bytes()
+    except OSError as e:
+        reason = ("permission denied" if isinstance(e, PermissionError)
+                  else " ".join(str(e.strerror or e).split()))
+        raise DataError(f"{path}: cannot read the data file ({reason})") from None
     if not raw:
         raise DataError(f"{path}: file is empty")
     return _decode(raw, path)
@@ -146,21 +163,41 @@ def _cache_key(corpus, tokenizer, options):
     return h.hexdigest()[:20]
 
 
+def _array_digest(ids):
+    """SHA-256 of an id array's dtype, shape and bytes (what a cached .npy must still hold)."""
+    ids = np.ascontiguousarray(ids)
+    h = hashlib.sha256(f"{ids.dtype.str}{ids.shape}".encode())
+    h.update(ids.tobytes())
+    return h.hexdigest()
+
+
 def _load_cache(folder):
+    """(tokenizer, splits) from a complete, intact cache folder, else None (then rebuilt)."""
     try:
-        tok = tokenizer_from_dict(json.loads((folder / "tokenizer.json").read_text()))
-        splits = {s: np.load(folder / f"{s}.npy").astype(np.int32, copy=False) for s in ("train", "valid", "test")}
-    except (OSError, EOFError, ValueError, KeyError):   # absent, partial or damaged: rebuild it
+        manifest = json.loads((folder / "manifest.json").read_text())
+        tok = tokenizer_from_dict(manifest["tokenizer"])
+        splits = {}
+        for s in ("train", "valid", "test"):
+            ids = np.load(folder / f"{s}.npy", allow_pickle=False)
+            if _array_digest(ids) != manifest["sha256"][s]:
+                return None                # altered since it was written: never train on it
+            splits[s] = ids.astype(np.int32, copy=False)
+    except (OSError, EOFError, ValueError, KeyError, TypeError):   # absent, partial or damaged
         return None
     return tok, splits
 
 
 def _save_cache(folder, tok, splits):
-    folder.mkdir(parents=True, exist_ok=True)
-    for s, ids in splits.items():
-        atomic_write(folder / f"{s}.npy", lambda f, ids=ids: np.save(f, ids))
-    # written last: a cache with tokenizer.json and the three .npy files is complete
-    atomic_write(folder / "tokenizer.json", lambda f: f.write(json.dumps(tok.to_dict()).encode()))
+    manifest = {"tokenizer": tok.to_dict(), "sha256": {s: _array_digest(ids) for s, ids in splits.items()}}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for s, ids in splits.items():
+            atomic_write(folder / f"{s}.npy", lambda f, ids=ids: np.save(f, ids))
+        # written last: a cache with manifest.json and the three .npy files is complete
+        atomic_write(folder / "manifest.json", lambda f: f.write(json.dumps(manifest).encode()))
+    except OSError as e:
+        raise file_error(e, "writing the tokenized-data cache",
+                         "give a writable --cache-dir with free space") from None
 
 
 def get_batch(ids, batch_size, block_size, rng):

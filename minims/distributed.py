@@ -22,7 +22,8 @@ below. One process per rank; every rank holds the whole model. (ours: the plan o
   micro-batch is measured once with one forward pass without a graph (`rank_stream`).
 - Evaluation is split: rank r computes the loss batches i with i % N == r, and the sums are
   added with one Allreduce (`sum_floats`).
-- Files: only rank 0 reads and writes OUT_DIR (checkpoint, log, config); a resumed checkpoint
+- Files: only rank 0 creates, locks (OUT_DIR/lock), reads and writes OUT_DIR (checkpoint,
+  log, config); its file errors are raised on every rank (`on_root`); a resumed checkpoint
   is read by rank 0 and broadcast (`on_root`), so the hosts need not share a file system,
   only the data. Every checkpoint checks that all ranks still hold the same weights.
 - Failures: `launch()` runs the trainer's `main`. A failure every rank meets (a bad flag, a
@@ -45,6 +46,8 @@ import sys
 import time
 import traceback
 
+from .errors import MinimsError, report
+
 # (rank variable, size variable) pairs set by MPI launchers, most common first
 LAUNCHER_VARS = (("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
                  ("MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE"))
@@ -56,10 +59,10 @@ MPI_INSTALL_HINT = "pip install -e '.[mpi]' (mpi4py, and MPICH with its mpiexec)
 ABORT_GRACE_S = 3.0   # how long a failed rank waits to see whether every rank failed with it
 
 
-class DistributedError(ValueError):
+class DistributedError(MinimsError, ValueError):
     """A multi-process run that cannot work (no mpi4py, launcher and MPI library disagree,
     ranks that see different data or hold different weights); the message is one line. A
-    ValueError, so the trainer reports it like a bad flag (one line, exit 2)."""
+    MinimsError (minims/errors.py), so the trainer reports it like a bad flag (one line, exit 2)."""
 
 
 def launcher_world(environ=None):
@@ -319,8 +322,8 @@ def launch(main, argv=None):
     try:
         world = current()
     except DistributedError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        print(report(e), file=sys.stderr)
+        return e.exit_code
     if world.size == 1:
         return main(argv)
     captured = io.StringIO()
@@ -331,7 +334,7 @@ def launch(main, argv=None):
         try:
             code = main(argv)
         except KeyboardInterrupt:
-            print("error: interrupted", file=sys.stderr)
+            print("interrupted (Ctrl-C)", file=sys.stderr)   # as minims.errors.run_cli says it
             code = 130
         except BaseException:       # a bug: the traceback, then stop every rank
             traceback.print_exc()

@@ -1,24 +1,31 @@
-"""The paper's experiment, small: `python -m minims.experiment tradeoff`.
+"""The paper's experiments, small: `python -m minims.experiment ablate|tradeoff`.
 
 Subramanian et al. (2020) report a trade-off: for the same memory, multi-scale models reach a
-better perplexity than a vanilla transformer (their headline: a 30-layer hierarchical model
-with a 23 % smaller memory footprint and a better perplexity than a vanilla model with less
-than half the layers). This command trains, on Jane Austen at word level (the paper works at
-word/sub-word level on books), a family of vanilla models of growing depth and each
-multi-scale model at growing depth, all with the same data, tokens seen, optimizer and
-schedule, and reports for each:
+better perplexity than a vanilla transformer. Their headline: a 30-layer hierarchical model
+with a 23 % smaller memory footprint *and* a better perplexity than a vanilla model with less
+than half as many layers. Two commands reproduce this at the scale of a laptop, at character
+level on Jane Austen (train: four novels; valid: Northanger Abbey; test: Persuasion):
 
-- activation memory: the bytes the training forward pass holds for backward, measured exactly
-  by `minims.memory.saved_bytes` at the training batch and sequence length;
-- valid and test perplexity over the *whole* split (non-overlapping windows, every token
-  scored once), not a sample of batches;
-- parameters and wall time.
+`tradeoff`: vanilla models of several depths against each hierarchical model at about twice
+  those depths, all with the same data, tokens seen, optimizer, schedule and seeds, at a
+  context (T = 512) where attention memory matters. For each point and seed it reports the
+  paper's three axes: bits per character on the whole valid book (and, in the final table
+  only, the test book: never used for choosing anything), activation memory (the bytes the
+  training forward pass holds for backward, measured exactly by `minims.memory.saved_bytes`)
+  and time per training step.
+`ablate`: every modelling choice the code marks "(ours)" (upsampling, pooling, causal mode,
+  bottom-up combine and its pre/post split, retina window/scales, the pooling factor k),
+  each varied on its own around the model's defaults under one shorter budget (T = 256), with
+  valid bpc on the first 131,072 valid characters, activation memory and step time. The models'
+  defaults are the winners of this table.
 
-It writes `OUT_DIR/results.md` (a table), `OUT_DIR/results.json` and, when matplotlib is
-installed (`pip install -e '.[plot]'`), `OUT_DIR/tradeoff.png` (perplexity against memory).
-Each point trains in its own folder `OUT_DIR/points/NAME/` with the trainer's resumable
-checkpoints; a finished point (its `result.json` exists) is never retrained, an interrupted
-one resumes where it stopped. `--quick` runs a reduced grid in about a minute.
+Both take `--seeds 0,1` (every point is trained once per seed; tables give the mean and the
+spread, ± half the range over seeds), write `OUT_DIR/results.md`, `results.json` and, with
+matplotlib (`pip install -e '.[plot]'`), a plot (`tradeoff.png`: bpc against memory and against
+step time). Each point and seed trains in its own folder `OUT_DIR/points/NAME/seed-S/` with the
+trainer's resumable checkpoints: a finished one (its `result.json` exists) is never retrained,
+an interrupted one resumes. So several processes may share a grid (e.g. one per seed) and a last
+run with all seeds writes the tables. `--quick` runs a tiny grid in seconds (the tests use it).
 """
 import argparse
 import json
@@ -34,21 +41,54 @@ from .engine import no_grad
 from .files import write_text
 from .memory import saved_bytes
 
-# (point name, model, model options). Depth grows within each family; the multi-scale
-# layouts put most of their layers at the coarse scale, where a layer costs ~1/k.
-FULL_GRID = [
+LN2 = math.log(2.0)
+
+# --- the grids --------------------------------------------------------------------------------
+# A point: (name, model, model options). Options not given are the model's defaults.
+
+TRADEOFF_GRID = [
     ("vanilla-2", "vanilla", dict(n_layer=2)),
     ("vanilla-4", "vanilla", dict(n_layer=4)),
-    ("vanilla-8", "vanilla", dict(n_layer=8)),
-    ("top-down-4-2", "top-down", dict(layout="4-2")),
-    ("top-down-8-2", "top-down", dict(layout="8-2")),
-    ("bottom-up-1-4-1", "bottom-up", dict(layout="1-4-1")),
-    ("bottom-up-2-8-2", "bottom-up", dict(layout="2-8-2")),
+    ("top-down-2-2", "top-down", dict(layout="2-2")),
+    ("top-down-6-2", "top-down", dict(layout="6-2")),
+    ("bottom-up-4", "bottom-up", dict(n_layer=4)),
+    ("bottom-up-8", "bottom-up", dict(n_layer=8)),
     ("retina-4", "retina", dict(n_layer=4)),
     ("retina-8", "retina", dict(n_layer=8)),
 ]
-FULL_SETTINGS = dict(block_size=256, batch_size=8, n_embd=128, n_head=4, max_iters=400,
-                     warmup_iters=40, lr=1e-3, min_lr=1e-4, eval_interval=100, eval_iters=10)
+TRADEOFF_SETTINGS = dict(block_size=512, batch_size=4, n_embd=128, n_head=4, max_iters=1000,
+                         warmup_iters=50, lr=2e-3, min_lr=2e-4, eval_interval=250, eval_iters=4)
+
+# Each row spells out every (ours) option of its model, so that it keeps its meaning when a
+# default changes; each row changes one choice from its family's base. The table marks the row
+# that equals the model's current defaults.
+_TD = dict(layout="4-2", pool=4, pool_kind="mean", upsample_kind="linear", causal_mode="shift",
+           window=0)
+_BU = dict(layout="0-4-2", pool=4, pool_kind="mean", combine="aggregate", upsample_kind="repeat",
+           causal_mode="shift", window=0)
+_RET = dict(n_layer=4, pool=4, n_scales=1, window=32, band=2, pool_kind="mean")
+ABLATE_GRID = [
+    ("vanilla-2", "vanilla", dict(n_layer=2)),
+    ("vanilla-4", "vanilla", dict(n_layer=4)),
+    ("top-down/upsample=repeat", "top-down", {**_TD, "upsample_kind": "repeat"}),
+    ("top-down/upsample=linear", "top-down", _TD),
+    ("top-down/pool=linear", "top-down", {**_TD, "pool_kind": "linear"}),
+    ("top-down/causal=delay", "top-down", {**_TD, "causal_mode": "delay"}),
+    ("top-down/k=2", "top-down", {**_TD, "pool": 2}),
+    ("top-down/k=3", "top-down", {**_TD, "pool": 3}),
+    ("bottom-up/aggregate,0-4-2", "bottom-up", _BU),
+    ("bottom-up/aggregate,1-4-1", "bottom-up", {**_BU, "layout": "1-4-1"}),
+    ("bottom-up/upsample=repeat,1-4-1", "bottom-up", {**_BU, "layout": "1-4-1", "combine": "upsample"}),
+    ("bottom-up/upsample=linear,1-4-1", "bottom-up", {**_BU, "layout": "1-4-1", "combine": "upsample",
+                                                      "upsample_kind": "linear"}),
+    ("bottom-up/pool=linear", "bottom-up", {**_BU, "pool_kind": "linear"}),
+    ("retina/w=32", "retina", _RET),
+    ("retina/w=64", "retina", {**_RET, "window": 64}),
+    ("retina/scales=2", "retina", {**_RET, "n_scales": 2}),
+    ("retina/pool=linear", "retina", {**_RET, "pool_kind": "linear"}),
+]
+ABLATE_SETTINGS = dict(block_size=256, batch_size=8, n_embd=128, n_head=4, max_iters=300,
+                       warmup_iters=30, lr=2e-3, min_lr=2e-4, eval_interval=300, eval_iters=4)
 
 QUICK_GRID = [
     ("vanilla-1", "vanilla", dict(n_layer=1)),
@@ -59,14 +99,20 @@ QUICK_GRID = [
 ]
 QUICK_SETTINGS = dict(block_size=64, batch_size=4, n_embd=32, n_head=2, max_iters=15,
                       warmup_iters=3, lr=2e-3, min_lr=2e-4, eval_interval=15, eval_iters=2)
-# Tokens of valid and test scored at the end of each point: all of them in the full grid,
-# the first 4,096 in the quick one (a smoke test, not a measurement).
-EVAL_TOKENS = {"full": None, "quick": 4096}
 
+# name -> (grid, settings, valid/test characters scored at the end: None = the whole book)
+EXPERIMENTS = {
+    "tradeoff": (TRADEOFF_GRID, TRADEOFF_SETTINGS, None),
+    "ablate": (ABLATE_GRID, ABLATE_SETTINGS, 131072),
+}
+QUICK_EVAL_TOKENS = 4096
+
+
+# --- measuring one model ------------------------------------------------------------------
 
 def split_loss(model, ids, block_size, batch_size, max_tokens=None):
-    """Mean loss over a whole split (or its first `max_tokens`): non-overlapping windows,
-    each token predicted once (the final partial window is scored too)."""
+    """Mean loss (nats per token) over a whole split (or its first `max_tokens`):
+    non-overlapping windows, each token predicted once (the final partial window is scored too)."""
     if max_tokens is not None:
         ids = ids[:max_tokens + 1]
     n = len(ids) - 1
@@ -97,7 +143,8 @@ def split_loss(model, ids, block_size, batch_size, max_tokens=None):
 
 
 def activation_bytes(model, batch_size, block_size, vocab_size):
-    """Bytes saved for backward by one training forward pass at (batch_size, block_size)."""
+    """Bytes saved for backward by one training forward pass at (batch_size, block_size):
+    (all of them, those of the body: without the output head and loss)."""
     idx = np.random.default_rng(0).integers(0, vocab_size, size=(batch_size, block_size + 1))
     _, loss = model(idx[:, :-1], idx[:, 1:])
     held = saved_bytes(loss)
@@ -116,149 +163,280 @@ def point_memory(folder, settings):
 
 
 def _write_json(path, obj):
-    write_text(path, json.dumps(obj, indent=2))
+    write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
-def run_point(name, model, options, settings, args):
-    """Train one grid point (or reuse its finished result) -> its result dict."""
+def run_point(name, model, options, settings, seed, args, eval_tokens, score_test):
+    """Train one point with one seed (or reuse its finished result) -> its result dict."""
     from .train import Trainer, make_args
-    folder = Path(args.out_dir) / "points" / name
+    folder = Path(args.out_dir) / "points" / name.replace("/", "__") / f"seed-{seed}"
     result_path = folder / "result.json"
     if result_path.exists():
-        print(f"[{name}] done before, reusing {result_path}")
+        print(f"[{name} seed {seed}] done before, reusing {result_path}")
         result = json.loads(result_path.read_text())
         # memory is a property of the code, not of the training: measure it again, so the
         # table always describes the minims you have
         result["activation_bytes"], result["body_activation_bytes"] = point_memory(folder, settings)
         return result
     folder.mkdir(parents=True, exist_ok=True)
-    targs = make_args(model=model, data=args.data, tokenizer="word", backend=args.backend,
-                      out_dir=str(folder), cache_dir=args.cache_dir, seed=args.seed,
+    targs = make_args(model=model, data=args.data, tokenizer="char", backend=args.backend,
+                      out_dir=str(folder), cache_dir=args.cache_dir, seed=seed,
                       resume=(folder / "ckpt.npz").exists(), **settings, **options)
-    print(f"[{name}] training {model} {options} ...")
+    print(f"[{name} seed {seed}] training {model} {options} ...", flush=True)
     t0 = time.perf_counter()
-    trainer = Trainer(targs)
+    trainer = Trainer(targs, verbose=args.verbose)
     metrics = trainer.run()
     m, s = trainer.model, settings
     held, body = activation_bytes(m, s["batch_size"], s["block_size"], trainer.tokenizer.vocab_size)
-    limit = EVAL_TOKENS["quick" if args.quick else "full"]
-    valid = split_loss(m, trainer.splits["valid"], s["block_size"], 4 * s["batch_size"], limit)
-    test = split_loss(m, trainer.splits["test"], s["block_size"], 4 * s["batch_size"], limit)
+    valid = split_loss(m, trainer.splits["valid"], s["block_size"], 4 * s["batch_size"], eval_tokens)
+    test = (split_loss(m, trainer.splits["test"], s["block_size"], 4 * s["batch_size"], eval_tokens)
+            if score_test else None)
+    tokens_per_step = s["batch_size"] * s["block_size"]
     cfg = m.config
     result = {
-        "name": name, "model": model, "options": options,
-        "layers": getattr(cfg, "n_layer", None), "params": m.num_parameters(),
+        "name": name, "model": model, "options": options, "seed": seed,
+        "config": m.describe()["config"],
+        "layers": cfg.n_layer, "params": m.num_parameters(),
         "activation_bytes": held, "body_activation_bytes": body,
         "peak_mem_bytes": metrics["peak_mem_bytes"],
-        "valid_ppl": math.exp(valid), "test_ppl": math.exp(test),
+        "valid_bpc": valid / LN2, "test_bpc": None if test is None else test / LN2,
         "unigram_ppl": metrics["unigram_ppl"], "tokens_per_s": metrics["tokens_per_s"],
+        "step_ms": (1000 * tokens_per_step / metrics["tokens_per_s"]
+                    if metrics["tokens_per_s"] else None),
         "wall_s": time.perf_counter() - t0, "backend": B.get_backend(),
     }
     _write_json(result_path, result)
+    print(f"[{name} seed {seed}] valid bpc {result['valid_bpc']:.4f} | "
+          f"{held / 1e6:.1f} MB | {result['wall_s'] / 60:.1f} min", flush=True)
     return result
 
 
-def markdown_table(results, settings):
-    vanilla = {r["name"]: r for r in results if r["model"] == "vanilla"}
-    ref = max(vanilla.values(), key=lambda r: r["layers"]) if vanilla else None
-    lines = ["| point | model | layers | params | activation MB | vs deepest vanilla | "
-             "body MB | valid ppl | test ppl | tok/s | wall |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+# --- summarising over seeds -----------------------------------------------------------------
+
+def summarise(results):
+    """Per point (in grid order): mean and spread (± half the range) over its seeds."""
+    rows = {}
     for r in results:
-        rel = f"{r['activation_bytes'] / ref['activation_bytes']:.2f}×" if ref else ""
-        tps = f"{r['tokens_per_s']:,.0f}" if r.get("tokens_per_s") else ""
-        lines.append(f"| {r['name']} | {r['model']} | {r['layers']} | {r['params']:,} | "
-                     f"{r['activation_bytes'] / 1e6:.1f} | {rel} | {r['body_activation_bytes'] / 1e6:.1f} | "
-                     f"{r['valid_ppl']:.1f} | {r['test_ppl']:.1f} | {tps} | {r['wall_s'] / 60:.1f} min |")
-    s = settings
-    lines.append("")
-    lines.append(f"Word-level Austen (train: 4 novels; valid: Northanger Abbey; test: Persuasion), "
-                 f"T={s['block_size']}, B={s['batch_size']}, C={s['n_embd']}, {s['n_head']} heads, "
-                 f"{s['max_iters']} AdamW steps (lr {s['lr']} → {s['min_lr']}, cosine), same seed and "
-                 f"batches for every point. Activation MB: bytes saved for backward by one training "
-                 f"forward pass; body MB: the same without the output head and loss.")
+        rows.setdefault(r["name"], []).append(r)
+
+    def stat(rs, key):
+        values = [r[key] for r in rs if r.get(key) is not None]
+        if not values:
+            return None, None
+        return float(np.mean(values)), (max(values) - min(values)) / 2
+
+    out = []
+    for name, rs in rows.items():
+        first = rs[0]
+        row = {"name": name, "model": first["model"], "options": first["options"],
+               "layers": first["layers"], "params": first["params"], "seeds": [r["seed"] for r in rs],
+               "activation_bytes": first["activation_bytes"],
+               "body_activation_bytes": first["body_activation_bytes"]}
+        for key in ("valid_bpc", "test_bpc", "step_ms"):
+            row[key], row[key + "_spread"] = stat(rs, key)
+        out.append(row)
+    return out
+
+
+def _pm(mean, spread, digits=3):
+    if mean is None:
+        return ""
+    return f"{mean:.{digits}f} ± {spread:.{digits}f}"
+
+
+def token_level_layers(row):
+    """How many of a point's layers run on every token (its fine layers)."""
+    counts = [int(c) for c in str(row.get("layout") or "").split("-") if c != ""]
+    if row["model"] == "top-down" and counts:
+        return counts[-1]
+    if row["model"] == "bottom-up" and counts:
+        return counts[0] + counts[-1]
+    return row["layers"]
+
+
+def tradeoff_table(rows, settings, seeds):
+    vanilla = {r["layers"]: r for r in rows if r["model"] == "vanilla"}
+    lines = ["| point | layers | layout | params | activation MB | body MB | step ms | "
+             "valid bpc | test bpc | vs vanilla of half the depth |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        ref = vanilla.get(r["layers"] // 2) if r["model"] != "vanilla" else None
+        if ref is not None:
+            verdict = (f"vanilla-{ref['layers']}: Δbpc {r['valid_bpc'] - ref['valid_bpc']:+.3f}, "
+                       f"memory {r['activation_bytes'] / ref['activation_bytes']:.2f}×, "
+                       f"step {r['step_ms'] / ref['step_ms']:.2f}×")
+        else:
+            verdict = ""
+        lines.append(f"| {r['name']} | {r['layers']} | {r.get('layout', '')} | {r['params']:,} | "
+                     f"{r['activation_bytes'] / 1e6:.1f} | {r['body_activation_bytes'] / 1e6:.1f} | "
+                     f"{_pm(r['step_ms'], r['step_ms_spread'], 0)} | "
+                     f"{_pm(r['valid_bpc'], r['valid_bpc_spread'])} | "
+                     f"{_pm(r['test_bpc'], r['test_bpc_spread'])} | {verdict} |")
+    lines += ["", _settings_text(settings, seeds, "the whole valid and test books")]
     return "\n".join(lines)
 
 
-def plot(results, path):
+def matches_defaults(model, options, layers):
+    """Does a row's model equal `model`'s current defaults at its depth? (Top-down layouts are
+    a depth choice, not a default; bottom-up's pre/post split is a default.)"""
+    from .models import build_model
+    keys = [k for k in options if k not in ("n_layer", "layout") or
+            (k == "layout" and model == "bottom-up")]
+    default = build_model(model, vocab_size=2, block_size=1024, n_layer=layers).config
+    return all(getattr(default, k) == options[k] for k in keys)
+
+
+def ablation_table(rows, settings, seeds, eval_tokens):
+    base = {}
+    for r in rows:
+        if r["model"] != "vanilla" and matches_defaults(r["model"], r["options"], r["layers"]):
+            base[r["model"]] = r
+    lines = ["| row | layers | layout | activation MB | step ms | valid bpc | vs the defaults |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        ref = base.get(r["model"])
+        if ref is r:
+            diff = "(defaults)"
+        else:
+            diff = "" if ref is None else f"{r['valid_bpc'] - ref['valid_bpc']:+.3f}"
+        lines.append(f"| {r['name']} | {r['layers']} | {r.get('layout', '')} | "
+                     f"{r['activation_bytes'] / 1e6:.1f} | {_pm(r['step_ms'], r['step_ms_spread'], 0)} | "
+                     f"{_pm(r['valid_bpc'], r['valid_bpc_spread'])} | {diff} |")
+    where = "the whole valid book" if eval_tokens is None else f"the first {eval_tokens:,} valid characters"
+    lines += ["", _settings_text(settings, seeds, where)]
+    return "\n".join(lines)
+
+
+def _settings_text(s, seeds, scored):
+    return (f"Character-level Austen (train: 4 novels; valid: Northanger Abbey; test: Persuasion), "
+            f"T={s['block_size']}, B={s['batch_size']}, C={s['n_embd']}, {s['n_head']} heads, "
+            f"{s['max_iters']} AdamW steps (lr {s['lr']} → {s['min_lr']}, warmup {s['warmup_iters']}, "
+            f"cosine), seeds {', '.join(map(str, seeds))} (mean ± half the range). bpc: bits per "
+            f"character on {scored}. Activation MB: bytes saved for backward by one training forward "
+            f"pass (10^6 bytes); body MB: the same without the output head and loss. Step ms: "
+            f"mean wall time of a training step as the trainer measured it (first step excluded).")
+
+
+# --- the plot ---------------------------------------------------------------------------------
+
+def plot(rows, path):
+    """bpc against activation memory and against step time, one line per model family.
+    Uses matplotlib's object-oriented API (no global backend switch). -> path or None."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         print("matplotlib is not installed: no plot (pip install -e '.[plot]')")
         return None
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for model in dict.fromkeys(r["model"] for r in results):
-        rs = sorted((r for r in results if r["model"] == model), key=lambda r: r["body_activation_bytes"])
-        mb = [r["body_activation_bytes"] / 1e6 for r in rs]
-        ax.plot(mb, [r["valid_ppl"] for r in rs], "o-", label=model)
-        for x, r in zip(mb, rs):
-            ax.annotate(str(r["layers"]), (x, r["valid_ppl"]), textcoords="offset points",
-                        xytext=(4, 4), fontsize=8)
-    # the output head and loss hold the same bytes in every model; leave them out
-    ax.set_xlabel("activation memory of the layers, held for backward (MB)")
-    ax.set_ylabel("valid perplexity (word level)")
-    ax.set_title("minims: perplexity vs memory on Austen")
-    ax.legend()
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2, sharey=True)
+    for model in dict.fromkeys(r["model"] for r in rows):
+        rs = sorted((r for r in rows if r["model"] == model), key=lambda r: r["layers"])
+        for ax, key, scale in ((axes[0], "activation_bytes", 1e-6), (axes[1], "step_ms", 1.0)):
+            xs = [r[key] * scale for r in rs]
+            ys = [r["valid_bpc"] for r in rs]
+            ax.errorbar(xs, ys, yerr=[r["valid_bpc_spread"] for r in rs], marker="o", capsize=3,
+                        label=model)
+            for x, y, r in zip(xs, ys, rs):
+                ax.annotate(f"{r['layers']}L", (x, y), textcoords="offset points", xytext=(4, 4),
+                            fontsize=8)
+    axes[0].set_xlabel("activation memory held for backward (MB)")
+    axes[1].set_xlabel("time per training step (ms, 2-core CPU)")
+    axes[0].set_ylabel("valid bits per character (lower is better)")
+    axes[0].legend()
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.suptitle("minims on Austen, character level: labels are layer counts")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
-def tradeoff(args):
-    grid, settings = (QUICK_GRID, QUICK_SETTINGS) if args.quick else (FULL_GRID, FULL_SETTINGS)
+# --- the command ----------------------------------------------------------------------------
+
+def parse_seeds(text):
+    try:
+        seeds = [int(s) for s in str(text).split(",") if s.strip() != ""]
+    except ValueError:
+        seeds = []
+    if not seeds or any(s < 0 for s in seeds):
+        from .errors import UsageError
+        raise UsageError(f"--seeds must be non-negative integers joined by ',', like 0,1; got {text!r}")
+    return seeds
+
+
+def run_experiment(args):
+    grid, settings, eval_tokens = EXPERIMENTS[args.experiment]
+    if args.quick:
+        grid, settings, eval_tokens = QUICK_GRID, QUICK_SETTINGS, QUICK_EVAL_TOKENS
     settings = dict(settings)
     if args.max_iters is not None:
         settings["max_iters"] = args.max_iters
+        settings["eval_interval"] = min(settings["eval_interval"], args.max_iters)
     if args.only:
         wanted = set(args.only.split(","))
         grid = [g for g in grid if g[0] in wanted]
         if not grid:
-            raise ValueError(f"--only {args.only!r} names no grid point")
+            from .errors import UsageError
+            raise UsageError(f"--only {args.only!r} names no point of the {args.experiment} grid; "
+                             "points: " + ", ".join(g[0] for g in (QUICK_GRID if args.quick else
+                                                                   EXPERIMENTS[args.experiment][0])))
+    seeds = parse_seeds(args.seeds)
+    score_test = args.experiment == "tradeoff"
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "settings.json", {"settings": settings, "quick": args.quick, "grid": grid})
-    results = [run_point(name, model, options, settings, args) for name, model, options in grid]
-    table = markdown_table(results, settings)
-    (out / "results.md").write_text(table + "\n")
-    _write_json(out / "results.json", {"settings": settings, "results": results})
-    picture = plot(results, out / "tradeoff.png")
+    _write_json(out / "settings.json", {"experiment": args.experiment, "settings": settings,
+                                        "quick": args.quick, "seeds": seeds, "grid": grid})
+    results = [run_point(name, model, options, settings, seed, args, eval_tokens, score_test)
+               for name, model, options in grid for seed in seeds]
+    rows = summarise(results)
+    by_name = {r["name"]: r for r in results}
+    for row in rows:
+        row["layout"] = by_name[row["name"]]["config"].get("layout", "")
+    if args.experiment == "tradeoff":
+        table = tradeoff_table(rows, settings, seeds)
+    else:
+        table = ablation_table(rows, settings, seeds, eval_tokens)
+    write_text(out / "results.md", table + "\n")
+    _write_json(out / "results.json", {"settings": settings, "seeds": seeds, "rows": rows,
+                                       "results": results})
+    picture = plot(rows, out / f"{args.experiment}.png") if args.experiment == "tradeoff" else None
     print(table)
     print(f"wrote {out / 'results.md'}, {out / 'results.json'}" + (f", {picture}" if picture else ""))
-    return results
+    return rows
 
 
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m minims.experiment", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("experiment", choices=["tradeoff"], help="which experiment (only 'tradeoff' so far)")
-    p.add_argument("--quick", action="store_true", help="a reduced grid in about a minute (tiny models)")
+    p.add_argument("experiment", choices=sorted(EXPERIMENTS),
+                   help="'tradeoff' (bpc vs memory and step time) or 'ablate' (every (ours) choice)")
+    p.add_argument("--quick", action="store_true",
+                   help="a tiny grid in seconds (tiny models, a smoke test, not a measurement)")
     p.add_argument("--out-dir", default=None,
-                   help="where points, tables and the plot go (default: out/tradeoff, or "
-                        "out/tradeoff-quick with --quick)")
+                   help="where points, tables and the plot go (default: out/EXPERIMENT, or "
+                        "out/EXPERIMENT-quick with --quick)")
     p.add_argument("--backend", default="numpy", choices=B.BACKENDS, help="array backend (default numpy)")
     p.add_argument("--data", default="austen", help="'austen' or a path to your text (default austen)")
     p.add_argument("--cache-dir", default=".cache", help="tokenized-corpus cache (default .cache)")
-    p.add_argument("--seed", type=int, default=0, help="one seed for every point (default 0)")
+    p.add_argument("--seeds", default="0,1",
+                   help="comma-separated seeds; each point is trained once per seed (default 0,1)")
     p.add_argument("--max-iters", type=int, default=None, help="override the steps per point")
     p.add_argument("--only", default=None, help="comma-separated point names to run (default: all)")
+    p.add_argument("--verbose", action="store_true", help="print each training run's progress")
     return p
 
 
 def main(argv=None):
+    """The command line -> exit code (errors mapped by minims.errors.run_cli)."""
+    from .errors import run_cli
+    return run_cli(_main, argv)
+
+
+def _main(argv):
     args = build_parser().parse_args(argv)
     if args.out_dir is None:
-        args.out_dir = "out/tradeoff-quick" if args.quick else "out/tradeoff"
-    from .checkpoint import CheckpointError
-    from .data import DataError
-    try:
-        tradeoff(args)
-    except (DataError, CheckpointError, B.BackendUnavailable, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        args.out_dir = f"out/{args.experiment}" + ("-quick" if args.quick else "")
+    run_experiment(args)
 
 
 if __name__ == "__main__":

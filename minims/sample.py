@@ -7,9 +7,10 @@ The checkpoint carries everything needed: the model's description (rebuilt with
 `model_from_description`, so every registered model works), its weights and the tokenizer.
 The same --seed gives the same text. Characters (or words) the tokenizer never saw in
 training become <unk>. Exit code 2 with a one-line error for a missing or corrupt checkpoint,
-an unusable backend or a bad flag.
+an unusable backend or a bad flag (minims/errors.py); 130 on Ctrl-C.
 """
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 
 from . import backend as B
 from . import checkpoint
-from .checkpoint import CheckpointError
+from .errors import CheckpointError, UsageError, run_cli
 from .models import model_from_description
 from .tokenizers import tokenizer_from_dict
 
@@ -54,15 +55,24 @@ def load_model(path):
     return model.eval(), tokenizer, header
 
 
+def check_options(max_new_tokens=300, temperature=1.0, top_k=None, seed=0):
+    """UsageError naming the flag for a value the sampler cannot use."""
+    if max_new_tokens < 0:
+        raise UsageError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise UsageError(f"--temperature must be a finite number > 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise UsageError(f"--top-k must be at least 1, got {top_k}")
+    if seed is not None and seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {seed}")
+
+
 def sample(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperature=1.0, top_k=None, seed=0):
     """The generated continuation of `prompt` (without the prompt), as text."""
-    if max_new_tokens < 0:
-        raise ValueError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"--top-k must be at least 1, got {top_k}")
+    check_options(max_new_tokens, temperature, top_k, seed)
     ids = np.asarray(tokenizer.encode(prompt), dtype=np.int64)
     if ids.size == 0:
-        raise ValueError(f"the prompt {prompt!r} holds no {tokenizer.kind}-level token; give some text")
+        raise UsageError(f"the prompt {prompt!r} holds no {tokenizer.kind}-level token; give some text")
     context = ids[-model.config.block_size:][None, :]                  # (1, T) with T ≤ block_size
     out = model.generate(context, max_new_tokens, temperature=temperature, top_k=top_k, seed=seed)
     # decode context + continuation together, then cut the context off: the word tokenizer's
@@ -72,21 +82,19 @@ def sample(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperature=1.0,
 
 
 def main(argv=None):
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 2
-    try:
-        B.set_backend(args.backend)
-        path = Path(args.ckpt) if args.ckpt else Path(args.out_dir) / checkpoint.CKPT_NAME
-        model, tokenizer, _ = load_model(path)
-        text = sample(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,
-                      args.top_k, args.seed)
-    except (CheckpointError, B.BackendUnavailable, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    """The command line -> exit code (errors mapped by minims.errors.run_cli)."""
+    return run_cli(_main, argv)
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
+    check_options(args.max_new_tokens, args.temperature, args.top_k, args.seed)
+    B.set_backend(args.backend)
+    path = Path(args.ckpt) if args.ckpt else Path(args.out_dir) / checkpoint.CKPT_NAME
+    model, tokenizer, _ = load_model(path)
+    text = sample(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,
+                  args.top_k, args.seed)
     print(args.prompt + text)
-    return 0
 
 
 if __name__ == "__main__":

@@ -231,11 +231,16 @@ _CHOICES = {"pool_kind": POOL_KINDS, "upsample_kind": UPSAMPLE_KINDS, "causal_mo
             "combine": COMBINES}
 
 
-def option(name, default):
-    """A config dataclass field with the shared help text (and choices) of option `name`."""
+def option(name, default, chosen_by=None):
+    """A config dataclass field with the shared help text (and choices) of option `name`.
+
+    `chosen_by` names the row of `python -m minims.experiment ablate` whose measurement made
+    `default` the model's default (shown by `python -m minims.train --help`)."""
     metadata = {"help": _OPTIONS[name]}
     if name in _CHOICES:
         metadata["choices"] = list(_CHOICES[name])
+    if chosen_by:
+        metadata["chosen_by"] = chosen_by
     return field(default=default, metadata=metadata)
 
 

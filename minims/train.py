@@ -10,7 +10,13 @@ warmup + cosine learning rate, gradient clipping on the global norm, gradient ac
 and an evaluation of train and valid loss every --eval-interval steps. Each evaluation appends
 a line to OUT_DIR/log.jsonl and writes OUT_DIR/ckpt.npz (atomically; see minims/checkpoint.py).
 A checkpoint holds everything the loop depends on (weights, optimizer moments, iteration, RNG
-states), so `--resume` continues bit for bit: 10 steps + resume to 20 = 20 steps straight.
+states, the learning-rate schedule), so `--resume` continues bit for bit: a 20-step run stopped
+at step 10 and resumed ends exactly like 20 steps straight. The cosine schedule's horizon
+(--lr-decay-iters, by default --max-iters of the run's first start) is stored too: raising
+--max-iters on resume extends the run at --min-lr, never restarts the decay; to decay over the
+longer run, give --lr-decay-iters as well (the learning rate then changes from the resume on).
+One run at a time per --out-dir: OUT_DIR/lock holds the running process's PID (a lock left by
+a run that died is taken over).
 
 Model-specific flags (e.g. `--pool`) are not written here: they are made from the config
 dataclass of every registered model (each field a model's config adds to ModelConfig becomes a
@@ -24,15 +30,17 @@ Several processes: `mpiexec -n N python -m minims.train --batch-size b ...` trai
 (minims/distributed.py). N ranks with --batch-size b make exactly the update of one process with
 --batch-size b --grad-accum N (with --grad-accum g: of g*N), to rounding: rank r computes the
 micro-batches r*g ... r*g+g-1 that one process would, and one Allreduce averages the gradients.
-Evaluation is split over the ranks and summed. Rank 0 alone writes OUT_DIR and prints; the
-checkpoint records the number of ranks, and --resume on another number N' re-shards exactly
-(--grad-accum g*N/N' per rank) or refuses when N' does not divide g*N. Each rank's OpenBLAS gets
-cores/(ranks on the host) threads unless OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set. An
-error every rank meets ends the run as below; a rank failing alone stops all (MPI_Abort).
+Evaluation is split over the ranks and summed. Rank 0 alone creates, locks and writes OUT_DIR
+and prints; the checkpoint records the number of ranks, and --resume on another number N'
+re-shards exactly (--grad-accum g*N/N' per rank) or refuses when N' does not divide g*N. Each
+rank's OpenBLAS gets cores/(ranks on the host) threads unless OPENBLAS_NUM_THREADS or
+OMP_NUM_THREADS is set. An error every rank meets ends the run as below; a rank failing alone
+stops all (MPI_Abort).
 
-Exit codes: 0 done; 2 a usage, data, backend or checkpoint error (one line on stderr);
-3 the loss became NaN or infinite (training stopped, the last good checkpoint is kept);
-130 interrupted with Ctrl-C (the last checkpoint is kept; continue with --resume).
+Exit codes: 0 done; 2 a usage, data, backend, checkpoint, file-system or memory error (one
+line on stderr; minims/errors.py); 3 the loss became NaN or infinite (training stopped, the
+last good checkpoint is kept); 130 interrupted with Ctrl-C (the last checkpoint is kept;
+continue with --resume). A traceback means a bug in minims: please report it.
 """
 import argparse
 import dataclasses
@@ -42,32 +50,42 @@ import math
 import os
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
 
 from . import backend as B
-from . import checkpoint, distributed, files
-from .checkpoint import CheckpointError
-from .data import DataError, get_batch, prepare, unigram_ppl
+from . import checkpoint, distributed, files, footprint
+from .data import get_batch, prepare, unigram_ppl
 from .engine import no_grad
-from .models import MODELS, ModelConfig, build_model, canonical_name, model_from_description
+from .errors import CheckpointError, DataError, MinimsError, OutOfMemory, UsageError, file_error, run_cli
+from .models import MODELS, ModelConfig, canonical_name
 from .optim import AdamW, clip_grad_norm, cosine_lr
 
 BASE_FIELDS = [f.name for f in dataclasses.fields(ModelConfig)]
-# Flags that may change when resuming (they steer the run, not what is learnt); every other
-# flag given with --resume must equal the checkpoint's value.
+# Flags that may change when resuming: they steer the run (how long, how often it is
+# evaluated, where files go) or are the remedies for a diverging run (a lower --lr, a tighter
+# --grad-clip). --data may name the same text by another path (its token ids are checked).
+# Every other flag given with --resume must equal the checkpoint's value.
 RESUMABLE = {"backend", "max_iters", "lr_decay_iters", "eval_interval", "eval_iters",
-             "out_dir", "cache_dir", "resume", "overwrite"}
+             "out_dir", "cache_dir", "resume", "overwrite", "lr", "min_lr", "grad_clip", "data"}
 LOG_NAME, CONFIG_NAME = "log.jsonl", "config.json"
 
 
-class NonFiniteLoss(RuntimeError):
-    """The loss (or the gradient norm) became NaN or infinite."""
+class NonFiniteLoss(MinimsError, RuntimeError):
+    """The loss (or the gradient norm) became NaN or infinite (exit code 3)."""
+    exit_code = 3
 
 
-class TrainingInterrupted(RuntimeError):
-    """Ctrl-C during training; the message says where the last checkpoint is."""
+class TrainingInterrupted(MinimsError, RuntimeError):
+    """Ctrl-C during training; the message says where the last checkpoint is (exit code 130)."""
+    exit_code = 130
+    label = "interrupted"
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
 
 
 # ---------------------------------------------------------------------------------------
@@ -142,6 +160,9 @@ def _add_model_option(group, name, users):
     else:
         default_text = "defaults: " + ", ".join(f"{d!r} ({m})" for m, d in defaults.items())
     models = ", ".join(defaults)
+    chosen = [f"{m}: {f.metadata['chosen_by']}" for m, f in users if f.metadata.get("chosen_by")]
+    if chosen:   # which row of `python -m minims.experiment ablate` made each default
+        default_text += "; chosen by the ablation rows " + ", ".join(chosen)
     help_text = f"{text} [model{'s' if len(defaults) > 1 else ''}: {models}; {default_text}]"
     group.add_argument("--" + name.replace("_", "-"), dest=name, default=argparse.SUPPRESS,
                        help=help_text.replace("%", "%%"), **kwargs)
@@ -163,8 +184,10 @@ def build_parser():
                    help="array library: numpy (CPU) or cupy (NVIDIA GPU; pip install -e '.[cuda12]')")
     g.add_argument("--out-dir", default="out", metavar="DIR", help="folder for ckpt.npz, log.jsonl and config.json")
     g.add_argument("--resume", action="store_true",
-                   help="continue the run in --out-dir from its checkpoint (flags that change the "
-                        "model or the data must match it; --max-iters may be raised)")
+                   help="continue the run in --out-dir from its checkpoint. Flags that may change: "
+                        + ", ".join(_flag(k) for k in sorted(RESUMABLE - {"resume", "overwrite"}))
+                        + " (--data: the same text, perhaps by another path); every other flag "
+                        "given must match the checkpoint")
     g.add_argument("--overwrite", action="store_true",
                    help="start a new run even if --out-dir already holds a checkpoint (it is replaced)")
     g.add_argument("--seed", type=int, default=0,
@@ -173,7 +196,8 @@ def build_parser():
     g = p.add_argument_group("data")
     g.add_argument("--data", default="austen", metavar="austen|PATH",
                    help="'austen' (shipped, split by book) or a path to a UTF-8 .txt file or a folder "
-                        "of .txt files (split 90/5/5 by position)")
+                        "of .txt files (split 90/5/5 by position). The text is read whole before "
+                        "training: a named pipe must be written to the end and closed")
     g.add_argument("--tokenizer", choices=("char", "word"), default="char",
                    help="character level or word level (vocabulary fitted on the training split)")
     g.add_argument("--min-freq", type=int, default=2,
@@ -202,7 +226,8 @@ def build_parser():
             _add_model_option(g, name, users)
 
     g = p.add_argument_group("optimization")
-    g.add_argument("--batch-size", type=int, default=16, help="sequences per micro-batch (on each rank under mpiexec)")
+    g.add_argument("--batch-size", type=int, default=16,
+                   help="sequences per micro-batch (on each rank under mpiexec)")
     g.add_argument("--grad-accum", type=int, default=1,
                    help="micro-batches per step (on each rank under mpiexec), each loss scaled by 1/N "
                         "(= one N times larger batch)")
@@ -211,7 +236,8 @@ def build_parser():
     g.add_argument("--min-lr", type=float, default=2e-4, help="learning rate at the end of the cosine decay")
     g.add_argument("--warmup-iters", type=int, default=50, help="steps of linear warmup")
     g.add_argument("--lr-decay-iters", type=int, default=None,
-                   help="step at which the cosine decay reaches --min-lr (default: --max-iters)")
+                   help="step at which the cosine decay reaches --min-lr (default: --max-iters of "
+                        "the run's first start; stored in the checkpoint)")
     g.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decoupled weight decay (matrices only)")
     g.add_argument("--grad-clip", type=float, default=1.0, help="clip the global gradient norm (0: off)")
 
@@ -247,36 +273,45 @@ def make_args(**options):
     valid = {k for k in vars(args) if not k.startswith("_")} | set(model_options())
     unknown = sorted(set(options) - valid)
     if unknown:
-        raise ValueError(f"unknown training option(s) {unknown}; valid: {sorted(valid)}")
+        raise UsageError(f"unknown training option(s) {unknown}; valid: {sorted(valid)}")
     if "model" in options:
-        options["model"] = canonical_name(options["model"])
+        try:
+            options["model"] = canonical_name(options["model"])
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     vars(args).update(options)
     args._given = set(options)
     return args
 
 
 def _check_args(args):
-    """Range checks for the trainer's own flags (the model's config checks its own)."""
+    """Range checks for the trainer's own flags (the model's config checks its own) ->
+    UsageError naming the flag."""
     positive = ("block_size", "batch_size", "grad_accum", "eval_interval", "eval_iters",
-                "n_layer", "n_head", "n_embd")
+                "n_layer", "n_head", "n_embd", "min_freq")
     for name in positive:
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    for name in ("max_iters", "warmup_iters", "min_freq"):
+            raise UsageError(f"{_flag(name)} must be at least 1, got {getattr(args, name)}")
+    for name in ("max_iters", "warmup_iters", "seed"):
         if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
+            raise UsageError(f"{_flag(name)} must be >= 0, got {getattr(args, name)}")
+    for name in ("lr", "min_lr", "weight_decay", "grad_clip", "dropout"):
         value = getattr(args, name)
         if not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+            raise UsageError(f"{_flag(name)} must be a finite number >= 0, got {value}")
     if args.lr_decay_iters is not None and args.lr_decay_iters < 1:
-        raise ValueError(f"--lr-decay-iters must be at least 1, got {args.lr_decay_iters}")
+        raise UsageError(f"--lr-decay-iters must be at least 1, got {args.lr_decay_iters}")
+    if not str(args.data).strip():
+        raise UsageError("--data is empty: give 'austen', a .txt file or a folder of .txt files")
+    for name in ("out_dir", "cache_dir"):
+        if getattr(args, name) is not None and not str(getattr(args, name)).strip():
+            raise UsageError(f"{_flag(name)} is empty: give a folder")
     foreign = sorted(k for k in args._given if k in model_options()
                      and k not in {f.name for f in dataclasses.fields(MODELS[args.model].Config)})
     if foreign:
         users = {k: [m for m, _ in model_options()[k]] for k in foreign}
         flags = "; ".join(f"--{k.replace('_', '-')} is used by {', '.join(u)}" for k, u in users.items())
-        raise ValueError(f"the {args.model} model takes no such option ({flags})")
+        raise UsageError(f"the {args.model} model takes no such option ({flags})")
 
 
 def _model_kwargs(args):
@@ -316,9 +351,51 @@ def _merge_resume_args(args, header, path):
         if not _same(now, then):
             raise CheckpointError(f"{path}: --{k.replace('_', '-')} {now} does not match the checkpoint's "
                                   f"{then}; drop the flag to resume, or start a new run in another --out-dir")
+    if merged.get("lr_decay_iters") is None:
+        # a checkpoint from before the horizon was stored: its run decayed over its --max-iters
+        merged["lr_decay_iters"] = max(int(stored.get("max_iters", merged["max_iters"])), 1)
+    if "data" not in args._given and merged["data"] != "austen" and not Path(merged["data"]).is_absolute():
+        # written before --data was stored resolved: relative to the folder that run started in
+        if not Path(merged["data"]).expanduser().exists():
+            raise DataError(f"{merged['data']}: the checkpoint's --data, a path relative to the folder "
+                            "the run started in, is not found from here; give --data with its path")
     resumed = argparse.Namespace(**merged)
     resumed._given = set(args._given) | (set(stored) & set(model_options()))
     return resumed
+
+
+def _resolved_data(data):
+    """--data as stored: 'austen', or the absolute path (so a run resumes from any folder)."""
+    if data == "austen":
+        return data
+    return str(Path(data).expanduser().resolve())
+
+
+def _model_config(args, vocab_size):
+    """The model's config from the flags -> a UsageError when they are invalid or contradict
+    each other (a flag the config overrides, e.g. --n-layer 7 with --layout 1-1)."""
+    cls = MODELS[args.model]
+    kwargs = _model_kwargs(args)
+    try:
+        config = cls.Config(vocab_size=vocab_size, block_size=args.block_size, **kwargs)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"the {args.model} model: {e}") from None
+    # a field the config changed although it was given: another flag decided it (a layout
+    # sets the depth and the number of scales); training anyway would ignore a flag silently
+    given = {k: v for k, v in kwargs.items() if k in args._given and v not in ("", None)}
+    changed = [k for k, v in given.items() if not _same(v, getattr(config, k))]
+    if changed:
+        deciding = [k for k in given if k not in changed and k in model_options()]
+        by = " and ".join(f"{_flag(k)} {_show(given[k])}" for k in deciding) or "the other flags"
+        said = ", ".join(f"{_flag(k)} {_show(given[k])}" for k in changed)
+        sets = ", ".join(f"{k}={_show(getattr(config, k))}" for k in changed)
+        raise UsageError(f"the {args.model} model: {said} conflicts with {by}, which gives {sets}; "
+                         "drop one of them")
+    return config
+
+
+def _show(value):
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 # ---------------------------------------------------------------------------------------
@@ -353,6 +430,34 @@ def train_step(model, optimizer, batches, lr, grad_clip=None, reduce=None):
     return total
 
 
+def _read_log(path):
+    """(records, [(record or None, line), ...]) of a log.jsonl; a missing file is empty.
+
+    A line that is not a record (a JSON object with an integer "iter") is kept as (None, line),
+    except a blank line and a half-written last one (no newline at its end: the write was
+    cut), which are left out."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return [], []
+    except OSError as e:
+        raise file_error(e, "reading the log", where=path) from None
+    lines = text.split("\n")
+    cut = lines.pop()                   # "" when the file ends with a newline
+    out = []
+    for line in lines + ([cut] if cut else []):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not (isinstance(record, dict) and isinstance(record.get("iter"), int)):
+            if not line.strip() or line is cut:
+                continue
+            record = None               # not one of our records: kept as it is
+        out.append((record, line))
+    return [r for r, _ in out if r is not None], out
+
+
 def _data_digest(splits):
     h = hashlib.sha256()
     for s in ("train", "valid", "test"):
@@ -364,6 +469,10 @@ def _fmt_bytes(n):
     return "n/a" if n is None else f"{n / 2**20:.1f} MB"
 
 
+def _nothing():
+    pass
+
+
 def _fmt_time(s):
     m, s = divmod(int(round(s)), 60)
     return f"{m}m{s:02d}s" if m else f"{s}s"
@@ -373,17 +482,61 @@ class Trainer:
     """A training run: data, model, optimizer and RNGs, fresh or resumed from OUT_DIR.
 
     `run()` trains to --max-iters and returns the final metrics; `step()` is one optimizer
-    step, `evaluate()` one loss estimate, `save()` one checkpoint.
+    step, `evaluate()` one loss estimate, `save()` one checkpoint. The run holds OUT_DIR/lock
+    from construction until `run()` ends (or `close()`).
     """
 
     def __init__(self, args, verbose=True):
         self.t_start = time.perf_counter()
-        B.set_backend(args.backend)            # before any array is made
-        self.out_dir = Path(args.out_dir)
-        self.ckpt_path = self.out_dir / checkpoint.CKPT_NAME
-        ckpt = None
         self.world = world = distributed.current()
         self.verbose = verbose and world.is_root
+        B.set_backend(args.backend)            # before any array is made
+        if not args.resume:
+            _check_args(args)                  # bad flags: refused before any folder is made
+        self.out_dir = Path(args.out_dir)
+        self.ckpt_path = self.out_dir / checkpoint.CKPT_NAME
+        # rank 0 alone makes and locks OUT_DIR (the lock would refuse the other ranks); its
+        # error, if any, is raised on every rank
+        self._made_out_dir, taken = False, []
+        world.on_root(lambda: taken.append(self._take_out_dir()))
+        release = taken[0].release if taken else _nothing
+        # released by close() (run() ends with it), or when this object is collected
+        self._release = weakref.finalize(self, release)
+        try:
+            self._open(args)
+        except BaseException:
+            self.close()
+            raise
+
+    def _take_out_dir(self):
+        """Create --out-dir if needed and lock it against a second run (one line if impossible)."""
+        out = self.out_dir
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out-dir {out} is a file, not a folder; give a folder (it is created "
+                             "if missing)")
+        self._made_out_dir = not out.exists()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            return files.DirLock(out).acquire()
+        except files.LockedError:
+            raise
+        except OSError as e:
+            raise file_error(e, f"creating --out-dir {out} and its lock file",
+                             "choose a writable --out-dir", where=out) from None
+
+    def close(self):
+        """Release OUT_DIR/lock (and remove OUT_DIR again if this run made it and left it empty)."""
+        if not self._release.alive:
+            return
+        self._release()
+        if self._made_out_dir:
+            try:
+                self.out_dir.rmdir()            # only if empty: a run that wrote nothing
+            except OSError:
+                pass
+
+    def _open(self, args):
+        ckpt, world = None, self.world
         if args.resume:
             if not world.on_root(self.ckpt_path.exists):
                 raise CheckpointError(f"{self.ckpt_path}: no checkpoint to resume (check --out-dir, or "
@@ -395,10 +548,21 @@ class Trainer:
             except (KeyError, TypeError) as e:
                 raise CheckpointError(f"{self.ckpt_path}: not a training checkpoint (no {e} in it)") from None
             B.set_backend(args.backend)
-        elif world.on_root(self.ckpt_path.exists) and not args.overwrite:
-            raise ValueError(f"{self.out_dir} already holds a checkpoint ({self.ckpt_path.name}): continue it "
-                             "with --resume, replace it with --overwrite, or choose another --out-dir")
-        _check_args(args)
+            _check_args(args)
+            self.stored_data = ckpt["header"].get("args", {}).get("data")
+        else:
+            if world.on_root(self.ckpt_path.exists) and not args.overwrite:
+                raise UsageError(f"{self.out_dir} already holds a checkpoint ({self.ckpt_path.name}): continue "
+                                 "it with --resume, replace it with --overwrite, or choose another --out-dir")
+            logged = max(world.on_root(self._logged_iters), default=0)
+            if logged > 0 and not args.overwrite:   # a run's records whose checkpoint is gone
+                raise UsageError(f"{self.out_dir / LOG_NAME} holds the records of an earlier run (up to iter "
+                                 f"{logged}) but there is no checkpoint to continue: replace them with "
+                                 "--overwrite, or choose another --out-dir")
+            args = argparse.Namespace(**{**vars(args)})
+            if args.lr_decay_iters is None:    # the schedule's horizon, stored for every resume
+                args.lr_decay_iters = max(args.max_iters, 1)
+        args.data = _resolved_data(args.data)
         self.args = args
         world.start_run(args.backend)
 
@@ -415,11 +579,21 @@ class Trainer:
         world.agree("the token ids of --data (every host needs the same files)", self.data_digest)
 
         if ckpt is None:
-            self.model = build_model(args.model, vocab_size=V, block_size=args.block_size,
-                                     **_model_kwargs(args))
+            config = _model_config(args, V)
+            name = args.model
         else:
-            self.model = model_from_description(ckpt["header"]["model"])
-        self.optimizer = AdamW(self.model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+            description = ckpt["header"]["model"]
+            name = description["model"]
+            try:
+                config = MODELS[canonical_name(name)].Config(**description["config"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise CheckpointError(f"{self.ckpt_path}: checkpoint describes no usable model ({e})") from None
+        self._check_memory(config)
+        try:
+            self.model = MODELS[canonical_name(name)](config)
+            self.optimizer = AdamW(self.model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        except MemoryError:
+            raise self._out_of_memory("building the model") from None
         # three independent streams from one seed: training batches, eval batches, dropout
         self.batch_rng = np.random.default_rng([args.seed, 0])
         B.manual_seed([args.seed, 2])
@@ -433,14 +607,30 @@ class Trainer:
         self.saved_iter = self.iter if ckpt is not None else None
         self.train_time, self.train_tokens = 0.0, 0
 
+    def _check_memory(self, config):
+        """Refuse, before allocating, a run that cannot fit in the backend's free memory."""
+        self.memory_estimate = footprint.training_bytes(config, self.args.batch_size)
+        self.memory_free = footprint.available_bytes()
+        if self.memory_free is not None and self.memory_estimate["total"] > self.memory_free:
+            raise self._out_of_memory("planning the run")
+
+    def _out_of_memory(self, doing, saved=""):
+        free = "unknown" if self.memory_free is None else footprint.gib(self.memory_free)
+        return OutOfMemory(f"not enough memory ({doing}): this model and batch need "
+                           f"{footprint.describe(self.memory_estimate)} to train, {B.get_backend()} has "
+                           f"{free} free{saved}; use a smaller --n-embd, --n-layer, --block-size or "
+                           "--batch-size")
+
     def _restore(self, ckpt):
         header, path = ckpt["header"], self.ckpt_path
+        before = ("" if self.stored_data in (None, self.args.data) else
+                  f" (written with --data {self.stored_data})")
         if not _same(self.tokenizer.to_dict(), header["tokenizer"]):
-            raise CheckpointError(f"{path}: the tokenizer fitted on --data {self.args.data} now differs "
-                                  "from the checkpoint's (the text changed since); start a new run")
+            raise CheckpointError(f"{path}: the tokenizer fitted on --data {self.args.data} differs from the "
+                                  f"checkpoint's{before}: the text changed; start a new run")
         if header.get("data_sha256") != self.data_digest:
-            raise CheckpointError(f"{path}: --data {self.args.data} now gives different token ids than "
-                                  "when the checkpoint was written (the text changed); start a new run")
+            raise CheckpointError(f"{path}: --data {self.args.data} gives other token ids than when the "
+                                  f"checkpoint was written{before}: the text changed; start a new run")
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optim"])
@@ -451,8 +641,7 @@ class Trainer:
         self.iter = int(header["iter"])
         best = header.get("best_val_loss")
         self.best_val_loss = math.inf if best is None else float(best)
-        if self.world.is_root:
-            self._truncate_log(self.iter)
+        self.world.on_root(self._truncate_log, self.iter)     # OUT_DIR is rank 0's
 
     # --- pieces -------------------------------------------------------------------------
     def print(self, *parts):
@@ -476,7 +665,10 @@ class Trainer:
             with no_grad():
                 self.model(*mine[0])
         try:
-            with world.rank_stream(B.global_rng(), len(mine), probe):
+            # a diverging run is caught by the finiteness checks in train_step; NumPy's own
+            # overflow warnings on the way there would only bury that one line
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                    world.rank_stream(B.global_rng(), len(mine), probe):
                 loss = train_step(self.model, self.optimizer, mine, self.lr_at(self.iter), a.grad_clip,
                                   reduce=world.allreduce_grads)
         except NonFiniteLoss as e:
@@ -494,7 +686,7 @@ class Trainer:
         losses = {}
         self.model.eval()
         try:
-            with no_grad():
+            with no_grad(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 for i, split in enumerate(("train", "valid")):
                     rng = np.random.default_rng([a.seed, 1, i])
                     total = 0.0
@@ -516,34 +708,64 @@ class Trainer:
                   "rng": {"batch": self.batch_rng.bit_generator.state, "backend": B.get_rng_state()},
                   "args": _args_dict(a), "backend": B.get_backend(), "world_size": self.world.size}
         self.world.check_same_weights(self.model.parameters())
-        path = self.ckpt_path
-        if self.world.is_root:
-            checkpoint.save(path, header, self.model.state_dict(), self.optimizer.state_dict())
+        self.world.on_root(self._write_checkpoint, header)    # rank 0 writes; its error is every rank's
         self.saved_iter = self.iter
-        return path
+        return self.ckpt_path
+
+    def _write_checkpoint(self, header):
+        try:
+            checkpoint.save(self.ckpt_path, header, self.model.state_dict(), self.optimizer.state_dict())
+        except OSError as e:
+            kept = ("no earlier checkpoint exists" if self.saved_iter is None else
+                    f"the previous checkpoint is intact at iter {self.saved_iter}")
+            raise file_error(e, f"writing the checkpoint of iter {self.iter}",
+                             f"{kept}; free some space and continue with --resume",
+                             where=self.ckpt_path) from None
 
     def _write_config(self):
         config = {"args": _args_dict(self.args), "model": self.model.describe(),
                   "n_params": self.model.num_parameters(), "vocab_size": self.tokenizer.vocab_size,
                   "tokens": {s: len(v) for s, v in self.splits.items()},
                   "unigram_val_ppl": self.unigram_ppl, "world_size": self.world.size}
-        if self.world.is_root:
+        self.world.on_root(self._write_config_and_log, config)
+
+    def _write_config_and_log(self, config):
+        try:
             files.write_text(self.out_dir / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+            if self.saved_iter is None:        # a new run starts a new log (--overwrite too)
+                files.write_text(self.out_dir / LOG_NAME, "")
+        except OSError as e:
+            raise file_error(e, "writing the run's config and log", "choose a writable --out-dir "
+                             "with free space", where=self.out_dir) from None
+
+    def _logged_iters(self):
+        """The iterations recorded in OUT_DIR/log.jsonl (valid records only)."""
+        return [r["iter"] for r in _read_log(self.out_dir / LOG_NAME)[0]]
 
     def _truncate_log(self, last_iter):
-        """On resume: drop log lines written after the checkpoint (and a half-written last
-        line), so the log continues exactly like the checkpoint."""
+        """On resume: drop the records written after the checkpoint (the resumed run writes
+        them again, identically) and a half-written last line, so the log continues exactly
+        like the checkpoint. Nothing else is dropped: a line that is not a record (a blank
+        line aside) stays where it is."""
         path = self.out_dir / LOG_NAME
         if not path.exists():
             return
-        kept = []
-        for line in path.read_text().splitlines():
-            try:
-                if json.loads(line)["iter"] <= last_iter:
-                    kept.append(line)
-            except (ValueError, KeyError, TypeError):
-                break
-        files.write_text(path, "".join(line + "\n" for line in kept))
+        _, lines = _read_log(path)
+        kept = [line for record, line in lines if record is None or record["iter"] <= last_iter]
+        try:
+            files.write_text(path, "".join(line + "\n" for line in kept))
+        except OSError as e:
+            raise file_error(e, "rewriting the log", "choose a writable --out-dir with free space",
+                             where=path) from None
+
+    def _append_log(self, record):
+        try:
+            with open(self.out_dir / LOG_NAME, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise file_error(e, f"writing the log record of iter {self.iter}",
+                             f"{self._last_saved()}; free some space and continue with --resume",
+                             where=self.out_dir / LOG_NAME) from None
 
     def throughput(self):
         return self.train_tokens / self.train_time if self.train_time > 0 else None
@@ -562,9 +784,7 @@ class Trainer:
         if save:
             # the log line first, then the checkpoint: a resume drops log lines past the
             # checkpoint, so a kill between the two can never leave a line without its state
-            if self.world.is_root:
-                with open(self.out_dir / LOG_NAME, "a") as f:
-                    f.write(json.dumps(record) + "\n")
+            self.world.on_root(self._append_log, record)
             self.save()
         self.last_eval = record
         tps = "" if tokens_per_s is None else f" | {tokens_per_s:,.0f} tok/s"
@@ -574,6 +794,12 @@ class Trainer:
 
     # --- the loop -----------------------------------------------------------------------
     def run(self):
+        try:
+            return self._run()
+        finally:
+            self.close()
+
+    def _run(self):
         from tqdm import tqdm
         a = self.args
         self._write_config()
@@ -583,13 +809,17 @@ class Trainer:
         self.print(f"model: {a.model}, {self.model.num_parameters() / 1e6:.2f} M parameters, {a.dtype} "
                    f"on {B.get_backend()} | {tokens_per_step:,} tokens per step")
         self.print(f"unigram baseline: valid ppl {self.unigram_ppl:.2f} (a model must beat this)")
-        if self.iter > 0:
+        if self.saved_iter is not None:
             self.print(f"resumed from {self.ckpt_path} at iter {self.iter}")
+            if a.max_iters > max(a.lr_decay_iters, self.iter):
+                self.print(f"note: the cosine schedule of this run reaches --min-lr at iter {a.lr_decay_iters} "
+                           f"(--lr-decay-iters, stored); iters {a.lr_decay_iters + 1}..{a.max_iters} train at "
+                           f"{a.min_lr:g}. Give --lr-decay-iters to decay over the longer run instead")
         bar = tqdm(total=max(a.max_iters, self.iter), initial=self.iter, leave=False, unit="it",
                    disable=None if self.verbose else True, dynamic_ncols=True)
         window_time, window_tokens, traced = 0.0, 0, True
         try:
-            if self.iter == 0:
+            if self.saved_iter is None:
                 self._evaluate_and_save(None)     # where we start: the loss should be about ln V
             elif self.iter >= a.max_iters:
                 self.print(f"nothing to train: the checkpoint is at iter {self.iter}, --max-iters is "
@@ -619,11 +849,14 @@ class Trainer:
                     self._evaluate_and_save(window_tokens / window_time if window_time else None)
                     window_time, window_tokens = 0.0, 0
         except KeyboardInterrupt:
-            raise TrainingInterrupted(f"interrupted at iter {self.iter}; {self._last_saved()}: continue "
-                                      "with --resume") from None
+            raise TrainingInterrupted(f"Ctrl-C at iter {self.iter}; {self._last_saved()}: "
+                                      "continue with --resume") from None
         except NonFiniteLoss as e:
             raise NonFiniteLoss(f"{e}: training stopped; {self._last_saved()} (the last good one): resume "
-                                "from it with a lower --lr or --grad-clip, or restart with another --seed") from None
+                                "from it with a lower --lr (and --min-lr) or --grad-clip, or restart with "
+                                "another --seed") from None
+        except MemoryError:
+            raise self._out_of_memory(f"training at iter {self.iter}", f"; {self._last_saved()}") from None
         finally:
             bar.close()
         return self._report()
@@ -657,22 +890,10 @@ def train(args, verbose=True):
 
 
 def main(argv=None):
-    try:
-        args = parse_args(argv)
-    except SystemExit as e:          # argparse: --help (0) or a usage error (2, already printed)
-        return e.code if isinstance(e.code, int) else 2
-    try:
-        train(args)
-    except (DataError, CheckpointError, B.BackendUnavailable, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except NonFiniteLoss as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
-    except TrainingInterrupted as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 130
-    return 0
+    """The command line -> exit code (errors mapped by minims.errors.run_cli)."""
+    def body(argv):
+        train(parse_args(argv))
+    return run_cli(body, argv)
 
 
 if __name__ == "__main__":

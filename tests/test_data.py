@@ -306,3 +306,53 @@ def test_unigram_ppl_austen_char(austen):
     tok = tokenizers.build_tokenizer("char", austen["train"])
     ppl = data.unigram_ppl(tok.encode(austen["train"]), tok.encode(austen["valid"]), tok.vocab_size)
     assert 10 < ppl < 40      # English letters: about 20-25
+
+
+# ---------------------------------------------------------------- bad luck (issue 12)
+
+def test_empty_data_device_and_unreadable_file_are_refused(tmp_path, monkeypatch):
+    with pytest.raises(DataError, match="--data is empty"):
+        data.load_corpus("")
+    with pytest.raises(DataError, match="not a regular file"):
+        data.load_corpus("/dev/zero")
+    path = tmp_path / "corpus.txt"
+    path.write_text(sample_text())
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+    monkeypatch.setattr(type(path), "read_bytes", denied)
+    with pytest.raises(DataError, match=r"corpus\.txt: cannot read the data file \(permission denied\)"):
+        data.load_corpus(path)
+
+
+def test_a_named_pipe_is_read_whole(tmp_path):
+    import os
+    import threading
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    text = sample_text()
+
+    def writer():
+        with open(fifo, "w") as f:
+            f.write(text)
+    t = threading.Thread(target=writer)
+    t.start()
+    corpus = data.load_corpus(fifo)
+    t.join()
+    assert corpus["train"] + corpus["valid"] + corpus["test"] == text
+
+
+def test_an_altered_cache_array_is_rebuilt(tmp_path):
+    """A valid .npy holding other ids (shuffled, same length and dtype) is never used: its hash
+    no longer matches manifest.json, so the cache is rebuilt from the text."""
+    path, cache = tmp_path / "corpus.txt", tmp_path / "cache"
+    path.write_text(sample_text())
+    tok, splits = data.prepare(path, "char", cache_dir=cache)
+    (npy,) = cache.rglob("train.npy")
+    np.save(npy, np.random.default_rng(0).permutation(splits["train"]))
+    tok2, splits2 = data.prepare(path, "char", cache_dir=cache)
+    assert np.array_equal(splits2["train"], splits["train"])
+    assert np.array_equal(np.load(npy), splits["train"])                 # and the cache is repaired
+    manifest = json.loads(next(cache.rglob("manifest.json")).read_text())
+    assert set(manifest["sha256"]) == {"train", "valid", "test"}
+    assert manifest["tokenizer"] == tok.to_dict()

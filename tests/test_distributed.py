@@ -28,7 +28,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minims import checkpoint, distributed
+from minims import checkpoint, distributed, files
 from minims import train as train_cli
 from minims.checkpoint import CheckpointError
 
@@ -294,6 +294,32 @@ def test_ranks_that_see_other_data_refuse_to_train(tmp_path, text_file):
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "the ranks disagree on the token ids of --data" in r.stderr
     assert not (tmp_path / "out" / "ckpt.npz").exists() and not (tmp_path / "out" / "log.jsonl").exists()
+
+
+@needs_mpi
+def test_out_dir_is_made_and_locked_by_rank_0_alone(tmp_path, text_file):
+    """Only rank 0 takes OUT_DIR/lock (the other tests train on 2 ranks, so the ranks never
+    lock each other out): a folder another run holds, or an --out-dir that is a file, ends
+    every rank with rank 0's one line and exit 2, writing nothing; a run leaves no lock."""
+    out = tmp_path / "out"
+    out.mkdir()
+    lock = files.DirLock(out).acquire()           # another run, in this test's process
+    try:
+        r = mpirun(tmp_path, 2, tiny(tmp_path, text_file, "--max-iters", "2"))
+        assert sorted(p.name for p in out.iterdir()) == ["lock"]
+    finally:
+        lock.release()
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and f"another run is using {out}" in r.stderr
+
+    (tmp_path / "a_file").write_text("not a folder")
+    r = mpirun(tmp_path, 2, tiny(tmp_path, text_file, "--max-iters", "2", out="a_file"))
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "is a file, not a folder" in r.stderr
+
+    r = mpirun(tmp_path, 2, tiny(tmp_path, text_file, "--max-iters", "2", out="fresh"))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == ["ckpt.npz", "config.json", "log.jsonl"]
 
 
 @needs_mpi

@@ -6,28 +6,52 @@ import pytest
 from minims import bench, experiment
 
 
-def test_tradeoff_quick_writes_table_and_resumes(tmp_path, capsys):
-    out = tmp_path / "tradeoff"
-    argv = ["tradeoff", "--quick", "--out-dir", str(out), "--max-iters", "3",
+@pytest.mark.parametrize("which", ["tradeoff", "ablate"])
+def test_experiment_quick_writes_table_and_resumes(which, tmp_path, capsys):
+    out = tmp_path / which
+    argv = [which, "--quick", "--out-dir", str(out), "--max-iters", "3", "--seeds", "0,1",
             "--cache-dir", str(tmp_path / "cache")]
     assert experiment.main(argv) == 0
-    results = json.loads((out / "results.json").read_text())["results"]
-    names = [r["name"] for r in results]
+    report = json.loads((out / "results.json").read_text())
+    names = [r["name"] for r in report["rows"]]
     assert names == [g[0] for g in experiment.QUICK_GRID]
-    assert {r["model"] for r in results} == {"vanilla", "top-down", "bottom-up", "retina"}
-    for r in results:
-        assert r["activation_bytes"] > r["body_activation_bytes"] > 0
-        assert 1 < r["valid_ppl"] < 20000 and 1 < r["test_ppl"] < 20000
+    assert {r["model"] for r in report["rows"]} == {"vanilla", "top-down", "bottom-up", "retina"}
+    # one result per point and seed, and the rows summarise them
+    assert sorted((r["name"], r["seed"]) for r in report["results"]) == sorted(
+        (n, s) for n in names for s in (0, 1))
+    for row in report["rows"]:
+        assert row["activation_bytes"] > row["body_activation_bytes"] > 0
+        bpcs = [r["valid_bpc"] for r in report["results"] if r["name"] == row["name"]]
+        assert row["valid_bpc"] == pytest.approx(sum(bpcs) / 2)
+        assert row["valid_bpc_spread"] == pytest.approx(abs(bpcs[0] - bpcs[1]) / 2)
+        assert 0 < row["valid_bpc"] < 10 and row["step_ms"] > 0
+        assert (row["test_bpc"] is not None) == (which == "tradeoff")   # test only in the final table
     table = (out / "results.md").read_text()
     assert all(f"| {n} |" in table for n in names)
     capsys.readouterr()
     # a finished point is never retrained
     assert experiment.main(argv) == 0
-    assert capsys.readouterr().out.count("done before") == len(names)
+    assert capsys.readouterr().out.count("done before") == 2 * len(names)
 
 
-def test_tradeoff_rejects_unknown_point(tmp_path):
+def test_grids_spell_out_every_option_and_mark_one_default_per_model():
+    for name, model, options in experiment.ABLATE_GRID:
+        from minims.models import build_model
+        build_model(model, vocab_size=5, block_size=256, **options)     # every row is valid
+    families = {}
+    for name, model, options in experiment.ABLATE_GRID:
+        if model != "vanilla":
+            layers = build_model(model, vocab_size=5, block_size=256, **options).config.n_layer
+            families.setdefault(model, []).append(experiment.matches_defaults(model, options, layers))
+    assert set(families) == {"top-down", "bottom-up", "retina"}
+    assert all(sum(flags) == 1 for flags in families.values()), families
+    names = [g[0] for g in experiment.TRADEOFF_GRID]
+    assert len(set(names)) == len(names)
+
+
+def test_experiment_rejects_bad_input(tmp_path):
     assert experiment.main(["tradeoff", "--quick", "--out-dir", str(tmp_path), "--only", "nope"]) == 2
+    assert experiment.main(["ablate", "--quick", "--out-dir", str(tmp_path), "--seeds", "x"]) == 2
 
 
 def test_split_loss_scores_every_token_once():

@@ -50,8 +50,8 @@ class TopDownConfig(ModelConfig):
     n_scales: int = option("n_scales", 1)
     layout: str = option("layout", "")
     window: int = option("window", 0)
-    pool_kind: str = option("pool_kind", "mean")
-    upsample_kind: str = option("upsample_kind", "repeat")
+    pool_kind: str = option("pool_kind", "linear")
+    upsample_kind: str = option("upsample_kind", "linear")
     causal_mode: str = option("causal_mode", "shift")
 
     def __post_init__(self):

@@ -1,0 +1,139 @@
+"""The errors minims reports to a user, and the one place that turns them into an exit code.
+
+Two kinds of failure, told apart by type (ours):
+
+- a problem with what the user asked for or with the machine it runs on: a bad flag, an
+  unusable data file, a damaged checkpoint, a missing GPU, a full disk, a read-only folder, a
+  model too big for memory. These raise a `MinimsError` subclass below, whose message is one
+  line naming the flag or the file and saying what to do. Every command-line tool (train,
+  sample, experiment, bench) runs its body through `run_cli`, which prints that line on stderr
+  and returns the error's exit code (2, unless the class says otherwise).
+- anything else is a bug in minims (a shape mismatch, a typo): it is not caught, so Python
+  prints the full traceback with file and line numbers.
+
+Ctrl-C anywhere exits 130 with one line (the shell convention 128 + SIGINT). The error types
+also subclass the built-in type that code catching them would expect (`DataError` is a
+`ValueError`, `FileSystemError` an `OSError`, `OutOfMemory` a `MemoryError`), so `except
+ValueError` around library calls keeps working.
+"""
+import errno
+import sys
+
+from .backend import BackendUnavailable
+
+__all__ = ["MinimsError", "UsageError", "DataError", "CheckpointError", "BackendUnavailable",
+           "FileSystemError", "OutOfMemory", "file_error", "run_cli", "report"]
+
+
+class MinimsError(Exception):
+    """Base of the errors that are the user's to fix; `str(e)` is one line."""
+    exit_code = 2
+    label = "error"
+
+
+class UsageError(MinimsError, ValueError):
+    """A flag or option with a bad value, or two that contradict each other."""
+
+
+class DataError(MinimsError, ValueError):
+    """A corpus that cannot be used; the message names the file and the problem."""
+
+
+class CheckpointError(MinimsError, ValueError):
+    """A checkpoint that cannot be used; the message names the file."""
+
+
+class FileSystemError(MinimsError, OSError):
+    """A file or folder that cannot be read or written (permissions, read-only, disk full)."""
+
+    def __str__(self):          # OSError would print "[Errno n] ..." for two arguments
+        return self.args[0] if self.args else ""
+
+
+class OutOfMemory(MinimsError, MemoryError):
+    """The run needs more memory than the machine (or GPU) has; the message gives the estimate."""
+
+
+# The backend's own error (defined in backend.py, the one module that touches CuPy) is a
+# user-facing error too.
+USER_ERRORS = (MinimsError, BackendUnavailable)
+
+_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "it is a folder",
+    errno.EEXIST: "it already exists",
+    errno.ENOENT: "no such file or folder",
+}
+
+
+def file_error(e, doing, advice="", where=None):
+    """An OSError `e` met while `doing` (e.g. "writing the checkpoint") -> a FileSystemError
+    whose one line names the file (`where`, else the error's), the cause in plain words and
+    `advice`."""
+    where = where or getattr(e, "filename", None)
+    reason = _REASONS.get(e.errno) or " ".join(str(e.strerror or e).split())
+    text = f"{where}: " if where else ""
+    text += f"{doing} failed: {reason}"
+    if advice:
+        text += f"; {advice}"
+    error = FileSystemError(text)
+    error.errno = e.errno
+    return error
+
+
+def report(e):
+    """The one line printed for a user-facing error `e`."""
+    label = getattr(e, "label", "error")
+    return f"{label}: {' '.join(str(e).split())}"
+
+
+def run_cli(body, argv=None):
+    """Run a command's `body(argv)` -> exit code; the shared error mapping of every CLI.
+
+    argparse's exit (usage error 2, --help 0) passes through as a code; a MinimsError or a
+    BackendUnavailable prints `report(e)` on stderr and returns its exit code; a MemoryError
+    that no code turned into an OutOfMemory prints one line too (exit 2); Ctrl-C prints one
+    line and returns 130; a closed stdout (`| head`) ends quietly. Anything else propagates
+    with its traceback: it is a bug.
+    """
+    try:
+        code = body(argv)
+    except SystemExit as e:                 # argparse: --help (0) or a usage error (2, printed)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except USER_ERRORS as e:
+        _say(report(e))
+        return getattr(e, "exit_code", 2)
+    except MemoryError as e:
+        _say(f"error: out of memory ({' '.join(str(e).split()) or 'MemoryError'}); use a smaller "
+             "model, batch or block size")
+        return 2
+    except KeyboardInterrupt:
+        _say("interrupted (Ctrl-C)")
+        return 130
+    except BrokenPipeError:                 # the reader of our stdout went away: not an error
+        _silence_stdout()
+        return 0
+    return 0 if code is None else code
+
+
+def _say(line):
+    try:
+        sys.stdout.flush()                  # what was printed so far comes before the error
+    except (OSError, ValueError):
+        pass
+    print(line, file=sys.stderr, flush=True)
+
+
+def _silence_stdout():
+    """After a broken pipe, point stdout at /dev/null so Python's exit flush is silent."""
+    import os
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
