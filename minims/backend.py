@@ -152,6 +152,19 @@ def synchronize():
         xp.cuda.Device().synchronize()
 
 
+def nccl():
+    """CuPy's NCCL bindings (`cupy.cuda.nccl`, for minims.distributed on several GPUs), or
+    None on NumPy or where CuPy was built without NCCL."""
+    if name != "cupy":
+        return None
+    import importlib
+    try:
+        module = importlib.import_module("cupy.cuda.nccl")
+    except ImportError:
+        return None
+    return module if getattr(module, "available", True) else None
+
+
 # ---------------------------------------------------------------------------------------
 # Memory: bytes in use and peak bytes of the active backend.
 # ---------------------------------------------------------------------------------------

@@ -26,6 +26,17 @@ appears in --help with no change to this file.
 For code (experiments, lessons): `train(make_args(max_iters=200, model="top-down"))` returns
 the final metrics; `train_step` is one optimizer step, usable on its own.
 
+Several processes: `mpiexec -n N python -m minims.train --batch-size b ...` trains data-parallel
+(minims/distributed.py). N ranks with --batch-size b make exactly the update of one process with
+--batch-size b --grad-accum N (with --grad-accum g: of g*N), to rounding: rank r computes the
+micro-batches r*g ... r*g+g-1 that one process would, and one Allreduce averages the gradients.
+Evaluation is split over the ranks and summed. Rank 0 alone creates, locks and writes OUT_DIR
+and prints; the checkpoint records the number of ranks, and --resume on another number N'
+re-shards exactly (--grad-accum g*N/N' per rank) or refuses when N' does not divide g*N. Each
+rank's OpenBLAS gets cores/(ranks on the host) threads unless OPENBLAS_NUM_THREADS or
+OMP_NUM_THREADS is set. An error every rank meets ends the run as below; a rank failing alone
+stops all (MPI_Abort).
+
 Exit codes: 0 done; 2 a usage, data, backend, checkpoint, file-system or memory error (one
 line on stderr; minims/errors.py); 3 the loss became NaN or infinite (training stopped, the
 last good checkpoint is kept); 130 interrupted with Ctrl-C (the last checkpoint is kept;
@@ -45,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend as B
-from . import checkpoint, files, footprint
+from . import checkpoint, distributed, files, footprint
 from .data import get_batch, prepare, unigram_ppl
 from .engine import no_grad
 from .errors import CheckpointError, DataError, MinimsError, OutOfMemory, UsageError, file_error, run_cli
@@ -167,7 +178,7 @@ def _model_name(text):
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m minims.train", formatter_class=_HelpFormatter,
                                 description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
-                                epilog=__doc__.split("\n\n")[-1])
+                                epilog="\n\n".join(__doc__.split("\n\n")[-2:]))
     g = p.add_argument_group("run")
     g.add_argument("--backend", choices=B.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
                    help="array library: numpy (CPU) or cupy (NVIDIA GPU; pip install -e '.[cuda12]')")
@@ -215,9 +226,11 @@ def build_parser():
             _add_model_option(g, name, users)
 
     g = p.add_argument_group("optimization")
-    g.add_argument("--batch-size", type=int, default=16, help="sequences per micro-batch")
+    g.add_argument("--batch-size", type=int, default=16,
+                   help="sequences per micro-batch (on each rank under mpiexec)")
     g.add_argument("--grad-accum", type=int, default=1,
-                   help="micro-batches per step, each loss scaled by 1/N (= one N times larger batch)")
+                   help="micro-batches per step (on each rank under mpiexec), each loss scaled by 1/N "
+                        "(= one N times larger batch)")
     g.add_argument("--max-iters", type=int, default=1000, help="optimizer steps in total")
     g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW)")
     g.add_argument("--min-lr", type=float, default=2e-4, help="learning rate at the end of the cosine decay")
@@ -389,13 +402,14 @@ def _show(value):
 # Training
 # ---------------------------------------------------------------------------------------
 
-def train_step(model, optimizer, batches, lr, grad_clip=None):
+def train_step(model, optimizer, batches, lr, grad_clip=None, reduce=None):
     """One optimizer step on `batches` = [(x, y), ...] -> the mean loss (a float).
 
     Each micro-batch's loss is scaled by 1/len(batches) before backward and the gradients add
     up in `.grad`, so N micro-batches of b sequences make the same update as one batch of N·b
     (the loss is a mean over tokens). A NaN or infinite loss or gradient raises NonFiniteLoss
-    before the weights are touched.
+    before the weights are touched. `reduce(params, loss) -> loss`, if given, averages the
+    gradients and the loss over data-parallel ranks before the check (minims.distributed).
     """
     optimizer.zero_grad()
     scale = 1.0 / len(batches)
@@ -404,6 +418,8 @@ def train_step(model, optimizer, batches, lr, grad_clip=None):
         _, loss = model(x, y)
         (loss * scale).backward()
         total += float(loss.item()) * scale
+    if reduce is not None:
+        total = reduce(optimizer.params, total)
     if not math.isfinite(total):
         raise NonFiniteLoss(f"loss is {total}")
     norm = clip_grad_norm(optimizer.params, grad_clip)
@@ -453,6 +469,10 @@ def _fmt_bytes(n):
     return "n/a" if n is None else f"{n / 2**20:.1f} MB"
 
 
+def _nothing():
+    pass
+
+
 def _fmt_time(s):
     m, s = divmod(int(round(s)), 60)
     return f"{m}m{s:02d}s" if m else f"{s}s"
@@ -468,15 +488,20 @@ class Trainer:
 
     def __init__(self, args, verbose=True):
         self.t_start = time.perf_counter()
-        self.verbose = verbose
+        self.world = world = distributed.current()
+        self.verbose = verbose and world.is_root
         B.set_backend(args.backend)            # before any array is made
         if not args.resume:
             _check_args(args)                  # bad flags: refused before any folder is made
         self.out_dir = Path(args.out_dir)
         self.ckpt_path = self.out_dir / checkpoint.CKPT_NAME
-        lock = self._take_out_dir()
+        # rank 0 alone makes and locks OUT_DIR (the lock would refuse the other ranks); its
+        # error, if any, is raised on every rank
+        self._made_out_dir, taken = False, []
+        world.on_root(lambda: taken.append(self._take_out_dir()))
+        release = taken[0].release if taken else _nothing
         # released by close() (run() ends with it), or when this object is collected
-        self._release = weakref.finalize(self, lock.release)
+        self._release = weakref.finalize(self, release)
         try:
             self._open(args)
         except BaseException:
@@ -511,13 +536,14 @@ class Trainer:
                 pass
 
     def _open(self, args):
-        ckpt = None
+        ckpt, world = None, self.world
         if args.resume:
-            if not self.ckpt_path.exists():
+            if not world.on_root(self.ckpt_path.exists):
                 raise CheckpointError(f"{self.ckpt_path}: no checkpoint to resume (check --out-dir, or "
                                       "drop --resume to start a new run)")
-            ckpt = checkpoint.load(self.ckpt_path)
+            ckpt = world.on_root(checkpoint.load, self.ckpt_path)
             try:
+                reshard_note = distributed.reshard(ckpt["header"], world.size, self.ckpt_path)
                 args = _merge_resume_args(args, ckpt["header"], self.ckpt_path)
             except (KeyError, TypeError) as e:
                 raise CheckpointError(f"{self.ckpt_path}: not a training checkpoint (no {e} in it)") from None
@@ -525,10 +551,10 @@ class Trainer:
             _check_args(args)
             self.stored_data = ckpt["header"].get("args", {}).get("data")
         else:
-            if self.ckpt_path.exists() and not args.overwrite:
+            if world.on_root(self.ckpt_path.exists) and not args.overwrite:
                 raise UsageError(f"{self.out_dir} already holds a checkpoint ({self.ckpt_path.name}): continue "
                                  "it with --resume, replace it with --overwrite, or choose another --out-dir")
-            logged = max(self._logged_iters(), default=0)
+            logged = max(world.on_root(self._logged_iters), default=0)
             if logged > 0 and not args.overwrite:   # a run's records whose checkpoint is gone
                 raise UsageError(f"{self.out_dir / LOG_NAME} holds the records of an earlier run (up to iter "
                                  f"{logged}) but there is no checkpoint to continue: replace them with "
@@ -538,6 +564,7 @@ class Trainer:
                 args.lr_decay_iters = max(args.max_iters, 1)
         args.data = _resolved_data(args.data)
         self.args = args
+        world.start_run(args.backend)
 
         self.tokenizer, self.splits = prepare(args.data, args.tokenizer, cache_dir=args.cache_dir,
                                               min_freq=args.min_freq)
@@ -549,6 +576,7 @@ class Trainer:
         V = self.tokenizer.vocab_size
         self.unigram_ppl = unigram_ppl(self.splits["train"], self.splits["valid"], V)
         self.data_digest = _data_digest(self.splits)
+        world.agree("the token ids of --data (every host needs the same files)", self.data_digest)
 
         if ckpt is None:
             config = _model_config(args, V)
@@ -573,6 +601,8 @@ class Trainer:
         self.peak_mem = None
         if ckpt is not None:
             self._restore(ckpt)
+            if reshard_note:
+                self.print(reshard_note)
         self.start_iter = self.iter
         self.saved_iter = self.iter if ckpt is not None else None
         self.train_time, self.train_tokens = 0.0, 0
@@ -611,7 +641,7 @@ class Trainer:
         self.iter = int(header["iter"])
         best = header.get("best_val_loss")
         self.best_val_loss = math.inf if best is None else float(best)
-        self._truncate_log(self.iter)
+        self.world.on_root(self._truncate_log, self.iter)     # OUT_DIR is rank 0's
 
     # --- pieces -------------------------------------------------------------------------
     def print(self, *parts):
@@ -626,14 +656,21 @@ class Trainer:
 
     def step(self):
         """One optimizer step (--grad-accum micro-batches) -> its loss."""
-        a = self.args
+        a, world = self.args, self.world
         batches = [get_batch(self.splits["train"], a.batch_size, a.block_size, self.batch_rng)
-                   for _ in range(a.grad_accum)]
+                   for _ in range(a.grad_accum * world.size)]
+        mine = world.share(batches)      # all ranks draw every micro-batch, each runs its own
+
+        def probe():
+            with no_grad():
+                self.model(*mine[0])
         try:
             # a diverging run is caught by the finiteness checks in train_step; NumPy's own
             # overflow warnings on the way there would only bury that one line
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                loss = train_step(self.model, self.optimizer, batches, self.lr_at(self.iter), a.grad_clip)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                    world.rank_stream(B.global_rng(), len(mine), probe):
+                loss = train_step(self.model, self.optimizer, mine, self.lr_at(self.iter), a.grad_clip,
+                                  reduce=world.allreduce_grads)
         except NonFiniteLoss as e:
             raise NonFiniteLoss(f"{e} at step {self.iter + 1}") from None
         self.iter += 1
@@ -653,13 +690,15 @@ class Trainer:
                 for i, split in enumerate(("train", "valid")):
                     rng = np.random.default_rng([a.seed, 1, i])
                     total = 0.0
-                    for _ in range(a.eval_iters):
+                    for j in range(a.eval_iters):
                         x, y = get_batch(self.splits[split], a.batch_size, a.block_size, rng)
-                        total += float(self.model(x, y)[1].item())
-                    losses[split] = total / a.eval_iters
+                        if j % self.world.size == self.world.rank:   # split over the ranks
+                            total += float(self.model(x, y)[1].item())
+                    losses[split] = total
         finally:
             self.model.train()
-        return losses
+        sums = self.world.sum_floats([losses["train"], losses["valid"]])
+        return {"train": sums[0] / a.eval_iters, "valid": sums[1] / a.eval_iters}
 
     def save(self):
         a = self.args
@@ -667,26 +706,32 @@ class Trainer:
                   "best_val_loss": None if math.isinf(self.best_val_loss) else self.best_val_loss,
                   "tokenizer": self.tokenizer.to_dict(), "data_sha256": self.data_digest,
                   "rng": {"batch": self.batch_rng.bit_generator.state, "backend": B.get_rng_state()},
-                  "args": _args_dict(a), "backend": B.get_backend()}
+                  "args": _args_dict(a), "backend": B.get_backend(), "world_size": self.world.size}
+        self.world.check_same_weights(self.model.parameters())
+        self.world.on_root(self._write_checkpoint, header)    # rank 0 writes; its error is every rank's
+        self.saved_iter = self.iter
+        return self.ckpt_path
+
+    def _write_checkpoint(self, header):
         try:
-            path = checkpoint.save(self.ckpt_path, header, self.model.state_dict(), self.optimizer.state_dict())
+            checkpoint.save(self.ckpt_path, header, self.model.state_dict(), self.optimizer.state_dict())
         except OSError as e:
             kept = ("no earlier checkpoint exists" if self.saved_iter is None else
                     f"the previous checkpoint is intact at iter {self.saved_iter}")
             raise file_error(e, f"writing the checkpoint of iter {self.iter}",
                              f"{kept}; free some space and continue with --resume",
                              where=self.ckpt_path) from None
-        self.saved_iter = self.iter
-        return path
 
     def _write_config(self):
         config = {"args": _args_dict(self.args), "model": self.model.describe(),
                   "n_params": self.model.num_parameters(), "vocab_size": self.tokenizer.vocab_size,
                   "tokens": {s: len(v) for s, v in self.splits.items()},
-                  "unigram_val_ppl": self.unigram_ppl}
-        path = self.out_dir / CONFIG_NAME
+                  "unigram_val_ppl": self.unigram_ppl, "world_size": self.world.size}
+        self.world.on_root(self._write_config_and_log, config)
+
+    def _write_config_and_log(self, config):
         try:
-            files.write_text(path, json.dumps(config, indent=2) + "\n")
+            files.write_text(self.out_dir / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
             if self.saved_iter is None:        # a new run starts a new log (--overwrite too)
                 files.write_text(self.out_dir / LOG_NAME, "")
         except OSError as e:
@@ -713,6 +758,15 @@ class Trainer:
             raise file_error(e, "rewriting the log", "choose a writable --out-dir with free space",
                              where=path) from None
 
+    def _append_log(self, record):
+        try:
+            with open(self.out_dir / LOG_NAME, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise file_error(e, f"writing the log record of iter {self.iter}",
+                             f"{self._last_saved()}; free some space and continue with --resume",
+                             where=self.out_dir / LOG_NAME) from None
+
     def throughput(self):
         return self.train_tokens / self.train_time if self.train_time > 0 else None
 
@@ -730,13 +784,7 @@ class Trainer:
         if save:
             # the log line first, then the checkpoint: a resume drops log lines past the
             # checkpoint, so a kill between the two can never leave a line without its state
-            try:
-                with open(self.out_dir / LOG_NAME, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            except OSError as e:
-                raise file_error(e, f"writing the log record of iter {self.iter}",
-                                 f"{self._last_saved()}; free some space and continue with --resume",
-                                 where=self.out_dir / LOG_NAME) from None
+            self.world.on_root(self._append_log, record)
             self.save()
         self.last_eval = record
         tps = "" if tokens_per_s is None else f" | {tokens_per_s:,.0f} tok/s"
@@ -755,7 +803,7 @@ class Trainer:
         from tqdm import tqdm
         a = self.args
         self._write_config()
-        tokens_per_step = a.batch_size * a.block_size * a.grad_accum
+        tokens_per_step = a.batch_size * a.block_size * a.grad_accum * self.world.size   # all ranks
         self.print(f"data: {a.data} ({a.tokenizer}-level, vocab {self.tokenizer.vocab_size}) | "
                    f"train {len(self.splits['train']):,} tokens | valid {len(self.splits['valid']):,} tokens")
         self.print(f"model: {a.model}, {self.model.num_parameters() / 1e6:.2f} M parameters, {a.dtype} "
@@ -849,4 +897,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(distributed.launch(main))
