@@ -316,13 +316,19 @@ class ScaledDotProductAttention(Function):
         kT = xp.ascontiguousarray(k.swapaxes(-1, -2))                 # (B, nh, hs, Tk)
         v = xp.ascontiguousarray(v)                                   # (B, nh, Tk, hs)
         Tq, Tk = q.shape[-2], k.shape[-2]
+        if bias is not None and bias.dtype.kind != "f":  # a boolean bias would add 0 or 1
+            raise TypeError(f"attention bias must be a float array (0 or -inf), got {bias.dtype}")
+        if Tk == 0 and Tq > 0:
+            raise ValueError("attention over 0 keys: every query needs a key to attend to "
+                             "(its softmax would be 0/0)")
         out = xp.empty(q.shape[:-1] + (v.shape[-1],), dtype=q.dtype)  # (B, nh, Tq, hs)
         Ps = []
         for a, b, kb in _bands(Tq, Tk, chunks):
             S = qs[..., a:b, :] @ kT[..., :kb]                        # (B, nh, b−a, kb)
             if bias is not None:
                 S += bias[..., a:b, :kb]
-            S -= S.max(axis=-1, keepdims=True)
+            if S.size:  # (no maximum to take with no queries and no keys)
+                S -= S.max(axis=-1, keepdims=True)
             P = xp.exp(S, out=S)
             P *= 1 / _rowsum(P)
             out[..., a:b, :] = P @ v[..., :kb, :]
@@ -410,9 +416,6 @@ def scaled_dot_product_attention(q, k, v, causal=True, mask=None, scale=None):
     with no allowed key is an error, not a NaN.
     """
     Tq, Tk, hs = q.shape[-2], k.shape[-2], q.shape[-1]
-    if Tk == 0 and Tq > 0:
-        raise ValueError("attention over 0 keys: every query needs a key to attend to "
-                         "(its softmax would be 0/0)")
     # the bias is added to the scores, in the op's float dtype (float32 for integer inputs)
     dtype = next((t.dtype for t in (q, k, v) if t.dtype.kind == "f"), DEFAULT_FLOAT)
     bias = _mask_bias(mask, causal, Tq, Tk, dtype)

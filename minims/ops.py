@@ -30,7 +30,7 @@ def _power(a, p):
         for _ in range(int(p) - 1):
             out = out * a
         return out
-    return a ** p
+    return B.xp.power(a, p)  # (not `a ** p`: NumPy squares a bool array into int8 there)
 
 
 class Add(Function):
