@@ -135,6 +135,11 @@ class MatMul(Function):
         return ga, gb
 
 
+def _all_or(axes, ndim):
+    """None for all axes (the plainest call into the backend, also for 0-d arrays), else axes."""
+    return None if len(axes) == ndim else axes
+
+
 class Sum(Function):
     """Sum over `axis` (None: all; an int or a tuple, negative counting from the end)."""
 
@@ -142,7 +147,7 @@ class Sum(Function):
     def forward(ctx, a, axis=None, keepdims=False):
         axes = normalize_axes(axis, a.ndim, "Sum")
         ctx.shape, ctx.axes, ctx.keepdims = a.shape, axes, keepdims
-        return a.sum(axis=axes, keepdims=keepdims)
+        return a.sum(axis=_all_or(axes, a.ndim), keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, g):
@@ -160,7 +165,7 @@ class Max(Function):
         if any(a.shape[i] == 0 for i in axes):
             raise ValueError(f"Max over an empty axis of a tensor of shape {a.shape}: the "
                              "maximum of no values is undefined (NumPy raises too)")
-        out = a.max(axis=axes, keepdims=True)
+        out = a.max(axis=_all_or(axes, a.ndim), keepdims=True)
         ctx.save(a, out)
         ctx.axes = axes
         return out if keepdims else out.squeeze(axes)
