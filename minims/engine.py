@@ -153,15 +153,16 @@ class Function:
         """Run the op on Tensors (Python scalars and arrays become constants, see `_as_tensors`)."""
         tensors, float_dtype = _as_tensors(inputs, cls.int_to_float)
         ctx = Context()
-        out = Tensor._wrap(cls.forward(ctx, *[t.data for t in tensors], **options))
-        if out.dtype.kind == "f" and not cls.changes_dtype:
-            if float_dtype is not None and out.dtype != float_dtype:
-                raise TypeError(f"{cls.__name__} turned {float_dtype} into {out.dtype}: an op must "
-                                "not promote silently (look for a NumPy float64 scalar option)")
-            if float_dtype is None and out.dtype != DEFAULT_FLOAT:
+        data = cls.forward(ctx, *[t.data for t in tensors], **options)
+        if data.dtype.kind == "f" and not cls.changes_dtype:
+            if float_dtype is None and data.dtype != DEFAULT_FLOAT:
                 # integer/bool inputs only, and NumPy computed in float64 (or float16): the
                 # result of a float op on integers is float32 here, as for a Python float
-                out = Tensor._wrap(out.data.astype(DEFAULT_FLOAT))
+                data = data.astype(DEFAULT_FLOAT)
+            elif float_dtype is not None and data.dtype != float_dtype:
+                raise TypeError(f"{cls.__name__} turned {float_dtype} into {data.dtype}: an op must "
+                                "not promote silently (look for a NumPy float64 scalar option)")
+        out = Tensor._wrap(data)
         needs_grad = [t.requires_grad for t in tensors]
         if _grad_enabled and any(needs_grad):
             ctx.op = cls
@@ -193,19 +194,21 @@ def _as_tensors(inputs, int_to_float=False):
     With none of these the op is an integer/boolean op: Python scalars take NumPy's result
     dtype with the tensors (`int8_tensor + 1` stays int8, `bool_tensor + 1` is int64).
     """
-    tensors = [t for t in inputs if isinstance(t, Tensor)]
-    floats = {t.dtype for t in tensors if t.dtype.kind == "f"}
-    if len(floats) > 1:
-        raise TypeError(f"mixed float dtypes {sorted(str(d) for d in floats)}: minims never "
-                        "promotes silently; cast one side with .astype()")
+    floats = [t.data.dtype for t in inputs if isinstance(t, Tensor) and t.data.dtype.kind == "f"]
     if floats:
-        dtype = floats.pop()
+        dtype = floats[0]
+        if any(d != dtype for d in floats):
+            raise TypeError(f"mixed float dtypes {sorted({str(d) for d in floats})}: minims "
+                            "never promotes silently; cast one side with .astype()")
+        if all(isinstance(t, Tensor) and t.data.dtype == dtype for t in inputs):
+            return inputs, dtype                                  # the common case: nothing to do
     else:
         constants = {_constant_float_dtype(c) for c in inputs if not isinstance(c, Tensor)} - {None}
         if constants:
             dtype = numpy.result_type(*constants)
         else:
-            dtype = DEFAULT_FLOAT if int_to_float and tensors else None
+            dtype = DEFAULT_FLOAT if int_to_float and inputs else None
+    tensors = [t for t in inputs if isinstance(t, Tensor)]
     out = []
     for t in inputs:
         if not isinstance(t, Tensor):
