@@ -73,7 +73,9 @@ class AxisError(ValueError, IndexError):
     """An axis argument out of range or repeated (a ValueError and an IndexError, like NumPy's)."""
 
 
-def _axis_int(axis, ndim, op):
+def normalize_axis(axis, ndim, op):
+    """One axis (an int, negative counting from the end) -> a number in [0, ndim).
+    `op` names the op in the error."""
     if isinstance(axis, (bool, numpy.bool_)):
         raise TypeError(f"{op}: an axis must be an integer, got {axis!r}")
     try:
@@ -86,16 +88,11 @@ def _axis_int(axis, ndim, op):
     return a % ndim
 
 
-def normalize_axis(axis, ndim, op):
-    """One axis (an int, negative counting from the end) -> a number in [0, ndim)."""
-    return _axis_int(axis, ndim, op)
-
-
 def normalize_axes(axis, ndim, op):
     """None (all axes), an int or a tuple of ints -> a sorted tuple of distinct axes in [0, ndim)."""
     if axis is None:
         return tuple(range(ndim))
-    axes = [_axis_int(a, ndim, op) for a in (axis if isinstance(axis, (tuple, list)) else (axis,))]
+    axes = [normalize_axis(a, ndim, op) for a in (axis if isinstance(axis, (tuple, list)) else (axis,))]
     if len(set(axes)) != len(axes):
         raise AxisError(f"{op}: repeated axis in {axis!r} for a {ndim}-dim tensor")
     return tuple(sorted(axes))
@@ -105,7 +102,7 @@ def normalize_permutation(axes, ndim, op):
     """None (reverse the axes) or a permutation, entries possibly negative -> a tuple in [0, ndim)."""
     if axes is None:
         return tuple(reversed(range(ndim)))
-    perm = tuple(_axis_int(a, ndim, op) for a in axes)
+    perm = tuple(normalize_axis(a, ndim, op) for a in axes)
     if sorted(perm) != list(range(ndim)):
         raise AxisError(f"{op}: axes {tuple(axes)!r} are not a permutation of the "
                         f"{ndim} axes of the tensor")
@@ -179,7 +176,7 @@ def _constant_float_dtype(c):
     its own dtype for arrays and NumPy scalars, DEFAULT_FLOAT for Python floats and lists."""
     dtype = getattr(c, "dtype", None)
     if dtype is None:
-        return DEFAULT_FLOAT if numpy.asarray(c).dtype.kind in "fc" else None
+        return DEFAULT_FLOAT if numpy.asarray(c).dtype.kind == "f" else None
     return numpy.dtype(dtype) if numpy.dtype(dtype).kind == "f" else None
 
 

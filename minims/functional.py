@@ -176,7 +176,8 @@ class LayerNorm(Function):
     # value, d = x − x₀, then μ_d = Σ d / C and x − μ = d − μ_d (layer norm ignores a shift).
     # The shift is exact for values within a factor 2 of x₀, so a constant row becomes
     # exactly 0 (and y exactly the bias), and a large common offset (rows of 1e6 + noise)
-    # is removed without rounding before anything is summed. The naive Σx · (1/C) makes the
+    # is removed without rounding before anything is summed; whatever rounding d has is
+    # relative to the row's spread, never to its offset. The naive Σx · (1/C) makes the
     # mean of seven float32 1e6's 1000000.06 and turns a constant row into −0.9987.
     int_to_float = True
 

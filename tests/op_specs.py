@@ -22,7 +22,7 @@ SMALL = dict(min_dims=1, max_dims=3, min_side=1, max_side=4)
 # --- what users write: zero-size dimensions, axes in every spelling ------------------------
 
 def maybe_empty(draw, shape):
-    """`shape`, or about one time in five the same shape with one dimension of length 0."""
+    """`shape`, or one time in five the same shape with one dimension of length 0."""
     shape = tuple(shape)
     if shape and draw(st.integers(0, 4)) == 0:
         i = draw(st.integers(0, len(shape) - 1))
@@ -280,6 +280,8 @@ def ref_attention(q, k, v, causal, mask):
     allowed = np.ones((Tq, Tk), bool) if mask is None else mask.copy()
     if causal:
         allowed &= np.tril(np.ones((Tq, Tk), bool))
+    if not allowed.any(axis=-1).all():  # softmax over no keys: 0/0, an error in minims
+        raise ValueError("a query with no key to attend to")
     s = np.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(q.shape[-1])
     s = np.where(allowed, s, -np.inf)
     return ref_softmax(s, -1) @ v
@@ -387,6 +389,8 @@ SPECS = {
     "Pow": OpSpec(draw_pow, lambda a, p: a ** p, lambda a, p: np.power(a, p)),
     "MatMul": OpSpec(draw_matmul, lambda a, b: a @ b, np.matmul),
     "Sum": OpSpec(draw_reduce, lambda a, **o: a.sum(**o), lambda a, **o: np.sum(a, **o)),
+    # (not an op of its own: Sum, then Div by the count; an axis argument all the same)
+    "Tensor.mean": OpSpec(draw_reduce, lambda a, **o: a.mean(**o), lambda a, **o: np.mean(a, **o)),
     "Max": OpSpec(lambda d: draw_reduce(d, distinct_values=True),
                   lambda a, **o: a.max(**o), lambda a, **o: np.max(a, **o)),
     "Exp": OpSpec(unary(), lambda a: a.exp(), np.exp),
@@ -428,4 +432,71 @@ SPECS = {
                         ref_shift_pool),
     "Upsample": OpSpec(draw_upsample, lambda x, k: Upsample.apply(x, k=k), ref_upsample),
     "RangeAttention": OpSpec(draw_range_attention, call_range_attention, ref_range_attention),
+}
+
+
+# --- the edge cases, spelled out ---------------------------------------------------------------
+# Hypothesis draws the kinds above at random, 50 examples a spec; these inputs are checked
+# on every run whatever it draws (tests/test_gradcheck.py::test_op_edge_cases).
+
+def _x(*shape, seed=0, low=-2.0, high=2.0):
+    return np.random.default_rng(seed).uniform(low, high, size=shape)
+
+
+def _distinct(*shape):
+    return np.random.default_rng(0).permutation(int(np.prod(shape))).reshape(shape) * 0.1
+
+
+def _constant_and_offset_rows(C, offset):
+    x = _x(3, C) + offset
+    x[1] = x[1, 0]                                  # a constant row
+    return x
+
+
+_PERMUTATIONS = [(-1, 0, 1), (2, -3, -2), (-2, -1, -3), (1, 0, -1)]
+EXAMPLES = {
+    "Add": [([_x(0, 3), _x(1, 3)], {}), ([_x(2, 1), _x(0)], {})],
+    "Mul": [([_x(0, 3), _x(3)], {})],
+    "Exp": [([_x(2, 0)], {})],
+    "Pow": [([np.array([0.0, 1.0, -2.0])], dict(p=p)) for p in (0, 1, 2, 3, 0.0, 1.0)]
+           + [([_x(0, 2, low=0.5)], dict(p=0.5))],
+    "MatMul": [([_x(3, 4), _x(4, 0)], {}), ([_x(0, 4), _x(4, 2)], {}), ([_x(3, 0), _x(0, 2)], {}),
+               ([_x(2, 3, 4), _x(4, 0)], {})],
+    "Sum": [([_x(2, 3, 4)], dict(axis=a, keepdims=k)) for a in (-1, (-1, 0), (2, -2), None, ())
+            for k in (False, True)] + [([_x(0, 3)], dict(axis=0, keepdims=False)),
+                                       ([_x(0, 3)], dict(axis=-1, keepdims=True))],
+    "Tensor.mean": [([_x(2, 3, 4)], dict(axis=a)) for a in (-1, (-1, -3), None, ())]
+                   + [([_x(0, 3)], dict(axis=0)), ([_x(0, 3)], dict(axis=-1)),
+                      ([np.full((2, 7), 0.1)], dict(axis=-1))],
+    "Max": [([_distinct(2, 3, 4)], dict(axis=a)) for a in (-1, (-1, 1), (0, -2), None)]
+           + [([_x(0, 3)], dict(axis=0)), ([_x(0, 3)], dict(axis=-1)), ([_x(0, 3)], dict(axis=None))],
+    "Transpose": [([_x(2, 3, 4)], dict(axes=p)) for p in _PERMUTATIONS]
+                 + [([_x(2, 2, 2)], dict(axes=p)) for p in _PERMUTATIONS]
+                 + [([_x(2, 0, 3)], dict(axes=(-1, 0, 1))), ([_x()], dict(axes=())),
+                    ([_x(2, 3, 4)], dict(axes=None))],
+    "Concat": [([_x(2, 0), _x(2, 3)], dict(axis=-1)), ([_x(0, 3), _x(2, 3)], dict(axis=-2)),
+               ([_x(2, 3, 1), _x(2, 3, 2)], dict(axis=-1))],
+    "Stack": [([_x(2, 3), _x(2, 3)], dict(axis=-1)), ([_x(2, 3), _x(2, 3)], dict(axis=-3)),
+              ([_x(0, 3), _x(0, 3)], dict(axis=-2))],
+    "Where": [([_x(0, 3), _x(3)], dict(condition=np.ones((0, 3), bool)))],
+    "Softmax": [([_x(3, 4)], dict(axis=a)) for a in (-2, (-1, 0), None, ())]
+               + [([_constant_and_offset_rows(5, o)], dict(axis=-1)) for o in (0.0, 1e6, -1e6)]
+               + [([_x(3, 0)], dict(axis=-1)), ([_x(0, 4)], dict(axis=0))],
+    "LogSoftmax": [([_x(3, 4)], dict(axis=a)) for a in (-2, (-1, 0), None)]
+                  + [([_constant_and_offset_rows(5, o)], dict(axis=-1)) for o in (0.0, 1e6)]
+                  + [([_x(3, 0)], dict(axis=-1))],
+    "LayerNorm": [([_constant_and_offset_rows(7, o), _x(7, low=0.5), _x(7)], {})
+                  for o in (0.0, 1e3, 1e6, -1e6)]
+                 + [([np.full((2, 7), 1e6), np.ones(7), np.zeros(7)], {}),
+                    ([_x(0, 4), _x(4), _x(4)], {}), ([_x(3, 0), _x(0), _x(0)], {})],
+    "Linear": [([_x(2, 0), _x(0, 3), _x(3)], {}), ([_x(0, 2), _x(2, 3), _x(3)], {}),
+               ([_x(2, 3), _x(3, 0)], {})],
+    "Embedding": [([_x(5, 0)], dict(idx=np.array([[0, 4]]))), ([_x(5, 3)], dict(idx=np.zeros((0,), int)))],
+    "CrossEntropy": [([_x(0, 5)], dict(targets=np.zeros(0, int))),
+                     ([_constant_and_offset_rows(5, 1e6)], dict(targets=np.array([0, 3, 4])))],
+    "ScaledDotProductAttention": [
+        ([_x(1, 2, 0, 4), _x(1, 2, 3, 4), _x(1, 2, 3, 4)], dict(causal=False, mask=None)),
+        ([_x(1, 2, 3, 0)] * 3, dict(causal=True, mask=None)),
+        ([_x(0, 2, 3, 4)] * 3, dict(causal=True, mask=None)),
+        ([_x(1, 1, 2, 4), _x(1, 1, 0, 4), _x(1, 1, 0, 4)], dict(causal=False, mask=None))],  # raises
 }

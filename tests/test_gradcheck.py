@@ -10,7 +10,7 @@ from hypothesis import Phase, given, settings, strategies as st
 
 import minims
 from gradcheck import check_integer_op, check_op, missing_specs
-from op_specs import SPECS
+from op_specs import EXAMPLES, SPECS
 
 
 def test_every_registered_op_has_a_spec():
@@ -66,6 +66,18 @@ def test_op_gradients(name):
         check_op(spec, arrays, options, seed=data.draw(st.integers(0, 1000)))
 
     check()
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_op_edge_cases(name):
+    """The spelled-out edge cases: negative and tuple axes, zero-size dimensions, x ** 0 at
+    0, constant and large-offset rows, on every run (and NumPy's errors where it raises)."""
+    assert name in SPECS
+    for i, (arrays, options) in enumerate(EXAMPLES[name]):
+        try:
+            check_op(SPECS[name], arrays, options, seed=i)
+        except AssertionError as e:
+            raise AssertionError(f"example {i}: shapes {[a.shape for a in arrays]}, {options}: {e}")
 
 
 @pytest.mark.parametrize("name", sorted(n for n in SPECS if SPECS[n].integer_kinds))
