@@ -8,18 +8,29 @@ The whole engine in one file (in the spirit of micrograd and early tinygrad):
   activation memory a graph holds (the paper's memory axis) and free it after backward.
 - Every Function subclass is registered by name in `OPS`; the gradient-check harness in
   tests/ fails for an op that has no spec, so a new op cannot go unchecked.
-- Broadcasting is undone once, here (`unbroadcast`), never in the ops.
+- Broadcasting is undone once, here (`unbroadcast`), never in the ops; a gradient whose
+  shape is not its input's (after undoing broadcasting) is an error naming the op.
+- Axis arguments (negative, tuples, None) are normalised once, by the helpers below
+  (`normalize_axes`, `normalize_axis`, `normalize_permutation`), in every op that takes one.
+- Dtypes: float tensors never promote (float32 and float64 may not meet); integer and
+  boolean operands of a float op take its float dtype; an op on integer/boolean tensors
+  alone follows NumPy, except that a float result is float32 (`DEFAULT_FLOAT`, the dtype
+  of Python floats here), as in PyTorch.
 - `Tensor.backward()` walks the graph in reverse topological order found iteratively (no
   recursion limit), adds up contributions of a node used twice, accumulates into leaf
   `.grad` across calls, keeps no intermediate grads and releases saved arrays afterwards.
 """
 import contextlib
+import math
+import numbers
+import operator
 
 import numpy
 
 from . import backend as B
 
 OPS = {}  # name -> Function subclass: the explicit op registry
+DEFAULT_FLOAT = numpy.dtype(numpy.float32)  # Python floats and lists, and floats made from ints
 
 _grad_enabled = True
 _scope = []  # name stack for memory accounting (see `name_scope`)
@@ -53,6 +64,51 @@ def name_scope(name):
         _scope.pop()
 
 
+# --- axis arguments ---------------------------------------------------------------------
+# An axis may be written as a negative number, a tuple or None. Each op turns what it got
+# into non-negative numbers once, in forward, so that its backward never has to care
+# (`numpy.argsort((-1, 0, 1))` is not the inverse of that permutation, for example).
+
+class AxisError(ValueError, IndexError):
+    """An axis argument out of range or repeated (a ValueError and an IndexError, like NumPy's)."""
+
+
+def normalize_axis(axis, ndim, op):
+    """One axis (an int, negative counting from the end) -> a number in [0, ndim).
+    `op` names the op in the error."""
+    if isinstance(axis, (bool, numpy.bool_)):
+        raise TypeError(f"{op}: an axis must be an integer, got {axis!r}")
+    try:
+        a = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{op}: an axis must be an integer, got {axis!r}") from None
+    if not -ndim <= a < ndim:
+        raise AxisError(f"{op}: axis {a} is out of range for a {ndim}-dim tensor "
+                        f"(valid: {-ndim} to {ndim - 1})")
+    return a % ndim
+
+
+def normalize_axes(axis, ndim, op):
+    """None (all axes), an int or a tuple of ints -> a sorted tuple of distinct axes in [0, ndim)."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = [normalize_axis(a, ndim, op) for a in (axis if isinstance(axis, (tuple, list)) else (axis,))]
+    if len(set(axes)) != len(axes):
+        raise AxisError(f"{op}: repeated axis in {axis!r} for a {ndim}-dim tensor")
+    return tuple(sorted(axes))
+
+
+def normalize_permutation(axes, ndim, op):
+    """None (reverse the axes) or a permutation, entries possibly negative -> a tuple in [0, ndim)."""
+    if axes is None:
+        return tuple(reversed(range(ndim)))
+    perm = tuple(normalize_axis(a, ndim, op) for a in axes)
+    if sorted(perm) != list(range(ndim)):
+        raise AxisError(f"{op}: axes {tuple(axes)!r} are not a permutation of the "
+                        f"{ndim} axes of the tensor")
+    return perm
+
+
 class Context:
     """What a Function instance remembers between forward and backward."""
 
@@ -71,6 +127,9 @@ class Function:
     """Base class of every op. Subclasses implement static `forward` and `backward`."""
 
     changes_dtype = False  # only casts may return another float dtype than their input
+    int_to_float = False   # True: a float op (exp, division, softmax, ...): integer and
+                           # boolean inputs are computed as DEFAULT_FLOAT, not as NumPy would
+                           # (NumPy's exp of a bool array is float16)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -88,14 +147,19 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options):
-        """Run the op on Tensors (Python scalars are cast to the first tensor's dtype)."""
-        tensors = _as_tensors(inputs)
+        """Run the op on Tensors (Python scalars and arrays become constants, see `_as_tensors`)."""
+        tensors, float_dtype = _as_tensors(inputs, cls.int_to_float)
         ctx = Context()
-        out = Tensor._wrap(cls.forward(ctx, *[t.data for t in tensors], **options))
-        if (tensors and tensors[0].dtype.kind == "f" and out.dtype.kind == "f"
-                and out.dtype != tensors[0].dtype and not cls.changes_dtype):
-            raise TypeError(f"{cls.__name__} turned {tensors[0].dtype} into {out.dtype}: an op must "
-                            "not promote silently (look for a NumPy float64 scalar option)")
+        data = cls.forward(ctx, *[t.data for t in tensors], **options)
+        if data.dtype.kind == "f" and not cls.changes_dtype:
+            if float_dtype is None and data.dtype != DEFAULT_FLOAT:
+                # integer/bool inputs only, and NumPy computed in float64 (or float16): the
+                # result of a float op on integers is float32 here, as for a Python float
+                data = data.astype(DEFAULT_FLOAT)
+            elif float_dtype is not None and data.dtype != float_dtype:
+                raise TypeError(f"{cls.__name__} turned {float_dtype} into {data.dtype}: an op must "
+                                "not promote silently (look for a NumPy float64 scalar option)")
+        out = Tensor._wrap(data)
         needs_grad = [t.requires_grad for t in tensors]
         if _grad_enabled and any(needs_grad):
             ctx.op = cls
@@ -107,41 +171,93 @@ class Function:
         return out
 
 
-def _as_tensors(inputs):
-    """Tensors stay; scalars and arrays become constants of the tensors' float dtype.
+def _constant_float_dtype(c):
+    """The float dtype a constant (not a Tensor) brings to an op, or None for int/bool ones:
+    its own dtype for arrays and NumPy scalars, DEFAULT_FLOAT for Python floats and lists."""
+    dtype = getattr(c, "dtype", None)
+    if dtype is None:
+        return DEFAULT_FLOAT if numpy.asarray(c).dtype.kind == "f" else None
+    return numpy.dtype(dtype) if numpy.dtype(dtype).kind == "f" else None
 
-    No silent promotion: two float dtypes may not meet (cast one side with .astype()), and
-    integer or boolean operands of a float op are cast to its float dtype, not the reverse.
+
+def _as_tensors(inputs, int_to_float=False):
+    """Tensors and constants -> (Tensors, the op's float dtype or None for an integer op).
+
+    No silent promotion: two float tensor dtypes may not meet (cast one side with
+    .astype()), and every other operand of a float op is cast to its float dtype, not the
+    reverse. Which float dtype: that of the float tensors; else that of a float constant
+    (`int_tensor * 0.5` is float32, the Python-float dtype here; NumPy's answer, [1, 2, 4.5]
+    for [2, 4, 9] * 0.5, not [0, 0, 0]); else DEFAULT_FLOAT for a float op (`int_to_float`).
+    With none of these the op is an integer/boolean op: Python scalars take NumPy's result
+    dtype with the tensors (`int8_tensor + 1` stays int8, `bool_tensor + 1` is int64).
     """
-    floats = {t.dtype for t in inputs if isinstance(t, Tensor) and t.dtype.kind == "f"}
-    if len(floats) > 1:
-        raise TypeError(f"mixed float dtypes {sorted(str(d) for d in floats)}: minims never "
-                        "promotes silently; cast one side with .astype()")
-    dtype = floats.pop() if floats else next(
-        (t.dtype for t in inputs if isinstance(t, Tensor)), None)
+    floats = [t.data.dtype for t in inputs if isinstance(t, Tensor) and t.data.dtype.kind == "f"]
+    if floats:
+        dtype = floats[0]
+        if any(d != dtype for d in floats):
+            raise TypeError(f"mixed float dtypes {sorted({str(d) for d in floats})}: minims "
+                            "never promotes silently; cast one side with .astype()")
+        if all(isinstance(t, Tensor) and t.data.dtype == dtype for t in inputs):
+            return inputs, dtype                                  # the common case: nothing to do
+    else:
+        constants = {_constant_float_dtype(c) for c in inputs if not isinstance(c, Tensor)} - {None}
+        if constants:
+            dtype = numpy.result_type(*constants)
+        else:
+            dtype = DEFAULT_FLOAT if int_to_float and inputs else None
+    tensors = [t for t in inputs if isinstance(t, Tensor)]
     out = []
     for t in inputs:
         if not isinstance(t, Tensor):
-            t = Tensor(t, dtype=dtype)
-        elif dtype is not None and dtype.kind == "f" and t.dtype.kind != "f":
+            if dtype is None and tensors and numpy.isscalar(t) and not hasattr(t, "dtype"):
+                t = Tensor(t, dtype=numpy.result_type(*(u.dtype for u in tensors), t))
+            elif dtype is None and tensors and not hasattr(t, "dtype"):
+                t = Tensor(numpy.asarray(t))  # a list of ints: NumPy's dtype
+            else:
+                t = Tensor(t, dtype=dtype)
+        elif dtype is not None and t.dtype.kind != "f":
             t = Tensor._wrap(t.data.astype(dtype))
         out.append(t)
-    return out
+    return out, dtype
 
 
-def unbroadcast(grad, shape):
-    """Sum `grad` down to `shape`, undoing NumPy broadcasting (the one place this is done)."""
+def _broadcasts_to(shape, target):
+    """Whether an array of `shape` broadcasts to `target` (NumPy's rules)."""
+    if len(shape) > len(target):
+        return False
+    return all(n == t or n == 1 for n, t in zip(reversed(shape), reversed(target)))
+
+
+def unbroadcast(grad, shape, op="an op"):
+    """Sum `grad` down to `shape`, undoing NumPy broadcasting (the one place this is done).
+
+    `grad` must have the shape the input was broadcast to; anything else (a transposed or
+    otherwise wrong gradient of the right size, say) is a bug in `op`'s backward, and an
+    error here rather than a silent reshape.
+    """
     if grad.shape == shape:
         return grad
+    if not _broadcasts_to(shape, grad.shape):
+        raise ValueError(f"{op}.backward returned a gradient of shape {grad.shape} for an input "
+                         f"of shape {shape}: it must be the input's shape, or one it broadcasts to")
     extra = grad.ndim - len(shape)
-    axes = tuple(range(extra)) + tuple(
-        i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
-    grad = grad.sum(axis=axes, keepdims=True) if axes else grad
-    return grad.reshape(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(axis=axes, keepdims=True) if axes else grad
 
 
 class Tensor:
-    """An array on the active backend plus what is needed to differentiate through it."""
+    """An array on the active backend plus what is needed to differentiate through it.
+
+    `Tensor(data)` does not copy when `data` already is a backend array of the requested
+    dtype (like `numpy.asarray` and `torch.from_numpy`): writing to the array then changes
+    the tensor, and an in-place optimizer step on such a tensor changes the array. Pass
+    `data.copy()` to keep them apart. `detach()` and `numpy()` (on NumPy) share memory too.
+    What minims keeps for you never aliases: parameters are drawn into fresh arrays,
+    `Module.load_state_dict` and the optimizers' `load_state_dict` copy what they are given,
+    and both `state_dict()`s return copies.
+    """
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
     __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
@@ -228,7 +344,7 @@ class Tensor:
             for parent, needs, pg in zip(ctx.parents, ctx.needs_grad, input_grads):
                 if not needs or pg is None:
                     continue
-                pg = unbroadcast(pg, parent.shape)
+                pg = unbroadcast(pg, parent.shape, ctx.op.__name__)
                 key = id(parent)
                 grads[key] = grads[key] + pg if key in grads else pg
             ctx.saved, ctx.parents, ctx.released = (), None, True  # free activations now
@@ -269,7 +385,10 @@ class Tensor:
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor) or not numpy.isscalar(exponent):
             raise TypeError("Tensor ** x needs a Python scalar exponent x")
-        return Pow.apply(self, exponent=float(exponent))  # a NumPy float64 would promote
+        # Python numbers only: a NumPy float64 (or int64) scalar would promote float32.
+        # Integers stay integers, so an integer tensor ** 2 stays an integer tensor.
+        exponent = int(exponent) if isinstance(exponent, numbers.Integral) else float(exponent)
+        return Pow.apply(self, exponent=exponent)
 
     # comparisons give plain (non-differentiable) boolean arrays
     def _other(self, other): return other.data if isinstance(other, Tensor) else other
@@ -285,9 +404,14 @@ class Tensor:
     def max(self, axis=None, keepdims=False): return Max.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        axes = range(self.ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
-        n = int(numpy.prod([self.shape[a] for a in axes]))
-        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / n)
+        """Sum / n, with one correctly rounded division (n = the number of entries averaged):
+        multiplying by a rounded 1/n instead makes the mean of seven float32 1e6's
+        1000000.06. Integer tensors give DEFAULT_FLOAT; an empty axis gives NaN, as in NumPy."""
+        n = math.prod(self.shape[a] for a in normalize_axes(axis, self.ndim, "mean"))
+        total = self.sum(axis=axis, keepdims=keepdims)
+        if n == 0:  # 0/0 as NumPy (NaN), without a division by zero in backward
+            return total * math.nan
+        return total / n
 
     def exp(self): return Exp.apply(self)
     def log(self): return Log.apply(self)
@@ -300,6 +424,7 @@ class Tensor:
         return Reshape.apply(self, shape=tuple(shape))
 
     def transpose(self, *axes):
+        """Permute the axes (negative entries count from the end); no axes: reverse them."""
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
         return Transpose.apply(self, axes=tuple(axes) if axes else None)
 

@@ -3,21 +3,24 @@
 The hot paths of a transformer, each one Function instead of a chain of primitives: fewer
 temporaries, fewer Python calls, and a numerically stable formulation. Each backward is
 derived in a short comment above it (llm.c style); the generic harness in tests/ checks them
-all against float64 central differences.
+all against float64 central differences. Like the primitive ops they accept negative and
+tuple axes, zero-size dimensions, and integer inputs (computed in float32).
 """
 import math
 
 import numpy
 
 from . import backend as B
-from .engine import Function, Tensor
+from .engine import DEFAULT_FLOAT, Function, Tensor, normalize_axes
+from .ops import as_rows
 
 
 def _check_ids(ids, n, what):
     """Out-of-range ids must fail loudly: NumPy wraps negative ids and CuPy wraps all of them."""
     if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n):
+        valid = f"[0, {n - 1}]" if n else "empty (there are 0 rows to pick from)"
         raise IndexError(f"{what} out of range: got ids in [{int(ids.min())}, {int(ids.max())}], "
-                         f"valid range is [0, {n - 1}]")
+                         f"valid range is {valid}")
 
 
 def _ids(idx):
@@ -45,6 +48,8 @@ def _rowsum(a):
 
 def _log_softmax(x, axis):
     """Stable log-softmax: shift by the max so exp never overflows (logits of ±1e4 are fine)."""
+    if x.size == 0:  # nothing to normalise (and no maximum of an empty axis)
+        return x.copy()
     shifted = x - x.max(axis=axis, keepdims=True)
     return shifted - B.xp.log(B.xp.exp(shifted).sum(axis=axis, keepdims=True))
 
@@ -52,10 +57,17 @@ def _log_softmax(x, axis):
 class Softmax(Function):
     # y = exp(x) / Σ exp(x).  dy_i/dx_j = y_i (δ_ij − y_j), so
     # dx = y ⊙ (g − Σ_j g_j y_j)   (the full Jacobian, not just its diagonal)
+    # `axis`: an int or a tuple (negative counting from the end), or None for all axes.
+    int_to_float = True
+
     @staticmethod
     def forward(ctx, x, axis=-1):
-        y = B.xp.exp(x - x.max(axis=axis, keepdims=True))
-        y /= y.sum(axis=axis, keepdims=True)
+        axis = normalize_axes(axis, x.ndim, "Softmax")
+        if x.size == 0:  # nothing to normalise (and no maximum of an empty axis)
+            y = x.copy()
+        else:
+            y = B.xp.exp(x - x.max(axis=axis, keepdims=True))
+            y /= y.sum(axis=axis, keepdims=True)
         ctx.save(y)
         ctx.axis = axis
         return y
@@ -69,8 +81,11 @@ class Softmax(Function):
 class LogSoftmax(Function):
     # y = x − log Σ exp(x).  dy_i/dx_j = δ_ij − softmax_j, so
     # dx = g − softmax(x) · Σ_i g_i,  with softmax(x) = exp(y)
+    int_to_float = True
+
     @staticmethod
     def forward(ctx, x, axis=-1):
+        axis = normalize_axes(axis, x.ndim, "LogSoftmax")
         y = _log_softmax(x, axis)
         ctx.save(y)
         ctx.axis = axis
@@ -85,15 +100,17 @@ class LogSoftmax(Function):
 class CrossEntropy(Function):
     # loss = mean_n [ log Σ_v exp(z_nv) − z_n,y_n ]   over N = all positions.
     # dloss/dz_nv = (softmax(z_n)_v − [v = y_n]) / N
+    # No positions (N = 0): the mean of nothing is NaN, as in NumPy and PyTorch.
+    int_to_float = True
+
     @staticmethod
     def forward(ctx, logits, targets):
-        V = logits.shape[-1]
-        z = logits.reshape(-1, V)                                     # (N, V)
+        z = as_rows(logits)                                           # (N, V)
         y = targets.reshape(-1)                                       # (N,)
-        _check_ids(y, V, "targets")
+        _check_ids(y, z.shape[1], "targets")
         logp = _log_softmax(z, axis=-1)                               # (N, V)
         rows = B.xp.arange(len(y))
-        loss = -logp[rows, y].mean()
+        loss = -logp[rows, y].mean() if len(y) else numpy.nan
         ctx.save(logp, y)
         ctx.shape = logits.shape
         return B.xp.asarray(loss, dtype=logits.dtype)
@@ -103,7 +120,8 @@ class CrossEntropy(Function):
         logp, y = ctx.saved
         dz = B.xp.exp(logp)                                           # softmax, (N, V)
         dz[B.xp.arange(len(y)), y] -= 1
-        dz *= g / len(y)
+        if len(y):
+            dz *= g / len(y)
         return dz.reshape(ctx.shape)
 
 
@@ -117,6 +135,8 @@ class GELU(Function):
     # dy/dx = ½ (1 + tanh u) + ½ x (1 − tanh² u) · c (1 + 3·0.044715 x²)
     # (computed in place: this op runs on the widest activations, B·T·4C, so every
     # temporary array costs)
+    int_to_float = True
+
     @staticmethod
     def forward(ctx, x):
         t = x * x
@@ -152,11 +172,21 @@ class LayerNorm(Function):
     # Over the last axis (C features): x̂ = (x − μ) · r, r = 1/√(σ² + eps); y = x̂ ⊙ w + b.
     # With ĝ = g ⊙ w:  dx = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))
     #                  dw = Σ_rows g ⊙ x̂,  db = Σ_rows g
+    # The statistics, computed with care (ours): each row is first shifted by its own first
+    # value, d = x − x₀, then μ_d = Σ d / C and x − μ = d − μ_d (layer norm ignores a shift).
+    # The shift is exact for values within a factor 2 of x₀, so a constant row becomes
+    # exactly 0 (and y exactly the bias), and a large common offset (rows of 1e6 + noise)
+    # is removed without rounding before anything is summed; whatever rounding d has is
+    # relative to the row's spread, never to its offset. The naive Σx · (1/C) makes the
+    # mean of seven float32 1e6's 1000000.06 and turns a constant row into −0.9987.
+    int_to_float = True
+
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5):
-        C = x.shape[-1]
-        xc = x - _rowsum(x) * (1.0 / C)
-        var = _rowsum(xc * xc) * (1.0 / C)
+        C = max(x.shape[-1], 1)                       # an empty row has no statistics to take
+        xc = x - x[..., :1]                                           # d = x − x₀
+        xc -= _rowsum(xc) / C                                         # x − μ = d − μ_d
+        var = _rowsum(xc * xc) / C
         r = 1.0 / B.xp.sqrt(var + eps)
         xc *= r                                                       # x̂, in place
         ctx.save(xc, r, weight)
@@ -167,13 +197,13 @@ class LayerNorm(Function):
     @staticmethod
     def backward(ctx, g):
         xhat, r, weight = ctx.saved
-        C = xhat.shape[-1]
+        C = max(xhat.shape[-1], 1)
         gh = g * weight
-        dx = gh - _rowsum(gh) * (1.0 / C)
-        dx -= xhat * (_rowsum(gh * xhat) * (1.0 / C))
+        dx = gh - _rowsum(gh) / C
+        dx -= xhat * (_rowsum(gh * xhat) / C)
         dx *= r
-        rows = g.reshape(-1, C)
-        dw = (rows * xhat.reshape(-1, C)).sum(axis=0) if ctx.needs_grad[1] else None
+        rows = as_rows(g)
+        dw = (rows * as_rows(xhat)).sum(axis=0) if ctx.needs_grad[1] else None
         db = rows.sum(axis=0) if ctx.needs_grad[2] else None
         return dx, dw, db
 
@@ -183,7 +213,7 @@ class Linear(Function):
     # dx = g Wᵀ;  dW = xᵀ g (summed over every row);  db = Σ_rows g
     @staticmethod
     def forward(ctx, x, weight, bias=None):
-        x2 = x.reshape(-1, x.shape[-1])                               # (N, in)
+        x2 = as_rows(x)                                               # (N, in)
         y = x2 @ weight                                               # (N, out)
         if bias is not None:
             y += bias
@@ -194,7 +224,7 @@ class Linear(Function):
     @staticmethod
     def backward(ctx, g):
         x2, weight = ctx.saved
-        g2 = g.reshape(-1, g.shape[-1])                               # (N, out)
+        g2 = as_rows(g)                                               # (N, out)
         dx = (g2 @ weight.T).reshape(ctx.shape) if ctx.needs_grad[0] else None
         dw = x2.T @ g2 if ctx.needs_grad[1] else None
         db = g2.sum(axis=0) if len(ctx.needs_grad) > 2 and ctx.needs_grad[2] else None
@@ -215,13 +245,15 @@ class Embedding(Function):
     def backward(ctx, g):
         (ids,) = ctx.saved
         dw = B.xp.zeros(ctx.shape, dtype=g.dtype)
-        B.scatter_add(dw, ids.reshape(-1), g.reshape(-1, ctx.shape[1]))
+        B.scatter_add(dw, ids.reshape(-1), as_rows(g))
         return dw
 
 
 class Dropout(Function):
     # y = x ⊙ m / (1 − p), m ~ Bernoulli(1 − p) drawn on the host (reproducible on any
     # backend from `backend.get_rng_state()`).  dx = g ⊙ m / (1 − p)
+    int_to_float = True
+
     @staticmethod
     def forward(ctx, x, p):
         keep = B.global_rng().random(x.shape) >= p
@@ -275,6 +307,8 @@ class ScaledDotProductAttention(Function):
     # softmax runs in place on S: the T×T arrays are the cost of attention.
     # Causal attention is computed in `chunks` bands of queries: band [a, b) only needs keys
     # [0, b), so with 4 bands 3/8 of the T×T work and memory (the masked triangle) is skipped.
+    int_to_float = True
+
     @staticmethod
     def forward(ctx, q, k, v, bias=None, scale=1.0, chunks=1):
         xp = B.xp
@@ -283,13 +317,19 @@ class ScaledDotProductAttention(Function):
         kT = xp.ascontiguousarray(k.swapaxes(-1, -2))                 # (B, nh, hs, Tk)
         v = xp.ascontiguousarray(v)                                   # (B, nh, Tk, hs)
         Tq, Tk = q.shape[-2], k.shape[-2]
+        if bias is not None and bias.dtype.kind != "f":  # a boolean bias would add 0 or 1
+            raise TypeError(f"attention bias must be a float array (0 or -inf), got {bias.dtype}")
+        if Tk == 0 and Tq > 0:
+            raise ValueError("attention over 0 keys: every query needs a key to attend to "
+                             "(its softmax would be 0/0)")
         out = xp.empty(q.shape[:-1] + (v.shape[-1],), dtype=q.dtype)  # (B, nh, Tq, hs)
         Ps = []
         for a, b, kb in _bands(Tq, Tk, chunks):
             S = qs[..., a:b, :] @ kT[..., :kb]                        # (B, nh, b−a, kb)
             if bias is not None:
                 S += bias[..., a:b, :kb]
-            S -= S.max(axis=-1, keepdims=True)
+            if S.size:  # (no maximum to take with no queries and no keys)
+                S -= S.max(axis=-1, keepdims=True)
             P = xp.exp(S, out=S)
             P *= 1 / _rowsum(P)
             out[..., a:b, :] = P @ v[..., :kb, :]
@@ -377,8 +417,11 @@ def scaled_dot_product_attention(q, k, v, causal=True, mask=None, scale=None):
     with no allowed key is an error, not a NaN.
     """
     Tq, Tk, hs = q.shape[-2], k.shape[-2], q.shape[-1]
-    bias = _mask_bias(mask, causal, Tq, Tk, q.dtype)
-    scale = 1.0 / math.sqrt(hs) if scale is None else scale
+    # the bias is added to the scores, in the op's float dtype (float32 for integer inputs)
+    dtype = next((t.dtype for t in (q, k, v) if t.dtype.kind == "f"), DEFAULT_FLOAT)
+    bias = _mask_bias(mask, causal, Tq, Tk, dtype)
+    if scale is None:  # (head size 0: the output is empty whatever the scale)
+        scale = 1.0 / math.sqrt(hs) if hs else 1.0
     # bands of queries skip the masked triangle; worth it only for long-enough sequences
     chunks = ATTENTION_BANDS if causal and mask is None and Tq >= 128 and Tq % ATTENTION_BANDS == 0 else 1
     return ScaledDotProductAttention.apply(q, k, v, bias=bias, scale=scale, chunks=chunks)

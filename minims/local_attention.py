@@ -64,6 +64,8 @@ class RangeAttention(Function):
     #   dq += scale · dS K_win;  dK_win += scale · dSᵀ q
     # Windows of one set may overlap between chunks, so dK, dV accumulate with += on slices
     # (basic slices: every element written once per statement, no repeated indices).
+    int_to_float = True  # integer inputs compute in float32 (`out` takes q's dtype)
+
     @staticmethod
     def forward(ctx, q, *kv, ranges, scale, chunk):
         xp = B.xp

@@ -1,24 +1,36 @@
 """The primitive ops behind Tensor's operators: one class each, forward and backward.
 
 Each backward returns one gradient per input, of the *output's broadcast shape*; the
-engine sums it back to the input's shape (`engine.unbroadcast`). `ctx.needs_grad[i]` says
-whether input i wants a gradient, so ops skip work nobody will use.
+engine sums it back to the input's shape (`engine.unbroadcast`) and refuses any other
+shape. `ctx.needs_grad[i]` says whether input i wants a gradient, so ops skip work nobody
+will use. Ops that take an axis normalise it in forward (`engine.normalize_axes` and
+friends), so backward only ever sees axes in [0, ndim). Ops marked `int_to_float` compute
+integer and boolean inputs in float32 (see `engine._as_tensors`).
 """
+import math
+
 import numpy
 
 from . import backend as B
-from .engine import Function, Tensor
+from .engine import Function, Tensor, normalize_axes, normalize_axis, normalize_permutation
+
+
+def as_rows(a):
+    """View (..., n) as (rows, n), with the row count spelled out: `reshape(-1, n)` is
+    ambiguous, and an error, when n is 0 (a zero-size dimension)."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 def _power(a, p):
     """a ** p for a scalar p, by repeated multiplication for small integers (x**3 is ~80×
-    slower than x*x*x on NumPy arrays)."""
-    if p == int(p) and 1 <= p <= 4:
+    slower than x*x*x on NumPy arrays). Booleans go to NumPy (True * True stays a bool,
+    NumPy's True ** 2 is the integer 1)."""
+    if float(p).is_integer() and 1 <= p <= 4 and a.dtype.kind != "b":
         out = a
         for _ in range(int(p) - 1):
             out = out * a
         return out
-    return a ** p
+    return B.xp.power(a, p)  # (not `a ** p`: NumPy squares a bool array into int8 there)
 
 
 class Add(Function):
@@ -55,6 +67,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    int_to_float = True  # true division: 3 / 2 is 1.5 for integer tensors too
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save(a, b)
@@ -79,8 +93,10 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """a ** p for a Python scalar p."""
+    """a ** p for a Python scalar p (an integer tensor ** a non-negative int stays integer)."""
 
+    # d(a^p)/da = p a^(p−1), except where that formula is 0·∞: for p = 0 the function is the
+    # constant 1 and the derivative 0 everywhere (a^(−1) is inf at a = 0), for p = 1 it is 1.
     @staticmethod
     def forward(ctx, a, exponent):
         ctx.save(a)
@@ -90,6 +106,8 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, g):
         (a,), p = ctx.saved, ctx.exponent
+        if p == 0:
+            return B.xp.zeros_like(a)
         return g * p * _power(a, p - 1) if p != 1 else g
 
 
@@ -111,22 +129,30 @@ class MatMul(Function):
             ga = g @ b.swapaxes(-1, -2)
         if ctx.needs_grad[1]:
             if b.ndim == 2:  # the Linear case: fold all leading dims into one big GEMM
-                gb = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+                gb = as_rows(a).T @ as_rows(g)
             else:
                 gb = a.swapaxes(-1, -2) @ g
         return ga, gb
 
 
+def _all_or(axes, ndim):
+    """None for all axes (the plainest call into the backend, also for 0-d arrays), else axes."""
+    return None if len(axes) == ndim else axes
+
+
 class Sum(Function):
+    """Sum over `axis` (None: all; an int or a tuple, negative counting from the end)."""
+
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
-        ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
-        return a.sum(axis=axis, keepdims=keepdims)
+        axes = normalize_axes(axis, a.ndim, "Sum")
+        ctx.shape, ctx.axes, ctx.keepdims = a.shape, axes, keepdims
+        return a.sum(axis=_all_or(axes, a.ndim), keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, g):
-        if not ctx.keepdims and ctx.axis is not None:
-            g = B.xp.expand_dims(g, ctx.axis)
+        if not ctx.keepdims:
+            g = B.xp.expand_dims(g, ctx.axes)
         return B.xp.broadcast_to(g, ctx.shape)
 
 
@@ -135,20 +161,26 @@ class Max(Function):
 
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
-        out = a.max(axis=axis, keepdims=True)
+        axes = normalize_axes(axis, a.ndim, "Max")
+        if any(a.shape[i] == 0 for i in axes):
+            raise ValueError(f"Max over an empty axis of a tensor of shape {a.shape}: the "
+                             "maximum of no values is undefined (NumPy raises too)")
+        out = a.max(axis=_all_or(axes, a.ndim), keepdims=True)
         ctx.save(a, out)
-        ctx.axis = axis
-        return out if keepdims else (out.reshape(()) if axis is None else out.squeeze(axis))
+        ctx.axes = axes
+        return out if keepdims else out.squeeze(axes)
 
     @staticmethod
     def backward(ctx, g):
         a, out = ctx.saved
-        g = g.reshape(out.shape)
+        g = g.reshape(out.shape)                     # put back the reduced axes, as size 1
         winners = (a == out).astype(a.dtype)
-        return g * winners / winners.sum(axis=ctx.axis, keepdims=True)
+        return g * winners / winners.sum(axis=ctx.axes, keepdims=True)
 
 
 class Exp(Function):
+    int_to_float = True
+
     @staticmethod
     def forward(ctx, a):
         out = B.xp.exp(a)
@@ -161,6 +193,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    int_to_float = True
+
     @staticmethod
     def forward(ctx, a):
         ctx.save(a)
@@ -172,6 +206,8 @@ class Log(Function):
 
 
 class Tanh(Function):
+    int_to_float = True
+
     @staticmethod
     def forward(ctx, a):
         out = B.xp.tanh(a)
@@ -185,6 +221,8 @@ class Tanh(Function):
 
 
 class Sqrt(Function):
+    int_to_float = True
+
     @staticmethod
     def forward(ctx, a):
         out = B.xp.sqrt(a)
@@ -220,16 +258,18 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    """Permute axes (None: reverse them). Output axis i is input axis axes[i], so the
+    gradient goes back through the inverse permutation, argsort(axes) — which is only the
+    inverse once the axes are non-negative."""
+
     @staticmethod
     def forward(ctx, a, axes=None):
-        ctx.axes = axes
-        return a.transpose(axes)
+        ctx.axes = normalize_permutation(axes, a.ndim, "Transpose")
+        return a.transpose(ctx.axes)
 
     @staticmethod
     def backward(ctx, g):
-        if ctx.axes is None:
-            return g.transpose()
-        return g.transpose(numpy.argsort(ctx.axes))
+        return g.transpose(tuple(numpy.argsort(ctx.axes)))
 
 
 class Cast(Function):
@@ -272,6 +312,7 @@ class GetItem(Function):
 class Concat(Function):
     @staticmethod
     def forward(ctx, *arrays, axis=0):
+        axis = normalize_axis(axis, arrays[0].ndim, "Concat")
         ctx.axis = axis
         ctx.splits = numpy.cumsum([a.shape[axis] for a in arrays])[:-1]
         return B.xp.concatenate(arrays, axis=axis)
@@ -284,6 +325,7 @@ class Concat(Function):
 class Stack(Function):
     @staticmethod
     def forward(ctx, *arrays, axis=0):
+        axis = normalize_axis(axis, arrays[0].ndim + 1, "Stack")  # an axis of the output
         ctx.axis = axis
         return B.xp.stack(arrays, axis=axis)
 
@@ -308,12 +350,16 @@ class Where(Function):
 
 
 def concat(tensors, axis=0):
-    """Join tensors along an existing axis."""
+    """Join tensors along an existing axis (negative counting from the end)."""
+    if not len(tensors):
+        raise ValueError("concat needs at least one tensor")
     return Concat.apply(*tensors, axis=axis)
 
 
 def stack(tensors, axis=0):
-    """Join tensors along a new axis."""
+    """Join tensors along a new axis (an axis of the result, negative counting from the end)."""
+    if not len(tensors):
+        raise ValueError("stack needs at least one tensor")
     return Stack.apply(*tensors, axis=axis)
 
 

@@ -13,6 +13,9 @@ file checks the things a gradient check cannot see:
 - the errors of the fused ops (ids out of range, empty attention rows) and the numerical
   stability of log-softmax;
 - `minims.memory.saved_bytes`, the activation memory a graph holds for backward.
+
+The edge cases a user can write (axes in every spelling, integer operands, constant rows,
+x ** 0 at 0, aliasing, zero-size dimensions) have their own file, tests/test_edge_cases.py.
 """
 import sys
 

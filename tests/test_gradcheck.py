@@ -1,11 +1,16 @@
-"""Every registered op, checked by the one generic harness (forward and backward, float64)."""
+"""Every registered op, checked by the one generic harness (forward and backward, float64),
+on what users write: negative, tuple and None axes, zero-size dimensions, integer and
+boolean operands, exponents 0 and 1 at 0, constant and large-offset rows. And the harness
+itself must fail on planted bugs."""
+import dataclasses
+
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import Phase, given, settings, strategies as st
 
 import minims
-from gradcheck import check_op, missing_specs
-from op_specs import SPECS
+from gradcheck import check_integer_op, check_op, missing_specs
+from op_specs import EXAMPLES, SPECS
 
 
 def test_every_registered_op_has_a_spec():
@@ -61,3 +66,74 @@ def test_op_gradients(name):
         check_op(spec, arrays, options, seed=data.draw(st.integers(0, 1000)))
 
     check()
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_op_edge_cases(name):
+    """The spelled-out edge cases: negative and tuple axes, zero-size dimensions, x ** 0 at
+    0, constant and large-offset rows, on every run (and NumPy's errors where it raises)."""
+    assert name in SPECS
+    for i, (arrays, options) in enumerate(EXAMPLES[name]):
+        try:
+            check_op(SPECS[name], arrays, options, seed=i)
+        except AssertionError as e:
+            raise AssertionError(f"example {i}: shapes {[a.shape for a in arrays]}, {options}: {e}")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in SPECS if SPECS[n].integer_kinds))
+def test_op_integer_operands(name):
+    """Integer or boolean operands (all of them, or some beside float64 ones): the dtype rule
+    and the values, or the error NumPy gives."""
+    spec = SPECS[name]
+
+    @given(st.data())
+    def check(data):
+        arrays, options = spec.draw(data.draw)
+        kind = data.draw(st.sampled_from(spec.integer_kinds))
+        which = data.draw(st.sets(st.integers(0, len(arrays) - 1), min_size=1))
+        check_integer_op(spec, arrays, options, kind, which)
+
+    check()
+
+
+def test_harness_catches_a_transpose_that_ignores_negative_axes():
+    """The bug the harness once missed: Transpose.backward inverting the permutation with
+    argsort of the axes as written. argsort((-1, 0, 1)) is (0, 1, 2), not the inverse of
+    that permutation, (1, 2, 0). The Transpose spec's own strategy must find it."""
+    class ArgsortTranspose(minims.Function):
+        @staticmethod
+        def forward(ctx, a, axes=None):
+            ctx.axes = axes
+            return a.transpose(axes)
+
+        @staticmethod
+        def backward(ctx, g):
+            return g.transpose() if ctx.axes is None else g.transpose(np.argsort(ctx.axes))
+    try:
+        spec = dataclasses.replace(SPECS["Transpose"],
+                                   call=lambda a, axes: ArgsortTranspose.apply(a, axes=axes))
+
+        @settings(phases=[Phase.generate], report_multiple_bugs=False)  # (no shrinking: fast)
+        @given(st.data())
+        def check(data):
+            arrays, options = spec.draw(data.draw)
+            check_op(spec, arrays, options, seed=data.draw(st.integers(0, 1000)))
+
+        # a wrong layout of the right shape fails the central differences; a wrong shape
+        # is refused by the engine, naming the op
+        with pytest.raises((AssertionError, ValueError), match="central difference|ArgsortTranspose"):
+            check()
+        # the issue's input: a (4, 2, 3) gradient for a (2, 3, 4) input, once reshaped silently
+        x = np.random.default_rng(0).standard_normal((2, 3, 4))
+        with pytest.raises(ValueError, match=r"ArgsortTranspose.backward returned a gradient "
+                                             r"of shape \(4, 2, 3\) for an input of shape \(2, 3, 4\)"):
+            check_op(spec, [x], dict(axes=(-1, 0, 1)))
+        # a cube: the shape is right, the layout wrong
+        cube = np.random.default_rng(0).standard_normal((2, 2, 2))
+        with pytest.raises(AssertionError, match="central difference"):
+            check_op(spec, [cube], dict(axes=(-1, 0, 1)))
+        # the real op passes on both
+        check_op(SPECS["Transpose"], [x], dict(axes=(-1, 0, 1)))
+        check_op(SPECS["Transpose"], [cube], dict(axes=(-1, 0, 1)))
+    finally:
+        del minims.OPS["ArgsortTranspose"]

@@ -94,7 +94,10 @@ class Module:
         return {name: B.to_numpy(p.data).copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state):
-        """Load arrays by name; names and shapes must match exactly (the error names the culprit)."""
+        """Load arrays by name; names and shapes must match exactly (the error names the culprit).
+
+        The arrays are copied (as in PyTorch): training afterwards leaves `state` as it was,
+        and two models loaded from one dict share nothing."""
         params = dict(self.named_parameters())
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
@@ -106,7 +109,7 @@ class Module:
                 raise ValueError(f"state_dict mismatch for {name!r}: shape {value.shape} in the "
                                  f"state, {p.shape} in the model")
         for name, p in params.items():
-            p.data = B.asarray(numpy.asarray(state[name]), dtype=p.dtype)
+            p.data = B.asarray(numpy.array(state[name], dtype=p.dtype, copy=True))
             p.grad = None
 
 
