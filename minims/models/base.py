@@ -6,6 +6,7 @@ t+1 from tokens ≤ t; loss the mean cross-entropy when targets are given. One `
 serves all models. Each model has a `@dataclass` config, stored in checkpoints, from which
 `build_model` rebuilds it.
 """
+import contextlib
 import math
 from dataclasses import asdict, dataclass
 
@@ -109,31 +110,128 @@ class LanguageModel(Module):
         """{"model": registry name, "config": dict}: enough to rebuild it (checkpoints)."""
         return {"model": self.name, "config": asdict(self.config)}
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None):
+    # --- decoding: prefill the prompt, then one token at a time (ours) ---------------------
+    # A model that supports it sets `supports_cache = True` and implements `new_cache(batch)`,
+    # `logits(idx, cache)` (the forward pass, also filling the cache, then `cache.finish(T)`)
+    # and `step(cache, tokens)`. Others are sampled by the uncached path.
+    supports_cache = False
+
+    def new_cache(self, batch):
+        """An empty decoding cache for `batch` sequences."""
+        raise NotImplementedError
+
+    def prefill(self, idx):
+        """Run the prompt idx (B, T), T ≤ block_size, through the model once, keeping what
+        the next steps need: returns (cache, logits (B, V) for the token after idx)."""
+        idx = self.check_idx(idx)
+        cache = self.new_cache(idx.shape[0])
+        logits = self.logits(idx, cache=cache)                        # (B, T, V)
+        cache.finish(idx.shape[1])
+        return cache, logits[:, -1]
+
+    def step(self, cache, tokens):
+        """Append one token per row, tokens (B,), at position `cache.T` < block_size; returns
+        the logits (B, V) for the token after it, equal (to rounding) to the last row of a
+        forward pass over all the tokens so far."""
+        raise NotImplementedError
+
+    def embed_step(self, cache, tokens):
+        """(B,) token ids at position cache.T → (B, 1, C); advances cache.T."""
+        t = cache.T
+        if t >= self.config.block_size:
+            raise ValueError(f"the cache is full: position {t} is outside block_size="
+                             f"{self.config.block_size} (prefill the last block_size tokens instead)")
+        cache.T += 1
+        ids = B.asarray(numpy.asarray(tokens, dtype=numpy.int64).reshape(-1, 1))  # (B, 1)
+        return self.wte(ids) + self.wpe(B.xp.arange(t, t + 1))
+
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True):
         """Extend idx (B, T) by `max_new_tokens` sampled tokens; a seed makes it reproducible.
 
         The context is cropped to the last block_size tokens. Runs in eval mode without a
-        graph and restores the previous mode afterwards.
+        graph and restores the previous mode afterwards. With `cache=True` (the default, for
+        models that support it) the prompt is run once and each new token costs one step;
+        `cache=False` runs a full forward pass per token (the reference: same logits to
+        rounding, so the same seed samples the same text). Past block_size the absolute
+        positions of all kept tokens shift with every new token, so both paths run a full
+        forward pass over the last block_size tokens per token from there on.
+        Raises ValueError (TypeError for a wrong type) for max_new_tokens not an integer
+        ≥ 0, temperature not finite > 0, top_k not None or an integer ≥ 1.
         """
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        rng = numpy.random.default_rng(seed)
         idx = B.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
+        new = list(self.generate_tokens(idx, max_new_tokens, temperature, top_k, seed, cache))
+        return numpy.concatenate([idx] + [t[:, None] for t in new], axis=1)
+
+    def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True):
+        """Like `generate`, but yields each new token column (B,) as soon as it is sampled
+        (a streaming sampler prints them as they come). Arguments are checked at the call."""
+        check_sampling(max_new_tokens, temperature, top_k)
+        idx = B.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
+        return self._sample_tokens(idx, max_new_tokens, temperature, top_k, seed,
+                                   bool(cache) and self.supports_cache)
+
+    def _sample_tokens(self, idx, max_new_tokens, temperature, top_k, seed, cached):
+        rng = numpy.random.default_rng(seed)
+        block = self.config.block_size
+        context, state = idx[:, -block:], None                        # (B, ≤ block_size)
+        for _ in range(max_new_tokens):
+            with self.inference():
+                if not cached:
+                    logits = self(context)[0][:, -1]                  # (B, V)
+                elif state is None or state.T == block:               # first step, or full
+                    state, logits = self.prefill(context)
+                else:
+                    logits = self.step(state, context[:, -1])
+            z = B.to_numpy(logits.data).astype(numpy.float64) / temperature
+            if top_k is not None:
+                kth = numpy.sort(z, axis=-1)[:, -min(top_k, z.shape[-1])][:, None]
+                z = numpy.where(z < kth, -numpy.inf, z)
+            p = numpy.exp(z - z.max(axis=-1, keepdims=True))
+            p /= p.sum(axis=-1, keepdims=True)
+            nxt = numpy.array([rng.choice(p.shape[-1], p=row) for row in p], dtype=numpy.int64)
+            context = numpy.concatenate([context, nxt[:, None]], axis=1)[:, -block:]
+            yield nxt
+
+    @contextlib.contextmanager
+    def inference(self):
+        """Eval mode and no graph inside the block; the previous mode is restored after."""
         was_training = self.training
         self.eval()
         try:
             with no_grad():
-                for _ in range(max_new_tokens):
-                    context = idx[:, -self.config.block_size:]
-                    logits, _ = self(context)
-                    z = B.to_numpy(logits.data[:, -1, :]).astype(numpy.float64) / temperature
-                    if top_k is not None:
-                        kth = numpy.sort(z, axis=-1)[:, -min(top_k, z.shape[-1])][:, None]
-                        z = numpy.where(z < kth, -numpy.inf, z)
-                    p = numpy.exp(z - z.max(axis=-1, keepdims=True))
-                    p /= p.sum(axis=-1, keepdims=True)
-                    nxt = [rng.choice(p.shape[-1], p=row) for row in p]
-                    idx = numpy.concatenate([idx, numpy.array(nxt)[:, None]], axis=1)
+                yield
         finally:
             self.train(was_training)
-        return idx
+
+
+class DecodeCache:
+    """What a model keeps between decoding steps: T, the tokens seen, and per model its
+    layers' KVCaches and the histories of its coarse scales (the subclasses list them)."""
+
+    def __init__(self):
+        self.T = 0
+
+    def finish(self, T):
+        """After the prefill over T tokens: drop what an incomplete block left behind."""
+        self.T = T
+
+
+def _is_int(x):
+    return isinstance(x, (int, numpy.integer)) and not isinstance(x, (bool, numpy.bool_))
+
+
+def check_sampling(max_new_tokens, temperature, top_k):
+    """The checks the sampling CLI makes, for the Python API: clear errors, not surprises."""
+    if not _is_int(max_new_tokens):
+        raise TypeError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if isinstance(temperature, (bool, numpy.bool_)) or not isinstance(temperature, (int, float, numpy.number)):
+        raise TypeError(f"temperature must be a number, got {temperature!r}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be finite and > 0, got {temperature}")
+    if top_k is not None:
+        if not _is_int(top_k):
+            raise TypeError(f"top_k must be an integer or None, got {top_k!r}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1 (or None for no limit), got {top_k}")
