@@ -109,7 +109,7 @@ class Aggregate(Module):
         keyvals = [self._keys_values(h + self.scale_emb[0])]
         for s, c in enumerate(coarse):
             keyvals.append(self._keys_values(self.ln_c[s](c) + self.scale_emb[s + 1]))
-            if cache:
+            if cache is not None:
                 cache[s].append(*keyvals[-1])
         ranges = aggregate_ranges(T, self.k, tuple(c.shape[1] for c in coarse), self.shift)
         y = range_attention(q, keyvals, ranges, chunk=16)            # (B, nh, T, hs)
@@ -204,25 +204,25 @@ class BottomUpLM(LanguageModel):
 
     def logits(self, idx, cache=None):
         x = self.embed(idx)                                           # (B, T, C)
-        kv = cache.pre if cache else [None] * len(self.pre)
+        kv = cache.pre if cache is not None else [None] * len(self.pre)
         for block, kc in zip(self.pre, kv):
             x = block(x, cache=kc)
         c, outs = x, []
         for s, (pool, stack) in enumerate(zip(self.pool, self.coarse)):
             c = pool(c)                                               # (B, T_s, C)
-            kv = cache.coarse[s] if cache else [None] * len(stack)
+            kv = cache.coarse[s] if cache is not None else [None] * len(stack)
             for block, kc in zip(stack, kv):
                 c = block(c, cache=kc)
             outs.append(c)
-        if cache:
+        if cache is not None:
             for buffer, out in zip(cache.c, [x] + outs):
                 buffer.append(out)
         if self.config.combine == "aggregate":
-            x = self.aggregate(x, outs, cache=cache.agg if cache else None)  # (B, T, C)
+            x = self.aggregate(x, outs, cache=cache.agg if cache is not None else None)  # (B, T, C)
         else:
             for up, c in zip(self.up, outs):
                 x = x + up(c, x.shape[1])                             # (B, T, C)
-        kv = cache.post if cache else [None] * len(self.post)
+        kv = cache.post if cache is not None else [None] * len(self.post)
         for block, kc in zip(self.post, kv):
             x = block(x, cache=kc)
         return self.head(x)                                           # (B, T, V)

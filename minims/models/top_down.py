@@ -116,17 +116,17 @@ class TopDownLM(LanguageModel):
         h = None
         for s in range(S, 0, -1):                                     # coarsest first
             z = e[s] if h is None else e[s] + self.up[s](h, e[s].shape[1])
-            kv = cache.coarse[s - 1] if cache else [None] * len(self.coarse[s - 1])
+            kv = cache.coarse[s - 1] if cache is not None else [None] * len(self.coarse[s - 1])
             for block, c in zip(self.coarse[s - 1], kv):
                 z = block(z, cache=c)                                 # (B, T_s, C)
             h = z
-            if cache:
+            if cache is not None:
                 cache.e[s].append(e[s])
                 cache.h[s].append(h)
         x = x + self.up[0](h, x.shape[1])                               # (B, T, C)
-        if cache:
+        if cache is not None:
             cache.e[0].append(e[0])
-        kv = cache.fine if cache else [None] * len(self.fine)
+        kv = cache.fine if cache is not None else [None] * len(self.fine)
         for block, c in zip(self.fine, kv):
             x = block(x, cache=c)
         return self.head(x)                                           # (B, T, V)

@@ -39,7 +39,7 @@ class VanillaLM(LanguageModel):
 
     def logits(self, idx, cache=None):
         x = self.embed(idx)                                           # (B, T, C)
-        kv = cache.blocks if cache else [None] * len(self.blocks)
+        kv = cache.blocks if cache is not None else [None] * len(self.blocks)
         for block, c in zip(self.blocks, kv):
             x = block(x, cache=c)
         return self.head(x)                                           # (B, T, V)
