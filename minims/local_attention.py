@@ -18,9 +18,9 @@ import math
 import numpy
 
 from . import backend as B
-from . import functional as F
 from .engine import Function
 from .nn import Block, CausalSelfAttention
+from .nn.transformer import attend
 
 _plans = {}
 
@@ -192,7 +192,7 @@ class LocalSelfAttention(CausalSelfAttention):
         q, k, v = self.qkv_heads(x)                                   # (B, nh, 1, hs) each
         cache.drop_before(len(cache) + 1 - self.window)
         k, v = cache.append(k, v)                                     # (B, nh, ≤ w, hs)
-        return self.merge_heads(F.scaled_dot_product_attention(q, k, v, causal=False))
+        return self.merge_heads(attend(q, k, v))
 
 
 def block_with(attn, n_embd, dropout=0.0, proj_std=0.02):

@@ -145,6 +145,22 @@ class LanguageModel(Module):
         ids = B.asarray(numpy.asarray(tokens, dtype=numpy.int64).reshape(-1, 1))  # (B, 1)
         return self.wte(ids) + self.wpe(B.xp.arange(t, t + 1))
 
+    def next_logits(self, context, cache=None):
+        """Logits (B, V) for the token after `context` (B, T), 1 ≤ T ≤ block_size, and the
+        cache for the next call, computed without a graph (call it in eval mode, as
+        `generate` does). `cache=None` starts one (a
+        prefill); a cache from the previous call, whose context is this one minus its last
+        token, runs that token only (a step); when that cache is full (block_size tokens: the
+        context slid by one, every position moved) it re-prefills. `cache=False` runs the
+        full forward pass every time (the reference) and returns False as the cache."""
+        with no_grad():
+            if cache is False or not self.supports_cache:
+                return self(context)[0][:, -1], False                 # (B, V)
+            if cache is None or cache.T == self.config.block_size:
+                cache, logits = self.prefill(context)
+                return logits, cache
+            return self.step(cache, context[:, -1]), cache
+
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True):
         """Extend idx (B, T) by `max_new_tokens` sampled tokens; a seed makes it reproducible.
 
@@ -163,8 +179,10 @@ class LanguageModel(Module):
         return numpy.concatenate([idx] + [t[:, None] for t in new], axis=1)
 
     def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True):
-        """Like `generate`, but yields each new token column (B,) as soon as it is sampled
-        (a streaming sampler prints them as they come). Arguments are checked at the call."""
+        """Like `generate`, but a generator that yields each new token column (B,) as soon as
+        it is sampled (a streaming sampler prints them as they come). The arguments are
+        checked at the call; the model stays in eval mode until the generator is exhausted
+        or closed, then its previous mode is restored."""
         check_sampling(max_new_tokens, temperature, top_k)
         idx = B.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
         return self._sample_tokens(idx, max_new_tokens, temperature, top_k, seed,
@@ -174,32 +192,20 @@ class LanguageModel(Module):
         rng = numpy.random.default_rng(seed)
         block = self.config.block_size
         context, state = idx[:, -block:], None                        # (B, ≤ block_size)
-        for _ in range(max_new_tokens):
-            with self.inference():
-                if not cached:
-                    logits = self(context)[0][:, -1]                  # (B, V)
-                elif state is None or state.T == block:               # first step, or full
-                    state, logits = self.prefill(context)
-                else:
-                    logits = self.step(state, context[:, -1])
-            z = B.to_numpy(logits.data).astype(numpy.float64) / temperature
-            if top_k is not None:
-                kth = numpy.sort(z, axis=-1)[:, -min(top_k, z.shape[-1])][:, None]
-                z = numpy.where(z < kth, -numpy.inf, z)
-            p = numpy.exp(z - z.max(axis=-1, keepdims=True))
-            p /= p.sum(axis=-1, keepdims=True)
-            nxt = numpy.array([rng.choice(p.shape[-1], p=row) for row in p], dtype=numpy.int64)
-            context = numpy.concatenate([context, nxt[:, None]], axis=1)[:, -block:]
-            yield nxt
-
-    @contextlib.contextmanager
-    def inference(self):
-        """Eval mode and no graph inside the block; the previous mode is restored after."""
         was_training = self.training
         self.eval()
         try:
-            with no_grad():
-                yield
+            for _ in range(max_new_tokens):
+                logits, state = self.next_logits(context, state if cached else False)  # (B, V)
+                z = B.to_numpy(logits.data).astype(numpy.float64) / temperature
+                if top_k is not None:
+                    kth = numpy.sort(z, axis=-1)[:, -min(top_k, z.shape[-1])][:, None]
+                    z = numpy.where(z < kth, -numpy.inf, z)
+                p = numpy.exp(z - z.max(axis=-1, keepdims=True))
+                p /= p.sum(axis=-1, keepdims=True)
+                nxt = numpy.array([rng.choice(p.shape[-1], p=row) for row in p], dtype=numpy.int64)
+                context = numpy.concatenate([context, nxt[:, None]], axis=1)[:, -block:]
+                yield nxt
         finally:
             self.train(was_training)
 

@@ -58,6 +58,7 @@ from dataclasses import dataclass
 import numpy
 
 from .. import functional as F
+from ..engine import Tensor
 from ..local_attention import block_with, range_attention
 from ..nn import Buffer, CausalSelfAttention, KVCache, ModuleList
 from ..scale import Pool, check_options, option
@@ -138,7 +139,7 @@ class RetinaAttention(CausalSelfAttention):
             n = len(cache.inputs[s])
             if pool.complete(len(cache.inputs[s - 1])) == n:
                 break
-            p = pool.pool_at(cache.inputs[s - 1].view(), n)           # (B, 1, C)
+            p = pool.pool_at(cache.inputs[s - 1].tensor(), n)           # (B, 1, C)
             cache.inputs[s].append(p)
             kv = self.qkv_heads_of(F.linear(p, w_kv, b_kv))           # (2, B, nh, 1, hs)
             cache.coarse[s - 1].append(kv[0], kv[1])
@@ -146,10 +147,10 @@ class RetinaAttention(CausalSelfAttention):
         cache.fine.drop_before(int(ranges[0][0][0]))                  # left the window for good
         start = cache.fine.start
         ranges = ((ranges[0][0] - start, ranges[0][1] - start),) + ranges[1:]
-        keyvals = [(cache.fine.k.view(), cache.fine.v.view())]        # (B, nh, ≤ w+k−1, hs)
-        keyvals += [(kv.k.view(), kv.v.view()) for kv in cache.coarse]  # (B, nh, n_s, hs)
+        keyvals = [(cache.fine.k.tensor(), cache.fine.v.tensor())]        # (B, nh, ≤ w+k−1, hs)
+        keyvals += [(kv.k.tensor(), kv.v.tensor()) for kv in cache.coarse]  # (B, nh, n_s, hs)
         keyvals, ranges = zip(*[(kv, r) for kv, r in zip(keyvals, ranges) if r[1][0] > r[0][0]])
-        return self.merge_heads(range_attention(q, list(keyvals), ranges))
+        return self.merge_heads(range_attention(Tensor._wrap(q), list(keyvals), ranges).data)
 
     def qkv_heads_of(self, kv):
         """(B, T, 2C) keys and values → (2, B, nh, T, hs)."""

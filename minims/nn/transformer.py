@@ -52,8 +52,12 @@ class Buffer:
         self.end += n
 
     def view(self):
-        """The kept steps [start, len) as a Tensor."""
-        return Tensor._wrap(self.data[self._index(self.start, self.end)])
+        """The kept steps [start, len), an array (no copy)."""
+        return self.data[self._index(self.start, self.end)]
+
+    def tensor(self):
+        """The kept steps as a Tensor (no copy)."""
+        return Tensor._wrap(self.view())
 
     def truncate(self, n):
         self.end = max(self.start, min(self.end, n))
@@ -77,7 +81,7 @@ class KVCache:
         return self.k.start
 
     def append(self, k, v):
-        """Add keys and values (B, nh, n, hs); returns all kept ones, (B, nh, L, hs) each."""
+        """Add keys and values (B, nh, n, hs); returns all kept ones as arrays (B, nh, L, hs)."""
         self.k.append(k)
         self.v.append(v)
         return self.k.view(), self.v.view()
@@ -116,22 +120,30 @@ class CausalSelfAttention(Module):
         return self.drop(self.proj(y))
 
     def qkv_heads(self, x):
-        """x (B, T, C) → q, k, v, (B, nh, T, hs) each."""
-        B, T, C = x.shape
-        qkv = self.qkv(x).reshape(B, T, 3, self.n_head, C // self.n_head).transpose(2, 0, 3, 1, 4)
-        return qkv[0], qkv[1], qkv[2]
+        """x (B, 1, C) → q, k, v as arrays (B, nh, 1, hs) each (decoding: no graph)."""
+        B, _, C = x.shape
+        qkv = self.qkv(x).data.reshape(B, 3, self.n_head, 1, C // self.n_head)  # T = 1 moves freely
+        return qkv[:, 0], qkv[:, 1], qkv[:, 2]
 
     def merge_heads(self, y):
-        """(B, nh, T, hs) → proj of (B, T, C)."""
-        B, nh, T, hs = y.shape
-        return self.drop(self.proj(y.transpose(0, 2, 1, 3).reshape(B, T, nh * hs)))
+        """y (B, nh, 1, hs) array → the output projection, (B, 1, C) Tensor."""
+        B, nh, _, hs = y.shape
+        return self.drop(self.proj(Tensor._wrap(y.reshape(B, 1, nh * hs))))
 
     def step(self, x, cache):
         """The next position only: x (B, 1, C) → (B, 1, C); its key and value join `cache`,
         and it attends to every cached position (all are in its past)."""
         q, k, v = self.qkv_heads(x)                                   # (B, nh, 1, hs) each
         k, v = cache.append(k, v)                                     # (B, nh, L, hs)
-        return self.merge_heads(F.scaled_dot_product_attention(q, k, v, causal=False))
+        return self.merge_heads(attend(q, k, v))
+
+
+def attend(q, k, v):
+    """softmax(q kᵀ/√hs) v for the single new query of each head, with plain arrays (no
+    graph: decoding only). q (B, nh, 1, hs); k, v (B, nh, L, hs) → (B, nh, 1, hs)."""
+    s = (q * (1.0 / q.shape[-1] ** 0.5)) @ k.swapaxes(-1, -2)         # (B, nh, 1, L)
+    p = B.xp.exp(s - s.max(axis=-1, keepdims=True))
+    return (p / p.sum(axis=-1, keepdims=True)) @ v                    # (B, nh, 1, hs)
 
 
 class Block(Module):
