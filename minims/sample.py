@@ -3,6 +3,9 @@
     python -m minims.sample                                   # from out/ckpt.npz
     python -m minims.sample --prompt "It is a truth" --max-new-tokens 300 --temperature 0.8 --seed 1
 
+Tokens are printed as they are generated (flushed, so Ctrl-C keeps what was shown; exit
+code 130), each one a cached decoding step of the model (`LanguageModel.generate_tokens`).
+
 The checkpoint carries everything needed: the model's description (rebuilt with
 `model_from_description`, so every registered model works), its weights and the tokenizer.
 The same --seed gives the same text. Characters (or words) the tokenizer never saw in
@@ -60,15 +63,27 @@ def sample(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperature=1.0,
         raise ValueError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"--top-k must be at least 1, got {top_k}")
+    return "".join(sample_stream(model, tokenizer, prompt, max_new_tokens, temperature, top_k, seed))
+
+
+def sample_stream(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperature=1.0, top_k=None,
+                  seed=0, cache=True):
+    """The continuation of `prompt` as it is generated: yields the text of each new token
+    (the pieces join to what `sample` returns; same seed, same text)."""
     ids = np.asarray(tokenizer.encode(prompt), dtype=np.int64)
     if ids.size == 0:
         raise ValueError(f"the prompt {prompt!r} holds no {tokenizer.kind}-level token; give some text")
-    context = ids[-model.config.block_size:][None, :]                  # (1, T) with T ≤ block_size
-    out = model.generate(context, max_new_tokens, temperature=temperature, top_k=top_k, seed=seed)
-    # decode context + continuation together, then cut the context off: the word tokenizer's
+    context = ids[-model.config.block_size:]                          # (T,) with T ≤ block_size
+    tokens = model.generate_tokens(context[None, :], max_new_tokens, temperature=temperature,
+                                   top_k=top_k, seed=seed, cache=cache)
+    # decode context + continuation together and emit what is new: the word tokenizer's
     # spacing depends on the tokens before (no space before "," or after an opening quote)
-    full, head = tokenizer.decode(out[0]), tokenizer.decode(out[0, :context.shape[1]])
-    return full[len(head):]
+    out, shown = list(context), len(tokenizer.decode(context))
+    for token in tokens:
+        out.append(int(token[0]))
+        text = tokenizer.decode(np.asarray(out))
+        yield text[shown:]
+        shown = len(text)
 
 
 def main(argv=None):
@@ -80,12 +95,19 @@ def main(argv=None):
         B.set_backend(args.backend)
         path = Path(args.ckpt) if args.ckpt else Path(args.out_dir) / checkpoint.CKPT_NAME
         model, tokenizer, _ = load_model(path)
-        text = sample(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,
-                      args.top_k, args.seed)
+        pieces = sample_stream(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,
+                               args.top_k, args.seed)
+        first = next(pieces, "")      # a bad prompt or option fails here, before any output
+        print(args.prompt + first, end="", flush=True)
+        for piece in pieces:          # each token as it is generated: Ctrl-C keeps what is shown
+            print(piece, end="", flush=True)
+        print(flush=True)
     except (CheckpointError, B.BackendUnavailable, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(args.prompt + text)
+    except KeyboardInterrupt:
+        print(flush=True)
+        return 130
     return 0
 
 

@@ -177,3 +177,74 @@ def test_the_check_catches_a_stale_pooled_block(name, options, monkeypatch):
     tokens = np.random.default_rng(0).integers(0, V, size=(2, 8))
     with pytest.raises(AssertionError, match="Not equal to tolerance"):
         check_decoding(model, tokens, 1)
+
+
+# --- the sampler streams --------------------------------------------------------------------
+
+class Recorder:
+    """A stdout that remembers what was written and when it was flushed."""
+
+    def __init__(self):
+        self.parts, self.flushed = [], []
+
+    def write(self, text):
+        self.parts.append(text)
+
+    def flush(self):
+        self.flushed.append("".join(self.parts))
+
+    def text(self):
+        return "".join(self.parts)
+
+
+@pytest.fixture
+def tiny_sampler(monkeypatch):
+    """`python -m minims.sample` on a tiny word-level model, without a checkpoint file."""
+    from minims import sample as sample_cli
+    from minims.tokenizers import build_tokenizer
+    tok = build_tokenizer("word", "it was , he said . \" yes , \" she said . it was not .", min_freq=1)
+    model = leak.randomize(build_model("top-down", vocab_size=tok.vocab_size, block_size=8, pool=2,
+                                       **TINY), seed=3).eval()
+    monkeypatch.setattr(sample_cli, "load_model", lambda path: (model, tok, {}))
+    return sample_cli, model, tok
+
+
+@pytest.mark.parametrize("max_new", [0, 1, 25])
+def test_the_sampler_prints_each_token_as_it_comes(tiny_sampler, monkeypatch, max_new):
+    sample_cli, model, tok = tiny_sampler
+    out = Recorder()
+    monkeypatch.setattr("sys.stdout", out)
+    assert sample_cli.main(["--prompt", "it was", "--max-new-tokens", str(max_new), "--seed", "4"]) == 0
+    text = sample_cli.sample(model, tok, "it was", max_new_tokens=max_new, seed=4)
+    assert out.text() == "it was" + text + "\n"
+    pieces = list(sample_cli.sample_stream(model, tok, "it was", max_new_tokens=max_new, seed=4))
+    assert len(pieces) == max_new and "".join(pieces) == text
+    shown = ["it was" + "".join(pieces[:i + 1]) for i in range(max(1, max_new))]
+    assert out.flushed == shown + ["it was" + text + "\n"]          # flushed after every token
+    assert "".join(sample_cli.sample_stream(model, tok, "it was", max_new, seed=4, cache=False)) == text
+
+
+def test_an_interrupted_sample_keeps_what_was_printed(tiny_sampler, monkeypatch):
+    sample_cli, model, tok = tiny_sampler
+    generate_tokens = model.generate_tokens
+
+    def interrupted(*args, **kwargs):
+        for i, token in enumerate(generate_tokens(*args, **kwargs)):
+            if i == 5:
+                raise KeyboardInterrupt
+            yield token
+
+    monkeypatch.setattr(model, "generate_tokens", interrupted)
+    out = Recorder()
+    monkeypatch.setattr("sys.stdout", out)
+    assert sample_cli.main(["--prompt", "it was", "--max-new-tokens", "20", "--seed", "4"]) == 130
+    monkeypatch.undo()
+    five = sample_cli.sample(model, tok, "it was", max_new_tokens=5, seed=4)
+    assert out.flushed[-1] == "it was" + five + "\n"
+
+
+def test_a_bad_sampler_option_prints_nothing_but_the_error(tiny_sampler, monkeypatch, capsys):
+    sample_cli, _, _ = tiny_sampler
+    assert sample_cli.main(["--temperature", "0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ") and "temperature" in captured.err
