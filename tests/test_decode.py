@@ -248,3 +248,15 @@ def test_a_bad_sampler_option_prints_nothing_but_the_error(tiny_sampler, monkeyp
     assert sample_cli.main(["--temperature", "0"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("error: ") and "temperature" in captured.err
+
+
+def test_bench_decode_prints_both_paths_for_every_model_and_size(capsys):
+    import json
+    from minims import bench
+    argv = ["decode", "--n-layer", "2", "--n-embd", "16", "--n-head", "2", "--block-size", "16",
+            "--decode-block-size", "20", "--vocab-size", "11", "--dtype", "float64", "--json"]
+    assert bench.main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(r["model"], r["block_size"]) for r in rows] == [(n, T) for T in (16, 20) for n in MODELS]
+    for r in rows:
+        assert r["cached_tok_s"] > 0 and r["uncached_tok_s"] > 0 and r["same"] == "yes"
