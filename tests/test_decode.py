@@ -260,3 +260,27 @@ def test_bench_decode_prints_both_paths_for_every_model_and_size(capsys):
     assert [(r["model"], r["block_size"]) for r in rows] == [(n, T) for T in (16, 20) for n in MODELS]
     for r in rows:
         assert r["cached_tok_s"] > 0 and r["uncached_tok_s"] > 0 and r["same"] == "yes"
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["append", "truncate", "drop"]), st.integers(0, 40)),
+                    max_size=30))
+def test_buffer_behaves_like_a_list_with_absolute_indices(ops):
+    from minims.nn import Buffer
+    buf, ref, start, counter = Buffer(axis=1), [], 0, 0
+    for op, n in ops:
+        if op == "append":
+            steps = np.arange(counter, counter + n % 7, dtype=float)
+            counter += n % 7
+            buf.append(np.broadcast_to(steps[None, :, None], (2, len(steps), 3)))
+            ref.extend(steps)
+        elif op == "truncate":
+            del ref[max(start, min(len(ref), n)):]
+            buf.truncate(n)
+        else:
+            start = max(start, min(n, len(ref)))
+            buf.drop_before(n)
+        assert len(buf) == len(ref) and buf.start == start
+        if buf.data is not None:
+            np.testing.assert_array_equal(buf.view()[0, :, 0], ref[start:])
+            assert buf.view().shape == (2, len(ref) - start, 3)

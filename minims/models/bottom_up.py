@@ -57,8 +57,11 @@ from dataclasses import dataclass
 
 import numpy
 
+from .. import backend as B
+from ..engine import Tensor
 from ..local_attention import local_block, range_attention
 from ..nn import MLP, Block, Buffer, Dropout, KVCache, LayerNorm, Linear, Module, ModuleList, Parameter
+from ..nn.transformer import attend
 from ..scale import Pool, Unpool, check_options, option, parse_layout, split_layers
 from .base import DecodeCache, LanguageModel, ModelConfig
 from .registry import register_model
@@ -126,11 +129,11 @@ class Aggregate(Module):
         Bsz, _, C = x.shape
         h = self.ln1(x)
         q = self.q(h).reshape(Bsz, 1, self.n_head, C // self.n_head).transpose(0, 2, 1, 3)
-        keyvals = [self._keys_values(h + self.scale_emb[0])]          # (B, nh, 1, hs) each
-        keyvals += [(kv.k.tensor(), kv.v.tensor()) for kv in cache if len(kv)]  # (B, nh, n_s, hs)
-        ranges = [(numpy.zeros(1, dtype=int), numpy.array([k.shape[-2]])) for k, _ in keyvals]
-        y = range_attention(q, keyvals, ranges)                       # (B, nh, 1, hs)
-        x = x + self.drop(self.proj(y.transpose(0, 2, 1, 3).reshape(Bsz, 1, C)))
+        own_k, own_v = self._keys_values(h + self.scale_emb[0])       # (B, nh, 1, hs) each
+        k = B.xp.concatenate([own_k.data] + [kv.k.view() for kv in cache], axis=2)  # (B, nh, 1 + Σ n_s, hs)
+        v = B.xp.concatenate([own_v.data] + [kv.v.view() for kv in cache], axis=2)
+        y = attend(q.data, k, v)                                      # (B, nh, 1, hs)
+        x = x + self.drop(self.proj(Tensor._wrap(y.reshape(Bsz, 1, C))))
         return x + self.mlp(self.ln2(x))
 
 
@@ -241,7 +244,7 @@ class BottomUpLM(LanguageModel):
             n = len(cache.c[s])
             if pool.complete(len(cache.c[s - 1])) == n:
                 break
-            c = pool.pool_at(cache.c[s - 1].tensor(), n)                # (B, 1, C)
+            c = pool.pool_at(cache.c[s - 1].tensor(), n)              # (B, 1, C)
             for block, kc in zip(stack, cache.coarse[s - 1]):
                 c = block.step(c, kc)
             cache.c[s].append(c)
@@ -251,7 +254,7 @@ class BottomUpLM(LanguageModel):
             x = self.aggregate.step(x, cache.agg)                     # (B, 1, C)
         else:
             for s, up in enumerate(self.up, 1):
-                x = x + up.fine_at(cache.c[s].tensor(), t)              # (B, 1, C)
+                x = x + up.fine_at(cache.c[s].tensor(), t)            # (B, 1, C)
         for block, kc in zip(self.post, cache.post):
             x = block.step(x, kc)
         return self.head(x)[:, 0]                                     # (B, V)

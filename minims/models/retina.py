@@ -57,10 +57,11 @@ from dataclasses import dataclass
 
 import numpy
 
+from .. import backend as B
 from .. import functional as F
-from ..engine import Tensor
 from ..local_attention import block_with, range_attention
 from ..nn import Buffer, CausalSelfAttention, KVCache, ModuleList
+from ..nn.transformer import attend
 from ..scale import Pool, check_options, option
 from .base import DecodeCache, LanguageModel, ModelConfig
 from .registry import register_model
@@ -129,30 +130,32 @@ class RetinaAttention(CausalSelfAttention):
 
     def step(self, x, cache):
         """The next position t only, x (B, 1, C) → (B, 1, C), with this layer's RetinaCache."""
-        t = len(cache.fine)
+        t, C = len(cache.fine), x.shape[-1]
         q, k, v = self.qkv_heads(x)                                   # (B, nh, 1, hs) each
         cache.fine.append(k, v)
         cache.inputs[0].append(x)
-        C = x.shape[-1]
-        w_kv, b_kv = self.qkv.weight[:, C:], self.qkv.bias[C:]
-        for s, pool in enumerate(self.pool, 1):                       # blocks that t completes
+        w_kv, b_kv = self.qkv.weight[:, C:], self.qkv.bias[C:]        # the key and value maps
+        for s, pool in enumerate(self.pool, 1):                       # the blocks t completes
             n = len(cache.inputs[s])
             if pool.complete(len(cache.inputs[s - 1])) == n:
                 break
-            p = pool.pool_at(cache.inputs[s - 1].tensor(), n)           # (B, 1, C)
+            p = pool.pool_at(cache.inputs[s - 1].tensor(), n)         # (B, 1, C): block n
             cache.inputs[s].append(p)
-            kv = self.qkv_heads_of(F.linear(p, w_kv, b_kv))           # (2, B, nh, 1, hs)
+            kv = self.kv_heads(F.linear(p, w_kv, b_kv))               # (2, B, nh, 1, hs)
             cache.coarse[s - 1].append(kv[0], kv[1])
         ranges = retina_ranges_at(numpy.array([t]), self.k, self.window, self.n_scales, self.band)
-        cache.fine.drop_before(int(ranges[0][0][0]))                  # left the window for good
-        start = cache.fine.start
-        ranges = ((ranges[0][0] - start, ranges[0][1] - start),) + ranges[1:]
-        keyvals = [(cache.fine.k.tensor(), cache.fine.v.tensor())]        # (B, nh, ≤ w+k−1, hs)
-        keyvals += [(kv.k.tensor(), kv.v.tensor()) for kv in cache.coarse]  # (B, nh, n_s, hs)
-        keyvals, ranges = zip(*[(kv, r) for kv, r in zip(keyvals, ranges) if r[1][0] > r[0][0]])
-        return self.merge_heads(range_attention(Tensor._wrap(q), list(keyvals), ranges).data)
+        cache.fine.drop_before(int(ranges[0][0][0]))                  # out of the window for good
+        keys, values = [], []                                         # what t sees, set by set
+        for i, (kv, (lo, hi)) in enumerate(zip([cache.fine, *cache.coarse], ranges)):
+            a, b = int(lo[0]), int(hi[0])
+            if i == 0:                                                # fine keys kept from `start`
+                a, b = a - kv.start, b - kv.start
+            keys.append(kv.k.view()[:, :, a:b])                       # (B, nh, b − a, hs)
+            values.append(kv.v.view()[:, :, a:b])
+        k, v = B.xp.concatenate(keys, axis=2), B.xp.concatenate(values, axis=2)
+        return self.merge_heads(attend(q, k, v))                      # one softmax over all
 
-    def qkv_heads_of(self, kv):
+    def kv_heads(self, kv):
         """(B, T, 2C) keys and values → (2, B, nh, T, hs)."""
         Bsz, T, C2 = kv.shape
         return kv.reshape(Bsz, T, 2, self.n_head, C2 // (2 * self.n_head)).transpose(2, 0, 3, 1, 4)

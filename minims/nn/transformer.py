@@ -20,9 +20,10 @@ class Buffer:
     """A sequence that grows along one axis while decoding, e.g. (B, n, C) along axis 1.
 
     `append` adds steps at the end (storage doubles when full: amortised O(1) per step),
-    `view()` is the kept steps as a Tensor (no copy), `truncate(n)` keeps the first n steps,
-    `drop_before(i)` forgets the steps before absolute index i (a sliding window). `len()`
-    counts every step appended, dropped ones included, so indices stay absolute.
+    `view()` / `tensor()` are the kept steps as an array / a Tensor (no copy: use them before
+    the next `truncate`), `truncate(n)` keeps the first n steps, `drop_before(i)` forgets the
+    steps before absolute index i (a sliding window). `len()` counts every step appended,
+    dropped ones included, so indices stay absolute.
     """
 
     def __init__(self, axis):
@@ -41,13 +42,12 @@ class Buffer:
         x = x.data if isinstance(x, Tensor) else x
         n = x.shape[self.axis]
         if self.data is None or self.end + n - self.offset > self.data.shape[self.axis]:
+            kept = None if self.data is None else self.data[self._index(self.start, self.end)]
             shape = list(x.shape)
             shape[self.axis] = max(16, 2 * (self.end - self.start + n))
-            data = B.xp.empty(tuple(shape), dtype=x.dtype)
-            if self.data is not None:                                 # move the kept steps
-                data[self._index(self.offset, self.offset + self.end - self.start)] = \
-                    self.data[self._index(self.start, self.end)]
-            self.data, self.offset = data, self.start
+            self.data, self.offset = B.xp.empty(tuple(shape), dtype=x.dtype), self.start
+            if kept is not None:                                      # move the kept steps
+                self.data[self._index(self.start, self.end)] = kept
         self.data[self._index(self.end, self.end + n)] = x
         self.end += n
 
