@@ -208,7 +208,9 @@ def bench_memory(args):
 
 def bench_decode(args):
     """decode: tokens/s of `generate` with the cache and without it (the full forward pass per
-    token), per model and block size; `same` says whether both sampled the same tokens."""
+    token), per model and block size, in wall-clock time; `cpu_speedup` is the same ratio in
+    this process's CPU time (steadier on a shared machine); `same` says whether both sampled
+    the same tokens."""
     from .models import MODELS, build_model
     rows = []
     sizes = list(dict.fromkeys([args.block_size, args.decode_block_size]))
@@ -217,22 +219,23 @@ def bench_decode(args):
         for name in MODELS:
             model = build_model(name, args.vocab_size, **kwargs).eval()
             prompt = numpy.zeros((1, 1), dtype=numpy.int64)
-            runs = {True: [], False: []}
-            outs = {}
+            wall, cpu, outs = {True: [], False: []}, {True: [], False: []}, {}
             for _ in range(args.warmup):
-                for cache in runs:
+                for cache in wall:
                     model.generate(prompt, 4, seed=0, cache=cache)
             for _ in range(args.repeat):
-                for cache in runs:
+                for cache in wall:
                     B.synchronize()
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     outs[cache] = model.generate(prompt, T - 1, seed=0, cache=cache)
                     B.synchronize()
-                    runs[cache].append(time.perf_counter() - t0)
-            cached, uncached = ((T - 1) / float(numpy.median(runs[c])) for c in (True, False))
+                    wall[cache].append(time.perf_counter() - t0)
+                    cpu[cache].append(time.process_time() - c0)
+            cached, uncached = ((T - 1) / float(numpy.median(wall[c])) for c in (True, False))
             rows.append({"model": name, "block_size": T, "params": model.num_parameters(),
                          "cached_tok_s": cached, "uncached_tok_s": uncached,
                          "speedup": cached / uncached,
+                         "cpu_speedup": float(numpy.median(cpu[False]) / max(numpy.median(cpu[True]), 1e-9)),
                          "same": "yes" if (outs[True] == outs[False]).all() else "no"})
     return rows
 
@@ -299,7 +302,8 @@ def main(argv=None):
         columns = ["model", "params", "step_ms", "tokens_per_s", "ratio"]
     elif decode:
         rows = bench_decode(args)
-        columns = ["model", "block_size", "params", "cached_tok_s", "uncached_tok_s", "speedup", "same"]
+        columns = ["model", "block_size", "params", "cached_tok_s", "uncached_tok_s", "speedup",
+                   "cpu_speedup", "same"]
     else:
         rows = bench_memory(args)
         columns = ["model", "T", "saved_bytes", "attention_bytes", "peak_bytes"]
