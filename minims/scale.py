@@ -26,6 +26,11 @@ upsampling gradient with a reshape-sum (never a fancy-index `+=`, pitfall 4). Le
 does not divide are padded at the END and cropped after upsampling (pitfall 5): padding at the
 front would move the block boundaries, so a prompt would be cut into different blocks during
 generation than during training.
+
+Decoding one token at a time (ours): `Pool.complete(n)` says how many pooled steps n inputs
+determine, `Pool.pool_at` computes one pooled step and `Unpool.fine_at` one upsampled step,
+each equal to the matching row of `forward`. A new pooling or upsampling kind implements
+`forward` and that one method; the decoding tests check the two agree.
 """
 from dataclasses import field
 
@@ -193,8 +198,10 @@ class Pool(Module):
             block = concat([_zeros_like_steps(x, -lo), block], axis=1)  # (B, k, C)
         if self.kind == "mean":
             return block.mean(axis=1, keepdims=True)                  # (B, 1, C)
-        Bsz, _, C = block.shape
-        return self.proj(block.reshape(Bsz, 1, k * C))                # (B, 1, C)
+        if self.kind == "linear":
+            Bsz, _, C = block.shape
+            return self.proj(block.reshape(Bsz, 1, k * C))            # (B, 1, C)
+        raise NotImplementedError(f"pooling kind {self.kind!r} has no pool_at (needed to decode)")
 
 
 class Unpool(Module):
@@ -235,9 +242,11 @@ class Unpool(Module):
         cj = _zeros_like_steps(c, 1) if j < 0 else c[:, j:j + 1]      # (B, 1, C)
         if self.kind == "repeat":
             return cj
-        C = cj.shape[-1]
-        w, b = self.proj.weight[:, r * C:(r + 1) * C], self.proj.bias[r * C:(r + 1) * C]
-        return cj @ w + b                                             # c_j W_r + b_r
+        if self.kind == "linear":
+            C = cj.shape[-1]
+            w, b = self.proj.weight[:, r * C:(r + 1) * C], self.proj.bias[r * C:(r + 1) * C]
+            return cj @ w + b                                         # c_j W_r + b_r
+        raise NotImplementedError(f"upsampling kind {self.kind!r} has no fine_at (needed to decode)")
 
 
 # --- config options shared by the multi-scale models ------------------------------------------

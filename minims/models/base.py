@@ -5,6 +5,12 @@ array (B, T), T ≤ block_size; logits (B, T, vocab_size) where logits[:, t] pre
 t+1 from tokens ≤ t; loss the mean cross-entropy when targets are given. One `generate`
 serves all models. Each model has a `@dataclass` config, stored in checkpoints, from which
 `build_model` rebuilds it.
+
+Decoding (ours): a model with `supports_cache` runs the prompt once (`prefill`, the forward
+pass keeping each layer's keys and values and its coarse scales' states in a cache) and
+then one token at a time (`step`), each step's logits equal to the last row of the full
+forward pass; `generate` uses it unless `cache=False`. Each model's docstring says what a
+step keeps and what it recomputes.
 """
 import contextlib
 import math
