@@ -144,6 +144,7 @@ def test_generate_keeps_the_training_mode_and_streams():
     (dict(temperature=float("nan")), ValueError, "temperature must be finite and > 0"),
     (dict(temperature=float("inf")), ValueError, "temperature must be finite and > 0"),
     (dict(temperature="1"), TypeError, "temperature must be a number"),
+    (dict(temperature=1j), TypeError, "temperature must be a number"),
 ])
 def test_generate_checks_its_arguments_like_the_cli(kwargs, error, match):
     model = tiny("vanilla", block_size=8, n_layer=1)

@@ -12,8 +12,8 @@ then one token at a time (`step`), each step's logits equal to the last row of t
 forward pass; `generate` uses it unless `cache=False`. Each model's docstring says what a
 step keeps and what it recomputes.
 """
-import contextlib
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
 import numpy
@@ -238,7 +238,7 @@ def check_sampling(max_new_tokens, temperature, top_k):
         raise TypeError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    if isinstance(temperature, (bool, numpy.bool_)) or not isinstance(temperature, (int, float, numpy.number)):
+    if isinstance(temperature, (bool, numpy.bool_)) or not isinstance(temperature, numbers.Real):
         raise TypeError(f"temperature must be a number, got {temperature!r}")
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be finite and > 0, got {temperature}")
