@@ -10,8 +10,8 @@ hits both alike, and prints medians and their ratio.
 - memory: activation bytes held for backward and peak bytes per model for growing T, and
           the fitted growth exponent in T (≈2 for vanilla attention, lower for multi-scale).
 - decode: sampling speed (tokens/s) of every registered model with and without the decoding
-          cache, at --block-size and at --decode-block-size (512): batch 1, a 1-token prompt extended to a full
-          context (block_size − 1 new tokens), cached and uncached runs alternating.
+          cache, at --block-size and at --decode-block-size (512): batch 1, a 1-token prompt
+          extended to a full context (block_size − 1 new tokens), the two paths alternating.
 """
 import argparse
 import json
