@@ -39,6 +39,11 @@ def build_parser():
                    help="divide the logits by this (< 1: safer text, > 1: wilder)")
     p.add_argument("--top-k", type=int, default=None, help="sample only among the k likeliest tokens")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler: same seed, same text")
+    p.add_argument("--slide", type=int, default=1,
+                   help="past block_size, drop this many oldest tokens at once when the context is "
+                        "full: 1 keeps the last block_size tokens (each new token then re-runs the "
+                        "whole context); larger is faster, with a context of block_size-slide+1 to "
+                        "block_size tokens")
     p.add_argument("--backend", choices=B.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
                    help="array library: numpy (CPU) or cupy (NVIDIA GPU)")
     return p
@@ -67,7 +72,7 @@ def sample(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperature=1.0,
 
 
 def sample_stream(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperature=1.0, top_k=None,
-                  seed=0, cache=True):
+                  seed=0, cache=True, slide=1):
     """The continuation of `prompt` as it is generated: yields the text of each new token
     (the pieces join to what `sample` returns; same seed, same text)."""
     ids = np.asarray(tokenizer.encode(prompt), dtype=np.int64)
@@ -75,7 +80,7 @@ def sample_stream(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperatu
         raise ValueError(f"the prompt {prompt!r} holds no {tokenizer.kind}-level token; give some text")
     context = ids[-model.config.block_size:]                          # (T,) with T ≤ block_size
     tokens = model.generate_tokens(context[None, :], max_new_tokens, temperature=temperature,
-                                   top_k=top_k, seed=seed, cache=cache)
+                                   top_k=top_k, seed=seed, cache=cache, slide=slide)
     # decode context + continuation together and emit what is new: the word tokenizer's
     # spacing depends on the tokens before (no space before "," or after an opening quote)
     out, shown = list(context), len(tokenizer.decode(context))
@@ -96,7 +101,7 @@ def main(argv=None):
         path = Path(args.ckpt) if args.ckpt else Path(args.out_dir) / checkpoint.CKPT_NAME
         model, tokenizer, _ = load_model(path)
         pieces = sample_stream(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,
-                               args.top_k, args.seed)
+                               args.top_k, args.seed, slide=args.slide)
         first = next(pieces, "")      # a bad prompt or option fails here, before any output
         print(args.prompt + first, end="", flush=True)
         for piece in pieces:          # each token as it is generated: Ctrl-C keeps what is shown

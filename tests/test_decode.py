@@ -12,6 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from minims.engine import no_grad
 from minims.models import MODELS, build_model
+from minims.models.base import slide_context
 
 import leak
 from test_models import draw_options
@@ -39,19 +40,20 @@ def draw_model(name, draw, max_block=20):
     return tiny(name, block, **options)
 
 
-def check_decoding(model, tokens, prompt):
-    """Feed `tokens` (B, N) one at a time after a prompt of `prompt` tokens, as generate does
-    (the context is the last block_size tokens); every cached logit row must equal the last
-    row of the full forward pass over that context. Returns how many steps were checked."""
-    block = model.config.block_size
-    cache = None
+def check_decoding(model, tokens, prompt, slide=1):
+    """Feed `tokens` (B, N) one at a time after a prompt of `prompt` tokens, with the context
+    generate keeps (past block_size it drops the oldest `slide` tokens at once); every cached
+    logit row must equal the last row of the full forward pass over that context. Returns
+    how many steps were checked."""
+    cache, context = None, tokens[:, :prompt]
     for end in range(prompt, tokens.shape[1] + 1):
-        context = tokens[:, max(0, end - block):end]
+        if end > prompt:
+            context = slide_context(tokens[:, end - context.shape[1] - 1:end], model.config.block_size, slide)
         logits, cache = model.next_logits(context, cache)
         with no_grad():
             full = model(context)[0].data[:, -1]
         np.testing.assert_allclose(logits.data, full, rtol=1e-10, atol=1e-10,
-                                   err_msg=f"tokens {end}, prompt {prompt}, block {block}")
+                                   err_msg=f"tokens {end}, prompt {prompt}, slide {slide}")
     return tokens.shape[1] + 1 - prompt
 
 
@@ -61,10 +63,11 @@ def check_decoding(model, tokens, prompt):
 def test_each_cached_step_equals_the_full_forward(name, data):
     model = draw_model(name, data.draw)
     block = model.config.block_size
-    n = data.draw(st.integers(1, block + 4))                          # past block_size too
-    prompt = data.draw(st.integers(1, n))
+    n = data.draw(st.integers(1, 2 * block + 2))                      # past block_size too
+    prompt = data.draw(st.integers(1, min(n, block)))
+    slide = data.draw(st.sampled_from(sorted({1, 2, max(1, block // 2), block} - {0})))
     tokens = np.random.default_rng(data.draw(st.integers(0, 99))).integers(0, V, size=(2, n))
-    check_decoding(model, tokens, prompt)
+    check_decoding(model, tokens, prompt, min(slide, block))
 
 
 # Deterministic cases that cover every offset inside the blocks of every scale: k = 3 with
@@ -90,6 +93,7 @@ def test_every_prompt_length_and_offset_and_past_block_size(name, options):
     tokens = np.random.default_rng(0).integers(0, V, size=(2, 15))
     for prompt in range(1, 13):
         assert check_decoding(model, tokens, prompt) == 16 - prompt
+    assert check_decoding(model, np.concatenate([tokens, tokens], axis=1), 5, slide=4) == 26
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -99,9 +103,12 @@ def test_the_same_seed_samples_the_same_text_with_and_without_the_cache(name, da
     model = draw_model(name, data.draw, max_block=12)
     prompt = np.random.default_rng(0).integers(0, V, size=(2, data.draw(st.integers(1, 12))))
     seed, top_k = data.draw(st.integers(0, 9)), data.draw(st.sampled_from([None, 3]))
-    new = model.config.block_size + 3                                 # runs past block_size
-    cached = model.generate(prompt, new, seed=seed, top_k=top_k)
-    np.testing.assert_array_equal(cached, model.generate(prompt, new, seed=seed, top_k=top_k, cache=False))
+    block = model.config.block_size
+    slide = data.draw(st.integers(1, block))
+    new = block + 3                                                   # runs past block_size
+    cached = model.generate(prompt, new, seed=seed, top_k=top_k, slide=slide)
+    np.testing.assert_array_equal(cached, model.generate(prompt, new, seed=seed, top_k=top_k, slide=slide,
+                                                         cache=False))
     assert cached.shape == (2, prompt.shape[1] + new) and (cached[:, :prompt.shape[1]] == prompt).all()
 
 
@@ -144,6 +151,9 @@ def test_generate_keeps_the_training_mode_and_streams():
     (dict(temperature=float("nan")), ValueError, "temperature must be finite and > 0"),
     (dict(temperature=float("inf")), ValueError, "temperature must be finite and > 0"),
     (dict(temperature="1"), TypeError, "temperature must be a number"),
+    (dict(slide=0), ValueError, "slide must be an integer in"),
+    (dict(slide=9), ValueError, "slide must be an integer in"),
+    (dict(slide=2.0), ValueError, "slide must be an integer in"),
     (dict(temperature=1j), TypeError, "temperature must be a number"),
 ])
 def test_generate_checks_its_arguments_like_the_cli(kwargs, error, match):
@@ -244,11 +254,21 @@ def test_an_interrupted_sample_keeps_what_was_printed(tiny_sampler, monkeypatch)
     assert out.flushed[-1] == "it was" + five + "\n"
 
 
-def test_a_bad_sampler_option_prints_nothing_but_the_error(tiny_sampler, monkeypatch, capsys):
+@pytest.mark.parametrize("flags,word", [(["--temperature", "0"], "temperature"), (["--slide", "0"], "slide"),
+                                        (["--slide", "9"], "slide")])
+def test_a_bad_sampler_option_prints_nothing_but_the_error(tiny_sampler, capsys, flags, word):
     sample_cli, _, _ = tiny_sampler
-    assert sample_cli.main(["--temperature", "0"]) == 2
+    assert sample_cli.main(flags) == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err.startswith("error: ") and "temperature" in captured.err
+    assert captured.out == "" and captured.err.startswith("error: ") and word in captured.err
+
+
+def test_the_sampler_slides_the_context_past_block_size(tiny_sampler, capsys):
+    sample_cli, model, tok = tiny_sampler
+    assert sample_cli.main(["--prompt", "it was", "--max-new-tokens", "30", "--slide", "4"]) == 0
+    out = capsys.readouterr().out
+    pieces = sample_cli.sample_stream(model, tok, "it was", 30, seed=0, slide=4, cache=False)
+    assert out == "it was" + "".join(pieces) + "\n"
 
 
 def test_bench_decode_prints_both_paths_for_every_model_and_size(capsys):

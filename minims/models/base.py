@@ -167,34 +167,43 @@ class LanguageModel(Module):
                 return logits, cache
             return self.step(cache, context[:, -1]), cache
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True, slide=1):
         """Extend idx (B, T) by `max_new_tokens` sampled tokens; a seed makes it reproducible.
 
-        The context is cropped to the last block_size tokens. Runs in eval mode without a
-        graph and restores the previous mode afterwards. With `cache=True` (the default, for
-        models that support it) the prompt is run once and each new token costs one step;
+        The context is the last block_size tokens. Runs in eval mode without a graph and
+        restores the previous mode afterwards. With `cache=True` (the default, for models
+        that support it) the prompt is run once and each new token costs one step;
         `cache=False` runs a full forward pass per token (the reference: same logits to
-        rounding, so the same seed samples the same text). Past block_size the absolute
-        positions of all kept tokens shift with every new token, so both paths run a full
-        forward pass over the last block_size tokens per token from there on.
+        rounding, so the same seed samples the same text).
+        Past block_size (ours): when the context is full, the oldest `slide` tokens are
+        dropped at once. With slide=1 (the default) the context is always the last
+        block_size tokens, so every position moves with every new token and the cached
+        path must re-run the whole context (a prefill) per token, like the uncached one; a
+        larger slide re-runs it once per `slide` tokens and steps in between (faster long
+        samples, over a context of block_size − slide + 1 to block_size tokens).
         Raises ValueError (TypeError for a wrong type) for max_new_tokens not an integer
-        ≥ 0, temperature not finite > 0, top_k not None or an integer ≥ 1.
+        ≥ 0, temperature not finite > 0, top_k not None or an integer ≥ 1, slide not an
+        integer in [1, block_size].
         """
         idx = B.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
-        new = list(self.generate_tokens(idx, max_new_tokens, temperature, top_k, seed, cache))
+        new = list(self.generate_tokens(idx, max_new_tokens, temperature, top_k, seed, cache, slide))
         return numpy.concatenate([idx] + [t[:, None] for t in new], axis=1)
 
-    def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True):
+    def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True,
+                        slide=1):
         """Like `generate`, but a generator that yields each new token column (B,) as soon as
         it is sampled (a streaming sampler prints them as they come). The arguments are
         checked at the call; the model stays in eval mode until the generator is exhausted
         or closed, then its previous mode is restored."""
         check_sampling(max_new_tokens, temperature, top_k)
+        if not _is_int(slide) or not 1 <= slide <= self.config.block_size:
+            raise ValueError(f"slide must be an integer in [1, block_size={self.config.block_size}], "
+                             f"got {slide!r}")
         idx = B.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
         return self._sample_tokens(idx, max_new_tokens, temperature, top_k, seed,
-                                   bool(cache) and self.supports_cache)
+                                   bool(cache) and self.supports_cache, slide)
 
-    def _sample_tokens(self, idx, max_new_tokens, temperature, top_k, seed, cached):
+    def _sample_tokens(self, idx, max_new_tokens, temperature, top_k, seed, cached, slide):
         rng = numpy.random.default_rng(seed)
         block = self.config.block_size
         context, state = idx[:, -block:], None                        # (B, ≤ block_size)
@@ -210,10 +219,16 @@ class LanguageModel(Module):
                 p = numpy.exp(z - z.max(axis=-1, keepdims=True))
                 p /= p.sum(axis=-1, keepdims=True)
                 nxt = numpy.array([rng.choice(p.shape[-1], p=row) for row in p], dtype=numpy.int64)
-                context = numpy.concatenate([context, nxt[:, None]], axis=1)[:, -block:]
+                context = slide_context(numpy.concatenate([context, nxt[:, None]], axis=1), block, slide)
                 yield nxt
         finally:
             self.train(was_training)
+
+
+def slide_context(context, block_size, slide=1):
+    """The context (B, T) after a new token: unchanged up to block_size tokens, else without
+    its oldest `slide` tokens (slide=1: the last block_size tokens)."""
+    return context if context.shape[1] <= block_size else context[:, slide:]
 
 
 class DecodeCache:
