@@ -1,4 +1,4 @@
-"""Benchmarks: `python -m minims.bench {engine,model,speed,memory}` (see `--help`).
+"""Benchmarks: `python -m minims.bench {engine,model,speed,memory,decode}` (see `--help`).
 
 Speed is measured, never asserted: every case times minims and (when installed) the same
 computation in PyTorch side by side in one run, alternating the two so that background load
@@ -9,6 +9,9 @@ hits both alike, and prints medians and their ratio.
 - speed:  one training step of every registered model (tokens/s), PyTorch for vanilla.
 - memory: activation bytes held for backward and peak bytes per model for growing T, and
           the fitted growth exponent in T (≈2 for vanilla attention, lower for multi-scale).
+- decode: sampling speed (tokens/s) of every registered model with and without the decoding
+          cache, at --block-size and at --decode-block-size (512): batch 1, a 1-token prompt
+          extended to a full context (block_size − 1 new tokens), the two paths alternating.
 """
 import argparse
 import json
@@ -203,6 +206,40 @@ def bench_memory(args):
     return rows
 
 
+def bench_decode(args):
+    """decode: tokens/s of `generate` with the cache and without it (the full forward pass per
+    token), per model and block size, in wall-clock time; `cpu_speedup` is the same ratio in
+    this process's CPU time (steadier on a shared machine); `same` says whether both sampled
+    the same tokens."""
+    from .models import MODELS, build_model
+    rows = []
+    sizes = list(dict.fromkeys([args.block_size, args.decode_block_size]))
+    for T in sizes:
+        kwargs = dict(_model_kwargs(args), block_size=T)
+        for name in MODELS:
+            model = build_model(name, args.vocab_size, **kwargs).eval()
+            prompt = numpy.zeros((1, 1), dtype=numpy.int64)
+            wall, cpu, outs = {True: [], False: []}, {True: [], False: []}, {}
+            for _ in range(args.warmup):
+                for cache in wall:
+                    model.generate(prompt, 4, seed=0, cache=cache)
+            for _ in range(args.repeat):
+                for cache in wall:
+                    B.synchronize()
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    outs[cache] = model.generate(prompt, T - 1, seed=0, cache=cache)
+                    B.synchronize()
+                    wall[cache].append(time.perf_counter() - t0)
+                    cpu[cache].append(time.process_time() - c0)
+            cached, uncached = ((T - 1) / float(numpy.median(wall[c])) for c in (True, False))
+            rows.append({"model": name, "block_size": T, "params": model.num_parameters(),
+                         "cached_tok_s": cached, "uncached_tok_s": uncached,
+                         "speedup": cached / uncached,
+                         "cpu_speedup": float(numpy.median(cpu[False]) / max(numpy.median(cpu[True]), 1e-9)),
+                         "same": "yes" if (outs[True] == outs[False]).all() else "no"})
+    return rows
+
+
 def _print_table(rows, columns):
     widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
@@ -223,7 +260,7 @@ def _fmt(v):
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m minims.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("case", choices=["engine", "model", "speed", "memory"], help="what to measure")
+    p.add_argument("case", choices=["engine", "model", "speed", "memory", "decode"], help="what to measure")
     p.add_argument("--backend", default="numpy", choices=B.BACKENDS, help="array backend (default numpy)")
     p.add_argument("--n-layer", type=int, default=4, help="layers (default 4)")
     p.add_argument("--n-embd", type=int, default=128, help="width C (default 128)")
@@ -232,9 +269,13 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=8, help="batch size B (default 8)")
     p.add_argument("--vocab-size", type=int, default=256, help="vocabulary size (default 256)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="default float32")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
-    p.add_argument("--repeat", type=int, default=10, help="timed steps; the median is reported (default 10)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed steps first (default 3; decode: 1 short generation per path)")
+    p.add_argument("--repeat", type=int, default=None,
+                   help="timed steps; the median is reported (default 10; decode: 1 generation per path)")
     p.add_argument("--max-t", type=int, default=2048, help="memory: largest T (default 2048)")
+    p.add_argument("--decode-block-size", type=int, default=512,
+                   help="decode: the second block size measured (default 512)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return p
 
@@ -263,6 +304,9 @@ def _check_args(args):
 
 def _main(argv):
     args = build_parser().parse_args(argv)
+    decode = args.case == "decode"
+    args.warmup = (1 if decode else 3) if args.warmup is None else args.warmup
+    args.repeat = (1 if decode else 10) if args.repeat is None else args.repeat
     _check_args(args)
     B.set_backend(args.backend)
     env = environment()
@@ -275,6 +319,10 @@ def _main(argv):
     elif args.case == "speed":
         rows = bench_speed(args)
         columns = ["model", "params", "step_ms", "tokens_per_s", "ratio"]
+    elif decode:
+        rows = bench_decode(args)
+        columns = ["model", "block_size", "params", "cached_tok_s", "uncached_tok_s", "speedup",
+                   "cpu_speedup", "same"]
     else:
         rows = bench_memory(args)
         columns = ["model", "T", "saved_bytes", "attention_bytes", "peak_bytes"]

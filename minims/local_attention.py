@@ -20,6 +20,7 @@ import numpy
 from . import backend as B
 from .engine import Function
 from .nn import Block, CausalSelfAttention
+from .nn.transformer import attend
 
 _plans = {}
 
@@ -174,15 +175,26 @@ class LocalSelfAttention(CausalSelfAttention):
         self.window = window
         self.chunk = chunk or max(16, window)
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, cache=None):
         if mask is not None:
             raise ValueError("LocalSelfAttention takes no mask: its window is the mask")
         Bsz, T, C = x.shape
         nh = self.n_head
         qkv = self.qkv(x).reshape(Bsz, T, 3, nh, C // nh).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        if cache is not None:
+            cache.append(qkv[1], qkv[2])
+            cache.drop_before(T - self.window + 1)                   # the next query's window
         y = range_attention(qkv[0], [(qkv[1], qkv[2])], local_ranges(T, self.window), self.chunk)
         y = y.transpose(0, 2, 1, 3).reshape(Bsz, T, C)               # (B, T, C)
         return self.drop(self.proj(y))
+
+    def step(self, x, cache):
+        """The next position t only, x (B, 1, C) → (B, 1, C): attends to the cached keys of
+        [t−w+1, t]; keys that leave the window are dropped from the cache."""
+        q, k, v = self.qkv_heads(x)                                   # (B, nh, 1, hs) each
+        cache.drop_before(len(cache) + 1 - self.window)
+        k, v = cache.append(k, v)                                     # (B, nh, ≤ w, hs)
+        return self.merge_heads(attend(q, k, v))
 
 
 def block_with(attn, n_embd, dropout=0.0, proj_std=0.02):

@@ -3,6 +3,9 @@
     python -m minims.sample                                   # from out/ckpt.npz
     python -m minims.sample --prompt "It is a truth" --max-new-tokens 300 --temperature 0.8 --seed 1
 
+Tokens are printed as they are generated (flushed, so Ctrl-C keeps what was shown; exit
+code 130), each one a cached decoding step of the model (`LanguageModel.generate_tokens`).
+
 The checkpoint carries everything needed: the model's description (rebuilt with
 `model_from_description`, so every registered model works), its weights and the tokenizer.
 The same --seed gives the same text. Characters (or words) the tokenizer never saw in
@@ -37,6 +40,11 @@ def build_parser():
                    help="divide the logits by this (< 1: safer text, > 1: wilder)")
     p.add_argument("--top-k", type=int, default=None, help="sample only among the k likeliest tokens")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler: same seed, same text")
+    p.add_argument("--slide", type=int, default=1,
+                   help="past block_size, drop this many oldest tokens at once when the context is "
+                        "full: 1 keeps the last block_size tokens (each new token then re-runs the "
+                        "whole context); larger is faster, with a context of block_size-slide+1 to "
+                        "block_size tokens")
     p.add_argument("--backend", choices=B.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
                    help="array library: numpy (CPU) or cupy (NVIDIA GPU)")
     return p
@@ -70,19 +78,33 @@ def check_options(max_new_tokens=300, temperature=1.0, top_k=None, seed=0):
 def sample(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperature=1.0, top_k=None, seed=0):
     """The generated continuation of `prompt` (without the prompt), as text."""
     check_options(max_new_tokens, temperature, top_k, seed)
+    return "".join(sample_stream(model, tokenizer, prompt, max_new_tokens, temperature, top_k, seed))
+
+
+def sample_stream(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperature=1.0, top_k=None,
+                  seed=0, cache=True, slide=1):
+    """The continuation of `prompt` as it is generated: yields the text of each new token
+    (the pieces join to what `sample` returns; same seed, same text)."""
+    check_options(max_new_tokens, temperature, top_k, seed)
     ids = np.asarray(tokenizer.encode(prompt), dtype=np.int64)
     if ids.size == 0:
         raise UsageError(f"the prompt {prompt!r} holds no {tokenizer.kind}-level token; give some text")
-    context = ids[-model.config.block_size:][None, :]                  # (1, T) with T ≤ block_size
-    out = model.generate(context, max_new_tokens, temperature=temperature, top_k=top_k, seed=seed)
-    # decode context + continuation together, then cut the context off: the word tokenizer's
+    context = ids[-model.config.block_size:]                          # (T,) with T ≤ block_size
+    tokens = model.generate_tokens(context[None, :], max_new_tokens, temperature=temperature,
+                                   top_k=top_k, seed=seed, cache=cache, slide=slide)
+    # decode context + continuation together and emit what is new: the word tokenizer's
     # spacing depends on the tokens before (no space before "," or after an opening quote)
-    full, head = tokenizer.decode(out[0]), tokenizer.decode(out[0, :context.shape[1]])
-    return full[len(head):]
+    out, shown = list(context), len(tokenizer.decode(context))
+    for token in tokens:
+        out.append(int(token[0]))
+        text = tokenizer.decode(np.asarray(out))
+        yield text[shown:]
+        shown = len(text)
 
 
 def main(argv=None):
-    """The command line -> exit code (errors mapped by minims.errors.run_cli)."""
+    """The command line -> exit code (errors mapped by minims.errors.run_cli; Ctrl-C keeps the
+    text already printed and exits 130)."""
     return run_cli(_main, argv)
 
 
@@ -92,9 +114,15 @@ def _main(argv):
     B.set_backend(args.backend)
     path = Path(args.ckpt) if args.ckpt else Path(args.out_dir) / checkpoint.CKPT_NAME
     model, tokenizer, _ = load_model(path)
-    text = sample(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,
-                  args.top_k, args.seed)
-    print(args.prompt + text)
+    pieces = sample_stream(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,
+                           args.top_k, args.seed, slide=args.slide)
+    first = next(pieces, "")          # a bad prompt or option fails here, before any output
+    print(args.prompt + first, end="", flush=True)
+    try:
+        for piece in pieces:          # each token as it is generated: Ctrl-C keeps what is shown
+            print(piece, end="", flush=True)
+    finally:
+        print(flush=True)             # end the line, also when interrupted
 
 
 if __name__ == "__main__":

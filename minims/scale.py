@@ -26,6 +26,11 @@ upsampling gradient with a reshape-sum (never a fancy-index `+=`, pitfall 4). Le
 does not divide are padded at the END and cropped after upsampling (pitfall 5): padding at the
 front would move the block boundaries, so a prompt would be cut into different blocks during
 generation than during training.
+
+Decoding one token at a time (ours): `Pool.complete(n)` says how many pooled steps n inputs
+determine, `Pool.pool_at` computes one pooled step and `Unpool.fine_at` one upsampled step,
+each equal to the matching row of `forward`. A new pooling or upsampling kind implements
+`forward` and that one method; the decoding tests check the two agree.
 """
 from dataclasses import field
 
@@ -176,6 +181,28 @@ class Pool(Module):
         Bsz, T, C = x.shape
         return self.proj(x.reshape(Bsz, T // k, k * C))               # (B, T'/k, C)
 
+    # --- decoding (ours): one pooled step at a time ---------------------------------------
+    def complete(self, n):
+        """How many pooled steps n inputs determine fully: with the shift, step j needs
+        inputs ≤ jk (⌈n/k⌉ of them); without it, inputs ≤ jk+k−1 (⌊n/k⌋)."""
+        return -(-n // self.k) if self.shift else n // self.k
+
+    def pool_at(self, x, j):
+        """Pooled step j, (B, 1, C), from the inputs seen so far, x (B, n, C) with
+        `complete(n) > j`: the same value as forward(x)[:, j]. A new pooling kind needs
+        only `forward` and this method."""
+        k = self.k
+        lo = j * k - (k - 1 if self.shift else 0)                     # first input of block j
+        block = x[:, max(lo, 0):lo + k]                               # (B, ≤ k, C)
+        if lo < 0:                                                    # the shift's zeros
+            block = concat([_zeros_like_steps(x, -lo), block], axis=1)  # (B, k, C)
+        if self.kind == "mean":
+            return block.mean(axis=1, keepdims=True)                  # (B, 1, C)
+        if self.kind == "linear":
+            Bsz, _, C = block.shape
+            return self.proj(block.reshape(Bsz, 1, k * C))            # (B, 1, C)
+        raise NotImplementedError(f"pooling kind {self.kind!r} has no pool_at (needed to decode)")
+
 
 class Unpool(Module):
     """Upsampling by k as a layer: (B, Tc, C) → (B, T, C), cropped to T ≤ Tc·k.
@@ -203,6 +230,23 @@ class Unpool(Module):
         Bsz, Tc, C = c.shape
         y = self.proj(c).reshape(Bsz, Tc * self.k, C)                 # offset r of block j: c_j W_r + b_r
         return y if T == Tc * self.k else y[:, :T]
+
+    # --- decoding (ours): one fine step at a time -----------------------------------------
+    def fine_at(self, c, i):
+        """Fine step i, (B, 1, C), from the coarse steps seen so far, c (B, n, C): the same
+        value as forward(c, T)[:, i] for any T > i. It reads coarse block j = ⌊i/k⌋ (j − 1 with
+        the delay; zeros before the first block), so n must exceed that j. A new upsampling
+        kind needs only `forward` and this method."""
+        j, r = divmod(i, self.k)
+        j -= 1 if self.delay else 0
+        cj = _zeros_like_steps(c, 1) if j < 0 else c[:, j:j + 1]      # (B, 1, C)
+        if self.kind == "repeat":
+            return cj
+        if self.kind == "linear":
+            C = cj.shape[-1]
+            w, b = self.proj.weight[:, r * C:(r + 1) * C], self.proj.bias[r * C:(r + 1) * C]
+            return cj @ w + b                                         # c_j W_r + b_r
+        raise NotImplementedError(f"upsampling kind {self.kind!r} has no fine_at (needed to decode)")
 
 
 # --- config options shared by the multi-scale models ------------------------------------------

@@ -5,8 +5,15 @@ array (B, T), T ≤ block_size; logits (B, T, vocab_size) where logits[:, t] pre
 t+1 from tokens ≤ t; loss the mean cross-entropy when targets are given. One `generate`
 serves all models. Each model has a `@dataclass` config, stored in checkpoints, from which
 `build_model` rebuilds it.
+
+Decoding (ours): a model with `supports_cache` runs the prompt once (`prefill`, the forward
+pass keeping each layer's keys and values and its coarse scales' states in a cache) and
+then one token at a time (`step`), each step's logits equal to the last row of the full
+forward pass; `generate` uses it unless `cache=False`. Each model's docstring says what a
+step keeps and what it recomputes.
 """
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
 import numpy
@@ -109,31 +116,149 @@ class LanguageModel(Module):
         """{"model": registry name, "config": dict}: enough to rebuild it (checkpoints)."""
         return {"model": self.name, "config": asdict(self.config)}
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None):
+    # --- decoding: prefill the prompt, then one token at a time (ours) ---------------------
+    # A model that supports it sets `supports_cache = True` and implements `new_cache(batch)`,
+    # `logits(idx, cache)` (the forward pass, also filling the cache, then `cache.finish(T)`)
+    # and `step(cache, tokens)`. Others are sampled by the uncached path.
+    supports_cache = False
+
+    def new_cache(self, batch):
+        """An empty decoding cache for `batch` sequences."""
+        raise NotImplementedError
+
+    def prefill(self, idx):
+        """Run the prompt idx (B, T), T ≤ block_size, through the model once, keeping what
+        the next steps need: returns (cache, logits (B, V) for the token after idx)."""
+        idx = self.check_idx(idx)
+        cache = self.new_cache(idx.shape[0])
+        logits = self.logits(idx, cache=cache)                        # (B, T, V)
+        cache.finish(idx.shape[1])
+        return cache, logits[:, -1]
+
+    def step(self, cache, tokens):
+        """Append one token per row, tokens (B,), at position `cache.T` < block_size; returns
+        the logits (B, V) for the token after it, equal (to rounding) to the last row of a
+        forward pass over all the tokens so far."""
+        raise NotImplementedError
+
+    def embed_step(self, cache, tokens):
+        """(B,) token ids at position cache.T → (B, 1, C); advances cache.T."""
+        t = cache.T
+        if t >= self.config.block_size:
+            raise ValueError(f"the cache is full: position {t} is outside block_size="
+                             f"{self.config.block_size} (prefill the last block_size tokens instead)")
+        cache.T += 1
+        ids = B.asarray(numpy.asarray(tokens, dtype=numpy.int64).reshape(-1, 1))  # (B, 1)
+        return self.wte(ids) + self.wpe(B.xp.arange(t, t + 1))
+
+    def next_logits(self, context, cache=None):
+        """Logits (B, V) for the token after `context` (B, T), 1 ≤ T ≤ block_size, and the
+        cache for the next call, computed without a graph (call it in eval mode, as
+        `generate` does). `cache=None` starts one (a
+        prefill); a cache from the previous call, whose context is this one minus its last
+        token, runs that token only (a step); when that cache is full (block_size tokens: the
+        context slid by one, every position moved) it re-prefills. `cache=False` runs the
+        full forward pass every time (the reference) and returns False as the cache."""
+        with no_grad():
+            if cache is False or not self.supports_cache:
+                return self(context)[0][:, -1], False                 # (B, V)
+            if cache is None or cache.T == self.config.block_size:
+                cache, logits = self.prefill(context)
+                return logits, cache
+            return self.step(cache, context[:, -1]), cache
+
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True, slide=1):
         """Extend idx (B, T) by `max_new_tokens` sampled tokens; a seed makes it reproducible.
 
-        The context is cropped to the last block_size tokens. Runs in eval mode without a
-        graph and restores the previous mode afterwards.
+        The context is the last block_size tokens. Runs in eval mode without a graph and
+        restores the previous mode afterwards. With `cache=True` (the default, for models
+        that support it) the prompt is run once and each new token costs one step;
+        `cache=False` runs a full forward pass per token (the reference: same logits to
+        rounding, so the same seed samples the same text).
+        Past block_size (ours): when the context is full, the oldest `slide` tokens are
+        dropped at once. With slide=1 (the default) the context is always the last
+        block_size tokens, so every position moves with every new token and the cached
+        path must re-run the whole context (a prefill) per token, like the uncached one; a
+        larger slide re-runs it once per `slide` tokens and steps in between (faster long
+        samples, over a context of block_size − slide + 1 to block_size tokens).
+        Raises ValueError (TypeError for a wrong type) for max_new_tokens not an integer
+        ≥ 0, temperature not finite > 0, top_k not None or an integer ≥ 1, slide not an
+        integer in [1, block_size].
         """
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        rng = numpy.random.default_rng(seed)
         idx = B.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
+        new = list(self.generate_tokens(idx, max_new_tokens, temperature, top_k, seed, cache, slide))
+        return numpy.concatenate([idx] + [t[:, None] for t in new], axis=1)
+
+    def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True,
+                        slide=1):
+        """Like `generate`, but a generator that yields each new token column (B,) as soon as
+        it is sampled (a streaming sampler prints them as they come). The arguments are
+        checked at the call; the model stays in eval mode until the generator is exhausted
+        or closed, then its previous mode is restored."""
+        check_sampling(max_new_tokens, temperature, top_k)
+        if not _is_int(slide) or not 1 <= slide <= self.config.block_size:
+            raise ValueError(f"slide must be an integer in [1, block_size={self.config.block_size}], "
+                             f"got {slide!r}")
+        idx = B.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
+        return self._sample_tokens(idx, max_new_tokens, temperature, top_k, seed,
+                                   bool(cache) and self.supports_cache, slide)
+
+    def _sample_tokens(self, idx, max_new_tokens, temperature, top_k, seed, cached, slide):
+        rng = numpy.random.default_rng(seed)
+        block = self.config.block_size
+        context, state = idx[:, -block:], None                        # (B, ≤ block_size)
         was_training = self.training
         self.eval()
         try:
-            with no_grad():
-                for _ in range(max_new_tokens):
-                    context = idx[:, -self.config.block_size:]
-                    logits, _ = self(context)
-                    z = B.to_numpy(logits.data[:, -1, :]).astype(numpy.float64) / temperature
-                    if top_k is not None:
-                        kth = numpy.sort(z, axis=-1)[:, -min(top_k, z.shape[-1])][:, None]
-                        z = numpy.where(z < kth, -numpy.inf, z)
-                    p = numpy.exp(z - z.max(axis=-1, keepdims=True))
-                    p /= p.sum(axis=-1, keepdims=True)
-                    nxt = [rng.choice(p.shape[-1], p=row) for row in p]
-                    idx = numpy.concatenate([idx, numpy.array(nxt)[:, None]], axis=1)
+            for _ in range(max_new_tokens):
+                logits, state = self.next_logits(context, state if cached else False)  # (B, V)
+                z = B.to_numpy(logits.data).astype(numpy.float64) / temperature
+                if top_k is not None:
+                    kth = numpy.sort(z, axis=-1)[:, -min(top_k, z.shape[-1])][:, None]
+                    z = numpy.where(z < kth, -numpy.inf, z)
+                p = numpy.exp(z - z.max(axis=-1, keepdims=True))
+                p /= p.sum(axis=-1, keepdims=True)
+                nxt = numpy.array([rng.choice(p.shape[-1], p=row) for row in p], dtype=numpy.int64)
+                context = slide_context(numpy.concatenate([context, nxt[:, None]], axis=1), block, slide)
+                yield nxt
         finally:
             self.train(was_training)
-        return idx
+
+
+def slide_context(context, block_size, slide=1):
+    """The context (B, T) after a new token: unchanged up to block_size tokens, else without
+    its oldest `slide` tokens (slide=1: the last block_size tokens)."""
+    return context if context.shape[1] <= block_size else context[:, slide:]
+
+
+class DecodeCache:
+    """What a model keeps between decoding steps: T, the tokens seen, and per model its
+    layers' KVCaches and the histories of its coarse scales (the subclasses list them)."""
+
+    def __init__(self):
+        self.T = 0
+
+    def finish(self, T):
+        """After the prefill over T tokens: drop what an incomplete block left behind."""
+        self.T = T
+
+
+def _is_int(x):
+    return isinstance(x, (int, numpy.integer)) and not isinstance(x, (bool, numpy.bool_))
+
+
+def check_sampling(max_new_tokens, temperature, top_k):
+    """The checks the sampling CLI makes, for the Python API: clear errors, not surprises."""
+    if not _is_int(max_new_tokens):
+        raise TypeError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if isinstance(temperature, (bool, numpy.bool_)) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"temperature must be a number, got {temperature!r}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be finite and > 0, got {temperature}")
+    if top_k is not None:
+        if not _is_int(top_k):
+            raise TypeError(f"top_k must be an integer or None, got {top_k!r}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1 (or None for no limit), got {top_k}")

@@ -39,16 +39,31 @@ Choices (ours):
 - No coarse position embeddings: a pooled vector carries its block's mean position.
 - Lengths that k does not divide are zero-padded at the end at each scale; padded blocks are
   never visible (they end after T−1) and the upsampled outputs are cropped to T.
+
+Decoding (ours). The cache keeps each scale's outputs c_s seen so far and a KVCache per
+layer. A new token runs the pre layers' step; scale s gains a step only when a block of kˢ
+tokens completes (with the shift: t a multiple of kˢ; with the delay: t+1), and then its
+coarse stack runs one step, once per block, and (aggregate mode) the aggregation layer
+appends that block's key and value for scale s. The token's aggregation query then attends
+to its own key and every cached block, all of which it may see; the post layers step.
+What a step recomputes: pooling a completed block reads its k inputs again (mean, or the
+learned map of "linear" pooling); in upsample mode each token maps the latest coarse vector
+of every scale through Unpool.fine_at ("linear": W_r of its offset r, one C×C product per
+token and scale). The prefill runs the forward pass, keeping the caches, and then forgets
+any incomplete block (the delay mode's last, zero-padded one).
 """
 import functools
 from dataclasses import dataclass
 
 import numpy
 
+from .. import backend as B
+from ..engine import Tensor
 from ..local_attention import local_block, range_attention
-from ..nn import MLP, Block, Dropout, LayerNorm, Linear, Module, ModuleList, Parameter
+from ..nn import MLP, Block, Buffer, Dropout, KVCache, LayerNorm, Linear, Module, ModuleList, Parameter
+from ..nn.transformer import attend
 from ..scale import Pool, Unpool, check_options, option, parse_layout, split_layers
-from .base import LanguageModel, ModelConfig
+from .base import DecodeCache, LanguageModel, ModelConfig
 from .registry import register_model
 
 
@@ -88,16 +103,37 @@ class Aggregate(Module):
         kv = self.kv(z).reshape(Bsz, n, 2, self.n_head, C // self.n_head).transpose(2, 0, 3, 1, 4)
         return kv[0], kv[1]                                           # (B, nh, n, hs) each
 
-    def forward(self, x, coarse):
+    def forward(self, x, coarse, cache=None):
+        """x (B, T, C), coarse [(B, T_s, C)] → (B, T, C); `cache` (a KVCache per scale) keeps
+        the coarse keys and values."""
         Bsz, T, C = x.shape
         h = self.ln1(x)
         q = self.q(h).reshape(Bsz, T, self.n_head, C // self.n_head).transpose(0, 2, 1, 3)
         keyvals = [self._keys_values(h + self.scale_emb[0])]
         for s, c in enumerate(coarse):
             keyvals.append(self._keys_values(self.ln_c[s](c) + self.scale_emb[s + 1]))
+            if cache is not None:
+                cache[s].append(*keyvals[-1])
         ranges = aggregate_ranges(T, self.k, tuple(c.shape[1] for c in coarse), self.shift)
         y = range_attention(q, keyvals, ranges, chunk=16)            # (B, nh, T, hs)
         x = x + self.drop(self.proj(y.transpose(0, 2, 1, 3).reshape(Bsz, T, C)))
+        return x + self.mlp(self.ln2(x))
+
+    def add_block(self, c, s, cache):
+        """A completed block of scale s+1, c (B, 1, C): append its key and value to cache[s]."""
+        cache[s].append(*self._keys_values(self.ln_c[s](c) + self.scale_emb[s + 1]))
+
+    def step(self, x, cache):
+        """The next token, x (B, 1, C) → (B, 1, C): its query sees its own key and every
+        completed block of every scale (all in its past)."""
+        Bsz, _, C = x.shape
+        h = self.ln1(x)
+        q = self.q(h).reshape(Bsz, 1, self.n_head, C // self.n_head).transpose(0, 2, 1, 3)
+        own_k, own_v = self._keys_values(h + self.scale_emb[0])       # (B, nh, 1, hs) each
+        k = B.xp.concatenate([own_k.data] + [kv.k.view() for kv in cache], axis=2)  # (B, nh, 1 + Σ n_s, hs)
+        v = B.xp.concatenate([own_v.data] + [kv.v.view() for kv in cache], axis=2)
+        y = attend(q.data, k, v)                                      # (B, nh, 1, hs)
+        x = x + self.drop(self.proj(Tensor._wrap(y.reshape(Bsz, 1, C))))
         return x + self.mlp(self.ln2(x))
 
 
@@ -167,21 +203,82 @@ class BottomUpLM(LanguageModel):
         self.post = ModuleList(local_block(C, nh, p, proj_std, config.window) for _ in range(n_post))
         self.add_head()
 
-    def logits(self, idx):
+    supports_cache = True
+
+    def logits(self, idx, cache=None):
         x = self.embed(idx)                                           # (B, T, C)
-        for block in self.pre:
-            x = block(x)
+        kv = cache.pre if cache is not None else [None] * len(self.pre)
+        for block, kc in zip(self.pre, kv):
+            x = block(x, cache=kc)
         c, outs = x, []
-        for pool, stack in zip(self.pool, self.coarse):
+        for s, (pool, stack) in enumerate(zip(self.pool, self.coarse)):
             c = pool(c)                                               # (B, T_s, C)
-            for block in stack:
-                c = block(c)
+            kv = cache.coarse[s] if cache is not None else [None] * len(stack)
+            for block, kc in zip(stack, kv):
+                c = block(c, cache=kc)
             outs.append(c)
+        if cache is not None:
+            for buffer, out in zip(cache.c, [x] + outs):
+                buffer.append(out)
         if self.config.combine == "aggregate":
-            x = self.aggregate(x, outs)                               # (B, T, C)
+            x = self.aggregate(x, outs, cache=cache.agg if cache is not None else None)  # (B, T, C)
         else:
             for up, c in zip(self.up, outs):
                 x = x + up(c, x.shape[1])                             # (B, T, C)
-        for block in self.post:
-            x = block(x)
+        kv = cache.post if cache is not None else [None] * len(self.post)
+        for block, kc in zip(self.post, kv):
+            x = block(x, cache=kc)
         return self.head(x)                                           # (B, T, V)
+
+    def new_cache(self, batch):
+        return BottomUpCache(self)
+
+    def step(self, cache, tokens):
+        t = cache.T
+        x = self.embed_step(cache, tokens)                            # (B, 1, C)
+        for block, kc in zip(self.pre, cache.pre):
+            x = block.step(x, kc)
+        cache.c[0].append(x)
+        # pool up: scale s gains a step when the step just added to scale s−1 completes a block
+        for s, (pool, stack) in enumerate(zip(self.pool, self.coarse), 1):
+            n = len(cache.c[s])
+            if pool.complete(len(cache.c[s - 1])) == n:
+                break
+            c = pool.pool_at(cache.c[s - 1].tensor(), n)              # (B, 1, C)
+            for block, kc in zip(stack, cache.coarse[s - 1]):
+                c = block.step(c, kc)
+            cache.c[s].append(c)
+            if self.config.combine == "aggregate":
+                self.aggregate.add_block(c, s - 1, cache.agg)
+        if self.config.combine == "aggregate":
+            x = self.aggregate.step(x, cache.agg)                     # (B, 1, C)
+        else:
+            for s, up in enumerate(self.up, 1):
+                x = x + up.fine_at(cache.c[s].tensor(), t)            # (B, 1, C)
+        for block, kc in zip(self.post, cache.post):
+            x = block.step(x, kc)
+        return self.head(x)[:, 0]                                     # (B, V)
+
+
+class BottomUpCache(DecodeCache):
+    """c[s]: each scale's outputs (B, n_s, C), s = 0 … S (c[0]: the pre layers' output);
+    pre, coarse[s−1], post: a KVCache per layer; agg: the aggregation layer's coarse keys
+    and values, a KVCache per scale."""
+
+    def __init__(self, model):
+        super().__init__()
+        S = len(model.pool)
+        self.pools = list(model.pool)
+        self.c = [Buffer(axis=1) for _ in range(S + 1)]
+        self.pre = [KVCache() for _ in model.pre]
+        self.coarse = [[KVCache() for _ in stack] for stack in model.coarse]
+        self.agg = [KVCache() for _ in range(S)]
+        self.post = [KVCache() for _ in model.post]
+
+    def finish(self, T):
+        super().finish(T)
+        n = T
+        for s, pool in enumerate(self.pools, 1):                      # keep complete blocks only
+            n = pool.complete(n)
+            for part in [self.c[s], self.agg[s - 1], *self.coarse[s - 1]]:
+                part.truncate(n)

@@ -41,17 +41,29 @@ Choices (ours):
 - k = 1 is allowed (pooled keys are then single tokens: full attention, split in ranges).
 - The parameters are exactly the vanilla model's (same names): with w ≥ T it IS the vanilla
   model, which tests/test_models.py uses as a cross-check of RangeAttention.
+
+Decoding (ours). Each layer's cache keeps the fine keys and values of its window, its input
+h and the pooled inputs p_s seen so far, and the pooled keys and values of every completed
+block. A new token t appends its fine key and value and drops the fine keys that fell out of
+its window (those before A₁, which never decreases); when t completes a block of kˢ tokens
+(t+1 a multiple of kˢ) the layer pools that block from its k inputs of the scale below and
+appends its key and value at scale s, once per block. The query then attends to the ranges
+above for t alone. What a step recomputes: pooling a completed block reads its k inputs again
+(mean, or the learned map of "linear" pooling). The prefill runs the forward pass, keeping
+the caches, and then forgets any incomplete block.
 """
 import functools
 from dataclasses import dataclass
 
 import numpy
 
+from .. import backend as B
 from .. import functional as F
 from ..local_attention import block_with, range_attention
-from ..nn import CausalSelfAttention, ModuleList
+from ..nn import Buffer, CausalSelfAttention, KVCache, ModuleList
+from ..nn.transformer import attend
 from ..scale import Pool, check_options, option
-from .base import LanguageModel, ModelConfig
+from .base import DecodeCache, LanguageModel, ModelConfig
 from .registry import register_model
 
 
@@ -61,7 +73,14 @@ def retina_ranges(T, k, window, n_scales=1, band=2):
 
     Each lo/hi is an int array of shape (T,), in units of its scale (tokens, blocks of k, …).
     """
-    t = numpy.arange(T)
+    ranges = retina_ranges_at(numpy.arange(T), k, window, n_scales, band)
+    for lo, hi in ranges:
+        lo.flags.writeable = hi.flags.writeable = False
+    return ranges
+
+
+def retina_ranges_at(t, k, window, n_scales=1, band=2):
+    """The key ranges of the queries at the positions t (an int array), as for retina_ranges."""
     A = [t + 1, k * (numpy.maximum(0, t - window + 1) // k)]           # A₀, A₁
     for s in range(2, n_scales + 1):
         K = k ** s
@@ -70,8 +89,6 @@ def retina_ranges(T, k, window, n_scales=1, band=2):
     for s in range(1, n_scales):
         ranges.append((A[s + 1] // k ** s, A[s] // k ** s))            # blocks covering [A_{s+1}, A_s)
     ranges.append((numpy.zeros_like(t), A[n_scales] // k ** n_scales))  # all scale-S blocks below A_S
-    for lo, hi in ranges:
-        lo.flags.writeable = hi.flags.writeable = False
     return tuple(ranges)
 
 
@@ -85,7 +102,8 @@ class RetinaAttention(CausalSelfAttention):
         self.chunk = max(16, window)
         self.pool = ModuleList(Pool(n_embd, k, pool_kind, shift=False) for _ in range(n_scales))
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, cache=None):
+        """x (B, T, C) → (B, T, C); with a RetinaCache, what the next steps need is kept."""
         if mask is not None:
             raise ValueError("RetinaAttention takes no mask: its ranges are the mask")
         Bsz, T, C = x.shape
@@ -94,15 +112,53 @@ class RetinaAttention(CausalSelfAttention):
         keyvals = [(qkv[1], qkv[2])]
         w_kv, b_kv = self.qkv.weight[:, C:], self.qkv.bias[C:]        # the key and value maps
         pooled = x
-        for pool in self.pool:
+        if cache is not None:
+            cache.fine.append(qkv[1], qkv[2])
+            cache.inputs[0].append(x)
+        for s, pool in enumerate(self.pool, 1):
             pooled = pool(pooled)                                     # (B, T_s, C)
             kv = F.linear(pooled, w_kv, b_kv)                         # (B, T_s, 2C)
             kv = kv.reshape(Bsz, -1, 2, nh, hs).transpose(2, 0, 3, 1, 4)  # (2, B, nh, T_s, hs)
             keyvals.append((kv[0], kv[1]))
+            if cache is not None:
+                cache.inputs[s].append(pooled)
+                cache.coarse[s - 1].append(kv[0], kv[1])
         ranges = retina_ranges(T, self.k, self.window, self.n_scales, self.band)
         y = range_attention(qkv[0], keyvals, ranges, self.chunk)      # (B, nh, T, hs)
         y = y.transpose(0, 2, 1, 3).reshape(Bsz, T, C)                # (B, T, C)
         return self.drop(self.proj(y))
+
+    def step(self, x, cache):
+        """The next position t only, x (B, 1, C) → (B, 1, C), with this layer's RetinaCache."""
+        t, C = len(cache.fine), x.shape[-1]
+        q, k, v = self.qkv_heads(x)                                   # (B, nh, 1, hs) each
+        cache.fine.append(k, v)
+        cache.inputs[0].append(x)
+        w_kv, b_kv = self.qkv.weight[:, C:], self.qkv.bias[C:]        # the key and value maps
+        for s, pool in enumerate(self.pool, 1):                       # the blocks t completes
+            n = len(cache.inputs[s])
+            if pool.complete(len(cache.inputs[s - 1])) == n:
+                break
+            p = pool.pool_at(cache.inputs[s - 1].tensor(), n)         # (B, 1, C): block n
+            cache.inputs[s].append(p)
+            kv = self.kv_heads(F.linear(p, w_kv, b_kv))               # (2, B, nh, 1, hs)
+            cache.coarse[s - 1].append(kv[0], kv[1])
+        ranges = retina_ranges_at(numpy.array([t]), self.k, self.window, self.n_scales, self.band)
+        cache.fine.drop_before(int(ranges[0][0][0]))                  # out of the window for good
+        keys, values = [], []                                         # what t sees, set by set
+        for i, (kv, (lo, hi)) in enumerate(zip([cache.fine, *cache.coarse], ranges)):
+            a, b = int(lo[0]), int(hi[0])
+            if i == 0:                                                # fine keys kept from `start`
+                a, b = a - kv.start, b - kv.start
+            keys.append(kv.k.view()[:, :, a:b])                       # (B, nh, b − a, hs)
+            values.append(kv.v.view()[:, :, a:b])
+        k, v = B.xp.concatenate(keys, axis=2), B.xp.concatenate(values, axis=2)
+        return self.merge_heads(attend(q, k, v))                      # one softmax over all
+
+    def kv_heads(self, kv):
+        """(B, T, 2C) keys and values → (2, B, nh, T, hs)."""
+        Bsz, T, C2 = kv.shape
+        return kv.reshape(Bsz, T, 2, self.n_head, C2 // (2 * self.n_head)).transpose(2, 0, 3, 1, 4)
 
 
 @dataclass
@@ -138,8 +194,49 @@ class RetinaLM(LanguageModel):
             for _ in range(config.n_layer))
         self.add_head()
 
-    def logits(self, idx):
+    supports_cache = True
+
+    def logits(self, idx, cache=None):
         x = self.embed(idx)                                           # (B, T, C)
-        for block in self.blocks:
-            x = block(x)
+        layers = cache.layers if cache is not None else [None] * len(self.blocks)
+        for block, c in zip(self.blocks, layers):
+            x = block(x, cache=c)
         return self.head(x)                                           # (B, T, V)
+
+    def new_cache(self, batch):
+        return RetinaModelCache(self)
+
+    def step(self, cache, tokens):
+        x = self.embed_step(cache, tokens)                            # (B, 1, C)
+        for block, c in zip(self.blocks, cache.layers):
+            x = block.step(x, c)
+        return self.head(x)[:, 0]                                     # (B, V)
+
+
+class RetinaCache:
+    """One retina layer's past: fine keys/values (a KVCache holding the window), inputs[s]
+    the pooled inputs (B, n_s, C) (inputs[0]: the layer's input h), coarse[s−1] the keys and
+    values (B, nh, n_s, hs) of the completed blocks of scale s."""
+
+    def __init__(self, n_scales):
+        self.fine = KVCache()
+        self.inputs = [Buffer(axis=1) for _ in range(n_scales + 1)]
+        self.coarse = [KVCache() for _ in range(n_scales)]
+
+
+class RetinaModelCache(DecodeCache):
+    """layers: a RetinaCache per block."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.layers = [RetinaCache(model.config.n_scales) for _ in model.blocks]
+        self.pools = [list(block.attn.pool) for block in model.blocks]
+
+    def finish(self, T):
+        super().finish(T)
+        for layer, pools in zip(self.layers, self.pools):           # keep complete blocks only
+            n = T
+            for s, pool in enumerate(pools, 1):
+                n = pool.complete(n)
+                layer.inputs[s].truncate(n)
+                layer.coarse[s - 1].truncate(n)

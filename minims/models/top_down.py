@@ -41,13 +41,24 @@ Choices (ours):
   tiers): also causal, with staler context; "shift" (the spec's recipe) is the default.
 - Lengths that kˢ does not divide are zero-padded at the end and cropped after upsampling,
   so generation can feed any T ≤ block_size.
+
+Decoding (ours). The cache keeps, per scale, the pooled embeddings e_s and the coarse outputs
+h_s seen so far, and a KVCache per layer. A new token t costs the fine stack's step; a
+coarse scale advances only when one of its blocks completes (with the shift: when t is a
+multiple of kˢ; with the delay: when t+1 is), and then its stack runs one step, once per
+block. So the fine stack receives a new coarse vector only when a block completes; in
+between it reuses the latest one. What a step recomputes: pooling a completed block reads
+the block's k inputs again (mean, or the learned map of "linear" pooling); a "linear"
+upsampling maps the stored coarse vector through W_r of the token's offset r (one C×C
+product per token and scale). The prefill runs the forward pass above, keeping the caches,
+and then forgets any incomplete block (the delay mode's last, zero-padded one).
 """
 from dataclasses import dataclass
 
 from ..local_attention import local_block
-from ..nn import Block, ModuleList
+from ..nn import Block, Buffer, KVCache, ModuleList
 from ..scale import Pool, Unpool, check_options, option, parse_layout, split_layers
-from .base import LanguageModel, ModelConfig
+from .base import DecodeCache, LanguageModel, ModelConfig
 from .registry import register_model
 
 
@@ -101,18 +112,79 @@ class TopDownLM(LanguageModel):
         self.fine = ModuleList(local_block(C, nh, p, proj_std, config.window) for _ in range(counts[-1]))
         self.add_head()
 
-    def logits(self, idx):
+    supports_cache = True
+
+    def logits(self, idx, cache=None):
+        S = len(self.pool)
         x = self.embed(idx)                                           # (B, T, C)
         e = [x]
         for pool in self.pool:
             e.append(pool(e[-1]))                                     # e[s]: (B, T_s, C)
         h = None
-        for s in range(len(self.pool), 0, -1):                        # coarsest first
+        for s in range(S, 0, -1):                                     # coarsest first
             z = e[s] if h is None else e[s] + self.up[s](h, e[s].shape[1])
-            for block in self.coarse[s - 1]:
-                z = block(z)                                          # (B, T_s, C)
+            kv = cache.coarse[s - 1] if cache is not None else [None] * len(self.coarse[s - 1])
+            for block, c in zip(self.coarse[s - 1], kv):
+                z = block(z, cache=c)                                 # (B, T_s, C)
             h = z
+            if cache is not None:
+                cache.e[s].append(e[s])
+                cache.h[s].append(h)
         x = x + self.up[0](h, x.shape[1])                               # (B, T, C)
-        for block in self.fine:
-            x = block(x)
+        if cache is not None:
+            cache.e[0].append(e[0])
+        kv = cache.fine if cache is not None else [None] * len(self.fine)
+        for block, c in zip(self.fine, kv):
+            x = block(x, cache=c)
         return self.head(x)                                           # (B, T, V)
+
+    def new_cache(self, batch):
+        return TopDownCache(self)
+
+    def step(self, cache, tokens):
+        t, S = cache.T, len(self.pool)
+        x = self.embed_step(cache, tokens)                            # (B, 1, C)
+        cache.e[0].append(x)
+        # pool up: scale s gains a step when the step just added to scale s−1 completes a block
+        top = 0                                                       # the coarsest scale that advanced
+        for s in range(1, S + 1):
+            pool, n = self.pool[s - 1], len(cache.e[s])
+            if pool.complete(len(cache.e[s - 1])) == n:
+                break
+            cache.e[s].append(pool.pool_at(cache.e[s - 1].tensor(), n))  # (B, 1, C)
+            top = s
+        # coarsest first: each advanced scale runs its stack once on its new step j
+        for s in range(top, 0, -1):
+            j = len(cache.e[s]) - 1
+            z = cache.e[s].tensor()[:, j:j + 1]                       # (B, 1, C)
+            if s < S:
+                z = z + self.up[s].fine_at(cache.h[s + 1].tensor(), j)
+            for block, c in zip(self.coarse[s - 1], cache.coarse[s - 1]):
+                z = block.step(z, c)
+            cache.h[s].append(z)
+        x = x + self.up[0].fine_at(cache.h[1].tensor(), t)            # block ⌊t/k⌋ (or the one before)
+        for block, c in zip(self.fine, cache.fine):
+            x = block.step(x, c)
+        return self.head(x)[:, 0]                                     # (B, V)
+
+
+class TopDownCache(DecodeCache):
+    """e[s]: pooled embeddings (B, n_s, C), s = 0 … S (e[0]: the tokens'); h[s]: coarse outputs
+    (B, n_s, C), s = 1 … S (h[0] unused); coarse[s−1], fine: a KVCache per layer."""
+
+    def __init__(self, model):
+        super().__init__()
+        S = len(model.pool)
+        self.pools = list(model.pool)
+        self.e = [Buffer(axis=1) for _ in range(S + 1)]
+        self.h = [None] + [Buffer(axis=1) for _ in range(S)]
+        self.coarse = [[KVCache() for _ in stack] for stack in model.coarse]
+        self.fine = [KVCache() for _ in model.fine]
+
+    def finish(self, T):
+        super().finish(T)
+        n = T
+        for s, pool in enumerate(self.pools, 1):                      # keep complete blocks only
+            n = pool.complete(n)
+            for part in [self.e[s], self.h[s], *self.coarse[s - 1]]:
+                part.truncate(n)

@@ -13,7 +13,7 @@ and on CuPy.
 import numpy
 
 from .. import backend as B
-from ..engine import Tensor, name_scope
+from ..engine import Tensor, is_grad_enabled, name_scope
 
 
 class Parameter(Tensor):
@@ -46,6 +46,8 @@ class Module:
         object.__setattr__(self, "_name", name)
 
     def __call__(self, *args, **kwargs):
+        if not is_grad_enabled():     # the scope only labels saved arrays: none without grad
+            return self.forward(*args, **kwargs)
         with name_scope(self._name):
             return self.forward(*args, **kwargs)
 

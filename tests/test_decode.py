@@ -1,0 +1,307 @@
+"""Incremental decoding (`prefill`, then one `step` per token) against the full forward pass.
+
+For every registered model and option, in float64 with random O(1) weights: the logits of
+each cached step equal the last row of a forward pass over the same tokens to 1e-10, from
+any prompt length, at every offset inside a block, across block boundaries at every scale
+and past block_size (where the context slides and the cache re-prefills); the same seed
+samples the same text with and without the cache; generate's arguments are checked.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from minims.engine import no_grad
+from minims.models import MODELS, build_model
+from minims.models.base import slide_context
+
+import leak
+from test_models import draw_options
+
+NAMES = sorted(MODELS)
+V = 11
+TINY = dict(n_embd=8, n_head=2)
+
+
+def tiny(name, block_size, **options):
+    model = build_model(name, vocab_size=V, block_size=block_size, dtype="float64", **TINY, **options)
+    return leak.randomize(model, seed=1).eval()
+
+
+def draw_model(name, draw, max_block=20):
+    """A model with random options (as the causality property draws them) and a block_size
+    from pool^n_scales up to max_block."""
+    options = draw_options(name, draw)
+    k, S = options.get("pool", 1), 1
+    if "layout" in options:
+        S = len(options["layout"].split("-")) - (1 if name == "top-down" else 2)
+    else:
+        S = options.get("n_scales", 1)
+    block = draw(st.integers(max(2, k ** S), max(max_block, k ** S)))
+    return tiny(name, block, **options)
+
+
+def check_decoding(model, tokens, prompt, slide=1):
+    """Feed `tokens` (B, N) one at a time after a prompt of `prompt` tokens, with the context
+    generate keeps (past block_size it drops the oldest `slide` tokens at once); every cached
+    logit row must equal the last row of the full forward pass over that context. Returns
+    how many steps were checked."""
+    cache, context = None, tokens[:, :prompt]
+    for end in range(prompt, tokens.shape[1] + 1):
+        if end > prompt:
+            context = slide_context(tokens[:, end - context.shape[1] - 1:end], model.config.block_size, slide)
+        logits, cache = model.next_logits(context, cache)
+        with no_grad():
+            full = model(context)[0].data[:, -1]
+        np.testing.assert_allclose(logits.data, full, rtol=1e-10, atol=1e-10,
+                                   err_msg=f"tokens {end}, prompt {prompt}, slide {slide}")
+    return tokens.shape[1] + 1 - prompt
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_each_cached_step_equals_the_full_forward(name, data):
+    model = draw_model(name, data.draw)
+    block = model.config.block_size
+    n = data.draw(st.integers(1, 2 * block + 2))                      # past block_size too
+    prompt = data.draw(st.integers(1, min(n, block)))
+    slide = data.draw(st.sampled_from(sorted({1, 2, max(1, block // 2), block} - {0})))
+    tokens = np.random.default_rng(data.draw(st.integers(0, 99))).integers(0, V, size=(2, n))
+    check_decoding(model, tokens, prompt, min(slide, block))
+
+
+# Deterministic cases that cover every offset inside the blocks of every scale: k = 3 with
+# two scales (blocks of 3 and 9), every prompt length, and 3 tokens past block_size.
+EVERY_OFFSET = {
+    "vanilla": [dict(n_layer=2)],
+    "top-down": [dict(pool=3, layout="1-1-1"),
+                 dict(pool=3, layout="1-1-1", causal_mode="delay", pool_kind="linear",
+                      upsample_kind="linear", window=2)],
+    "bottom-up": [dict(pool=3, layout="1-1-1-1"),
+                  dict(pool=3, layout="0-1-1-1", combine="upsample", causal_mode="delay",
+                       pool_kind="linear", upsample_kind="linear", window=4)],
+    "retina": [dict(pool=3, n_scales=2, window=2, band=1, n_layer=2),
+               dict(pool=3, n_scales=2, window=4, band=0, pool_kind="linear", n_layer=1)],
+}
+OFFSET_CASES = [(name, options) for name in NAMES for options in EVERY_OFFSET.get(name, [{}])]
+
+
+@pytest.mark.parametrize("name,options", OFFSET_CASES,
+                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(OFFSET_CASES)])
+def test_every_prompt_length_and_offset_and_past_block_size(name, options):
+    model = tiny(name, block_size=12, **options)
+    tokens = np.random.default_rng(0).integers(0, V, size=(2, 15))
+    for prompt in range(1, 13):
+        assert check_decoding(model, tokens, prompt) == 16 - prompt
+    assert check_decoding(model, np.concatenate([tokens, tokens], axis=1), 5, slide=4) == 26
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=8, deadline=None)
+@given(data=st.data())
+def test_the_same_seed_samples_the_same_text_with_and_without_the_cache(name, data):
+    model = draw_model(name, data.draw, max_block=12)
+    prompt = np.random.default_rng(0).integers(0, V, size=(2, data.draw(st.integers(1, 12))))
+    seed, top_k = data.draw(st.integers(0, 9)), data.draw(st.sampled_from([None, 3]))
+    block = model.config.block_size
+    slide = data.draw(st.integers(1, block))
+    new = block + 3                                                   # runs past block_size
+    cached = model.generate(prompt, new, seed=seed, top_k=top_k, slide=slide)
+    np.testing.assert_array_equal(cached, model.generate(prompt, new, seed=seed, top_k=top_k, slide=slide,
+                                                         cache=False))
+    assert cached.shape == (2, prompt.shape[1] + new) and (cached[:, :prompt.shape[1]] == prompt).all()
+
+
+def test_the_cache_does_not_recompute_the_past():
+    """A step costs one token: the fine stack of a cached step sees a (B, 1, C) input, and a
+    full cache refuses a step (the caller must re-prefill)."""
+    model = tiny("vanilla", block_size=6, n_layer=1)
+    shapes = []
+    forward = model.blocks[0].ln1.forward
+    model.blocks[0].ln1.forward = lambda x: shapes.append(x.shape) or forward(x)
+    tokens = np.arange(6)[None] % V
+    with no_grad():
+        cache, _ = model.prefill(tokens[:, :5])
+        model.step(cache, tokens[:, 5])
+        assert shapes == [(1, 5, 8), (1, 1, 8)] and cache.T == 6
+        with pytest.raises(ValueError, match="cache is full"):
+            model.step(cache, tokens[:, 5])
+
+
+def test_generate_keeps_the_training_mode_and_streams():
+    model = tiny("top-down", block_size=8, pool=2).train()
+    tokens = model.generate_tokens(np.zeros((1, 2), dtype=int), 5, seed=0)
+    first = next(tokens)
+    assert first.shape == (1,) and not model.training               # eval while sampling
+    rest = list(tokens)
+    assert len(rest) == 4 and model.training                          # restored at the end
+    out = model.generate(np.zeros((1, 2), dtype=int), 5, seed=0)
+    assert [int(t[0]) for t in [first] + rest] == out[0, 2:].tolist()
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(top_k=0), ValueError, "top_k must be >= 1"),
+    (dict(top_k=-1), ValueError, "top_k must be >= 1"),
+    (dict(top_k=2.5), TypeError, "top_k must be an integer"),
+    (dict(top_k=True), TypeError, "top_k must be an integer"),
+    (dict(max_new_tokens=-3), ValueError, "max_new_tokens must be >= 0"),
+    (dict(max_new_tokens=2.0), TypeError, "max_new_tokens must be an integer"),
+    (dict(temperature=0.0), ValueError, "temperature must be finite and > 0"),
+    (dict(temperature=-1), ValueError, "temperature must be finite and > 0"),
+    (dict(temperature=float("nan")), ValueError, "temperature must be finite and > 0"),
+    (dict(temperature=float("inf")), ValueError, "temperature must be finite and > 0"),
+    (dict(temperature="1"), TypeError, "temperature must be a number"),
+    (dict(slide=0), ValueError, "slide must be an integer in"),
+    (dict(slide=9), ValueError, "slide must be an integer in"),
+    (dict(slide=2.0), ValueError, "slide must be an integer in"),
+    (dict(temperature=1j), TypeError, "temperature must be a number"),
+])
+def test_generate_checks_its_arguments_like_the_cli(kwargs, error, match):
+    model = tiny("vanilla", block_size=8, n_layer=1)
+    args = {"max_new_tokens": 3, **kwargs}
+    with pytest.raises(error, match=match):
+        model.generate(np.zeros((1, 2), dtype=int), **args)
+    with pytest.raises(error, match=match):                           # at the call, not at next()
+        model.generate_tokens(np.zeros((1, 2), dtype=int), **args)
+
+
+def test_valid_edge_arguments_work():
+    model = tiny("vanilla", block_size=8, n_layer=1)
+    prompt = np.zeros((1, 2), dtype=int)
+    assert model.generate(prompt, 0).shape == (1, 2)
+    assert model.generate(prompt, np.int64(2), top_k=np.int32(1), temperature=np.float32(0.5)).shape == (1, 4)
+    greedy = model.generate(prompt, 4, top_k=1, seed=0)                # top_k=1 is greedy decoding
+    with no_grad():
+        assert greedy[0, 2] == int(np.argmax(model(prompt)[0].data[0, -1]))
+
+
+@pytest.mark.parametrize("name,options", [("top-down", dict(pool=2, layout="1-1")),
+                                          ("bottom-up", dict(pool=2, layout="0-1-1")),
+                                          ("retina", dict(pool=2, window=2, n_layer=1))])
+def test_the_check_catches_a_stale_pooled_block(name, options, monkeypatch):
+    """The test of the test: a step that pools the previous block instead of the one that
+    just completed (an off-by-one in the block bookkeeping) must fail the comparison."""
+    from minims.scale import Pool
+    pool_at = Pool.pool_at
+    monkeypatch.setattr(Pool, "pool_at", lambda self, x, j: pool_at(self, x, max(j - 1, 0)))
+    model = tiny(name, block_size=8, **options)
+    tokens = np.random.default_rng(0).integers(0, V, size=(2, 8))
+    with pytest.raises(AssertionError, match="Not equal to tolerance"):
+        check_decoding(model, tokens, 1)
+
+
+# --- the sampler streams --------------------------------------------------------------------
+
+class Recorder:
+    """A stdout that remembers what was written and when it was flushed."""
+
+    def __init__(self):
+        self.parts, self.flushed = [], []
+
+    def write(self, text):
+        self.parts.append(text)
+
+    def flush(self):
+        self.flushed.append("".join(self.parts))
+
+    def text(self):
+        return "".join(self.parts)
+
+
+@pytest.fixture
+def tiny_sampler(monkeypatch):
+    """`python -m minims.sample` on a tiny word-level model, without a checkpoint file."""
+    from minims import sample as sample_cli
+    from minims.tokenizers import build_tokenizer
+    tok = build_tokenizer("word", "it was , he said . \" yes , \" she said . it was not .", min_freq=1)
+    model = leak.randomize(build_model("top-down", vocab_size=tok.vocab_size, block_size=8, pool=2,
+                                       **TINY), seed=3).eval()
+    monkeypatch.setattr(sample_cli, "load_model", lambda path: (model, tok, {}))
+    return sample_cli, model, tok
+
+
+@pytest.mark.parametrize("max_new", [0, 1, 25])
+def test_the_sampler_prints_each_token_as_it_comes(tiny_sampler, monkeypatch, max_new):
+    sample_cli, model, tok = tiny_sampler
+    out = Recorder()
+    monkeypatch.setattr("sys.stdout", out)
+    assert sample_cli.main(["--prompt", "it was", "--max-new-tokens", str(max_new), "--seed", "4"]) == 0
+    text = sample_cli.sample(model, tok, "it was", max_new_tokens=max_new, seed=4)
+    assert out.text() == "it was" + text + "\n"
+    pieces = list(sample_cli.sample_stream(model, tok, "it was", max_new_tokens=max_new, seed=4))
+    assert len(pieces) == max_new and "".join(pieces) == text
+    shown = ["it was" + "".join(pieces[:i + 1]) for i in range(max(1, max_new))]
+    assert out.flushed == shown + ["it was" + text + "\n"]          # flushed after every token
+    assert "".join(sample_cli.sample_stream(model, tok, "it was", max_new, seed=4, cache=False)) == text
+
+
+def test_an_interrupted_sample_keeps_what_was_printed(tiny_sampler, monkeypatch):
+    sample_cli, model, tok = tiny_sampler
+    generate_tokens = model.generate_tokens
+
+    def interrupted(*args, **kwargs):
+        for i, token in enumerate(generate_tokens(*args, **kwargs)):
+            if i == 5:
+                raise KeyboardInterrupt
+            yield token
+
+    monkeypatch.setattr(model, "generate_tokens", interrupted)
+    out = Recorder()
+    monkeypatch.setattr("sys.stdout", out)
+    assert sample_cli.main(["--prompt", "it was", "--max-new-tokens", "20", "--seed", "4"]) == 130
+    monkeypatch.undo()
+    five = sample_cli.sample(model, tok, "it was", max_new_tokens=5, seed=4)
+    assert out.flushed[-1] == "it was" + five + "\n"
+
+
+@pytest.mark.parametrize("flags,word", [(["--temperature", "0"], "temperature"), (["--slide", "0"], "slide"),
+                                        (["--slide", "9"], "slide")])
+def test_a_bad_sampler_option_prints_nothing_but_the_error(tiny_sampler, capsys, flags, word):
+    sample_cli, _, _ = tiny_sampler
+    assert sample_cli.main(flags) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ") and word in captured.err
+
+
+def test_the_sampler_slides_the_context_past_block_size(tiny_sampler, capsys):
+    sample_cli, model, tok = tiny_sampler
+    assert sample_cli.main(["--prompt", "it was", "--max-new-tokens", "30", "--slide", "4"]) == 0
+    out = capsys.readouterr().out
+    pieces = sample_cli.sample_stream(model, tok, "it was", 30, seed=0, slide=4, cache=False)
+    assert out == "it was" + "".join(pieces) + "\n"
+
+
+def test_bench_decode_prints_both_paths_for_every_model_and_size(capsys):
+    import json
+    from minims import bench
+    argv = ["decode", "--n-layer", "2", "--n-embd", "16", "--n-head", "2", "--block-size", "16",
+            "--decode-block-size", "20", "--vocab-size", "11", "--dtype", "float64", "--json"]
+    assert bench.main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(r["model"], r["block_size"]) for r in rows] == [(n, T) for T in (16, 20) for n in MODELS]
+    for r in rows:
+        assert r["cached_tok_s"] > 0 and r["uncached_tok_s"] > 0 and r["same"] == "yes"
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["append", "truncate", "drop"]), st.integers(0, 40)),
+                    max_size=30))
+def test_buffer_behaves_like_a_list_with_absolute_indices(ops):
+    from minims.nn import Buffer
+    buf, ref, start, counter = Buffer(axis=1), [], 0, 0
+    for op, n in ops:
+        if op == "append":
+            steps = np.arange(counter, counter + n % 7, dtype=float)
+            counter += n % 7
+            buf.append(np.broadcast_to(steps[None, :, None], (2, len(steps), 3)))
+            ref.extend(steps)
+        elif op == "truncate":
+            del ref[max(start, min(len(ref), n)):]
+            buf.truncate(n)
+        else:
+            start = max(start, min(n, len(ref)))
+            buf.drop_before(n)
+        assert len(buf) == len(ref) and buf.start == start
+        if buf.data is not None:
+            np.testing.assert_array_equal(buf.view()[0, :, 0], ref[start:])
+            assert buf.view().shape == (2, len(ref) - start, 3)
