@@ -304,13 +304,22 @@ print(f"Check passed: {len(rows)} ops agree with central differences (worst "
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **float32 hides small bugs.** Plant a subtle bug: make `DiagonalSoftmax.backward` return the
 #    *correct* gradient `y * (g - (g * y).sum(axis=-1, keepdims=True))` times `1 + 1e-4`. Does the
 #    float64 harness catch it? Would a float32 check, with the loose tolerance float32 forces on you,
-#    have caught it? *Hint:* compare 1e-4 with the float32 column of section 1.
+#    have caught it? *Hint:* compare 1e-4 with the float32 column of section 1;
+#    `minims.exercises.gradient_check(lambda t: Op.apply(t), x, dtype)` runs one check in `"float64"`
+#    or `"float32"`, with the step and tolerance each dtype forces, and says whether it caught a bug.
+#    *Check:* `check("03.1", {"float64_caught": ..., "float32_caught": ...})`.
 # 2. **A kink on purpose.** Call `check_op(SPECS["ReLU"], [np.array([0.0, 1e-7, 1.0])], {})`.
 #    What fails, and why is the op not wrong? *Hint:* section 3.
+#    *Check:* `check("03.2", indices_that_disagree)`.
 # 3. **Check your own op.** Take the `Sin` op from lesson 02's exercise and write an `OpSpec` for it
 #    (`draw=None` is fine when you pass inputs yourself; the reference is `np.sin`). Then break its
 #    backward (use `+cos`, `-cos`, `sin`) and watch which versions are caught.
 #    *Hint:* `OpSpec(draw=None, call=lambda x: Sin.apply(x), reference=np.sin)`.
+#    *Check:* `check("03.3", {"+cos": caught, "-cos": caught, "sin": caught})`.

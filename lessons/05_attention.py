@@ -339,15 +339,22 @@ print("Check passed: fused == step by step, causal (invariance, sensitivity, gra
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **Break the mask.** Replace `np.tril` by `np.tril(..., k=1)` in section 2 (each position may also
 #    see the next one) and rerun the causality test of section 4 on the step-by-step version.
 #    *Hint:* wrap the step-by-step code in a function of `(q, k, v, allowed)`; the invariance check
 #    should now fail at position $t-1$.
+#    *Check:* `check("05.1", attention_steps)`.
 # 2. **Heads and memory.** At fixed $C$, how does the memory of $P$ change with `n_head`? And the rest?
 #    Predict, then measure with `attention_memory`. *Hint:* $P$ is (B, nh, T, T).
+#    *Check:* `check("05.2", {"T": T, "P": {nh: bytes}, "rest": {nh: bytes}})`.
 # 3. **Local attention memory.** With an explicit mask (a local window), the fused op stores the
 #    full $T \times T$ matrix. How many of its entries are non-zero for window $w$ (causal, so query
 #    $t$ sees keys $\max(0, t-w+1) \dots t$)? *Hint:* about $T\cdot w$, exactly
 #    $\sum_t \min(t+1, w)$. To exploit this, an op must not build the $T \times T$ matrix at all:
 #    `minims.local_attention.RangeAttention` scores only the slice of keys each chunk of queries can
 #    see, and the multi-scale models of lessons 08–10 use it.
+#    *Check:* `check("05.3", nonzero)`.

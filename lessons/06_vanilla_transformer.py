@@ -473,12 +473,19 @@ print(f"Check passed: trained {result['iter']} steps, valid loss {valid_loss:.3f
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **Depth vs memory.** Rebuild the model with `n_layer=2` and `n_layer=8` and compare
 #    `minims.memory.saved_bytes(loss)` for one batch. Then double `block_size`. Which grows faster?
 #    *Hint:* layers add memory linearly; the attention matrices grow with $T^2$ (lesson 05).
+#    *Check:* `check("06.1", {"n_layer=2": bytes, "n_layer=8": bytes, "n_layer=2, 2T": bytes, "faster": ...})`.
 # 2. **Temperature.** Sample with `temperature=0.5`, `1.0` and `1.5`. Which one repeats itself, which
 #    one invents words? *Hint:* the temperature divides the logits before the softmax.
+#    *Check:* `check("06.2", {"repeats": temperature, "invents": temperature})`.
 # 3. **Your own text.** Train on any UTF-8 text file: `prepare("path/to/book.txt", "char",
 #    cache_dir=ROOT / ".cache")` splits it 90/5/5. Or use the trainer:
 #    `python -m minims.train --data path/to/book.txt`. *Hint:* a few hundred kilobytes is enough to
 #    see it learn.
+#    *Check:* `check("06.3", result_of_train)`.

@@ -308,14 +308,22 @@ print(f"Check passed: the library's shorten/upsample are causal; pooling without
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **Two scales (pitfall 2).** Draw `dependency_picture` for `upsample(shorten(shorten(eye, 2), 2), 4)`
 #    with `T = 16`: causal? Then build the broken variant "shift at the first level only":
 #    `shorten_without_shift(shorten(eye, 2), 2)`, and find the leaking rows.
 #    *Hint:* the second pooling works in units of blocks: it needs its own shift by $k-1$ blocks.
+#    *Check:* `check("07.1", {"causal": ..., "leaking_rows": [...]})`.
 # 2. **The other causal option (delay).** Pool without the shift, but give block $j$ to the fine
 #    positions of block $j+1$: `minims.scale.Unpool(C, k, delay=True)(shorten(x, k, shift=False), T)`.
 #    Draw its picture for $k = 2$, $T = 8$ and compare with the shift recipe: which one is staler?
 #    *Hint:* `Unpool` is a module with no parameters in its "repeat" kind; call it on `Tensor(c[None])`.
-# 3. **The strided mistake (pitfall 3).** Write `x.reshape(B, k, T // k, C).mean(axis=1)` after the
-#    shift, put it in `RoundTrip` and run the leak test. At how many positions does it leak?
+#    *Check:* `check("07.2", "delay" or "shift")`.
+# 3. **The strided mistake (pitfall 3).** Write `shorten_strided(x, k)`: the shift
+#    `minims.scale.shift_right(x, k - 1)` (imported above), then `.reshape(B, k, T // k, C).mean(axis=1)`;
+#    put it in `RoundTrip` and run the leak test. At how many positions does it leak?
 #    *Hint:* coarse $j$ now mixes positions $j-k+1+mT/k$ for $m = 0 \dots k-1$: far in the future.
+#    *Check:* `check("07.3", shorten_strided)`.
