@@ -16,7 +16,8 @@
 # - how the library fuses it into one op, and the derivation of its backward pass;
 # - how to *test* causality: change token $t$, and no output before $t$ may move;
 # - its memory: the $T \times T$ attention matrix, measured, grows 4× when $T$ doubles. This
-#   quadratic cost is the problem the paper's multi-scale models attack.
+#   quadratic cost is the problem the paper's multi-scale models attack;
+# - `RangeAttention`, the op the multi-scale models use to store only the keys each query sees.
 #
 # **Where this sits.** `minims.functional.scaled_dot_product_attention` (the fused op) and
 # `minims.nn.CausalSelfAttention` (the layer with its projections). The multi-scale models reuse both,
@@ -321,6 +322,76 @@ if fig is not None:
 # multi-scale models run most layers on sequences $k$ or $k^2$ times shorter, where $P$ is $k^2$ or
 # $k^4$ times smaller.
 #
+# ## 7. Attention that stores only what it sees
+#
+# A local window (section 5) lets each query see $w$ keys, yet the fused op above still builds and
+# saves the whole $T \times T$ matrix, zeros included. The multi-scale models of lessons 08–10 need
+# the saving to be real, so the library has a second attention op, `RangeAttention`
+# (`minims/local_attention.py`): query $t$ sees one contiguous **range** of keys $[lo_t, hi_t)$ in
+# each of a few key sets (fine tokens, pooled blocks...). It walks the queries in chunks; for each
+# chunk it scores only the smallest slice of keys that covers the chunk's ranges, and saves only
+# those probabilities: $T \cdot (\text{chunk} + w - 1)$ numbers per head instead of $T^2$.
+#
+# Its backward is the one of section 3, window by window, with one difference: here it *does* save
+# the output $O$ and uses $\text{rowsum}(\bar P \odot P) = \text{rowsum}(g \odot O)$, because each
+# chunk's $\bar P$ is split over several windows and $O$ is only $T \cdot hs$ numbers.
+
+# %%
+from minims.local_attention import LocalSelfAttention, RangeAttention
+
+print(inspect.getsource(RangeAttention.forward))
+print(inspect.getsource(LocalSelfAttention.forward))
+
+# %% [markdown]
+# `LocalSelfAttention` has the same weights as `CausalSelfAttention`, so we can check it against the
+# dense op with the window as a mask (values and gradients, float64), then measure both at growing $T$:
+
+# %%
+w_local = 32
+dense64 = init_parameters(CausalSelfAttention(16, 2), seed=0, dtype="float64")
+local64 = init_parameters(LocalSelfAttention(16, 2, window=w_local), seed=0, dtype="float64")
+x64 = rng.standard_normal((2, 80, 16))
+idx80 = np.arange(80)
+window_mask = (idx80[:, None] - idx80[None, :]) < w_local
+xd, xl = Tensor(x64, requires_grad=True), Tensor(x64, requires_grad=True)
+yd, yl = dense64(xd, mask=window_mask), local64(xl)
+yd.sum().backward()
+yl.sum().backward()
+local_diff = max(np.abs(yd.numpy() - yl.numpy()).max(), np.abs(xd.grad - xl.grad).max())
+print(f"local attention vs dense attention with the window as a mask: max |diff| {local_diff:.1e}")
+
+local_layer = init_parameters(LocalSelfAttention(C_mem, nh_mem, window=w_local), seed=0)
+
+
+def local_memory(T_):
+    x = Tensor(rng.standard_normal((1, T_, C_mem)).astype(np.float32), requires_grad=True)
+    return minims.memory.saved_bytes(local_layer(x))
+
+
+local_sweep = np.array([local_memory(T_) for T_ in T_sweep], dtype=float)
+local_slope = np.polyfit(np.log(T_sweep), np.log(local_sweep), 1)[0]
+print(f"{'T':>6} {'dense (bands)':>14} {f'local, w={w_local}':>14}")
+for T_, dense_b, local_b in zip(T_sweep, total_sweep, local_sweep):
+    print(f"{T_:6d} {dense_b / 2**20:11.2f} MiB {local_b / 2**20:11.2f} MiB")
+print(f"fitted slopes: dense {slopes['total']:.2f}, local {local_slope:.2f}")
+
+fig = new_figure(figsize=(5.5, 4.0))
+if fig is not None:
+    ax = fig.axes[0]
+    ax.loglog(T_sweep, total_sweep / 2**20, marker="^", label=f"dense causal: slope {slopes['total']:.2f}")
+    ax.loglog(T_sweep, local_sweep / 2**20, marker="o", label=f"local, w={w_local}: slope {local_slope:.2f}")
+    ax.set_xticks(T_sweep, [str(T_) for T_ in T_sweep], minor=False)
+    ax.set_xticks([], minor=True)
+    ax.set_xlabel("sequence length T (tokens)")
+    ax.set_ylabel("saved for backward (MiB)")
+    ax.set_title(f"one attention layer, C={C_mem}, {nh_mem} heads, B=1")
+    ax.legend()
+    save_figure(fig, "05_local_attention_memory")
+
+# %% [markdown]
+# The local layer's memory grows linearly: at $T = 512$ it already holds about a third of the dense
+# layer's, and the gap widens with every doubling. Lessons 08–10 build on this op.
+#
 # ## Check
 
 # %%
@@ -331,6 +402,8 @@ assert np.all(grad_norm[s + 1:] == 0) and grad_norm[s] > 0, \
     f"gradient from output {s} must be zero at later inputs and non-zero at {s}"
 assert p_large == 4 * p_small, "the attention matrix P must grow exactly 4x when T doubles"
 assert 2 < total_large / total_small < 4, "total activation memory should grow between 2x and 4x"
+assert local_diff < 1e-12, "local attention must equal dense attention with the window as a mask"
+assert abs(local_slope - 1) < 0.05, f"local attention memory should grow as T (fitted slope {local_slope:.2f})"
 assert abs(slopes["P"] - 2) < 0.01 and abs(slopes["rest"] - 1) < 0.05, \
     f"P should grow as T^2 and the rest as T (fitted slopes {slopes})"
 print("Check passed: fused == step by step, causal (invariance, sensitivity, gradient structure), "
@@ -355,6 +428,5 @@ print("Check passed: fused == step by step, causal (invariance, sensitivity, gra
 #    full $T \times T$ matrix. How many of its entries are non-zero for window $w$ (causal, so query
 #    $t$ sees keys $\max(0, t-w+1) \dots t$)? *Hint:* about $T\cdot w$, exactly
 #    $\sum_t \min(t+1, w)$. To exploit this, an op must not build the $T \times T$ matrix at all:
-#    `minims.local_attention.RangeAttention` scores only the slice of keys each chunk of queries can
-#    see, and the multi-scale models of lessons 08–10 use it.
+#    `RangeAttention` (section 7) scores only the slice of keys each chunk of queries can see.
 #    *Check:* `check("05.3", nonzero)`.
