@@ -40,6 +40,7 @@ import numpy as np
 import minims
 import minims.functional as F
 from minims import Tensor
+from minims.figures import new_figure, save_figure
 
 # The harness lives with the tests (it is test code, not library code): put tests/ on the path.
 sys.path.insert(0, str(ROOT / "tests"))
@@ -88,6 +89,31 @@ for eps in [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8]:
     errs = [abs((L(x0 + eps * d0, dt) - L(x0 - eps * d0, dt)) / (2 * eps) - exact) / abs(exact)
             for dt in (np.float32, np.float64)]
     print(f"{eps:8.0e} {errs[0]:20.2e} {errs[1]:20.2e}")
+
+# %% [markdown]
+# The same measurement on a finer grid of steps, as a picture (log–log): each curve is a "V", the
+# roundoff side falling with slope −1 on the left, the truncation side rising with slope 2 on the
+# right; the dotted lines are the floors $\delta^{2/3}$ predicted above. (Where the two sides meet,
+# a single point can dip below its floor by luck, the two errors cancelling; no check can rely on
+# that.) Left of $10^{-7}$ the float32 difference is pure noise: $x \pm \varepsilon d$ rounds to
+# nearly the same float32 numbers.
+
+# %%
+eps_grid = np.logspace(-10, -0.5, 39)
+curves = {dt: [abs((L(x0 + e * d0, dt) - L(x0 - e * d0, dt)) / (2 * e) - exact) / abs(exact) for e in eps_grid]
+          for dt in (np.float32, np.float64)}
+fig = new_figure(figsize=(6, 4))
+if fig is not None:
+    ax = fig.axes[0]
+    for dt, c in curves.items():
+        delta = np.finfo(dt).eps / 2
+        line, = ax.loglog(eps_grid, np.maximum(c, 1e-17), marker=".", label=np.dtype(dt).name)
+        ax.axhline(delta ** (2 / 3), color=line.get_color(), linestyle=":", lw=1)
+    ax.set_xlabel("step eps")
+    ax.set_ylabel("relative error of the central difference")
+    ax.set_title("gradient check of sum(w * tanh(x)): roundoff vs truncation")
+    ax.legend()
+    save_figure(fig, "03_central_difference_error")
 
 # %% [markdown]
 # In float32 the best you can hope for is about $10^{-4}$ to $10^{-5}$, and only if you pick

@@ -24,6 +24,7 @@ LESSONS = sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py"))
 TIMEOUT_S = 120
 # the figures each lesson must leave in its output folder (when matplotlib is installed)
 FIGURES = {
+    "03_gradient_checking": ["03_central_difference_error.png"],
     "05_attention": ["05_attention_heatmap.png", "05_attention_memory_loglog.png",
                      "05_local_attention_memory.png"],
     "06_vanilla_transformer": ["06_loss_curves.png", "06_attention_heads.png"],
