@@ -231,7 +231,7 @@ print("Check passed: recording, ordering, accumulation, unbroadcast and freeing 
 #    *Hint:* save `a` with `ctx.save(a)`; backward returns `g * xp.cos(a)`. Re-running the cell
 #    registers `Sin` twice: `minims.OPS.pop("Sin", None)` first. Lesson 03 shows how to check it
 #    properly.
-#    *Check:* `check("02.1", Sin)`.
+#    *Check:* `check("02.1", Sin)`; the class.
 # 2. **Constants are not walked.** Build `(x * Tensor(2.0)).sum()` and list its topological order.
 #    Why is the constant missing? *Hint:* look at `needs` in `_topological_order`.
 #    *Check:* `check("02.2", list(loss._topological_order()))`.
@@ -240,4 +240,4 @@ print("Check passed: recording, ordering, accumulation, unbroadcast and freeing 
 #    *Hint:* `broken = minims.exercises.patched(Tensor.backward, "grads[key] + pg", "pg")` makes the
 #    copy (`inspect.getsource(broken)` shows it); set `Tensor.backward = broken`, rerun, and put the
 #    original back. Look for the first example that uses a value twice.
-#    *Check:* `check("02.3", section_number)`.
+#    *Check:* `check("02.3", section_number)`; the section's number, an int.

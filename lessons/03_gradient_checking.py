@@ -343,7 +343,8 @@ print(f"Check passed: {len(rows)} ops agree with central differences (worst "
 #    *Check:* `check("03.1", {"float64_caught": ..., "float32_caught": ...})`.
 # 2. **A kink on purpose.** Call `check_op(SPECS["ReLU"], [np.array([0.0, 1e-7, 1.0])], {})`.
 #    What fails, and why is the op not wrong? *Hint:* section 3.
-#    *Check:* `check("03.2", indices_that_disagree)`.
+#    *Check:* `check("03.2", indices_that_disagree)`;
+#    a list of the indices (0, 1, 2) of the inputs where the two gradients disagree.
 # 3. **Check your own op.** Take the `Sin` op from lesson 02's exercise and write an `OpSpec` for it
 #    (`draw=None` is fine when you pass inputs yourself; the reference is `np.sin`). Then break its
 #    backward (use `+cos`, `-cos`, `sin`) and watch which versions are caught.

@@ -420,7 +420,8 @@ print("Check passed: fused == step by step, causal (invariance, sensitivity, gra
 #    see the next one) and rerun the causality test of section 4 on the step-by-step version.
 #    *Hint:* wrap the step-by-step code in a function of `(q, k, v, allowed)`; the invariance check
 #    should now fail at position $t-1$.
-#    *Check:* `check("05.1", attention_steps)`.
+#    *Check:* `check("05.1", attention_steps)`;
+#    `attention_steps(q, k, v, allowed)` -> the output Tensor.
 # 2. **Heads and memory.** At fixed $C$, how does the memory of $P$ change with `n_head`? And the rest?
 #    Predict, then measure with `attention_memory`. *Hint:* $P$ is (B, nh, T, T).
 #    *Check:* `check("05.2", {"T": T, "P": {nh: bytes}, "rest": {nh: bytes}})`.
@@ -429,4 +430,4 @@ print("Check passed: fused == step by step, causal (invariance, sensitivity, gra
 #    $t$ sees keys $\max(0, t-w+1) \dots t$)? *Hint:* about $T\cdot w$, exactly
 #    $\sum_t \min(t+1, w)$. To exploit this, an op must not build the $T \times T$ matrix at all:
 #    `RangeAttention` (section 7) scores only the slice of keys each chunk of queries can see.
-#    *Check:* `check("05.3", nonzero)`.
+#    *Check:* `check("05.3", nonzero)`; `nonzero(T, w)` -> an int.

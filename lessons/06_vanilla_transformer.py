@@ -488,4 +488,4 @@ print(f"Check passed: trained {result['iter']} steps, valid loss {valid_loss:.3f
 #    cache_dir=ROOT / ".cache")` splits it 90/5/5. Or use the trainer:
 #    `python -m minims.train --data path/to/book.txt`. *Hint:* a few hundred kilobytes is enough to
 #    see it learn.
-#    *Check:* `check("06.3", result_of_train)`.
+#    *Check:* `check("06.3", result_of_train)`; the dict `minims.train.train(...)` returns.

@@ -326,4 +326,4 @@ print(f"Check passed: the library's shorten/upsample are causal; pooling without
 #    `minims.scale.shift_right(x, k - 1)` (imported above), then `.reshape(B, k, T // k, C).mean(axis=1)`;
 #    put it in `RoundTrip` and run the leak test. At how many positions does it leak?
 #    *Hint:* coarse $j$ now mixes positions $j-k+1+mT/k$ for $m = 0 \dots k-1$: far in the future.
-#    *Check:* `check("07.3", shorten_strided)`.
+#    *Check:* `check("07.3", shorten_strided)`; `shorten_strided(x, k)` -> the coarse Tensor.

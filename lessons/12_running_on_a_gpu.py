@@ -299,7 +299,7 @@ print("Check passed: same seed, same weights; ids checked; timing synchronized; 
 #    `minims.backend.synchronize()` after the loop. Why is the unsynchronized number wrong even
 #    though `loss.item()` is never called? *Hint:* the clock stops while kernels are still queued;
 #    add `loss.item()` inside the loop and see it act as a synchronization.
-#    *Check:* `check("12.2", timed)`.
+#    *Check:* `check("12.2", timed)`; `timed(steps, sync)` -> seconds for one call of `steps()`.
 # 3. **float64 on a GPU.** Build the model with `dtype="float64"` on both backends and compare the
 #    logits again (section 3). How small does the gap get, and how much slower is a float64 step on
 #    your GPU? *Hint:* data-centre GPUs run float64 at half the float32 rate, consumer ones at 1/32
