@@ -278,6 +278,9 @@ for op in sorted(set(small) | set(large)):
     print(f"{op:28} {a:12,} {b:12,} {b / max(a, 1):7.2f}")
 print(f"{'  of which P (4 bands)':28} {p_small:12,} {p_large:12,} {p_large / p_small:7.2f}")
 print(f"{'total':28} {total_small:12,} {total_large:12,} {total_large / total_small:7.2f}")
+qkv_bytes = 3 * (2 * T_small) * C_mem * 4          # sQ, Kᵀ and V: T·C float32 numbers each
+print(f"the fused op at T={2 * T_small}: 3 × {qkv_bytes // 3:,} (sQ, Kᵀ, V) + {p_large:,} (P) = "
+      f"{qkv_bytes + p_large:,} bytes: nothing else, so no O and no S")
 
 T_book = 4096
 bands = F.ATTENTION_BANDS
@@ -400,6 +403,7 @@ assert np.all(moved[:t] == 0), f"causality: outputs before position {t} changed:
 assert np.all(moved[t:] > 0), "sensitivity: outputs at positions >= t should change"
 assert np.all(grad_norm[s + 1:] == 0) and grad_norm[s] > 0, \
     f"gradient from output {s} must be zero at later inputs and non-zero at {s}"
+assert large["ScaledDotProductAttention"] == qkv_bytes + p_large, "the op saves sQ, Kᵀ, V and P, nothing else"
 assert p_large == 4 * p_small, "the attention matrix P must grow exactly 4x when T doubles"
 assert 2 < total_large / total_small < 4, "total activation memory should grow between 2x and 4x"
 assert local_diff < 1e-12, "local attention must equal dense attention with the window as a mask"
