@@ -254,13 +254,21 @@ print("Check passed: tensors, the xp handle, scatter_add and seeded init behave 
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **A backend-agnostic function.** Write `normalize(a)` that returns `a / rms(a)` for an array of
 #    the active backend, without importing NumPy inside it.
 #    *Hint:* take `xp = minims.backend.xp` inside the function; test it with
 #    `minims.backend.asarray([3.0, 4.0])`.
+#    *Check:* `check("00.1", normalize)`; `normalize(a)` -> an array of the active backend.
 # 2. **Bytes per number.** Use `minims.backend.track_memory()` to measure a `(1000, 1000)` array in
 #    float32 and in float64, and a `(1000, 1000)` boolean mask.
 #    *Hint:* expect about 4 MB, 8 MB and 1 MB; a boolean takes a whole byte.
-# 3. **(GPU)** Time `a @ a` for `n = 4096` with and without `minims.backend.synchronize()` before
-#    stopping the clock, then with float64. *Hint:* without the synchronize you time the launch only;
+#    *Check:* `check("00.2", {"float32": bytes, "float64": bytes, "bool": bytes})`.
+# 3. **(GPU)** Write `timed(fn, sync)` (seconds for one call of `fn`) and time `a @ a` for
+#    `n = 4096` with and without `minims.backend.synchronize()` before stopping the clock, then
+#    with float64. *Hint:* without the synchronize you time the launch only;
 #    the float64 / float32 ratio depends on the card (small on data-centre GPUs, large on gaming ones).
+#    *Check:* `check("00.3", timed)`; `timed(fn, sync)` -> seconds for one call of `fn()`.

@@ -197,12 +197,21 @@ print("Check passed: the engine's gradients equal the hand-derived ones to float
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **ReLU instead of tanh.** Replace `np.tanh` by `np.maximum(A, 0)` and `.tanh()` by `.relu()`,
 #    and fix the hand backward. *Hint:* the local derivative is `(A > 0)`, an elementwise mask.
+#    *Check:* `check("01.1", backward)`;
+#    `backward(X, W1, b1, W2, b2, Y)` -> `(dW1, db1, dW2, db2)` for the ReLU network.
 # 2. **Cross-entropy.** Treat `Yhat` as logits over O classes and use
 #    `minims.functional.cross_entropy(Yhat_t, labels)` with `labels = rng.integers(0, O, N)`.
 #    Derive $\bar{\hat Y}$ by hand. *Hint:* it is `(softmax(Yhat) - onehot(labels)) / N`
 #    (lesson 04 derives it).
+#    *Check:* `check("01.2", dlogits)`; `dlogits(Yhat, labels)` -> $\bar{\hat Y}$ as a NumPy array.
 # 3. **Count the work.** For a third layer, how many matrix multiplies does the backward pass need,
 #    compared with the forward? *Hint:* two per layer ($\bar W$ and $\bar{\text{input}}$), except that
 #    nobody needs $\bar X$; so backward costs about twice the forward.
+#    *Check:* `check("01.3", number_of_matmuls)`; the number of matrix multiplies in the backward
+#    pass of the three-layer network, an int.

@@ -222,12 +222,22 @@ print("Check passed: recording, ordering, accumulation, unbroadcast and freeing 
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **Your own op.** Write `class Sin(minims.Function)` with `forward(ctx, a)` returning
 #    `minims.backend.xp.sin(a)` and a `backward`. Check it on `Sin.apply(x)` against `np.cos`.
 #    *Hint:* save `a` with `ctx.save(a)`; backward returns `g * xp.cos(a)`. Re-running the cell
 #    registers `Sin` twice: `minims.OPS.pop("Sin", None)` first. Lesson 03 shows how to check it
 #    properly.
+#    *Check:* `check("02.1", Sin)`; the class.
 # 2. **Constants are not walked.** Build `(x * Tensor(2.0)).sum()` and list its topological order.
 #    Why is the constant missing? *Hint:* look at `needs` in `_topological_order`.
+#    *Check:* `check("02.2", list(loss._topological_order()))`.
 # 3. **Break it on purpose.** In a copy of `backward` (not in the library!), replace
-#    `grads[key] + pg` by `pg`. Which of the checks above fails first? *Hint:* section 5.
+#    `grads[key] + pg` by `pg`, and rerun the sections above. Which section's check fails first?
+#    *Hint:* `broken = minims.exercises.patched(Tensor.backward, "grads[key] + pg", "pg")` makes the
+#    copy (`inspect.getsource(broken)` shows it); set `Tensor.backward = broken`, rerun, and put the
+#    original back. Look for the first example that uses a value twice.
+#    *Check:* `check("02.3", section_number)`; the section's number, an int.

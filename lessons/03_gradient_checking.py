@@ -40,6 +40,7 @@ import numpy as np
 import minims
 import minims.functional as F
 from minims import Tensor
+from minims.figures import new_figure, save_figure
 
 # The harness lives with the tests (it is test code, not library code): put tests/ on the path.
 sys.path.insert(0, str(ROOT / "tests"))
@@ -88,6 +89,31 @@ for eps in [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8]:
     errs = [abs((L(x0 + eps * d0, dt) - L(x0 - eps * d0, dt)) / (2 * eps) - exact) / abs(exact)
             for dt in (np.float32, np.float64)]
     print(f"{eps:8.0e} {errs[0]:20.2e} {errs[1]:20.2e}")
+
+# %% [markdown]
+# The same measurement on a finer grid of steps, as a picture (log–log): each curve is a "V", the
+# roundoff side falling with slope −1 on the left, the truncation side rising with slope 2 on the
+# right; the dotted lines are the floors $\delta^{2/3}$ predicted above. (Where the two sides meet,
+# a single point can dip below its floor by luck, the two errors cancelling; no check can rely on
+# that.) Left of $10^{-7}$ the float32 difference is pure noise: $x \pm \varepsilon d$ rounds to
+# nearly the same float32 numbers.
+
+# %%
+eps_grid = np.logspace(-10, -0.5, 39)
+curves = {dt: [abs((L(x0 + e * d0, dt) - L(x0 - e * d0, dt)) / (2 * e) - exact) / abs(exact) for e in eps_grid]
+          for dt in (np.float32, np.float64)}
+fig = new_figure(figsize=(6, 4))
+if fig is not None:
+    ax = fig.axes[0]
+    for dt, c in curves.items():
+        delta = np.finfo(dt).eps / 2
+        line, = ax.loglog(eps_grid, np.maximum(c, 1e-17), marker=".", label=np.dtype(dt).name)
+        ax.axhline(delta ** (2 / 3), color=line.get_color(), linestyle=":", lw=1)
+    ax.set_xlabel("step eps")
+    ax.set_ylabel("relative error of the central difference")
+    ax.set_title("gradient check of sum(w * tanh(x)): roundoff vs truncation")
+    ax.legend()
+    save_figure(fig, "03_central_difference_error")
 
 # %% [markdown]
 # In float32 the best you can hope for is about $10^{-4}$ to $10^{-5}$, and only if you pick
@@ -304,13 +330,23 @@ print(f"Check passed: {len(rows)} ops agree with central differences (worst "
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **float32 hides small bugs.** Plant a subtle bug: make `DiagonalSoftmax.backward` return the
 #    *correct* gradient `y * (g - (g * y).sum(axis=-1, keepdims=True))` times `1 + 1e-4`. Does the
 #    float64 harness catch it? Would a float32 check, with the loose tolerance float32 forces on you,
-#    have caught it? *Hint:* compare 1e-4 with the float32 column of section 1.
+#    have caught it? *Hint:* compare 1e-4 with the float32 column of section 1;
+#    `minims.exercises.gradient_check(lambda t: Op.apply(t), x, dtype)` runs one check in `"float64"`
+#    or `"float32"`, with the step and tolerance each dtype forces, and says whether it caught a bug.
+#    *Check:* `check("03.1", {"float64_caught": ..., "float32_caught": ...})`.
 # 2. **A kink on purpose.** Call `check_op(SPECS["ReLU"], [np.array([0.0, 1e-7, 1.0])], {})`.
 #    What fails, and why is the op not wrong? *Hint:* section 3.
+#    *Check:* `check("03.2", indices_that_disagree)`;
+#    a list of the indices (0, 1, 2) of the inputs where the two gradients disagree.
 # 3. **Check your own op.** Take the `Sin` op from lesson 02's exercise and write an `OpSpec` for it
 #    (`draw=None` is fine when you pass inputs yourself; the reference is `np.sin`). Then break its
 #    backward (use `+cos`, `-cos`, `sin`) and watch which versions are caught.
 #    *Hint:* `OpSpec(draw=None, call=lambda x: Sin.apply(x), reference=np.sin)`.
+#    *Check:* `check("03.3", {"+cos": caught, "-cos": caught, "sin": caught})`.

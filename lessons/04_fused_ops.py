@@ -288,14 +288,22 @@ print("Check passed: stable log-softmax, fused == composed in float64, harness o
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **Cross-entropy from its parts.** Show numerically that `F.cross_entropy(z, t)` equals
 #    `-(F.log_softmax(z) * onehot).sum() / N`, gradients included.
 #    *Hint:* `onehot = np.eye(V)[t]`; call `.backward()` on each scalar loss (with a fresh `z`
 #    tensor each time) and compare the two `z.grad`.
+#    *Check:* `check("04.1", ce_from_parts)`; `ce_from_parts(z, t)` -> the loss Tensor.
 # 2. **RMSNorm.** Derive the backward of $y = x \cdot r \odot w$ with $r = (\text{mean}(x^2) + \epsilon)^{-1/2}$
 #    (no mean subtraction). *Hint:* follow section 3 without the $\mu$ terms:
 #    $\bar x = r(\hat g - \hat x\, \text{mean}(\hat g \odot \hat x))$. Check it against a composed
 #    version as in section 5.
+#    *Check:* `check("04.2", rmsnorm_backward)`;
+#    `rmsnorm_backward(x, w, g, eps)` -> `(dx, dw)`, NumPy in and out.
 # 3. **Where does the memory go?** For the composed GELU, print
 #    `minims.memory.saved_bytes(y, by="op")`. Which primitive saves the most? *Hint:* every `Mul`
 #    saves both of its operands.
+#    *Check:* `check("04.3", "OpName")`; the op's name as `saved_bytes` prints it.

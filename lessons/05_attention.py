@@ -16,7 +16,8 @@
 # - how the library fuses it into one op, and the derivation of its backward pass;
 # - how to *test* causality: change token $t$, and no output before $t$ may move;
 # - its memory: the $T \times T$ attention matrix, measured, grows 4× when $T$ doubles. This
-#   quadratic cost is the problem the paper's multi-scale models attack.
+#   quadratic cost is the problem the paper's multi-scale models attack;
+# - `RangeAttention`, the op the multi-scale models use to store only the keys each query sees.
 #
 # **Where this sits.** `minims.functional.scaled_dot_product_attention` (the fused op) and
 # `minims.nn.CausalSelfAttention` (the layer with its projections). The multi-scale models reuse both,
@@ -41,6 +42,7 @@ import numpy as np
 import minims
 import minims.functional as F
 from minims import Tensor
+from minims.figures import new_figure, save_figure
 from minims.nn import CausalSelfAttention, init_parameters
 
 rng = np.random.default_rng(0)
@@ -100,6 +102,22 @@ print(P.numpy()[0, 0])
 print("row sums:", P.numpy()[0, 0].sum(-1))
 
 # %% [markdown]
+# The same weights as a picture, one panel per head: row $t$ is query $t$, column $s$ key $s$,
+# darker is more weight. Everything above the diagonal is exactly 0 (the mask), and each row's
+# weights add up to 1, so the first row is a single black square (query 0 can only see itself).
+
+# %%
+fig = new_figure(1, nh, figsize=(3.2 * nh, 3.0))
+if fig is not None:
+    for head, ax in enumerate(fig.axes):
+        image = ax.imshow(P.numpy()[0, head], cmap="Greys", vmin=0, vmax=1)
+        ax.set_title(f"head {head}: P[t, s]")
+        ax.set_xlabel("key s")
+        ax.set_ylabel("query t")
+    fig.colorbar(image, ax=fig.axes, label="attention weight")
+    save_figure(fig, "05_attention_heatmap")
+
+# %% [markdown]
 # ## 3. The fused op and its backward
 #
 # The library does all of that in one `Function`, `ScaledDotProductAttention`. Its backward comes
@@ -107,12 +125,21 @@ print("row sums:", P.numpy()[0, 0].sum(-1))
 #
 # - $O = PV$ is a matrix product: $\bar V = P^\top g$ and $\bar P = g V^\top$.
 # - $P = \text{softmax}(S)$ row by row (lesson 04): $\bar S = P \odot (\bar P - \text{rowsum}(\bar P \odot P))$.
-#   A shortcut: $\text{rowsum}(\bar P \odot P)_t = \sum_s (gV^\top)_{ts} P_{ts} = \sum_j g_{tj} (PV)_{tj}
-#   = \text{rowsum}(g \odot O)_t$, which costs $T \cdot hs$ instead of $T^2$.
+#   (One could use $\text{rowsum}(\bar P \odot P) = \text{rowsum}(g \odot O)$, which costs $T\cdot hs$
+#   instead of $T^2$, but only by saving $O$ as well; the library computes $\text{rowsum}(\bar P \odot P)$
+#   from $\bar P$, which it needs anyway, and keeps its memory for the arrays below.)
 # - $S = sQK^\top$ (with $s = 1/\sqrt{hs}$): $\bar Q = s\,\bar S K$ and $\bar K = \bar S^\top (sQ)$.
 #
 # Masked entries have $P = 0$, so $\bar S = 0$ there: no gradient flows to the future either.
-# The forward saves $sQ$, $K^\top$, $V$, $P$ and $O$. Of these, only $P$ is $T \times T$.
+#
+# **What it saves for backward:** $sQ$, $K^\top$, $V$ (each $T \times hs$ per head) and $P$
+# ($T \times T$ per head); not $S$ (the softmax overwrites it in place) and not $O$. Only $P$ grows
+# with $T^2$. Section 6 counts these bytes.
+#
+# Two arguments of the op appear below before their sections: **`bias`** is the mask as an array
+# to add to the scores, $0$ where a query may attend and $-\infty$ where it may not (the causal rule
+# of section 2, or the masks of section 5); **`chunks`** cuts causal attention into bands of queries
+# (section 6 explains why; here, with $T = 6$, there is one band).
 
 # %%
 print(inspect.getsource(F.ScaledDotProductAttention))
@@ -218,7 +245,14 @@ print("output shape:", out_local.shape)
 # One refinement: for causal attention over 128 or more tokens, the library computes $P$ in 4 bands
 # of queries (`minims.functional.ATTENTION_BANDS`); band $[a, b)$ only needs keys $[0, b)$, so most
 # of the masked upper triangle is never computed nor stored. The bands hold $5/8$ of the full
-# $T\times T$ matrix — a constant factor: the cost is still quadratic in $T$.
+# $T\times T$ matrix — a constant factor: the cost is still quadratic in $T$. Bands are used only
+# when $T \ge 128$, $T$ is a multiple of 4 (four bands of equal size) and there is no explicit
+# `mask`; otherwise the op computes the whole $T \times T$ matrix in one band. Here is the rule, from
+# `scaled_dot_product_attention`:
+
+# %%
+print(next(line.strip() for line in inspect.getsource(F.scaled_dot_product_attention).splitlines()
+           if line.strip().startswith("chunks =")))
 
 # %%
 C_mem, nh_mem = 64, 4
@@ -244,6 +278,9 @@ for op in sorted(set(small) | set(large)):
     print(f"{op:28} {a:12,} {b:12,} {b / max(a, 1):7.2f}")
 print(f"{'  of which P (4 bands)':28} {p_small:12,} {p_large:12,} {p_large / p_small:7.2f}")
 print(f"{'total':28} {total_small:12,} {total_large:12,} {total_large / total_small:7.2f}")
+qkv_bytes = 3 * (2 * T_small) * C_mem * 4          # sQ, Kᵀ and V: T·C float32 numbers each
+print(f"the fused op at T={2 * T_small}: 3 × {qkv_bytes // 3:,} (sQ, Kᵀ, V) + {p_large:,} (P) = "
+      f"{qkv_bytes + p_large:,} bytes: nothing else, so no O and no S")
 
 T_book = 4096
 bands = F.ATTENTION_BANDS
@@ -252,9 +289,111 @@ print(f"\nextrapolated: at T={T_book}, P alone would take {band_fraction * nh_me
       f"per sequence per layer, vs {p_large / 2**20:.1f} MiB at T={2 * T_small}.")
 
 # %% [markdown]
+# Two lengths give a ratio; a few more give a law. On log–log axes a power law $y = aT^p$ is a
+# straight line of slope $p$, so we fit a line to $\log y$ against $\log T$: $P$ should have slope 2
+# (quadratic), the rest slope 1 (linear), and the total somewhere in between, creeping towards 2 as
+# $P$ takes over.
+
+# %%
+T_sweep = [128, 256, 512] if QUICK else [128, 256, 512, 1024]
+sweep = [attention_memory(T_) for T_ in T_sweep]
+p_sweep = np.array([p for _, p, _ in sweep], dtype=float)
+total_sweep = np.array([tot for _, _, tot in sweep], dtype=float)
+rest_sweep = total_sweep - p_sweep
+slopes = {name: np.polyfit(np.log(T_sweep), np.log(ys), 1)[0]
+          for name, ys in (("P", p_sweep), ("rest", rest_sweep), ("total", total_sweep))}
+for name, slope in slopes.items():
+    print(f"fitted slope of {name:5}: {slope:.2f}  (memory ~ T^{slope:.2f})")
+
+fig = new_figure(figsize=(5.5, 4.0))
+if fig is not None:
+    ax = fig.axes[0]
+    for name, ys, marker in (("P (attention weights)", p_sweep, "o"),
+                             ("everything else", rest_sweep, "s"), ("total", total_sweep, "^")):
+        key = name.split()[0] if name != "everything else" else "rest"
+        ax.loglog(T_sweep, ys / 2**20, marker=marker, label=f"{name}: slope {slopes[key]:.2f}")
+    ax.set_xticks(T_sweep, [str(T_) for T_ in T_sweep], minor=False)
+    ax.set_xticks([], minor=True)
+    ax.set_xlabel("sequence length T (tokens)")
+    ax.set_ylabel("saved for backward (MiB)")
+    ax.set_title(f"one attention layer, C={C_mem}, {nh_mem} heads, B=1")
+    ax.legend()
+    save_figure(fig, "05_attention_memory_loglog")
+
+# %% [markdown]
 # That is the paper's starting point: a vanilla transformer pays this in every layer. The
 # multi-scale models run most layers on sequences $k$ or $k^2$ times shorter, where $P$ is $k^2$ or
 # $k^4$ times smaller.
+#
+# ## 7. Attention that stores only what it sees
+#
+# A local window (section 5) lets each query see $w$ keys, yet the fused op above still builds and
+# saves the whole $T \times T$ matrix, zeros included. The multi-scale models of lessons 08–10 need
+# the saving to be real, so the library has a second attention op, `RangeAttention`
+# (`minims/local_attention.py`): query $t$ sees one contiguous **range** of keys $[lo_t, hi_t)$ in
+# each of a few key sets (fine tokens, pooled blocks...). It walks the queries in chunks; for each
+# chunk it scores only the smallest slice of keys that covers the chunk's ranges, and saves only
+# those probabilities: $T \cdot (\text{chunk} + w - 1)$ numbers per head instead of $T^2$.
+#
+# Its backward is the one of section 3, window by window, with one difference: here it *does* save
+# the output $O$ and uses $\text{rowsum}(\bar P \odot P) = \text{rowsum}(g \odot O)$, because each
+# chunk's $\bar P$ is split over several windows and $O$ is only $T \cdot hs$ numbers.
+
+# %%
+from minims.local_attention import LocalSelfAttention, RangeAttention
+
+print(inspect.getsource(RangeAttention.forward))
+print(inspect.getsource(LocalSelfAttention.forward))
+
+# %% [markdown]
+# `LocalSelfAttention` has the same weights as `CausalSelfAttention`, so we can check it against the
+# dense op with the window as a mask (values and gradients, float64), then measure both at growing $T$:
+
+# %%
+w_local = 32
+dense64 = init_parameters(CausalSelfAttention(16, 2), seed=0, dtype="float64")
+local64 = init_parameters(LocalSelfAttention(16, 2, window=w_local), seed=0, dtype="float64")
+x64 = rng.standard_normal((2, 80, 16))
+idx80 = np.arange(80)
+window_mask = (idx80[:, None] - idx80[None, :]) < w_local
+xd, xl = Tensor(x64, requires_grad=True), Tensor(x64, requires_grad=True)
+yd, yl = dense64(xd, mask=window_mask), local64(xl)
+yd.sum().backward()
+yl.sum().backward()
+local_diff = max(np.abs(yd.numpy() - yl.numpy()).max(), np.abs(xd.grad - xl.grad).max())
+print(f"local attention vs dense attention with the window as a mask: max |diff| {local_diff:.1e}")
+
+local_layer = init_parameters(LocalSelfAttention(C_mem, nh_mem, window=w_local), seed=0)
+
+
+def local_memory(T_):
+    x = Tensor(rng.standard_normal((1, T_, C_mem)).astype(np.float32), requires_grad=True)
+    return minims.memory.saved_bytes(local_layer(x))
+
+
+local_sweep = np.array([local_memory(T_) for T_ in T_sweep], dtype=float)
+local_slope = np.polyfit(np.log(T_sweep), np.log(local_sweep), 1)[0]
+print(f"{'T':>6} {'dense (bands)':>14} {f'local, w={w_local}':>14}")
+for T_, dense_b, local_b in zip(T_sweep, total_sweep, local_sweep):
+    print(f"{T_:6d} {dense_b / 2**20:11.2f} MiB {local_b / 2**20:11.2f} MiB")
+print(f"fitted slopes: dense {slopes['total']:.2f}, local {local_slope:.2f}")
+
+fig = new_figure(figsize=(5.5, 4.0))
+if fig is not None:
+    ax = fig.axes[0]
+    ax.loglog(T_sweep, total_sweep / 2**20, marker="^", label=f"dense causal: slope {slopes['total']:.2f}")
+    ax.loglog(T_sweep, local_sweep / 2**20, marker="o", label=f"local, w={w_local}: slope {local_slope:.2f}")
+    ax.set_xticks(T_sweep, [str(T_) for T_ in T_sweep], minor=False)
+    ax.set_xticks([], minor=True)
+    ax.set_xlabel("sequence length T (tokens)")
+    ax.set_ylabel("saved for backward (MiB)")
+    ax.set_title(f"one attention layer, C={C_mem}, {nh_mem} heads, B=1")
+    ax.legend()
+    save_figure(fig, "05_local_attention_memory")
+
+# %% [markdown]
+# The local layer's memory grows linearly: at $T = 512$ it already holds about a third of the dense
+# layer's, and the gap widens with every doubling. Lessons 08–10 build on this op.
 #
 # ## Check
 
@@ -264,20 +403,35 @@ assert np.all(moved[:t] == 0), f"causality: outputs before position {t} changed:
 assert np.all(moved[t:] > 0), "sensitivity: outputs at positions >= t should change"
 assert np.all(grad_norm[s + 1:] == 0) and grad_norm[s] > 0, \
     f"gradient from output {s} must be zero at later inputs and non-zero at {s}"
+assert large["ScaledDotProductAttention"] == qkv_bytes + p_large, "the op saves sQ, Kᵀ, V and P, nothing else"
 assert p_large == 4 * p_small, "the attention matrix P must grow exactly 4x when T doubles"
 assert 2 < total_large / total_small < 4, "total activation memory should grow between 2x and 4x"
+assert local_diff < 1e-12, "local attention must equal dense attention with the window as a mask"
+assert abs(local_slope - 1) < 0.05, f"local attention memory should grow as T (fitted slope {local_slope:.2f})"
+assert abs(slopes["P"] - 2) < 0.01 and abs(slopes["rest"] - 1) < 0.05, \
+    f"P should grow as T^2 and the rest as T (fitted slopes {slopes})"
 print("Check passed: fused == step by step, causal (invariance, sensitivity, gradient structure), "
       f"and P grows {p_large / p_small:.0f}x for 2x the length.")
 
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **Break the mask.** Replace `np.tril` by `np.tril(..., k=1)` in section 2 (each position may also
 #    see the next one) and rerun the causality test of section 4 on the step-by-step version.
 #    *Hint:* wrap the step-by-step code in a function of `(q, k, v, allowed)`; the invariance check
 #    should now fail at position $t-1$.
+#    *Check:* `check("05.1", attention_steps)`;
+#    `attention_steps(q, k, v, allowed)` -> the output Tensor.
 # 2. **Heads and memory.** At fixed $C$, how does the memory of $P$ change with `n_head`? And the rest?
 #    Predict, then measure with `attention_memory`. *Hint:* $P$ is (B, nh, T, T).
+#    *Check:* `check("05.2", {"T": T, "P": {nh: bytes}, "rest": {nh: bytes}})`.
 # 3. **Local attention memory.** With an explicit mask (a local window), the fused op stores the
-#    full $T \times T$ matrix. How many of its entries are non-zero for window $w$? *Hint:* about $T\cdot w$;
-#    a model that exploits this must store only the band (see the top-down model in lesson 08).
+#    full $T \times T$ matrix. How many of its entries are non-zero for window $w$ (causal, so query
+#    $t$ sees keys $\max(0, t-w+1) \dots t$)? *Hint:* about $T\cdot w$, exactly
+#    $\sum_t \min(t+1, w)$. To exploit this, an op must not build the $T \times T$ matrix at all:
+#    `RangeAttention` (section 7) scores only the slice of keys each chunk of queries can see.
+#    *Check:* `check("05.3", nonzero)`; `nonzero(T, w)` -> an int.

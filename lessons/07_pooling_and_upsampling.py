@@ -45,7 +45,8 @@ import numpy as np
 import minims
 from minims import Tensor
 from minims.nn import Block, Embedding, Linear, Module, init_parameters
-from minims.scale import ShiftPool, Upsample, shorten, upsample
+from minims.figures import draw_dependencies, new_figure, save_figure
+from minims.scale import ShiftPool, Upsample, shift_right, shorten, upsample
 
 # %% [markdown]
 # ## 1. The rule
@@ -55,7 +56,7 @@ from minims.scale import ShiftPool, Upsample, shorten, upsample
 # danger is the change of scale. A coarse vector summarises a block of $k$ tokens; if it is handed
 # back to a position *inside* its block, that position sees the rest of the block: its future.
 #
-# The recipe (paper-spec.md, "The causality rule for changing scale"; the Hourglass models use it too):
+# The recipe (the paper's models need it at every change of scale; the Hourglass models use it too):
 #
 # 1. **Shorten**: shift the sequence right by $k-1$ (zeros enter at the start, the last $k-1$
 #    positions fall off), then average each block of $k$ neighbours. Coarse $j$ then summarises
@@ -121,7 +122,7 @@ for t in range(T):
           f"(newest token {max(seen)} <= {t}: {'ok' if max(seen) <= t else 'LEAK'})")
 
 # %% [markdown]
-# Exactly the paper-spec's table: positions 0,1 ← $c_0$ (sees up to $h_0$); 2,3 ← $c_1$ ($h_2$);
+# So: positions 0,1 ← $c_0$ (sees up to $h_0$); 2,3 ← $c_1$ ($h_2$);
 # 4,5 ← $c_2$ ($h_4$); 6,7 ← $c_3$ ($h_6$). Notice that position 1 does **not** see $h_1$, its own
 # token, through this path: the coarse path is always a little stale. That is why every model keeps
 # a **fine residual stream** (the token embeddings, or fine layers) beside it: the fine stream
@@ -151,7 +152,7 @@ leaks_correct = dependency_picture(up, "shift by k-1, pool, repeat (the library)
 # %% [markdown]
 # ## 3. A deliberately broken version: no shift
 #
-# The most common mistake (pitfall 1 in paper-spec.md) is to pool each block as it stands:
+# The most common mistake (pitfall 1 in section 5) is to pool each block as it stands:
 # $c_0 = \text{mean}(h_0, h_1)$. Then position 0 receives $h_1$, the token it is supposed to predict.
 # We build it here **on purpose**, from Tensor primitives, to watch the tests catch it. It is never
 # in the library.
@@ -167,6 +168,18 @@ up_broken = upsample(shorten_without_shift(eye, k), k).numpy()[0]
 leaks_broken = dependency_picture(up_broken, "pool without the shift (BROKEN):")
 
 # %% [markdown]
+# The two pictures side by side as an image: dark cells are dependencies on the past (or the
+# present), red cells dependencies on the future; the blue line is the diagonal $i = t$. A causal
+# operator has nothing red, that is nothing right of the line.
+
+# %%
+fig = new_figure(1, 2, figsize=(8, 4))
+if fig is not None:
+    draw_dependencies(fig.axes[0], up, f"shift by k-1, pool, repeat (k={k})")
+    draw_dependencies(fig.axes[1], up_broken, f"pool without the shift (BROKEN, k={k})")
+    save_figure(fig, "07_dependencies")
+
+# %% [markdown]
 # Every position at the start of a block sees the rest of its block: with $k = 2$, positions
 # 0, 2, 4, 6 each see the next token. (The same pooling *is* causal when block $j$ is handed only
 # to positions after its last token: the retina model's coarse keys do that, and so does the
@@ -175,7 +188,7 @@ leaks_broken = dependency_picture(up_broken, "pool without the shift (BROKEN):")
 # ## 4. The leak test
 #
 # Pictures are for operators; for a whole network we need a test that treats it as a black box.
-# The property (paper-spec.md, "The leak test"): **change the tokens from position t on, and no
+# The property: **change the tokens from position t on, and no
 # logit at a position before t may change.** In float64 the comparison is *exact*: the logits
 # before $t$ come from the very same arithmetic on the very same numbers, so even a leak of 1e-15
 # shows. (In float32 with a tolerance, a small leak hides in the noise.)
@@ -295,14 +308,22 @@ print(f"Check passed: the library's shorten/upsample are causal; pooling without
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **Two scales (pitfall 2).** Draw `dependency_picture` for `upsample(shorten(shorten(eye, 2), 2), 4)`
 #    with `T = 16`: causal? Then build the broken variant "shift at the first level only":
 #    `shorten_without_shift(shorten(eye, 2), 2)`, and find the leaking rows.
 #    *Hint:* the second pooling works in units of blocks: it needs its own shift by $k-1$ blocks.
+#    *Check:* `check("07.1", {"causal": ..., "leaking_rows": [...]})`.
 # 2. **The other causal option (delay).** Pool without the shift, but give block $j$ to the fine
 #    positions of block $j+1$: `minims.scale.Unpool(C, k, delay=True)(shorten(x, k, shift=False), T)`.
 #    Draw its picture for $k = 2$, $T = 8$ and compare with the shift recipe: which one is staler?
 #    *Hint:* `Unpool` is a module with no parameters in its "repeat" kind; call it on `Tensor(c[None])`.
-# 3. **The strided mistake (pitfall 3).** Write `x.reshape(B, k, T // k, C).mean(axis=1)` after the
-#    shift, put it in `RoundTrip` and run the leak test. At how many positions does it leak?
+#    *Check:* `check("07.2", "delay" or "shift")`.
+# 3. **The strided mistake (pitfall 3).** Write `shorten_strided(x, k)`: the shift
+#    `minims.scale.shift_right(x, k - 1)` (imported above), then `.reshape(B, k, T // k, C).mean(axis=1)`;
+#    put it in `RoundTrip` and run the leak test. At how many positions does it leak?
 #    *Hint:* coarse $j$ now mixes positions $j-k+1+mT/k$ for $m = 0 \dots k-1$: far in the future.
+#    *Check:* `check("07.3", shorten_strided)`; `shorten_strided(x, k)` -> the coarse Tensor.

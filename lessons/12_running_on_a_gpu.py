@@ -286,15 +286,22 @@ print("Check passed: same seed, same weights; ids checked; timing synchronized; 
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **Where the GPU wins.** On a GPU, run `python -m minims.bench speed --backend cupy` with
 #    `--block-size 128`, then `512` and `2048` (and `--batch-size 1` if memory runs out). How do the
 #    tokens per second of vanilla and retina change with $T$? *Hint:* small problems are bound by
 #    kernel launches, not arithmetic; the $T^2$ attention shows only at long $T$.
-# 2. **Forgetting to synchronize.** Time 20 training steps in a loop with and without
+#    *Check:* `check("12.1", {"vanilla": {T: tok_s}, "retina": {T: tok_s}})`.
+# 2. **Forgetting to synchronize.** Write `timed(steps, sync)` and time 20 training steps with and without
 #    `minims.backend.synchronize()` after the loop. Why is the unsynchronized number wrong even
 #    though `loss.item()` is never called? *Hint:* the clock stops while kernels are still queued;
 #    add `loss.item()` inside the loop and see it act as a synchronization.
+#    *Check:* `check("12.2", timed)`; `timed(steps, sync)` -> seconds for one call of `steps()`.
 # 3. **float64 on a GPU.** Build the model with `dtype="float64"` on both backends and compare the
 #    logits again (section 3). How small does the gap get, and how much slower is a float64 step on
 #    your GPU? *Hint:* data-centre GPUs run float64 at half the float32 rate, consumer ones at 1/32
 #    or 1/64.
+#    *Check:* `check("12.3", {"float32_gap": ..., "float64_gap": ...})`.

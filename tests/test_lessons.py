@@ -9,6 +9,7 @@ What a new lesson needs to pass: it imports minims, is a jupytext py:percent fil
 `MINIMS_QUICK`, has "## Check" and "## Exercises" markdown sections, prints "Check passed" at
 the end, and finishes within 120 s in quick mode (aim for ~10 s).
 """
+import importlib.util
 import os
 import re
 import subprocess
@@ -21,6 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 LESSONS_DIR = ROOT / "lessons"
 LESSONS = sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py"))
 TIMEOUT_S = 120
+# the figures each lesson must leave in its output folder (when matplotlib is installed)
+FIGURES = {
+    "03_gradient_checking": ["03_central_difference_error.png"],
+    "05_attention": ["05_attention_heatmap.png", "05_attention_memory_loglog.png",
+                     "05_local_attention_memory.png"],
+    "06_vanilla_transformer": ["06_loss_curves.png", "06_attention_heads.png"],
+    "07_pooling_and_upsampling": ["07_dependencies.png"],
+}
 
 
 def quick_env():
@@ -37,9 +46,10 @@ def test_lessons_exist():
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
-def test_lesson_runs_in_quick_mode(lesson):
+def test_lesson_runs_in_quick_mode(lesson, tmp_path):
+    env = dict(quick_env(), MINIMS_LESSONS_OUT=str(tmp_path))   # figures and runs: not in the checkout
     try:
-        result = subprocess.run([sys.executable, str(lesson)], cwd=ROOT, env=quick_env(),
+        result = subprocess.run([sys.executable, str(lesson)], cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"{lesson.name} took more than {TIMEOUT_S} s with MINIMS_QUICK=1\n"
@@ -48,6 +58,13 @@ def test_lesson_runs_in_quick_mode(lesson):
         f"{lesson.name} failed (exit code {result.returncode}) with MINIMS_QUICK=1\n"
         f"--- stdout (end) ---\n{result.stdout[-4000:]}\n--- stderr (end) ---\n{result.stderr[-4000:]}")
     assert "Check passed" in result.stdout, f"{lesson.name} did not reach its final check"
+    for name in FIGURES.get(lesson.stem, []):
+        if importlib.util.find_spec("matplotlib") is None:
+            assert "pip install -e '.[plot]'" in result.stdout, "without matplotlib, say how to get the pictures"
+            break
+        figure = tmp_path / name
+        assert figure.is_file() and figure.stat().st_size > 10_000, f"{lesson.name} did not draw {name}"
+        assert f"figure: {figure}" in result.stdout, f"{lesson.name} should print the path of {name}"
 
 
 def test_readme_lists_every_lesson_in_order():
