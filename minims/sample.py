@@ -114,6 +114,8 @@ def _main(argv):
     B.set_backend(args.backend)
     path = Path(args.ckpt) if args.ckpt else Path(args.out_dir) / checkpoint.CKPT_NAME
     model, tokenizer, _ = load_model(path)
+    if not 1 <= args.slide <= model.config.block_size:
+        raise UsageError(f"--slide must be in [1, block_size={model.config.block_size}], got {args.slide}")
     pieces = sample_stream(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,
                            args.top_k, args.seed, slide=args.slide)
     first = next(pieces, "")          # a bad prompt or option fails here, before any output

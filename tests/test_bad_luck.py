@@ -377,7 +377,7 @@ def test_ctrl_c_anywhere_is_one_line_and_130(tmp_path, text_file, capsys, monkey
     capsys.readouterr()
     with monkeypatch.context() as m:                 # while sampling
         from minims.models.vanilla import VanillaLM
-        m.setattr(VanillaLM, "generate", interrupt)
+        m.setattr(VanillaLM, "generate_tokens", interrupt)     # what the sampler streams from
         code = sample_cli.main(["--out-dir", str(tmp_path / "out")])
         err = capsys.readouterr().err
         assert one_line(err, code, 130) and err == "interrupted (Ctrl-C)\n"
