@@ -18,7 +18,6 @@ Scaffolding:
 - `record_calls(...)`: watch the order of calls, for the timing exercises (00.3, 12.2).
 """
 import contextlib
-import functools
 import inspect
 import linecache
 import math

@@ -32,7 +32,8 @@ from minims import checkpoint, distributed, files
 from minims import train as train_cli
 from minims.checkpoint import CheckpointError
 
-REPO = Path(__file__).resolve().parent.parent
+import tiny_runs  # noqa: E402
+from tiny_runs import REPO, read_log, small_text, weights  # noqa: E402
 TESTS = Path(__file__).resolve().parent
 MPIEXEC = shutil.which("mpiexec", path=os.pathsep.join([str(Path(sys.executable).parent),
                                                          os.environ.get("PATH", "")]))
@@ -46,17 +47,13 @@ TOL = dict(rtol=1e-10, atol=1e-10)
 
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("text") / "own.txt"
-    raw = (REPO / "data" / "austen" / "persuasion.txt").read_text(encoding="utf-8")
-    path.write_text(raw[:30_000], encoding="utf-8")
-    return path
+    return small_text(tmp_path_factory.mktemp("text"))
 
 
 def tiny(tmp_path, text_file, *extra, out="out"):
-    return ["--data", str(text_file), "--out-dir", str(tmp_path / out), "--cache-dir",
-            str(tmp_path / "cache"), "--block-size", "16", "--batch-size", "4", "--n-layer", "1",
-            "--n-head", "2", "--n-embd", "16", "--eval-interval", "5", "--eval-iters", "3",
-            "--warmup-iters", "2", "--dtype", "float64", "--lr-decay-iters", "10", *extra]
+    """A tiny float64 run with a fixed schedule horizon (exact comparisons across rank counts)."""
+    return tiny_runs.tiny(tmp_path, text_file, "--eval-iters", "3", "--dtype", "float64",
+                          "--lr-decay-iters", "10", *extra, out=out)
 
 
 # One rank of a test run: `python rank.py SPEC_JSON trainer-flags...`. SPEC may ask rank 1 to
@@ -165,14 +162,6 @@ def mpirun(tmp_path, n, args, spec=None, timeout=120):
            "OPENBLAS_NUM_THREADS": "1"}
     return subprocess.run([MPIEXEC, "-n", str(n), *cmd, *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=tmp_path)
-
-
-def read_log(out_dir):
-    return [json.loads(line) for line in (Path(out_dir) / "log.jsonl").read_text().splitlines()]
-
-
-def weights(out_dir):
-    return checkpoint.load(Path(out_dir) / "ckpt.npz")["model"]
 
 
 def assert_same_run(a_dir, b_dir, exact=False):

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,32 +24,12 @@ from minims.models import MODELS, ModelConfig, build_model
 from minims.models.vanilla import VanillaLM
 from minims.optim import SGD
 
-REPO = Path(__file__).resolve().parent.parent
+from tiny_runs import REPO, read_log, small_text, tiny, weights  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory):
-    """About 30 000 characters of Austen (Persuasion's opening) as a bring-your-own file."""
-    path = tmp_path_factory.mktemp("text") / "own.txt"
-    raw = (REPO / "data" / "austen" / "persuasion.txt").read_text(encoding="utf-8")
-    path.write_text(raw[:30_000], encoding="utf-8")
-    return path
-
-
-def tiny(tmp_path, text_file, *extra, out="out"):
-    """Command-line flags of a tiny run on the small text."""
-    return ["--data", str(text_file), "--out-dir", str(tmp_path / out), "--cache-dir",
-            str(tmp_path / "cache"), "--block-size", "16", "--batch-size", "4", "--n-layer", "1",
-            "--n-head", "2", "--n-embd", "16", "--eval-interval", "5", "--eval-iters", "2",
-            "--warmup-iters", "2", *extra]
-
-
-def read_log(out_dir):
-    return [json.loads(line) for line in (Path(out_dir) / "log.jsonl").read_text().splitlines()]
-
-
-def weights(out_dir):
-    return checkpoint.load(Path(out_dir) / "ckpt.npz")["model"]
+    return small_text(tmp_path_factory.mktemp("text"))
 
 
 @pytest.fixture
