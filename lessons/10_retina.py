@@ -133,7 +133,7 @@ print("problems found:", problems_1 + problems_2 or "none")
 # seen as one pooled key. With two scales, a **band** of $m k^2$ to $(m+1) k^2$ tokens just before the
 # window is kept in blocks of $k$ (`band=m`), and everything older arrives in blocks of $k^2$; all
 # boundaries are multiples of the coarser block size, so blocks never overlap. The exact partition
-# for any number of scales is the rule marked (ours) in paper-spec.md, in the source above.
+# for any number of scales is our own rule (marked (ours) in the model's docstring), in the source above.
 #
 # ## 3. One layer, shape by shape
 #

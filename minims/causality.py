@@ -1,4 +1,4 @@
-"""Is a language model causal? The black-box leak check (paper-spec.md, "The leak test").
+"""Is a language model causal? The black-box leak check.
 
 Our convention: logits[:, t] predicts token t+1, so it may depend on tokens 0 … t only. A model
 that sees a future token, or another row of the batch, learns to copy it and reports a loss far

@@ -1,6 +1,6 @@
 """Attention to a few ranges of keys per query, holding O(T·width) activations, not O(T²).
 
-Implements the memory side of paper-spec.md: the top-down model's local attention (a window
+The memory side of the multi-scale models: the top-down model's local attention (a window
 of w tokens, "memory O(T·w) instead of O(T²)"), the retina model's attention (a window of
 fine keys plus pooled keys further back, O(T·(w + T/k))) and the bottom-up aggregation layer.
 

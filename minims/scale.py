@@ -1,7 +1,7 @@
 """Changing scale without looking into the future: causal shortening and upsampling.
 
-Implements paper-spec.md, "The causality rule for changing scale" and pitfalls 1–7: the
-operators every multi-scale model of Subramanian et al. (2020) is built from.
+The operators every multi-scale model of Subramanian et al. (2020) is built from, and the
+rule that keeps them causal (the logits at position t may depend on tokens 0 … t only).
 
 1. Shorten (B, T, C) → (B, T/k, C): shift the sequence right by k−1 (zeros enter at the
    start), then pool each block of k neighbours. Coarse j then summarises h_{jk−k+1} … h_{jk}.
@@ -26,6 +26,26 @@ upsampling gradient with a reshape-sum (never a fancy-index `+=`, pitfall 4). Le
 does not divide are padded at the END and cropped after upsampling (pitfall 5): padding at the
 front would move the block boundaries, so a prompt would be cut into different blocks during
 generation than during training.
+
+The pitfalls: how implementations of changing scale leak the future, or break (numbered, so the
+code, the tests and the lessons can point here; tests/test_scale.py and tests/test_models.py
+keep broken variants of 1–3 and 8 and check that the leak test catches them):
+1. No shift, or a shift of k−2: the first position of a block sees its own target token.
+2. Several scales with a shift only at the first level, then pooling again: the second level
+   leaks. Shift by k−1 in each scale's own units at each level (what the models do), or shift
+   once by K−1 at the fine level and pool by K = k·k.
+3. Grouping strided positions: `reshape(B, k, T/k, C)` puts positions t, t+T/k, … in one block
+   and leaks badly; neighbours are `reshape(B, T/k, k, C)`. Never mix batch and time.
+4. Upsampling's backward with a fancy-index `dx[idx] += dy`: repeated indices drop updates in
+   NumPy (and are undefined in CuPy); reduce with a reshape-sum instead.
+5. T not divisible by k: pad at the end and crop after upsampling, never pad at the front.
+6. k = 1 (a zero shift): `x[:, :-0]` is empty in NumPy; a zero shift must not slice.
+7. Learned (convolutional) pooling must be causal: its k−1 steps of padding go on the left,
+   never "same" padding.
+8. Blocks pooled as they are (retina keys, delay mode): a block may be shown to a position only
+   once its LAST token is ≤ that position, never from the block's start; every attention row
+   keeps at least its own key (an all-masked row would give NaN).
+9. Nothing may take statistics over the sequence axis (no batch norm over time, no mean over T).
 
 Decoding one token at a time (ours): `Pool.complete(n)` says how many pooled steps n inputs
 determine, `Pool.pool_at` computes one pooled step and `Unpool.fine_at` one upsampled step,

@@ -1,4 +1,4 @@
-"""The leak test toolkit (paper-spec.md, "Getting the offsets right: … a leak test").
+"""The leak test toolkit (the pitfalls it catches are listed in minims/scale.py's docstring).
 
 Our convention: logits[:, t] predicts token t+1 and may depend on tokens 0 … t only. The
 checks work on any model from `build_model` (or any Module with a `wte` embedding whose call

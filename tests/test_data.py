@@ -308,7 +308,7 @@ def test_unigram_ppl_austen_char(austen):
     assert 10 < ppl < 40      # English letters: about 20-25
 
 
-# ---------------------------------------------------------------- bad luck (issue 12)
+# ---------------------------------------------------------------- bad luck: unreadable, altered or odd input
 
 def test_empty_data_device_and_unreadable_file_are_refused(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="--data is empty"):

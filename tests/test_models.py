@@ -233,7 +233,7 @@ def test_config_fields_have_help_and_survive_a_checkpoint(name):
     ("top-down", dict(layout="3"), "at least 2"),
     ("top-down", dict(layout="0-2"), "at least one layer"),
     ("bottom-up", dict(layout="1-2"), "at least 3"),
-    ("bottom-up", dict(layout="1-2-0"), "post >= 1"),
+    ("bottom-up", dict(layout="1-2-0", combine="aggregate"), "post >= 1"),
     ("bottom-up", dict(layout="1-0-2"), "every coarse scale"),
     ("top-down", dict(pool=0), "integer >= 1"),
     ("retina", dict(pool=4, n_scales=3), "exceeds block_size"),
@@ -255,9 +255,9 @@ def test_layouts_set_and_follow_the_depth():
     assert (cfg("top-down", layout="1-2-3").n_layer, cfg("top-down", layout="1-2-3").n_scales) == (6, 2)
     assert cfg("top-down", n_layer=6).layout == "3-3"
     assert cfg("top-down", n_layer=5, n_scales=2).layout == "1-1-3"
-    assert cfg("bottom-up").layout == "0-2-2"
+    assert cfg("bottom-up", combine="aggregate").layout == "0-2-2"
     assert cfg("bottom-up", n_layer=12, combine="upsample").layout == "3-6-3"
-    assert cfg("bottom-up", n_layer=8, n_scales=2).layout == "0-3-3-2"
+    assert cfg("bottom-up", n_layer=8, n_scales=2, combine="aggregate").layout == "0-3-3-2"
 
 
 def test_retina_with_a_window_covering_the_context_is_the_vanilla_model():

@@ -1,6 +1,6 @@
 """The scale operators (minims/scale.py) and range attention (minims/local_attention.py):
 values, errors, and the leak test on each operator's round trip, with the broken variants of
-paper-spec.md's pitfalls made to fail it (they live here, never in the library)."""
+the pitfalls of minims/scale.py made to fail it (they live here, never in the library)."""
 import math
 
 import numpy as np
@@ -28,7 +28,7 @@ def seq(T, Bsz=1, C=1):
 # --- values -----------------------------------------------------------------------------------
 
 def test_worked_example_k2_T8():
-    """paper-spec.md: c₀ = pool(0, h₀), c₁ = pool(h₁, h₂), c₂ = pool(h₃, h₄), c₃ = pool(h₅, h₆)."""
+    """scale.py's worked example: c₀ = pool(0, h₀), c₁ = pool(h₁, h₂), c₂ = pool(h₃, h₄), c₃ = pool(h₅, h₆)."""
     h = seq(8)                                                        # h_t = t + 1
     c = shorten(h, 2).numpy()[0, :, 0]
     np.testing.assert_array_equal(c, [(0 + 1) / 2, (2 + 3) / 2, (4 + 5) / 2, (6 + 7) / 2])

@@ -1,7 +1,7 @@
 """The model registry: `from minims.models import MODELS, build_model`.
 
 Importing this package registers every model: the vanilla transformer (the baseline) and
-the paper's three multi-scale stacks (paper-spec.md, "The three architectures"):
+the paper's three multi-scale stacks (each explained in its own file):
 "top-down" (coarse → fine), "bottom-up" (pool up, aggregate back) and "retina" (attention
 to the past at a resolution that falls with distance).
 """

@@ -1,24 +1,25 @@
-"""The bottom-up model: pool up the scales, then bring them all back to the tokens at once.
+"""The bottom-up model: pool up the scales, then bring them all back to the tokens.
 
 Paper: Subramanian et al. (2020), the bottom-up multi-scale model ("interleaving causal
-transformer layers with pooling"); paper-spec.md, "The three architectures → Bottom-up",
-built with the operators of "The causality rule for changing scale" (minims/scale.py).
+transformer layers with pooling"), built with the causal shortening and upsampling operators
+of minims/scale.py (whose docstring states the causality rule for changing scale).
 
 The idea. Representations are built from the bottom up: the token stream is shortened
 causally to blocks of k, a stack of coarse layers runs on them, its output is shortened again
 to blocks of k² with its own stack, and so on. Layers at coarse scales are cheap (a scale-s
 layer holds about 1/kˢ of a token-level layer's activations), so the model can be deep where
 depth costs little: the abstract's 30-layer model with a 23 % smaller memory footprint than a
-vanilla transformer half as deep is most naturally such a pooling-heavy model. One
-aggregation layer then lets every token attend to the outputs of all scales it may see, and
-a few token-level layers predict the next token.
+vanilla transformer half as deep is most naturally such a pooling-heavy model. The scales
+then come back to the tokens, either added to the fine stream through a learned upsampling
+(the default) or through one aggregation layer in which every token attends to the outputs of
+all scales it may see; a few token-level layers predict the next token.
 
 Data flow (k = pool, S = n_scales, T_s = ⌈T/kˢ⌉; layout = pre-c₁-…-c_S-post):
     x = pre(wte(idx) + wpe(t))                                 # (B, T, C): `pre` fine layers
     c_s = coarse[s−1](pool[s−1](c_{s−1})), c₀ = x, s = 1 … S   # (B, T_s, C): shift k−1, pool, layers
     combine="aggregate":  x = aggregate(x, [c₁ … c_S])         # (B, T, C): token t attends to its own
                           fine key and every block (s, j) whose last contributing token is ≤ t
-    combine="upsample":   x = x + Σ_s up[s−1](c_s)             # (B, T, C): repeat by kˢ (Hourglass)
+    combine="upsample":   x = x + Σ_s up[s−1](c_s)             # (B, T, C): upsample by kˢ (Hourglass)
     logits = lm_head(ln_f(post(x)))                            # (B, T, V)
 With the shift rule, block j of scale s has seen tokens ≤ j·kˢ, so token t sees blocks
 j ≤ ⌊t/kˢ⌋; with causal_mode="delay", blocks j with (j+1)·kˢ − 1 ≤ t.
@@ -33,8 +34,13 @@ Choices (ours):
   fine stream (its own key only, so no row is empty) and of each scale's LayerNorm-ed output,
   plus a learned per-scale embedding; then a residual feed-forward. Its attention holds
   O(T·Σ_s T_s) activations, once.
-- `combine="upsample"` (Hourglass style): each scale's output is upsampled straight to the
-  tokens (by kˢ) and added to the fine stream.
+- `combine="upsample"` (Hourglass style, the default): each scale's output is upsampled
+  straight to the tokens (by kˢ) and added to the fine stream; with `upsample_kind="linear"`
+  (the default) offset r inside a block of kˢ gets its own learned map. Measured by
+  `python -m minims.experiment ablate` (rows bottom-up/…, table in lessons/results/ablation.md):
+  at the same 6 layers and memory, upsample+linear (1-4-1) beat upsample+repeat and the
+  aggregation layer (0-4-2 and 1-4-1) clearly, over 2 seeds. The paper's aggregation layer
+  stays available as `combine="aggregate"`.
 - `window` > 0 gives the pre/post fine layers local attention (O(T·w) memory).
 - No coarse position embeddings: a pooled vector carries its block's mean position.
 - Lengths that k does not divide are zero-padded at the end at each scale; padded blocks are
@@ -142,10 +148,10 @@ class BottomUpConfig(ModelConfig):
     pool: int = option("pool", 4)
     n_scales: int = option("n_scales", 1)
     layout: str = option("layout", "")
-    combine: str = option("combine", "aggregate")
+    combine: str = option("combine", "upsample", chosen_by="bottom-up/upsample=linear,1-4-1")
     window: int = option("window", 0)
     pool_kind: str = option("pool_kind", "mean")
-    upsample_kind: str = option("upsample_kind", "repeat")
+    upsample_kind: str = option("upsample_kind", "linear", chosen_by="bottom-up/upsample=linear,1-4-1")
     causal_mode: str = option("causal_mode", "shift")
 
     def __post_init__(self):

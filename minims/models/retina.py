@@ -1,8 +1,8 @@
 """The retina model: one fine stream whose attention sees the past at a falling resolution.
 
 Paper: Subramanian et al. (2020), the multi-scale model that "compresses the representations
-of tokens further in the past"; paper-spec.md, "The three architectures → Retina", with the
-visibility rule of pitfall 8 and the exact S-scale partition marked (ours) there.
+of tokens further in the past", with the visibility rule of pitfall 8 (minims/scale.py) and
+an exact partition of the past over S scales (ours, below).
 
 The idea. Like the retina, whose receptive fields grow away from its centre, each layer looks
 at the most recent w tokens at full resolution, at blocks of k tokens (keys and values pooled

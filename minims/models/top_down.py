@@ -1,8 +1,8 @@
 """The top-down model: a coarse stack models the sequence of blocks and conditions the fine one.
 
-Paper: Subramanian et al. (2020), the top-down multi-scale model; paper-spec.md, "The three
-architectures → Top-down (coarse → fine)", built with the operators of "The causality rule
-for changing scale" (minims/scale.py).
+Paper: Subramanian et al. (2020), the top-down multi-scale model, built with the causal
+shortening and upsampling operators of minims/scale.py (whose docstring states the causality
+rule for changing scale and its pitfalls).
 
 The idea. Long-range structure (topic, plot, who is speaking) changes slowly, so it can be
 modelled on a sequence k times shorter, where a layer costs about 1/k of the memory of a
