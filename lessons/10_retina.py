@@ -57,7 +57,8 @@ from minims.models.retina import RetinaAttention, retina_ranges
 # top-down and bottom-up models keep separate coarse streams; the retina model keeps a single
 # token-level stream, like the vanilla transformer, and changes only what attention looks at. Query
 # $t$ attends to the most recent $w$ tokens at full resolution, and to everything older through
-# **pooled keys and values**: the mean of each block of $k$ tokens of the same layer's input,
+# **pooled keys and values**: each block of $k$ tokens of the same layer's input pooled into one
+# vector (`pool_kind`: the mean, or a learned map; section 5 prints the default),
 # mapped by the layer's own key and value projections. With more scales, blocks of $k^2$ cover what
 # lies further back still. A layer then scores about $w + T/k$ keys per query instead of up to $T$.
 #
@@ -67,7 +68,7 @@ from minims.models.retina import RetinaAttention, retina_ranges
 #   tokens   0 1 2 3 | 4 5 6 7 | 8 9 10 11 | 12 13 14 15 16 17 18 19 ... t
 #            [block 0] [block 1] [ block 2 ] |<------ fine keys: w tokens ------>|
 #            pooled    pooled    pooled       one key per token, up to t itself
-#            \________ coarse keys: the mean of each block that ended before the window
+#            \________ coarse keys: each block, pooled, that ended before the window
 #
 #   x (B, T, C) -> ln1 -> q, k, v (B, nh, T, hs)           fine keys and values
 #             \--> pool blocks of k -> (B, T/k, C) -> the same key/value maps -> (B, nh, T/k, hs)
@@ -309,12 +310,15 @@ for label, slope in slopes.items():
     print(f"{label:<20} memory ~ T^{slope:.2f} over T = {sweep[0]}..{sweep[-1]}")
 fig = new_figure(figsize=(5.8, 4.2))
 if fig is not None:
+    from matplotlib.ticker import FuncFormatter
     ax = fig.axes[0]
     for (label, _, _), marker in zip(variants, "os^"):
         ax.loglog(sweep, [memory[label, L] / MiB for L in sweep], marker=marker,
                   label=f"{label}: slope {slopes[label]:.2f}")
     ax.set_xticks(sweep, [str(L) for L in sweep], minor=False)
     ax.set_xticks([], minor=True)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))   # 20, 30, ... not 2x10^1
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
     ax.set_xlabel("sequence length T (tokens)")
     ax.set_ylabel("activation memory (MiB)")
     ax.set_title("4 layers, width 64, batch 2: memory against T")
