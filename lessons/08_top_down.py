@@ -20,7 +20,8 @@
 #   local attention in the fine stack buys at long sequences.
 #
 # **Where this sits.** `minims/models/top_down.py`, built from lesson 07's operators
-# (`minims/scale.py`) and, optionally, the local attention of `minims/local_attention.py`.
+# (`minims/scale.py`) and, optionally, the local attention of `minims/local_attention.py` (the
+# `RangeAttention` op that lesson 05, section 7, printed and checked: the memory of section 5 rests on it).
 
 # %%
 import os
@@ -296,11 +297,14 @@ print(f"Check passed: the top-down model is causal, trains (valid loss {result['
 #    *Check:* `check("08.1", {"T": 1024, "fine": {8: bytes, 32: bytes, 128: bytes}})`, measured with
 #    this lesson's `memory_by_scope` (batch 2, 4 heads, width 64, V = 50).
 # 2. **The other causal mode.** Build the model with `causal_mode="delay"` (block $j$ reaches the
-#    tokens of block $j+1$, SampleRNN's tiers) and run `assert_causal`. Still causal? Then train both
-#    modes with `train_same_budget` and compare their valid losses and curves.
-#    *Hint:* `delay` pools blocks as they stand, so the coarse context is older than with the shift.
-#    *Check:* `check("08.2", {"model": your_delay_model, "causal": True or False})`; the checker runs
-#    its own perturbation test on your model.
+#    tokens of block $j+1$, SampleRNN's tiers) and run `assert_causal`. Still causal? How stale is
+#    its coarse context, against the shift's? Then train both modes with `train_same_budget` and
+#    compare their valid losses and curves.
+#    *Hint:* `delay` pools blocks as they stand and hands block $j$ to the positions of block $j+1$;
+#    draw lesson 07's round trip for each mode, `upsample(shorten(eye, k), k)` and
+#    `upsample(shift_right(shorten(eye, k, shift=False), 1), k)`, and read the newest token each row sees.
+#    *Check:* `check("08.2", {"model": your_delay_model, "causal": True or False, "lag": {"shift": n,
+#    "delay": n}})`; the checker runs its own perturbation test on your model.
 # 3. **Three tiers.** Build `layout="2-2-2"` (two coarse scales, 6 layers) with `pool=4` and compare
 #    its memory with `layout="4-2"` (one coarse scale, the same 6 layers): which holds less, and why?
 #    Then train both with `train_same_budget` and compare their valid losses.

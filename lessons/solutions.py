@@ -360,7 +360,16 @@ def _top_down(causal_mode):
                        dtype="float64", seed=0, causal_mode=causal_mode)
 
 
-@solution("08.2", wrong=lambda: {"model": _top_down("shift"), "causal": True})
+def coarse_lag(k, mode, T=32):
+    """Lesson 07's round trip on an identity: the largest t - (newest token seen at t), t >= k."""
+    from minims.scale import shift_right, shorten, upsample
+    eye = Tensor(np.eye(T)[None])
+    coarse = shorten(eye, k) if mode == "shift" else shift_right(shorten(eye, k, shift=False), 1)
+    seen = upsample(coarse, k).numpy()[0] != 0
+    return max(t - int(np.nonzero(seen[t])[0].max()) for t in range(k, T))
+
+
+@solution("08.2", wrong=lambda: {"model": _top_down("delay"), "causal": True, "lag": {"shift": 3, "delay": 7}})
 def _08_2():
     from minims.causality import assert_causal
     model = _top_down("delay")
@@ -370,7 +379,8 @@ def _08_2():
         causal = True
     except AssertionError:
         causal = False
-    return {"model": model, "causal": causal}
+    k = model.config.pool
+    return {"model": model, "causal": causal, "lag": {mode: coarse_lag(k, mode) for mode in ("shift", "delay")}}
 
 
 @solution("08.3", wrong=lambda: {"T": 64, "2-2-2": 1.0, "4-2": 1.0})

@@ -580,10 +580,22 @@ def _check_08_1(answer):
                   "linear in w; below 16 the query chunk of 16 sets the size")
 
 
+def _coarse_lag(k, mode, T=32):
+    """The largest t - i over positions t >= k, i the newest token the coarse path has seen at t
+    (lesson 07's round trip on an identity: shift and pool, or pool and delay by a block)."""
+    from .scale import shift_right, shorten, upsample
+    eye = Tensor(numpy.eye(T)[None])                                       # (1, T, T)
+    coarse = shorten(eye, k) if mode == "shift" else shift_right(shorten(eye, k, shift=False), 1)
+    seen = upsample(coarse, k).numpy()[0] != 0                             # (T, T): t <- i
+    return max(t - int(numpy.nonzero(seen[t])[0].max()) for t in range(k, T))
+
+
 @checker("08.2", "the other causal mode")
 def _check_08_2(answer):
-    """Answer: {"model": a top-down model built with causal_mode="delay", "causal": True or
-    False, what assert_causal told you}. The checker runs its own perturbation test."""
+    """Answer: {"model": a top-down model built with causal_mode="delay", "causal": True or False
+    (what assert_causal told you), "lag": {"shift": n, "delay": n}}: for the model's pool k, the
+    largest number of tokens by which the coarse context at a position t >= k trails t (t minus
+    the newest token the coarse path has seen). The checker runs its own perturbation test."""
     from .causality import causality_report
     model = answer["model"]
     if getattr(model.config, "causal_mode", None) != "delay":
@@ -594,8 +606,14 @@ def _check_08_2(answer):
     causal = bool(report[:, 0].max() == 0 and report[:, 2].max() == 0)
     if answer["causal"] != causal:
         return False, f"our test says causal = {causal}; run assert_causal(model, idx) again"
-    return True, ("still causal: with the delay, block j reaches only the tokens of block j + 1 and later, "
-                  "so no token sees its own block's summary, and the coarse context is staler than with the shift")
+    k = model.config.pool
+    want = {mode: _coarse_lag(k, mode) for mode in ("shift", "delay")}
+    for mode, lag in want.items():
+        if answer["lag"].get(mode) != lag:
+            return False, (f"lag of {mode!r}: {answer['lag'].get(mode)}; draw lesson 07's round trip for that "
+                           f"mode with k={k} and read, row by row, the newest token each position sees")
+    return True, (f"still causal, and staler: with k={k} the shift trails by up to {want['shift']} tokens, the "
+                  f"delay by up to {want['delay']} (it hands block j, as it stands, to the positions of block j + 1)")
 
 
 @checker("08.3", "three tiers")
