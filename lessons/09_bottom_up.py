@@ -163,7 +163,8 @@ print("tokens from the future reaching a token through the coarse path:", future
 # $h_0$. Token 2 sees scale-1 block 1, which summarises $h_1, h_2$. Everything a token sees has
 # ended by $t$: the staircases on the right stay on or left of the diagonal, and each scale's
 # steps are $k^s$ tokens wide (how stale that scale's news can be; the newest tokens arrive
-# through the token's own key and the `post` layers). No row is empty (its own key is always there), so the softmax never divides 0 by 0.
+# through the token's own key and the `post` layers). No row is empty (its own key is always
+# there), so the softmax never divides 0 by 0.
 #
 # ## 3. The data flow, shape by shape
 #

@@ -598,8 +598,9 @@ def _check_08_2(answer):
     the newest token the coarse path has seen). The checker runs its own perturbation test."""
     from .causality import causality_report
     model = answer["model"]
-    if getattr(model.config, "causal_mode", None) != "delay":
-        return False, f"the model's causal_mode is {getattr(model.config, 'causal_mode', None)!r}: build it with causal_mode='delay'"
+    mode = getattr(model.config, "causal_mode", None)
+    if mode != "delay":
+        return False, f"the model's causal_mode is {mode!r}: build it with causal_mode='delay'"
     T = min(model.config.block_size, 64)
     idx = numpy.random.default_rng(0).integers(0, model.config.vocab_size, size=(2, T))
     report = causality_report(model, idx)
