@@ -20,7 +20,8 @@
 #   local attention in the fine stack buys at long sequences.
 #
 # **Where this sits.** `minims/models/top_down.py`, built from lesson 07's operators
-# (`minims/scale.py`) and, optionally, the local attention of `minims/local_attention.py`.
+# (`minims/scale.py`) and, optionally, the local attention of `minims/local_attention.py` (the
+# `RangeAttention` op that lesson 05, section 7, printed and checked: the memory of section 5 rests on it).
 
 # %%
 import os
@@ -36,18 +37,17 @@ QUICK = os.environ.get("MINIMS_QUICK") == "1"  # the test suite's fast mode: tin
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import inspect
-import json
 import math
-import tempfile
 
 import numpy as np
 
 import minims
 from minims.causality import assert_causal, causality_report
+from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
+from minims.figures import plot_loss_curves, read_log
 from minims.memory import saved_bytes
 from minims.models import build_model
 from minims.models.top_down import TopDownLM
-from minims.train import make_args, train
 
 # %% [markdown]
 # ## 1. The idea
@@ -172,30 +172,47 @@ print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1
 # leak behind a saturated softmax), gradient checks and prefix consistency: `tests/leak.py` and
 # `tests/test_models.py`.
 #
-# ## 4. Training on Austen
+# ## 4. Training on Austen, beside a vanilla model
 #
 # The trainer (`minims/train.py`, the one loop for every model) builds the model by name, so
-# training the top-down model is the same call as for the vanilla one. It evaluates at the start
-# (the loss should be about $\ln V$) and at the end, writes `log.jsonl` and a resumable
-# checkpoint into `out_dir` (a temporary folder here). The same run from a shell:
-# `python -m minims.train --model top-down --layout 2-2 --pool 4 --block-size 128 --n-embd 64`.
+# training the top-down model is the same call as for the vanilla one. A comparison is only fair
+# with the same budget: `minims.comparison.train_same_budget` trains each model with the same
+# settings (`SETTINGS`: data, width, batch, sequence length, optimizer, seed) for the same
+# **fixed number of steps**, and samples from each. Lessons 09 and 10 use the same settings and
+# the same vanilla model, so the three lessons' curves can be set side by side. Options we do not
+# give (the pooling factor $k$, the kinds of pooling and upsampling) keep the model's defaults,
+# printed from the trained model's config. The runs go to `out/lessons/08_run/`; the same top-down
+# run from a shell: `python -m minims.train --model top-down --layout 2-2 --block-size 128 --n-embd 64
+# --batch-size 16 --max-iters 100 --lr 3e-3 --warmup-iters 10`.
 
 # %%
-settings = dict(model="top-down", layout="2-2", pool=4, block_size=128, batch_size=16, n_embd=64,
-                max_iters=120, eval_interval=120, eval_iters=10, lr=3e-3, warmup_iters=10)
-if QUICK:
-    settings.update(block_size=32, batch_size=4, n_embd=32, max_iters=4, eval_interval=4, eval_iters=2)
-with tempfile.TemporaryDirectory() as out_dir:
-    result = train(make_args(out_dir=out_dir, cache_dir=str(ROOT / ".cache"), **settings))
-    log = [json.loads(line) for line in (Path(out_dir) / "log.jsonl").read_text().splitlines()]
-first_val_loss = log[0]["val_loss"]
-print(f"valid loss {first_val_loss:.3f} -> {result['val_loss']:.3f} in {result['iter']} steps "
-      f"(unigram baseline {math.log(result['unigram_ppl']):.3f}); {result['tokens_per_s']:,.0f} tokens/s")
+print(inspect.getsource(train_same_budget))
+settings = QUICK_SETTINGS if QUICK else SETTINGS
+print("settings:", settings)
+runs = train_same_budget({"top-down 2-2": ("top-down", dict(layout="2-2")), "vanilla 4": BASELINE},
+                         "08", quick=QUICK, cache_dir=ROOT / ".cache")
+td_config = runs["top-down 2-2"]["model"].config
+print(f"top-down defaults used: pool k={td_config.pool}, pool_kind={td_config.pool_kind!r}, "
+      f"upsample_kind={td_config.upsample_kind!r}, causal_mode={td_config.causal_mode!r}")
+result = runs["top-down 2-2"]["result"]
+unigram_loss = math.log(result["unigram_ppl"])
+first_val_loss = read_log(runs["top-down 2-2"]["log"])[0]["val_loss"]
+for label, run in runs.items():
+    r = run["result"]
+    print(f"{label:<14} {r['n_params']:8,d} parameters  valid loss {read_log(run['log'])[0]['val_loss']:.3f} "
+          f"-> {r['val_loss']:.3f} in {r['iter']} steps ({r['wall_s']:.1f} s)")
+print(f"unigram baseline: {unigram_loss:.3f}")
+plot_loss_curves({label: run["log"] for label, run in runs.items()}, "08_loss_curves",
+                 baseline={"unigram": unigram_loss},
+                 title=f"lesson 08: top-down 2-2 and vanilla 4, {settings['max_iters']} steps each")
+for label, run in runs.items():
+    print(f"--- sample from {label} ---\n{run['sample']}")
 
 # %% [markdown]
-# A hundred-odd steps on a CPU give Austen's letters and common short words, not more. Whether
-# the coarse path makes the model *better for its memory* is lesson 11's question, asked the way
-# the paper asks it: many models, the same budget, two seeds, bits per character against memory.
+# A hundred steps on a CPU give Austen's letters and common short words, not more, and one seed
+# at this size cannot rank two models. Whether the coarse path makes the model *better for its
+# memory* is lesson 11's question, asked the way the paper asks it: many models, the same budget,
+# two seeds, bits per character against memory.
 #
 # ## 5. Memory against a vanilla model of the same depth
 #
@@ -251,12 +268,13 @@ for scope, nbytes in sorted(memory["top-down 2-2", L].items(), key=lambda kv: -k
 assert walk_matches, "the step-by-step data flow should reproduce model(idx) exactly"
 assert_causal(model, idx)   # raises AssertionError naming the first t that breaks a rule
 assert math.isfinite(result["val_loss"]), "training diverged"
+assert len({run["result"]["iter"] for run in runs.values()}) == 1, "both models train for the same steps"
 if QUICK:
     assert result["val_loss"] < first_val_loss, "even a few steps should lower the valid loss"
 else:
-    assert result["val_loss"] < math.log(result["unigram_ppl"]), (
+    assert result["val_loss"] < unigram_loss, (
         f"after {result['iter']} steps the top-down model (valid loss {result['val_loss']:.3f}) should "
-        f"beat the unigram baseline ({math.log(result['unigram_ppl']):.3f})")
+        f"beat the unigram baseline ({unigram_loss:.3f})")
 for L in lengths:
     vanilla_bytes = sum(memory["vanilla 4", L].values())
     assert sum(memory["top-down 2-2", L].values()) < vanilla_bytes, \
@@ -268,15 +286,28 @@ print(f"Check passed: the top-down model is causal, trains (valid loss {result['
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **The window.** Rebuild the memory table with `window=8, 32, 128` at $T = 1024$. Plot (or
 #    print) the fine stack's bytes against the window. Is it linear in $w$?
 #    *Hint:* `memory_by_scope("top-down", 1024, layout="2-2", window=w)["fine"]`; the query chunk of
 #    local attention is `max(16, w)`, so very small windows flatten out.
+#    *Check:* `check("08.1", {"T": 1024, "fine": {8: bytes, 32: bytes, 128: bytes}})`, measured with
+#    this lesson's `memory_by_scope` (batch 2, 4 heads, width 64, V = 50).
 # 2. **The other causal mode.** Build the model with `causal_mode="delay"` (block $j$ reaches the
-#    tokens of block $j+1$, SampleRNN's tiers) and run `assert_causal`. Still causal? Train both
-#    modes for the same steps: which reaches the lower valid loss?
-#    *Hint:* `delay` pools blocks as they stand, so the coarse context is up to $2k-1$ tokens stale
-#    instead of up to $k-1$.
-# 3. **Three tiers.** Train `layout="2-2-2"` (two coarse scales) with `pool=4` and compare its memory
-#    and valid loss with "2-2" at the same total depth.
+#    tokens of block $j+1$, SampleRNN's tiers) and run `assert_causal`. Still causal? How stale is
+#    its coarse context, against the shift's? Then train both modes with `train_same_budget` and
+#    compare their valid losses and curves.
+#    *Hint:* `delay` pools blocks as they stand and hands block $j$ to the positions of block $j+1$;
+#    draw lesson 07's round trip for each mode, `upsample(shorten(eye, k), k)` and
+#    `upsample(shift_right(shorten(eye, k, shift=False), 1), k)`, and read the newest token each row sees.
+#    *Check:* `check("08.2", {"model": your_delay_model, "causal": True or False, "lag": {"shift": n,
+#    "delay": n}})`; the checker runs its own perturbation test on your model.
+# 3. **Three tiers.** Build `layout="2-2-2"` (two coarse scales, 6 layers) with `pool=4` and compare
+#    its memory with `layout="4-2"` (one coarse scale, the same 6 layers): which holds less, and why?
+#    Then train both with `train_same_budget` and compare their valid losses.
 #    *Hint:* the coarsest blocks span $k^2 = 16$ tokens: `block_size` must be at least 16.
+#    *Check:* `check("08.3", {"T": T, "2-2-2": bytes, "4-2": bytes})`: the total of
+#    `memory_by_scope("top-down", T, layout=...)`, at any $T \ge 64$.

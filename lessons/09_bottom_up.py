@@ -20,7 +20,8 @@
 #   why this is the model that can be *deep and cheap* at the same time.
 #
 # **Where this sits.** `minims/models/bottom_up.py`, built from lesson 07's operators and the
-# range attention of `minims/local_attention.py`. The paper's headline model (30 layers, a smaller
+# range attention of `minims/local_attention.py` (`RangeAttention`, printed and checked in lesson 05,
+# section 7: the aggregation layer's memory rests on it). The paper's headline model (30 layers, a smaller
 # memory footprint than a vanilla model less than half as deep) is most naturally of this kind.
 
 # %%
@@ -37,19 +38,20 @@ QUICK = os.environ.get("MINIMS_QUICK") == "1"  # the test suite's fast mode: tin
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import inspect
-import json
 import math
-import tempfile
 
 import numpy as np
 
 import minims
+from minims import Tensor
 from minims.causality import assert_causal, causality_report
+from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
 from minims.experiment import activation_bytes
 from minims.memory import saved_bytes
 from minims.models import build_model
+from minims.figures import draw_dependencies, new_figure, plot_loss_curves, read_log, save_figure
 from minims.models.bottom_up import Aggregate, BottomUpLM, aggregate_ranges
-from minims.train import make_args, train
+from minims.scale import shorten
 
 # %% [markdown]
 # ## 1. The idea
@@ -73,7 +75,7 @@ from minims.train import make_args, train
 #
 # ```
 #  tokens --> wte + wpe --> pre layers (fine) --> x (B, T, C) ------------------------+
-#                                                 |  shorten (shift k-1, mean)        |  queries and
+#                                                 |  shorten (shift k-1, pool)        |  queries and
 #                                                 v                                   |  own fine key
 #                              c1 (B, T/k, C) --> coarse stack 1 --> o1 ------------+ |
 #                                                 |  shorten                        | |
@@ -123,9 +125,46 @@ for t in range(T_pic):
     print(f"token {t:2d}:  " + "  ".join(f"{cell:<{w}}" for cell, w in zip(cells, widths)))
 
 # %% [markdown]
+# The same as pictures. Left: the keys each token sees, in key units (its own key, then the
+# blocks of each scale). Right: what reaches token $t$ through each scale, in token units: input
+# token $i$ feeds the blocks it is pooled into (`minims.scale.shorten`, lesson 07's operator), a
+# block also reads the earlier blocks of its scale (the coarse stack is causal), and token $t$ reads
+# the blocks it sees. Red would be a token from the future.
+
+# %%
+vis = [np.array([[lo[t] <= j < hi[t] for j in range(n)] for t in range(T_pic)])
+       for (lo, hi), n in zip(ranges_pic[1:], lengths_pic)]                   # (T, n_s) per scale
+reach, feeds = [], Tensor(np.eye(T_pic)[None])                                  # (1, T, T): token i alone
+for s, v in enumerate(vis, 1):
+    feeds = shorten(feeds, k_pic)                                               # block j <- tokens i
+    feeds = Tensor(np.maximum.accumulate(feeds.numpy() != 0, axis=1).astype(float))   # + earlier blocks
+    reach.append((v.astype(float) @ feeds.numpy()[0]) > 0)                     # token t <- tokens i, (T, T)
+fig = new_figure(1, 3, figsize=(12, 4.2))
+if fig is not None:
+    ax = fig.axes[0]
+    keys = np.concatenate([np.ones((T_pic, 1))] + [2.0 * v for v in vis], axis=1)   # own key 1, blocks 2
+    ax.imshow(keys, cmap="Greys", vmin=0, vmax=2.5, interpolation="nearest")
+    for edge in np.cumsum((1,) + lengths_pic)[:-1]:
+        ax.axvline(edge - 0.5, color="tab:blue", lw=1)
+    ax.set_xticks(range(keys.shape[1]), ["own"] + [str(j) for n in lengths_pic for j in range(n)], fontsize=6)
+    ax.set_yticks(range(T_pic))
+    ax.tick_params(labelsize=6)
+    ax.set_xlabel("key: own | blocks of scale 1 | blocks of scale 2")
+    ax.set_ylabel("token t")
+    ax.set_title(f"keys token t sees in the aggregation\n(T={T_pic}, k={k_pic})", fontsize=9)
+    for s in (1, 2):
+        draw_dependencies(fig.axes[s], reach[s - 1], f"tokens reaching t through scale {s}")
+    save_figure(fig, "09_aggregate_keys")
+future_reach = sum(int(np.triu(r, 1).sum()) for r in reach)
+print("tokens from the future reaching a token through the coarse path:", future_reach)
+
+# %% [markdown]
 # Token 0 already sees block 0 of each scale: after the shift, block 0 summarises only zeros and
 # $h_0$. Token 2 sees scale-1 block 1, which summarises $h_1, h_2$. Everything a token sees has
-# ended by $t$. No row is empty (its own key is always there), so the softmax never divides 0 by 0.
+# ended by $t$: the staircases on the right stay on or left of the diagonal, and each scale's
+# steps are $k^s$ tokens wide (how stale that scale's news can be; the newest tokens arrive
+# through the token's own key and the `post` layers). No row is empty (its own key is always
+# there), so the softmax never divides 0 by 0.
 #
 # ## 3. The data flow, shape by shape
 #
@@ -182,21 +221,36 @@ print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1
       f"in the untouched row = {report[:, 2].max():.1e}, smallest change at t = {report[:, 1].min():.1e}")
 
 # %% [markdown]
-# ## 5. Training on Austen
+# ## 5. Training on Austen, beside a vanilla model
 #
-# The same trainer call as in lesson 08; only the name and the layout change. From a shell:
-# `python -m minims.train --model bottom-up --layout 1-2-1 --pool 4 --block-size 128 --n-embd 64`.
-# The trainer prints the valid loss at the start and at the end; the check needs the first one,
-# which we read back from the first line of its log.
+# The same comparison as in lesson 08, with the same settings, the same number of steps and the
+# same 4-layer vanilla model (`minims.comparison.train_same_budget`); only the model changes. Our
+# bottom-up model "1-2-1" also has 4 layers: 1 pre, 2 coarse and the aggregation layer. Options
+# we do not give keep the model's defaults, printed below. From a shell:
+# `python -m minims.train --model bottom-up --layout 1-2-1 --block-size 128 --n-embd 64
+# --batch-size 16 --max-iters 100 --lr 3e-3 --warmup-iters 10`.
 
 # %%
-settings = dict(model="bottom-up", layout="1-2-1", pool=4, block_size=128, batch_size=16, n_embd=64,
-                max_iters=120, eval_interval=120, eval_iters=10, lr=3e-3, warmup_iters=10)
-if QUICK:
-    settings.update(block_size=32, batch_size=4, n_embd=32, max_iters=4, eval_interval=4, eval_iters=2)
-with tempfile.TemporaryDirectory() as out_dir:
-    result = train(make_args(out_dir=out_dir, cache_dir=str(ROOT / ".cache"), **settings))
-    first_val_loss = json.loads((Path(out_dir) / "log.jsonl").read_text().splitlines()[0])["val_loss"]
+settings = QUICK_SETTINGS if QUICK else SETTINGS
+print("settings:", settings)
+runs = train_same_budget({"bottom-up 1-2-1": ("bottom-up", dict(layout="1-2-1")), "vanilla 4": BASELINE},
+                         "09", quick=QUICK, cache_dir=ROOT / ".cache")
+bu_config = runs["bottom-up 1-2-1"]["model"].config
+print(f"bottom-up defaults used: pool k={bu_config.pool}, pool_kind={bu_config.pool_kind!r}, "
+      f"combine={bu_config.combine!r}, causal_mode={bu_config.causal_mode!r}")
+result = runs["bottom-up 1-2-1"]["result"]
+unigram_loss = math.log(result["unigram_ppl"])
+first_val_loss = read_log(runs["bottom-up 1-2-1"]["log"])[0]["val_loss"]
+for label, run in runs.items():
+    r = run["result"]
+    print(f"{label:<16} {r['n_params']:8,d} parameters  valid loss {read_log(run['log'])[0]['val_loss']:.3f} "
+          f"-> {r['val_loss']:.3f} in {r['iter']} steps ({r['wall_s']:.1f} s)")
+print(f"unigram baseline: {unigram_loss:.3f}")
+plot_loss_curves({label: run["log"] for label, run in runs.items()}, "09_loss_curves",
+                 baseline={"unigram": unigram_loss},
+                 title=f"lesson 09: bottom-up 1-2-1 and vanilla 4, {settings['max_iters']} steps each")
+for label, run in runs.items():
+    print(f"--- sample from {label} ---\n{run['sample']}")
 
 # %% [markdown]
 # ## 6. Deep and cheap: memory against vanilla models
@@ -248,11 +302,13 @@ for scope, nbytes in sorted(saved_bytes(loss, by="scope", depth=1).items(), key=
 # ## Check
 
 # %%
+assert future_reach == 0, "no token may reach another token before it through the coarse path"
 assert walk_matches, "the step-by-step data flow should reproduce model(idx) exactly"
+assert len({run["result"]["iter"] for run in runs.values()}) == 1, "both models train for the same steps"
 assert_causal(model, idx)   # raises AssertionError naming the first t that breaks a rule
 # Training: a few quick steps must lower the valid loss, a full run must beat the unigram baseline
 # (a loss that is not finite already stops the trainer with an error).
-target = first_val_loss if QUICK else math.log(result["unigram_ppl"])
+target = first_val_loss if QUICK else unigram_loss
 assert result["val_loss"] < target, (f"after {result['iter']} steps the bottom-up model's valid loss "
                                      f"{result['val_loss']:.3f} should be below {target:.3f}")
 deep, vanilla = memory["bottom-up 1-8-1", L], memory["vanilla 4", L]
@@ -263,15 +319,25 @@ print(f"Check passed: the bottom-up model is causal, trains (valid loss {result[
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **Where is the break-even?** Keep `pre` and `post` at 1 and grow the coarse stack
 #    ("1-8-1", "1-16-1", "1-32-1") at $T = 1024$. How deep can the bottom-up model go before it holds
-#    as much as the 4-layer vanilla model? *Hint:* a coarse layer at $k = 4$ holds a quarter of a
-#    token layer's activations, and a sixteenth of its attention matrix; subtract the fine layers
-#    and the aggregation first, then divide by the bytes of one coarse layer.
-# 2. **Hourglass style.** Build `combine="upsample"` with `layout="1-2-1"` and compare its memory and
-#    its valid loss after the same training with the aggregation version.
+#    more than the 4-layer vanilla model? *Hint:* a coarse layer at $k = 4$ holds a quarter of a
+#    token layer's activations, and a sixteenth of its attention matrix; memory is linear in the
+#    coarse depth, so two depths give the bytes of one coarse layer.
+#    *Check:* `check("09.1", n)`: the largest `n` for which "1-n-1" holds no more than the vanilla
+#    model (section 6's measure).
+# 2. **Hourglass style.** Build `combine="upsample"` with `layout="1-2-1"` and compare its memory
+#    with the aggregation version; then train both with `train_same_budget` and compare their
+#    valid losses.
 #    *Hint:* with `combine="upsample"` the post stack is all ordinary token layers, so "1-2-1" has one
 #    more token-level layer than the aggregation version, where the first post layer *is* the aggregation.
+#    *Check:* `check("09.2", {"T": T, "aggregate": bytes, "upsample": bytes})`, section 6's measure at
+#    any $T \ge 64$.
 # 3. **Another factor.** Redraw the aggregation picture of section 2 for $k = 3$, $T = 18$ and two
 #    scales (`lengths = (6, 2)`). Which token is the first to see scale-2 block 1?
-#    *Hint:* block $j$ of scale $s$ is visible from token $jk^s$ on.
+#    *Hint:* block $j$ of scale $s$ ends at token $jk^s$ after the shift.
+#    *Check:* `check("09.3", t)`.

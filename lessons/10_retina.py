@@ -36,20 +36,19 @@ QUICK = os.environ.get("MINIMS_QUICK") == "1"  # the test suite's fast mode: tin
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import inspect
-import json
 import math
-import tempfile
 
 import numpy as np
 
 import minims
 import minims.functional as F
 from minims.causality import assert_causal, causality_report
+from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
 from minims.experiment import activation_bytes
+from minims.figures import draw_key_sets, new_figure, plot_loss_curves, read_log, save_figure
 from minims.local_attention import range_attention
 from minims.models import build_model
 from minims.models.retina import RetinaAttention, retina_ranges
-from minims.train import make_args, train
 
 # %% [markdown]
 # ## 1. The idea
@@ -58,7 +57,8 @@ from minims.train import make_args, train
 # top-down and bottom-up models keep separate coarse streams; the retina model keeps a single
 # token-level stream, like the vanilla transformer, and changes only what attention looks at. Query
 # $t$ attends to the most recent $w$ tokens at full resolution, and to everything older through
-# **pooled keys and values**: the mean of each block of $k$ tokens of the same layer's input,
+# **pooled keys and values**: each block of $k$ tokens of the same layer's input pooled into one
+# vector (`pool_kind`: the mean, or a learned map; section 5 prints the default),
 # mapped by the layer's own key and value projections. With more scales, blocks of $k^2$ cover what
 # lies further back still. A layer then scores about $w + T/k$ keys per query instead of up to $T$.
 #
@@ -68,7 +68,7 @@ from minims.train import make_args, train
 #   tokens   0 1 2 3 | 4 5 6 7 | 8 9 10 11 | 12 13 14 15 16 17 18 19 ... t
 #            [block 0] [block 1] [ block 2 ] |<------ fine keys: w tokens ------>|
 #            pooled    pooled    pooled       one key per token, up to t itself
-#            \________ coarse keys: the mean of each block that ended before the window
+#            \________ coarse keys: each block, pooled, that ended before the window
 #
 #   x (B, T, C) -> ln1 -> q, k, v (B, nh, T, hs)           fine keys and values
 #             \--> pool blocks of k -> (B, T/k, C) -> the same key/value maps -> (B, nh, T/k, hs)
@@ -127,21 +127,48 @@ print()
 problems_2 = retina_picture(32 if QUICK else 40, k=2, window=4, n_scales=2, band=1)
 print("problems found:", problems_1 + problems_2 or "none")
 
+
+def key_sets(T, k, window, n_scales=1, band=2):
+    """(T, T) ints: 0 = token i not seen by query t, 1 = a fine key, s + 1 = inside a block of scale s."""
+    out = np.zeros((T, T), int)
+    for s, (lo, hi) in enumerate(retina_ranges(T, k, window, n_scales, band)):
+        for t in range(T):
+            for j in range(lo[t], hi[t]):
+                out[t, j * k ** s:(j + 1) * k ** s] = s + 1
+    return out
+
+
+fig = new_figure(1, 2, figsize=(11, 5))
+if fig is not None:
+    draw_key_sets(fig.axes[0], key_sets(24, 4, 6), ["fine key", "block of k=4"],
+                  "retina keys: T=24, k=4, window 6")
+    T2 = 32 if QUICK else 40
+    draw_key_sets(fig.axes[1], key_sets(T2, 2, 4, n_scales=2, band=1),
+                  ["fine key", "block of k=2", "block of k²=4"], f"two scales: T={T2}, k=2, window 4, band 1")
+    save_figure(fig, "10_retina_keys")
+
 # %% [markdown]
 # Read a row from the right: the newest tokens one by one (`o`), then whole blocks. As $t$ grows,
 # a block leaves the window only once the window has moved past all of it, and from then on it is
 # seen as one pooled key. With two scales, a **band** of $m k^2$ to $(m+1) k^2$ tokens just before the
 # window is kept in blocks of $k$ (`band=m`), and everything older arrives in blocks of $k^2$; all
 # boundaries are multiples of the coarser block size, so blocks never overlap. The exact partition
-# for any number of scales is our own rule (marked (ours) in the model's docstring), in the source above.
+# for any number of scales is our own rule (the paper does not give one), in the source above.
+# The figure shows the same pictures: colour tells through which key set a token reaches the query,
+# and a red outline would mark a block that ends after $t$.
 #
 # ## 3. One layer, shape by shape
 #
 # The layer's code, then a walk through it with a small model. The last line checks that the walk
-# gives exactly what the layer gives.
+# gives exactly what the layer gives. The attention itself is `range_attention`, one softmax over
+# a range of keys per key set, computed by the `RangeAttention` op that lesson 05 (section 7)
+# printed and checked against dense attention: it walks the queries in chunks and keeps for
+# backward only the probabilities of the key slices each chunk uses. The memory of section 6
+# rests on it.
 
 # %%
 print(inspect.getsource(RetinaAttention.forward))
+print(inspect.getsource(range_attention))
 
 # %%
 V, T, Bsz, k, window = 50, 64, 2, 4, 8
@@ -194,25 +221,41 @@ print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1
       f"in the untouched row = {report[:, 2].max():.1e}, smallest change at t = {report[:, 1].min():.1e}")
 
 # %% [markdown]
-# ## 5. Training on Austen
+# ## 5. Training on Austen, beside a vanilla model
 #
-# The trainer call of lessons 08 and 09, from a shell: `python -m minims.train --model retina
-# --n-layer 4 --window 32 --pool 4 --block-size 128 --n-embd 64`. As in lesson 09, we keep the first
-# valid loss from the trainer's log for the check.
+# The comparison of lessons 08 and 09, with the same settings, the same number of steps and the
+# same 4-layer vanilla model (`minims.comparison.train_same_budget`). Our retina model has 4
+# layers and a window of 32 tokens; the pooling factor and the kind of pooling keep the model's
+# defaults, printed below. From a shell: `python -m minims.train --model retina --n-layer 4
+# --window 32 --block-size 128 --n-embd 64 --batch-size 16 --max-iters 100 --lr 3e-3 --warmup-iters 10`.
 
 # %%
-settings = dict(model="retina", n_layer=4, window=32, pool=4, block_size=128, batch_size=16,
-                n_embd=64, max_iters=100, eval_interval=100, eval_iters=10, lr=3e-3, warmup_iters=10)
-if QUICK:
-    settings.update(block_size=32, batch_size=4, n_embd=32, window=8, max_iters=4, eval_interval=4,
-                    eval_iters=2)
-with tempfile.TemporaryDirectory() as out_dir:
-    result = train(make_args(out_dir=out_dir, cache_dir=str(ROOT / ".cache"), **settings))
-    first_val_loss = json.loads((Path(out_dir) / "log.jsonl").read_text().splitlines()[0])["val_loss"]
+settings = QUICK_SETTINGS if QUICK else SETTINGS
+print("settings:", settings)
+retina_options = dict(n_layer=4, window=8 if QUICK else 32)
+runs = train_same_budget({"retina 4": ("retina", retina_options), "vanilla 4": BASELINE},
+                         "10", quick=QUICK, cache_dir=ROOT / ".cache")
+rt_config = runs["retina 4"]["model"].config
+print(f"retina defaults used: pool k={rt_config.pool}, pool_kind={rt_config.pool_kind!r}, "
+      f"n_scales={rt_config.n_scales}, window={rt_config.window}")
+result = runs["retina 4"]["result"]
+unigram_loss = math.log(result["unigram_ppl"])
+first_val_loss = read_log(runs["retina 4"]["log"])[0]["val_loss"]
+for label, run in runs.items():
+    r = run["result"]
+    print(f"{label:<10} {r['n_params']:8,d} parameters  valid loss {read_log(run['log'])[0]['val_loss']:.3f} "
+          f"-> {r['val_loss']:.3f} in {r['iter']} steps ({r['wall_s']:.1f} s)")
+print(f"unigram baseline: {unigram_loss:.3f}")
+plot_loss_curves({label: run["log"] for label, run in runs.items()}, "10_loss_curves",
+                 baseline={"unigram": unigram_loss},
+                 title=f"lesson 10: retina 4 and vanilla 4, {settings['max_iters']} steps each")
+for label, run in runs.items():
+    print(f"--- sample from {label} ---\n{run['sample']}")
 
 # %% [markdown]
 # At $T = 128$ with a window of 32, most of a character's useful context is inside the window, so
-# the retina model behaves much like the vanilla one here. Its advantage is the memory at long $T$.
+# the two models see nearly the same context here. The retina model's difference is the memory at
+# long $T$.
 #
 # ## 6. Memory against a vanilla model of the same depth
 #
@@ -251,6 +294,38 @@ for label, name, options in variants:
     print(f"{label:<20} " + " ".join(cells))
 
 # %% [markdown]
+# More lengths give the law: on log–log axes a power law $y = aT^p$ is a straight line of slope
+# $p$. We add the lengths in between, fit a line to $\log y$ against $\log T$ for each model, and
+# draw the points with the fitted slopes.
+
+# %%
+sweep = sorted(set(lengths) | {2 * lengths[0], lengths[-1] // 2})
+for label, name, options in variants:
+    for L in sweep:
+        if (label, L) not in memory:
+            memory[label, L] = held_bytes(name, L, **options)
+slopes = {label: np.polyfit(np.log(sweep), np.log([memory[label, L] for L in sweep]), 1)[0]
+          for label, _, _ in variants}
+for label, slope in slopes.items():
+    print(f"{label:<20} memory ~ T^{slope:.2f} over T = {sweep[0]}..{sweep[-1]}")
+fig = new_figure(figsize=(5.8, 4.2))
+if fig is not None:
+    from matplotlib.ticker import FuncFormatter
+    ax = fig.axes[0]
+    for (label, _, _), marker in zip(variants, "os^"):
+        ax.loglog(sweep, [memory[label, L] / MiB for L in sweep], marker=marker,
+                  label=f"{label}: slope {slopes[label]:.2f}")
+    ax.set_xticks(sweep, [str(L) for L in sweep], minor=False)
+    ax.set_xticks([], minor=True)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))   # 20, 30, ... not 2x10^1
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+    ax.set_xlabel("sequence length T (tokens)")
+    ax.set_ylabel("activation memory (MiB)")
+    ax.set_title("4 layers, width 64, batch 2: memory against T")
+    ax.legend()
+    save_figure(fig, "10_memory_loglog")
+
+# %% [markdown]
 # At $T = 256$ the window and the $T/k$ pooled keys are not much fewer than the $T$ keys of dense
 # attention, and the gain is modest. Make $T$ four times longer and a vanilla layer's attention
 # matrix grows 16-fold, while the retina model's keys per query grow less than 3-fold; a second
@@ -265,14 +340,16 @@ for label, name, options in variants:
 # %%
 assert not problems_1 and not problems_2, f"the retina ranges break a rule: {(problems_1 + problems_2)[:3]}"
 assert walk_matches, "the step-by-step layer should reproduce RetinaAttention exactly"
+assert len({run["result"]["iter"] for run in runs.values()}) == 1, "both models train for the same steps"
 assert_causal(model, idx)   # raises AssertionError naming the first t that breaks a rule
 # Training: a few quick steps must lower the valid loss, a full run must beat the unigram baseline.
-target = first_val_loss if QUICK else math.log(result["unigram_ppl"])
+target = first_val_loss if QUICK else unigram_loss
 assert result["val_loss"] < target, (f"after {result['iter']} steps the retina model's valid loss "
                                      f"{result['val_loss']:.3f} should be below {target:.3f}")
 L = lengths[-1]
 assert memory["retina 4, 1 scale", L] < memory["vanilla 4", L], \
     f"at T={L} the retina model should hold less activation memory than a vanilla one of equal depth"
+assert slopes["retina 4, 1 scale"] < slopes["vanilla 4"], "the retina model's memory should grow more slowly with T"
 print(f"Check passed: every past token is seen exactly once, the retina model is causal, trains "
       f"(valid loss {result['val_loss']:.3f}), and holds {memory['retina 4, 1 scale', L] / memory['vanilla 4', L]:.2f}x "
       f"the vanilla model's activation memory at T={L}.")
@@ -280,15 +357,25 @@ print(f"Check passed: every past token is seen exactly once, the retina model is
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **The leaky mask (pitfall 8).** Change the rule in a copy of `retina_picture`: let the window
-#    start at $a = t-w+1$ (not rounded to a block start) and show block $j$ when it *starts* before
-#    $a$ ($jk < a$). Draw it for $T = 24$, $k = 4$, $w = 2$. Which rows see a token twice, and which
-#    see the future? *Hint:* a block that starts before $a$ may end after $t$ when $w < k$.
-# 2. **How memory grows with T.** Measure `held_bytes("retina", T, n_layer=4, window=32)` for
-#    $T = 256, 512, 1024, 2048$ and fit the exponent (`np.polyfit(np.log(Ts), np.log(bytes), 1)`).
-#    Compare with the vanilla model and with `n_scales=2`. *Hint:* `python -m minims.bench memory`
-#    does the same for every model.
-# 3. **Window against pooling.** Train `window=8` and `window=64` for the same steps at
-#    `block_size=128`. Which loses more: a narrow window (more of the context pooled), or a wide one?
-#    *Hint:* for characters most of the signal is in the last few dozen; compare with
-#    `n_layer=4` vanilla trained the same way.
+#    start at $a = t-w+1$ (fine keys $\max(0, a) \dots t$, not rounded to a block start) and show
+#    block $j$ when it *starts* before $a$ ($jk < a$). Draw it for $T = 24$, $k = 4$, $w = 2$. Which
+#    rows see a token twice, and which see the future? *Hint:* a block that starts before $a$ may
+#    end after $t$ when $w < k$.
+#    *Check:* `check("10.1", {"twice": [t, ...], "future": [t, ...]})`.
+# 2. **How memory grows with T.** Use the line fitted in section 6 to predict the retina model's
+#    memory at $T = 2048$, then measure it: `held_bytes("retina", 2048, n_layer=4, window=32)`.
+#    How close is the prediction? Do the same for the vanilla model: does its line still hold?
+#    *Hint:* `np.exp(np.polyval(np.polyfit(np.log(Ts), np.log(bytes), 1), np.log(2048)))`;
+#    `python -m minims.bench memory` measures every model.
+#    *Check:* `check("10.2", {"T": 2048, "predicted": bytes, "measured": bytes})` (retina, one scale).
+# 3. **Window against pooling.** Count the keys per query at $T = 128$ for `window=8` and
+#    `window=64` (`retina_ranges`, the model's default `pool`, one scale); then train both with
+#    `train_same_budget` and compare with the vanilla model. Which loses more: a narrow window
+#    (more of the context pooled), or a wide one?
+#    *Hint:* for characters most of the signal is in the last few dozen characters.
+#    *Check:* `check("10.3", {"keys": {8: mean keys per query, 64: mean keys per query}})`.

@@ -43,6 +43,7 @@ import math
 import tempfile
 
 from minims import experiment
+from minims.figures import lessons_out_dir
 from minims.models import build_model
 
 # %% [markdown]
@@ -151,13 +152,13 @@ print(f"(unigram baseline: valid bpc {unigram_bpc:.3f}; {results['settings']['ma
 # As a script the figure is saved under `out/lessons/`; in a notebook it is shown too.
 
 # %%
-fig_dir = ROOT / "out" / "lessons"
+fig_dir = lessons_out_dir()                      # out/lessons/ (the tests point it elsewhere)
 fig_dir.mkdir(parents=True, exist_ok=True)
 plot_path = experiment.plot(rows, fig_dir / "11_quick_tradeoff.png")
 if plot_path is None:
     print("NOTE: no plot without matplotlib (pip install -e '.[plot]'); the table above holds the numbers.")
 else:
-    print("plot written to", plot_path)
+    print(f"figure: {plot_path}")
     if "ipykernel" in sys.modules:
         from IPython.display import Image, display
         display(Image(str(plot_path)))
@@ -253,15 +254,25 @@ tmp.cleanup()
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
+# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+#
 # 1. **Noise.** Run the quick grid with `--seeds 0,1,2` and `--max-iters 200`. For each point, how
 #    wide is the spread (the ± in the table)? Which differences in section 4 survive? *Hint:* about
 #    a minute per seed on a laptop CPU; compare the spread of one point with the gaps between points.
+#    *Check:* `check("11.1", {"results": json.loads(Path(".../results.json").read_text()),
+#    "survive": [(name, name), ...]})`: the pairs of points whose mean valid bpc differ by more
+#    than the sum of their two spreads.
 # 2. **Longer sequences.** Repeat section 5 at $T = 512$ and $T = 1024$ (with `block_size` set to
 #    match). How do the ratios move, and why? *Hint:* vanilla memory has a $T^2$ term per layer;
 #    a coarse layer's attention has $(T/k)^2$.
+#    *Check:* `check("11.2", {512: ratio, 1024: ratio})`: the bottom-up 2-26-2 model's body memory
+#    over the 14-layer vanilla model's, at each length.
 # 3. **Your own point.** Train one more model with the quick settings and place it in the table,
 #    e.g. a deeper bottom-up model:
 #    `args = experiment.build_parser().parse_args(["tradeoff", "--quick", "--out-dir", "out/my-point"])`, then
 #    `experiment.run_point("bottom-up-1-6-1", "bottom-up", dict(layout="1-6-1"), experiment.QUICK_SETTINGS, 0, args, 4096, False)`.
 #    Is it on the frontier? *Hint:* `run_point` returns the same record as one entry of
 #    `results.json["results"]`.
+#    *Check:* `check("11.3", record)`, the record `run_point` returned.

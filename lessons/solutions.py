@@ -1,10 +1,11 @@
-"""Reference solutions to the exercises of lessons 00-07 and 12 (try them yourself first!).
+"""Reference solutions to the exercises of lessons 00-12 (try them yourself first!).
 
 `SOLUTIONS["NN.i"]()` returns an answer that `minims.exercises.check("NN.i", answer)` accepts, and
 `WRONG["NN.i"]()` a plausible wrong one that it rejects; tests/test_exercises.py runs both, so
 the checkers and the solutions cannot drift apart. Each solution is the smallest code that
 answers its exercise, at small sizes (seconds in all).
 """
+import functools
 import math
 import tempfile
 from pathlib import Path
@@ -332,6 +333,195 @@ def _shorten_neighbours(x, k):     # the correct pooling: not what the exercise 
 
 
 solution("07.3", wrong=lambda: _shorten_neighbours)(lambda: shorten_strided)
+
+
+# --- 08 ---------------------------------------------------------------------------------------
+
+def memory_by_scope(name, T, Bsz=2, **options):
+    """Lesson 08's measure: saved_bytes by top-level module (4 heads, width 64, V = 50)."""
+    from minims.memory import saved_bytes
+    from minims.models import build_model
+    model = build_model(name, vocab_size=50, block_size=T, n_head=4, n_embd=64, **options)
+    ids = np.random.default_rng(0).integers(0, 50, size=(Bsz, T + 1))
+    _, loss = model(ids[:, :-1], ids[:, 1:])
+    return saved_bytes(loss, by="scope", depth=1)
+
+
+@solution("08.1", wrong=lambda: {"T": 256, "fine": {8: 1, 32: 4, 128: 16}})
+def _08_1():
+    T = 256                      # the exercise asks for 1024; 256 keeps the test suite fast
+    return {"T": T, "fine": {w: memory_by_scope("top-down", T, layout="2-2", window=w)["fine"]
+                             for w in (8, 32, 128)}}
+
+
+def _top_down(causal_mode):
+    from minims.models import build_model
+    return build_model("top-down", vocab_size=50, block_size=32, layout="1-1", n_head=2, n_embd=16,
+                       dtype="float64", seed=0, causal_mode=causal_mode)
+
+
+def coarse_lag(k, mode, T=32):
+    """Lesson 07's round trip on an identity: the largest t - (newest token seen at t), t >= k."""
+    from minims.scale import shift_right, shorten, upsample
+    eye = Tensor(np.eye(T)[None])
+    coarse = shorten(eye, k) if mode == "shift" else shift_right(shorten(eye, k, shift=False), 1)
+    seen = upsample(coarse, k).numpy()[0] != 0
+    return max(t - int(np.nonzero(seen[t])[0].max()) for t in range(k, T))
+
+
+@solution("08.2", wrong=lambda: {"model": _top_down("delay"), "causal": True, "lag": {"shift": 3, "delay": 7}})
+def _08_2():
+    from minims.causality import assert_causal
+    model = _top_down("delay")
+    idx = np.random.default_rng(1).integers(0, 50, size=(2, 32))
+    try:
+        assert_causal(model, idx)
+        causal = True
+    except AssertionError:
+        causal = False
+    k = model.config.pool
+    return {"model": model, "causal": causal, "lag": {mode: coarse_lag(k, mode) for mode in ("shift", "delay")}}
+
+
+@solution("08.3", wrong=lambda: {"T": 64, "2-2-2": 1.0, "4-2": 1.0})
+def _08_3():
+    T = 64
+    return {"T": T, **{layout: sum(memory_by_scope("top-down", T, layout=layout, pool=4).values())
+                       for layout in ("2-2-2", "4-2")}}
+
+
+# --- 09 ---------------------------------------------------------------------------------------
+
+def held_bytes(name, T, **options):
+    """Lessons 09 and 10's measure: all bytes held for backward (4 heads, width 64, V = 50)."""
+    from minims.experiment import activation_bytes
+    from minims.models import build_model
+    model = build_model(name, vocab_size=50, block_size=T, n_head=4, n_embd=64, **options)
+    return activation_bytes(model, 2, T, 50)[0]
+
+
+@solution("09.1", wrong=lambda: 8)
+def _09_1():
+    T = 1024
+    vanilla = held_bytes("vanilla", T, n_layer=4)
+    m8, m16 = (held_bytes("bottom-up", T, layout=f"1-{n}-1") for n in (8, 16))
+    per_layer = (m16 - m8) / 8                      # memory is linear in the coarse depth
+    return 8 + int((vanilla - m8) // per_layer)
+
+
+@solution("09.2", wrong=lambda: {"T": 64, "aggregate": 2.0, "upsample": 1.0})
+def _09_2():
+    T = 64
+    return {"T": T, **{combine: held_bytes("bottom-up", T, layout="1-2-1", combine=combine)
+                       for combine in ("aggregate", "upsample")}}
+
+
+@solution("09.3", wrong=lambda: 3)
+def _09_3():
+    from minims.models.bottom_up import aggregate_ranges
+    lo, hi = aggregate_ranges(18, 3, (6, 2))[2]       # key sets: own key, scale 1, scale 2
+    return next(t for t in range(18) if lo[t] <= 1 < hi[t])
+
+
+# --- 10 ---------------------------------------------------------------------------------------
+
+def leaky_picture(T, k, window):
+    """The leaky rule of exercise 10.1 -> (rows seeing a token twice, rows seeing the future)."""
+    twice, future = [], []
+    for t in range(T):
+        a = t - window + 1
+        covered = np.zeros(T, int)
+        covered[max(0, a):t + 1] += 1
+        blocks = [j for j in range(T // k) if j * k < a]
+        for j in blocks:
+            covered[j * k:(j + 1) * k] += 1
+        if (covered[:t + 1] > 1).any():
+            twice.append(t)
+        if any((j + 1) * k - 1 > t for j in blocks):
+            future.append(t)
+    return twice, future
+
+
+@solution("10.1", wrong=lambda: {"twice": [], "future": []})
+def _10_1():
+    twice, future = leaky_picture(24, 4, 2)
+    return {"twice": twice, "future": future}
+
+
+@solution("10.2", wrong=lambda: {"T": 512, "predicted": 4 * held_bytes("retina", 256, n_layer=4, window=32),
+                                 "measured": held_bytes("retina", 512, n_layer=4, window=32)})
+def _10_2():
+    Ts = [64, 128, 256]                         # the lesson fits 256..1024; smaller keeps the tests fast
+    ys = [held_bytes("retina", T, n_layer=4, window=32) for T in Ts]
+    slope, intercept = np.polyfit(np.log(Ts), np.log(ys), 1)
+    T = 512
+    return {"T": T, "predicted": float(np.exp(intercept + slope * np.log(T))),
+            "measured": held_bytes("retina", T, n_layer=4, window=32)}
+
+
+@solution("10.3", wrong=lambda: {"keys": {8: 8.0, 64: 64.0}})
+def _10_3():
+    from minims.models import build_model
+    from minims.models.retina import retina_ranges
+    k = build_model("retina", vocab_size=50, block_size=128).config.pool     # the default pooling factor
+    return {"keys": {w: float(sum(np.maximum(hi - lo, 0) for lo, hi in retina_ranges(128, k, w, 1, 2)).mean())
+                     for w in (8, 64)}}
+
+
+# --- 11 ---------------------------------------------------------------------------------------
+
+def _quick_grid(out_dir, seeds):
+    import json
+    from minims import experiment
+    argv = ["tradeoff", "--quick", "--seeds", seeds, "--max-iters", "2", "--out-dir", str(out_dir),
+            "--cache-dir", str(ROOT / ".cache")]
+    assert experiment.main(argv) == 0
+    return json.loads((Path(out_dir) / "results.json").read_text())
+
+
+@functools.lru_cache(maxsize=None)
+def _two_seed_results():
+    with tempfile.TemporaryDirectory() as tmp:
+        return _quick_grid(tmp, "0,1")
+
+
+@solution("11.1", wrong=lambda: {"results": _two_seed_results(), "survive": []})
+def _11_1():
+    results = _two_seed_results()
+    rows = results["rows"]
+    survive = [(a["name"], b["name"]) for i, a in enumerate(rows) for b in rows[i + 1:]
+               if abs(a["valid_bpc"] - b["valid_bpc"]) > a["valid_bpc_spread"] + b["valid_bpc_spread"]]
+    return {"results": results, "survive": survive}
+
+
+def claim_ratio(T):
+    from minims.experiment import activation_bytes
+    from minims.models import build_model
+    body = {}
+    for name, options in (("vanilla", dict(n_layer=14)), ("bottom-up", dict(layout="2-26-2"))):
+        model = build_model(name, vocab_size=100, block_size=T, n_embd=128, n_head=4, **options)
+        body[name] = activation_bytes(model, 2, T, 100)[1]
+    return body["bottom-up"] / body["vanilla"]
+
+
+@solution("11.2", wrong=lambda: {64: 0.5, 128: 0.5})
+def _11_2():
+    return {T: claim_ratio(T) for T in (64, 128)}    # the exercise: 512 and 1024 (minutes, not seconds)
+
+
+@functools.lru_cache(maxsize=None)
+def _my_point(name, layout):
+    from minims import experiment
+    with tempfile.TemporaryDirectory() as tmp:
+        args = experiment.build_parser().parse_args(["tradeoff", "--quick", "--out-dir", tmp,
+                                                     "--cache-dir", str(ROOT / ".cache")])
+        settings = dict(experiment.QUICK_SETTINGS, max_iters=2)
+        return experiment.run_point(name, "bottom-up", dict(layout=layout), settings, 0, args, 4096, False)
+
+
+@solution("11.3", wrong=lambda: dict(_my_point("bottom-up-1-6-1", "1-6-1"), activation_bytes=1))
+def _11_3():
+    return dict(_my_point("bottom-up-1-6-1", "1-6-1"))
 
 
 # --- 12 ---------------------------------------------------------------------------------------

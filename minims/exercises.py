@@ -532,6 +532,299 @@ def _check_07_3(shorten_strided):
     return True, f"it leaks at {len(rows)} of {T} positions (T = {T}, k = {k}): far-future tokens, not neighbours"
 
 
+# --- lessons 08-10: the measures the lessons use ------------------------------------------------
+
+def _scope_bytes(name, T, **options):
+    """Lesson 08's memory_by_scope: saved_bytes by top-level module, batch 2, 4 heads, width 64, V 50."""
+    from . import memory
+    from .models import build_model
+    model = build_model(name, vocab_size=50, block_size=T, n_head=4, n_embd=64, **options)
+    ids = numpy.random.default_rng(0).integers(0, 50, size=(2, T + 1))
+    _, loss = model(ids[:, :-1], ids[:, 1:])
+    return memory.saved_bytes(loss, by="scope", depth=1)
+
+
+def _held_bytes(name, T, **options):
+    """Lessons 09 and 10's measure: experiment.activation_bytes (all bytes), batch 2, 4 heads,
+    width 64, V 50."""
+    from .experiment import activation_bytes
+    from .models import build_model
+    model = build_model(name, vocab_size=50, block_size=T, n_head=4, n_embd=64, **options)
+    return activation_bytes(model, 2, T, 50)[0]
+
+
+def _same_bytes(got, want):
+    return abs(got - want) <= 0.005 * want
+
+
+# --- lesson 08 ----------------------------------------------------------------------------------
+
+@checker("08.1", "the window")
+def _check_08_1(answer):
+    """Answer: {"T": T, "fine": {w: bytes}}: the `fine` entry of lesson 08's
+    memory_by_scope("top-down", T, layout="2-2", window=w) for three or more windows w < T
+    (the exercise: T = 1024, w = 8, 32, 128; any T >= 256 is checked)."""
+    T, fine = answer["T"], answer["fine"]
+    windows = sorted(fine)
+    if T < 256 or len(windows) < 3 or windows[-1] >= T:
+        return False, "give T >= 256 and at least three windows smaller than T"
+    for w in windows:
+        want = _scope_bytes("top-down", T, layout="2-2", window=w)["fine"]
+        if not _same_bytes(fine[w], want):
+            return False, f"window {w}: {fine[w]:,} bytes; the fine stack holds {want:,} (batch 2, 4 heads, width 64)"
+    wide = [w for w in windows if w >= 16]
+    steps = [(fine[b] - fine[a]) / (b - a) for a, b in zip(wide, wide[1:])]
+    text = ", ".join(f"{s:,.0f}" for s in steps)
+    return True, (f"from w = 16 on each extra key adds about the same bytes ({text} per unit of w): "
+                  "linear in w; below 16 the query chunk of 16 sets the size")
+
+
+def _coarse_lag(k, mode, T=32):
+    """The largest t - i over positions t >= k, i the newest token the coarse path has seen at t
+    (lesson 07's round trip on an identity: shift and pool, or pool and delay by a block)."""
+    from .scale import shift_right, shorten, upsample
+    eye = Tensor(numpy.eye(T)[None])                                       # (1, T, T)
+    coarse = shorten(eye, k) if mode == "shift" else shift_right(shorten(eye, k, shift=False), 1)
+    seen = upsample(coarse, k).numpy()[0] != 0                             # (T, T): t <- i
+    return max(t - int(numpy.nonzero(seen[t])[0].max()) for t in range(k, T))
+
+
+@checker("08.2", "the other causal mode")
+def _check_08_2(answer):
+    """Answer: {"model": a top-down model built with causal_mode="delay", "causal": True or False
+    (what assert_causal told you), "lag": {"shift": n, "delay": n}}: for the model's pool k, the
+    largest number of tokens by which the coarse context at a position t >= k trails t (t minus
+    the newest token the coarse path has seen). The checker runs its own perturbation test."""
+    from .causality import causality_report
+    model = answer["model"]
+    mode = getattr(model.config, "causal_mode", None)
+    if mode != "delay":
+        return False, f"the model's causal_mode is {mode!r}: build it with causal_mode='delay'"
+    T = min(model.config.block_size, 64)
+    idx = numpy.random.default_rng(0).integers(0, model.config.vocab_size, size=(2, T))
+    report = causality_report(model, idx)
+    causal = bool(report[:, 0].max() == 0 and report[:, 2].max() == 0)
+    if answer["causal"] != causal:
+        return False, f"our test says causal = {causal}; run assert_causal(model, idx) again"
+    k = model.config.pool
+    want = {mode: _coarse_lag(k, mode) for mode in ("shift", "delay")}
+    for mode, lag in want.items():
+        if answer["lag"].get(mode) != lag:
+            return False, (f"lag of {mode!r}: {answer['lag'].get(mode)}; draw lesson 07's round trip for that "
+                           f"mode with k={k} and read, row by row, the newest token each position sees")
+    return True, (f"still causal, and staler: with k={k} the shift trails by up to {want['shift']} tokens, the "
+                  f"delay by up to {want['delay']} (it hands block j, as it stands, to the positions of block j + 1)")
+
+
+@checker("08.3", "three tiers")
+def _check_08_3(answer):
+    """Answer: {"T": T, "2-2-2": bytes, "4-2": bytes}: the total of lesson 08's
+    memory_by_scope("top-down", T, layout=...) (pool 4) for both layouts, at any T >= 64 that
+    is a multiple of 16."""
+    T = answer["T"]
+    if T < 64 or T % 16:
+        return False, "choose T >= 64, a multiple of 16 (the coarsest blocks span 16 tokens)"
+    want = {layout: sum(_scope_bytes("top-down", T, layout=layout, pool=4).values()) for layout in ("2-2-2", "4-2")}
+    for layout, value in want.items():
+        if not _same_bytes(answer[layout], value):
+            return False, f"{layout}: {answer[layout]:,} bytes; the model holds {value:,} at T={T}"
+    less = min(want, key=want.get)
+    return True, (f"{less} holds less ({want['2-2-2'] / want['4-2']:.2f}x): two of the 2-2-2 model's coarse "
+                  "layers run on blocks of 16, where a layer holds a sixteenth of a token layer's activations "
+                  "(4-2 runs all four on blocks of 4)")
+
+
+# --- lesson 09 ----------------------------------------------------------------------------------
+
+def _break_even(T=1024):
+    vanilla = _held_bytes("vanilla", T, n_layer=4)
+    one, two = (_held_bytes("bottom-up", T, layout=f"1-{n}-1") for n in (1, 2))
+    per_layer = two - one
+    return 1 + int((vanilla - one) // per_layer), per_layer, vanilla
+
+
+@checker("09.1", "where is the break-even")
+def _check_09_1(n):
+    """Answer: the largest n (an int) for which the bottom-up model "1-n-1" holds no more
+    activation memory than the 4-layer vanilla model at T = 1024 (lesson 09's measure)."""
+    best, per_layer, vanilla = _break_even()
+    if n == best:
+        return True, (f"1-{best}-1: each coarse layer adds {per_layer / 2**20:.2f} MiB, and the vanilla "
+                      f"model holds {vanilla / 2**20:.1f} MiB, so {best + 2} layers fit in its memory")
+    side = "holds more than the vanilla model" if n > best else "still fits: go deeper"
+    return False, f"1-{n}-1 {side}; memory is linear in the coarse depth: measure two depths and solve"
+
+
+@checker("09.2", "Hourglass style")
+def _check_09_2(answer):
+    """Answer: {"T": T, "aggregate": bytes, "upsample": bytes}: lesson 09's measure for
+    layout="1-2-1" with combine="aggregate" (the default) and combine="upsample", at any T >= 64
+    that is a multiple of 16."""
+    T = answer["T"]
+    if T < 64 or T % 16:
+        return False, "choose T >= 64, a multiple of 16"
+    for combine in ("aggregate", "upsample"):
+        want = _held_bytes("bottom-up", T, layout="1-2-1", combine=combine)
+        if not _same_bytes(answer[combine], want):
+            return False, f"{combine}: {answer[combine]:,} bytes; the model holds {want:,} at T={T}"
+    ratio = answer["upsample"] / answer["aggregate"]
+    return True, (f"upsample/aggregate = {ratio:.2f} at T={T}: the upsample version's post layer is an ordinary "
+                  "token layer (query t scores t + 1 keys), the aggregation layer scores its own key and the "
+                  "T/k + T/k² coarse keys; try a longer T to see which term wins")
+
+
+@checker("09.3", "another factor")
+def _check_09_3(t):
+    """Answer: the first token t (an int) that sees block 1 of scale 2 in the aggregation
+    layer, for T = 18, k = 3 and two scales (lengths (6, 2))."""
+    from .models.bottom_up import aggregate_ranges
+    lo, hi = aggregate_ranges(18, 3, (6, 2))[2]
+    first = next(u for u in range(18) if lo[u] <= 1 < hi[u])
+    if t == first:
+        return True, f"token {first} = 1·k²: block j of scale s is seen from token j·kˢ on (after the shift)"
+    return False, f"token {t}: read the scale-2 columns of your picture, row by row"
+
+
+# --- lesson 10 ----------------------------------------------------------------------------------
+
+def _leaky_rows(T=24, k=4, w=2):
+    twice, future = [], []
+    for t in range(T):
+        a = t - w + 1
+        covered = numpy.zeros(T, int)
+        covered[max(0, a):t + 1] += 1                               # fine keys
+        late = False
+        for j in range(T // k):
+            if j * k < a:                                           # the leaky rule: the block *starts* before a
+                covered[j * k:(j + 1) * k] += 1
+                late |= (j + 1) * k - 1 > t
+        if (covered[:t + 1] > 1).any():
+            twice.append(t)
+        if late:
+            future.append(t)
+    return twice, future
+
+
+@checker("10.1", "the leaky mask")
+def _check_10_1(answer):
+    """Answer: {"twice": [t, ...], "future": [t, ...]}: for T = 24, k = 4, w = 2 and the leaky rule
+    (fine keys max(0, a)..t with a = t - w + 1; block j shown when j·k < a), the queries t that see
+    some token twice, and those that see a block ending after t."""
+    twice, future = _leaky_rows()
+    if sorted(answer["future"]) != future:
+        return False, f"future rows {sorted(answer['future'])}: which blocks end after t when they start before a?"
+    if sorted(answer["twice"]) != twice:
+        return False, f"rows seeing a token twice {sorted(answer['twice'])}: count fine keys and blocks per token"
+    return True, (f"{len(future)} of 24 queries see the future and {len(twice)} see tokens twice: a block may "
+                  "be used only once it has ended, and the window must start at a block boundary")
+
+
+@checker("10.2", "how memory grows with T")
+def _check_10_2(answer):
+    """Answer: {"T": T, "predicted": bytes, "measured": bytes}: the retina model's memory
+    (held_bytes("retina", T, n_layer=4, window=32)) at a T longer than the lesson's, predicted by
+    the line fitted on the log-log plot, and measured (any T >= 256 is checked)."""
+    T = answer["T"]
+    if T < 256:
+        return False, "predict at T >= 256, beyond the lengths you fitted"
+    want = _held_bytes("retina", T, n_layer=4, window=32)
+    if not _same_bytes(answer["measured"], want):
+        return False, f"measured {answer['measured']:,} bytes; the retina model holds {want:,} at T={T}"
+    error = answer["predicted"] / want - 1
+    if abs(error) > 0.2:
+        return False, f"the prediction is {100 * error:+.0f} % off: fit log(bytes) against log(T), then extrapolate"
+    return True, (f"predicted within {100 * abs(error):.0f} %: a power law with a slope near 1 (the window and "
+                  "the T/k pooled keys grow linearly); vanilla's slope creeps towards 2")
+
+
+@checker("10.3", "window against pooling")
+def _check_10_3(answer):
+    """Answer: {"keys": {8: mean keys per query, 64: mean keys per query}} at T = 128 with the
+    retina model's default pooling factor and one scale (retina_ranges); then train both windows."""
+    from .models.retina import RetinaConfig, retina_ranges
+    k = RetinaConfig.__dataclass_fields__["pool"].default
+    for w in (8, 64):
+        ranges = retina_ranges(128, k, w, 1, 2)
+        want = float(sum(numpy.maximum(hi - lo, 0) for lo, hi in ranges).mean())
+        got = answer["keys"].get(w)
+        if got is None or not math.isclose(got, want, rel_tol=1e-3):
+            return False, f"window {w}: {got} keys per query on average; retina_ranges gives {want:.2f}"
+    return True, ("a wide window scores more keys per query (and holds more memory); which loses more "
+                  "in valid loss is what your two training runs tell")
+
+
+# --- lesson 11 ----------------------------------------------------------------------------------
+
+def _surviving_pairs(rows):
+    pairs = []
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            if abs(a["valid_bpc"] - b["valid_bpc"]) > a["valid_bpc_spread"] + b["valid_bpc_spread"]:
+                pairs.append(tuple(sorted((a["name"], b["name"]))))
+    return sorted(pairs)
+
+
+@checker("11.1", "noise")
+def _check_11_1(answer):
+    """Answer: {"results": the dict of results.json of a run with two or more seeds, "survive":
+    [(name, name), ...]}: the pairs of points whose mean valid bpc differ by more than the sum
+    of their two spreads (the ± of the table)."""
+    rows = answer["results"]["rows"]
+    if min(len(r["seeds"]) for r in rows) < 2:
+        return False, "run two or more seeds (--seeds 0,1,2): one seed has no spread"
+    want = _surviving_pairs(rows)
+    got = sorted(tuple(sorted(p)) for p in answer["survive"])
+    if got != want:
+        return False, f"{len(got)} pairs; {len(want)} differ by more than their spreads: {want[:4]}"
+    return True, f"{len(want)} of {len(rows) * (len(rows) - 1) // 2} differences are larger than the noise between seeds"
+
+
+def _claim_ratio(T):
+    from .experiment import activation_bytes
+    from .models import build_model
+    body = {}
+    for name, options in (("vanilla", dict(n_layer=14)), ("bottom-up", dict(layout="2-26-2"))):
+        model = build_model(name, vocab_size=100, block_size=T, n_embd=128, n_head=4, **options)
+        body[name] = activation_bytes(model, 2, T, 100)[1]
+    return body["bottom-up"] / body["vanilla"]
+
+
+@checker("11.2", "longer sequences")
+def _check_11_2(answer):
+    """Answer: {T: ratio} for two or more T: the body memory of the bottom-up 2-26-2 model over
+    that of the 14-layer vanilla model, as in lesson 11's section 5 (width 128, batch 2)."""
+    lengths = sorted(answer)
+    if len(lengths) < 2:
+        return False, "give the ratio at two or more lengths"
+    for T in lengths:
+        want = _claim_ratio(T)
+        if not math.isclose(answer[T], want, rel_tol=0.005):
+            return False, f"T={T}: ratio {answer[T]:.3f}; the models give {want:.3f}"
+    if answer[lengths[-1]] >= answer[lengths[0]]:
+        return True, "the ratio does not fall here: at these lengths the linear terms still dominate"
+    return True, ("the ratio falls as T grows: the vanilla model pays T^2 attention in all 14 layers, the "
+                  "bottom-up one in its 4 token layers only")
+
+
+@checker("11.3", "your own point")
+def _check_11_3(record):
+    """Answer: the record experiment.run_point returned for your point, trained with the quick
+    settings (a point not in experiment.QUICK_GRID)."""
+    from . import experiment
+    from .models import model_from_description
+    if record["name"] in {name for name, _, _ in experiment.QUICK_GRID}:
+        return False, f"{record['name']} is already in the quick grid: choose another model or depth"
+    if not (math.isfinite(record["valid_bpc"]) and record["valid_bpc"] > 0.1):
+        return False, f"valid bpc {record['valid_bpc']}: not a trained point"
+    model = model_from_description({"model": record["model"], "config": record["config"]})
+    s = experiment.QUICK_SETTINGS
+    held, _ = experiment.activation_bytes(model, s["batch_size"], s["block_size"], model.config.vocab_size)
+    if held != record["activation_bytes"]:
+        return False, f"the record says {record['activation_bytes']:,} bytes, its model holds {held:,}"
+    return True, (f"{record['name']}: {held / 1e6:.2f} MB, valid bpc {record['valid_bpc']:.3f}; place it "
+                  "in the table and see whether any point beats it on both")
+
+
 # --- lesson 12 ----------------------------------------------------------------------------------
 
 @checker("12.1", "where the GPU wins")

@@ -163,3 +163,31 @@ def draw_dependencies(ax, matrix, title, row_label="output position t", col_labe
     ax.set_yticks(range(rows))
     ax.tick_params(labelsize=6)
     return int(future.sum())
+
+
+def draw_key_sets(ax, matrix, names, title, row_label="query t", col_label="token i"):
+    """Draw which key set each (row, column) belongs to: `matrix` holds 0 (not seen) or s + 1 for
+    key set s, named names[s] in the legend (e.g. "fine key", "pooled by k"); cells with
+    column > row that are seen are outlined in red (the future). -> the number of such cells.
+
+    The image version of the ASCII key pictures of lessons 09 and 10 (ours).
+    """
+    import numpy
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch, Rectangle
+    matrix = numpy.asarray(matrix)
+    rows, cols = matrix.shape
+    colours = ["white", "tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown"][:len(names) + 1]
+    ax.imshow(matrix, cmap=ListedColormap(colours), vmin=-0.5, vmax=len(colours) - 0.5,
+              interpolation="nearest")
+    future = (matrix != 0) & (numpy.arange(cols)[None, :] > numpy.arange(rows)[:, None])
+    for t, i in zip(*numpy.nonzero(future)):
+        ax.add_patch(Rectangle((i - 0.5, t - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
+    ax.plot([-0.5, min(rows, cols) - 0.5], [-0.5, min(rows, cols) - 0.5], color="grey", lw=0.6)
+    ax.legend(handles=[Patch(facecolor=c, edgecolor="grey", label=n) for c, n in zip(colours[1:], names)],
+              loc="upper right", fontsize=7)
+    ax.set_title(f"{title}\n{int(future.sum())} keys from the future", fontsize=9)
+    ax.set_xlabel(col_label)
+    ax.set_ylabel(row_label)
+    ax.tick_params(labelsize=6)
+    return int(future.sum())

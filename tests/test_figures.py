@@ -47,3 +47,16 @@ def test_loss_curves_and_dependencies(tmp_path, monkeypatch):
     m = np.tril(np.ones((4, 4)))
     m[0, 2] = 1                                                   # one dependency on the future
     assert figures.draw_dependencies(fig.axes[0], m, "t") == 1
+
+
+def test_key_sets_counts_keys_from_the_future(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.setenv("MINIMS_LESSONS_OUT", str(tmp_path))
+    fig = figures.new_figure()
+    m = np.tril(np.ones((5, 5), dtype=int))
+    m[:, 0] = 2                                                   # a second key set, all in the past
+    assert figures.draw_key_sets(fig.axes[0], m, ["fine", "pooled"], "t") == 0
+    m[1, 3] = 2                                                   # query 1 sees token 3: the future
+    fig = figures.new_figure()
+    assert figures.draw_key_sets(fig.axes[0], m, ["fine", "pooled"], "t") == 1
+    assert figures.save_figure(fig, "99_keys").is_file()

@@ -29,6 +29,10 @@ FIGURES = {
                      "05_local_attention_memory.png"],
     "06_vanilla_transformer": ["06_loss_curves.png", "06_attention_heads.png"],
     "07_pooling_and_upsampling": ["07_dependencies.png"],
+    "08_top_down": ["08_loss_curves.png"],
+    "09_bottom_up": ["09_aggregate_keys.png", "09_loss_curves.png"],
+    "10_retina": ["10_retina_keys.png", "10_loss_curves.png", "10_memory_loglog.png"],
+    "11_memory_vs_perplexity": ["11_quick_tradeoff.png"],
 }
 
 
