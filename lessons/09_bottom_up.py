@@ -62,12 +62,19 @@ from minims.scale import shorten
 # $k^2$ and run another stack, and so on. Each shortening follows lesson 07's rule (shift by $k-1$
 # in the scale's own units, then pool), so block $j$ of scale $s$ has seen tokens $\le j k^s$ only.
 #
-# Then every token must get the results back. Instead of upsampling scale by scale, one
-# **aggregation layer** does it at once: token $t$ attends, with one softmax, to its own fine
+# Then every token must get the results back, and there are two ways. **Upsampling**
+# (`combine="upsample"`, the Hourglass models' way and minims' default): each scale's output is
+# upsampled straight to the tokens, offset $r$ inside a block getting its own learned map, and
+# added to the fine stream. Or the paper's **aggregation layer** (`combine="aggregate"`), which
+# does it at once: token $t$ attends, with one softmax, to its own fine
 # vector and to *every* coarse block of *every* scale that it may see (those whose tokens are all
 # $\le t$), each scale's keys tagged by a learned scale embedding. A few token-level layers (`post`)
 # then predict the next token; they also read the newest tokens of the current block, which the
-# coarse path has not seen yet.
+# coarse path has not seen yet. Which way is better was measured, not assumed: `python -m
+# minims.experiment ablate` (lesson 11; table in `lessons/results/ablation.md`) trained both at the
+# same depth and memory over two seeds, and upsampling with learned maps won clearly at our scale,
+# so it is the default. This lesson walks through the aggregation layer, the more involved of the
+# two (the upsampling path is lesson 08's `Unpool`).
 #
 # A layer at scale $s$ works on $T/k^s$ vectors, so it holds about $1/k^s$ of a token layer's
 # activations and its attention matrix $1/k^{2s}$. That is the point: such a model can have many
@@ -90,7 +97,7 @@ from minims.scale import shorten
 #                                                            ln_f, lm_head --> logits (B, T, V)
 # ```
 #
-# The library's forward pass and the aggregation layer:
+# The library's forward pass (both ways) and the aggregation layer:
 
 # %%
 print(inspect.getsource(BottomUpLM.logits))
@@ -168,14 +175,15 @@ print("tokens from the future reaching a token through the coarse path:", future
 #
 # ## 3. The data flow, shape by shape
 #
-# A small model with two scales: `layout="1-2-1-2"` means 1 `pre` layer, 2 layers at scale 1,
-# 1 at scale 2, and 2 `post` layers, the first of which is the aggregation layer. We step through
+# A small model with two scales and the aggregation layer (`combine="aggregate"`): `layout="1-2-1-2"`
+# means 1 `pre` layer, 2 layers at scale 1, 1 at scale 2, and 2 `post` layers, the first of which is
+# the aggregation layer. We step through
 # the same code with the model's own modules and check we get exactly its logits.
 
 # %%
 V, T, Bsz, k = 50, 64, 2, 4
 model = build_model("bottom-up", vocab_size=V, block_size=T, layout="1-2-1-2", pool=k,
-                    n_head=2, n_embd=32, dtype="float64", seed=0)
+                    combine="aggregate", n_head=2, n_embd=32, dtype="float64", seed=0)
 model.eval()
 idx = np.random.default_rng(0).integers(0, V, size=(Bsz, T))
 
@@ -225,8 +233,8 @@ print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1
 #
 # The same comparison as in lesson 08, with the same settings, the same number of steps and the
 # same 4-layer vanilla model (`minims.comparison.train_same_budget`); only the model changes. Our
-# bottom-up model "1-2-1" also has 4 layers: 1 pre, 2 coarse and the aggregation layer. Options
-# we do not give keep the model's defaults, printed below. From a shell:
+# bottom-up model "1-2-1" also has 4 layers: 1 pre, 2 coarse and 1 post. Options we do not give
+# keep the model's defaults (upsampling back to the tokens), printed below. From a shell:
 # `python -m minims.train --model bottom-up --layout 1-2-1 --block-size 128 --n-embd 64
 # --batch-size 16 --max-iters 100 --lr 3e-3 --warmup-iters 10`.
 
@@ -289,14 +297,14 @@ for scope, nbytes in sorted(saved_bytes(loss, by="scope", depth=1).items(), key=
 
 # %% [markdown]
 # Eight coarse layers together hold about as much as one or two token layers (compare `coarse` with
-# `pre`, which is a single token layer), and the aggregation
-# layer, whose attention spans only the $T/k + T/k^2 + \dots$ coarse keys, is cheap too. So the
+# `pre`, which is a single token layer), and the learned upsampling (`up`) is one matrix product per
+# scale (with `combine="aggregate"`, the aggregation layer, whose attention spans only the
+# $T/k + T/k^2 + \dots$ coarse keys, is cheap too). So the
 # 10-layer bottom-up model holds less activation memory than the 4-layer vanilla one: the shape of
 # the paper's headline comparison. Whether those cheap layers also buy perplexity is the question
 # of lesson 11.
 #
-# `combine="upsample"` is the Hourglass-style alternative (ours, an option): each scale's output
-# is upsampled straight to the tokens and added to the fine stream, with no aggregation layer.
+# `combine="aggregate"` keeps the paper's aggregation layer available as an option.
 
 # %% [markdown]
 # ## Check
