@@ -28,6 +28,9 @@ Data flow (one layer; T_s = ⌈T/kˢ⌉):
     x + proj(y), then + mlp(ln2(x)): the usual pre-LN block.
 
 Choices (ours):
+- Defaults w = 32, k = 4 and two coarse scales (band m = 2): measured by `python -m
+  minims.experiment ablate` (rows retina/…; table in lessons/results/ablation.md), where two
+  scales beat one (same memory, lower valid bpc over 2 seeds) and a window of 64 did not beat 32.
 - The coarse keys and values are the layer's own key/value projections of the pooled input
   (for mean pooling that is the same as pooling the keys and values). `pool_kind="linear"`
   learns one map of each block of k per scale and layer instead.
@@ -164,7 +167,7 @@ class RetinaAttention(CausalSelfAttention):
 @dataclass
 class RetinaConfig(ModelConfig):
     pool: int = option("pool", 4)
-    n_scales: int = option("n_scales", 1)
+    n_scales: int = option("n_scales", 2, chosen_by="retina/scales=2")
     window: int = option("window", 32)
     band: int = option("band", 2)
     pool_kind: str = option("pool_kind", "mean")
