@@ -90,6 +90,7 @@ ABLATE_GRID = [
     ("retina/w=64", "retina", {**_RET, "window": 64}),
     ("retina/scales=2", "retina", {**_RET, "n_scales": 2}),
     ("retina/pool=linear", "retina", {**_RET, "pool_kind": "linear"}),
+    ("retina/scales=2,pool=linear", "retina", {**_RET, "n_scales": 2, "pool_kind": "linear"}),
 ]
 ABLATE_SETTINGS = dict(block_size=256, batch_size=8, n_embd=128, n_head=4, max_iters=300,
                        warmup_iters=30, lr=2e-3, min_lr=2e-4, eval_interval=300, eval_iters=4)
@@ -368,6 +369,23 @@ def parse_seeds(text):
     return seeds
 
 
+def only_names(text, names):
+    """--only's comma-separated point names -> a set. A name may itself hold commas (ablation
+    rows like 'bottom-up/upsample=linear,1-4-1'), so at each place the longest run of pieces that
+    names a point is taken; a piece that names none is kept as it is (it matches no point)."""
+    parts, wanted, i = text.split(","), set(), 0
+    while i < len(parts):
+        for j in range(len(parts), i, -1):
+            if ",".join(parts[i:j]) in names:
+                wanted.add(",".join(parts[i:j]))
+                i = j
+                break
+        else:
+            wanted.add(parts[i])
+            i += 1
+    return wanted
+
+
 def run_experiment(args):
     grid, settings, eval_tokens = EXPERIMENTS[args.experiment]
     if args.quick:
@@ -377,7 +395,7 @@ def run_experiment(args):
         settings["max_iters"] = args.max_iters
         settings["eval_interval"] = min(settings["eval_interval"], args.max_iters)
     if args.only:
-        wanted = set(args.only.split(","))
+        wanted = only_names(args.only, [g[0] for g in grid])
         grid = [g for g in grid if g[0] in wanted]
         if not grid:
             from .errors import UsageError

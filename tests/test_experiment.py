@@ -49,6 +49,15 @@ def test_grids_spell_out_every_option_and_mark_one_default_per_model():
     assert len(set(names)) == len(names)
 
 
+def test_only_takes_names_that_hold_commas():
+    names = ["vanilla-2", "bottom-up/upsample=linear,1-4-1", "bottom-up/upsample=linear,1-4-1,pool=linear"]
+    assert experiment.only_names("bottom-up/upsample=linear,1-4-1,pool=linear,vanilla-2", names) == {
+        "bottom-up/upsample=linear,1-4-1,pool=linear", "vanilla-2"}
+    assert experiment.only_names("vanilla-2,bottom-up/upsample=linear,1-4-1", names) == {
+        "vanilla-2", "bottom-up/upsample=linear,1-4-1"}
+    assert "nope" in experiment.only_names("nope,vanilla-2", names)
+
+
 def test_experiment_rejects_bad_input(tmp_path):
     assert experiment.main(["tradeoff", "--quick", "--out-dir", str(tmp_path), "--only", "nope"]) == 2
     assert experiment.main(["ablate", "--quick", "--out-dir", str(tmp_path), "--seeds", "x"]) == 2

@@ -28,9 +28,10 @@ Data flow (one layer; T_s = ⌈T/kˢ⌉):
     x + proj(y), then + mlp(ln2(x)): the usual pre-LN block.
 
 Choices (ours):
-- Defaults w = 32, k = 4 and two coarse scales (band m = 2): measured by `python -m
-  minims.experiment ablate` (rows retina/…; table in lessons/results/ablation.md), where two
-  scales beat one (same memory, lower valid bpc over 2 seeds) and a window of 64 did not beat 32.
+- Defaults w = 32, k = 4, two coarse scales (band m = 2) and learned pooling: measured by
+  `python -m minims.experiment ablate` (rows retina/…; table in lessons/results/ablation.md),
+  where two scales beat one and a learned map of each block beat its mean (each at the same
+  memory, lower valid bpc over 2 seeds), and a window of 64 did not beat 32.
 - The coarse keys and values are the layer's own key/value projections of the pooled input
   (for mean pooling that is the same as pooling the keys and values). `pool_kind="linear"`
   learns one map of each block of k per scale and layer instead.
@@ -170,7 +171,7 @@ class RetinaConfig(ModelConfig):
     n_scales: int = option("n_scales", 2, chosen_by="retina/scales=2")
     window: int = option("window", 32)
     band: int = option("band", 2)
-    pool_kind: str = option("pool_kind", "mean")
+    pool_kind: str = option("pool_kind", "linear", chosen_by="retina/pool=linear")
 
     def __post_init__(self):
         super().__post_init__()
