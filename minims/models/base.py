@@ -21,7 +21,7 @@ import numpy
 from .. import backend as B
 from .. import functional as F
 from ..engine import Tensor, no_grad
-from ..nn import Embedding, LayerNorm, Linear, Module, init_parameters
+from ..nn import Embedding, LayerNorm, Linear, Module
 
 
 @dataclass
@@ -72,12 +72,15 @@ class LanguageModel(Module):
         self.wpe = Embedding(c.block_size, c.n_embd, decay=False)
 
     def add_head(self):
-        """Final LayerNorm and the linear head to the vocabulary, then draw every weight
-        from the config's seed (call last in __init__)."""
+        """Final LayerNorm and the linear head to the vocabulary (call last in __init__, so
+        the head's names come last). Every weight is drawn from the config's seed when the
+        model's construction ends (minims.nn.module), whatever was created after this."""
         c = self.config
         self.ln_f = LayerNorm(c.n_embd)
         self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False)
-        init_parameters(self, seed=c.seed, dtype=c.dtype)
+
+    def init_options(self):
+        return {"seed": self.config.seed, "dtype": self.config.dtype}
 
     def embed(self, idx):
         """(B, T) token ids → (B, T, C) token + position embeddings."""
