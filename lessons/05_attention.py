@@ -43,7 +43,7 @@ import minims
 import minims.functional as F
 from minims import Tensor
 from minims.figures import new_figure, save_figure
-from minims.nn import CausalSelfAttention, init_parameters
+from minims.nn import CausalSelfAttention, init_parameters, merge_heads, split_heads
 
 rng = np.random.default_rng(0)
 
@@ -58,11 +58,15 @@ rng = np.random.default_rng(0)
 # $$S = \frac{QK^\top}{\sqrt{hs}}, \qquad P = \text{softmax}_{\text{rows}}(S + \text{mask}), \qquad O = PV.$$
 #
 # With several heads, the $C$ channels are split into `n_head` groups of `hs = C // n_head`, and each
-# head attends on its own: tensors are `(B, nh, T, hs)`. Here is the layer, which does the projections
-# and the head reshuffling around the fused op:
+# head attends on its own: tensors are `(B, nh, T, hs)`. Here is the layer, one template for every
+# attention in minims: project, split the heads, attend, merge the heads, project back. A variant
+# (section 7's local window, lesson 10's retina) overrides only `attend`:
 
 # %%
 print(inspect.getsource(CausalSelfAttention.forward))
+print(inspect.getsource(split_heads))
+print(inspect.getsource(merge_heads))
+print(inspect.getsource(CausalSelfAttention.attend))
 
 # %% [markdown]
 # **Why divide by $\sqrt{hs}$?** If the entries of $q$ and $k$ have unit variance, $q\cdot k$ is a sum
@@ -343,7 +347,7 @@ if fig is not None:
 from minims.local_attention import LocalSelfAttention, RangeAttention
 
 print(inspect.getsource(RangeAttention.forward))
-print(inspect.getsource(LocalSelfAttention.forward))
+print(inspect.getsource(LocalSelfAttention.attend))
 
 # %% [markdown]
 # `LocalSelfAttention` has the same weights as `CausalSelfAttention`, so we can check it against the

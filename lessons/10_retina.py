@@ -159,7 +159,8 @@ if fig is not None:
 #
 # ## 3. One layer, shape by shape
 #
-# The layer's code, then a walk through it with a small model. The last line checks that the walk
+# The layer's code (its `attend`: the projections and the head split around it are the attention
+# template's, lesson 05), then a walk through it with a small model. The last line checks that the walk
 # gives exactly what the layer gives. The attention itself is `range_attention`, one softmax over
 # a range of keys per key set, computed by the `RangeAttention` op that lesson 05 (section 7)
 # printed and checked against dense attention: it walks the queries in chunks and keeps for
@@ -167,7 +168,7 @@ if fig is not None:
 # rests on it.
 
 # %%
-print(inspect.getsource(RetinaAttention.forward))
+print(inspect.getsource(RetinaAttention.attend))
 print(inspect.getsource(range_attention))
 
 # %%

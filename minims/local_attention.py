@@ -19,8 +19,7 @@ import numpy
 
 from . import backend as B
 from .engine import Function
-from .nn import Block, CausalSelfAttention
-from .nn.transformer import attend
+from .nn import Block, CausalSelfAttention, attend
 
 _plans = {}
 
@@ -175,42 +174,28 @@ class LocalSelfAttention(CausalSelfAttention):
         self.window = window
         self.chunk = chunk or max(16, window)
 
-    def forward(self, x, mask=None, cache=None):
+    def attend(self, q, k, v, x, mask=None, cache=None):
+        """q, k, v (B, nh, T, hs) → (B, nh, T, hs): each query over the last `window` keys."""
         if mask is not None:
             raise ValueError("LocalSelfAttention takes no mask: its window is the mask")
-        Bsz, T, C = x.shape
-        nh = self.n_head
-        qkv = self.qkv(x).reshape(Bsz, T, 3, nh, C // nh).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        T = q.shape[2]
         if cache is not None:
-            cache.append(qkv[1], qkv[2])
+            cache.append(k, v)
             cache.drop_before(T - self.window + 1)                   # the next query's window
-        y = range_attention(qkv[0], [(qkv[1], qkv[2])], local_ranges(T, self.window), self.chunk)
-        y = y.transpose(0, 2, 1, 3).reshape(Bsz, T, C)               # (B, T, C)
-        return self.drop(self.proj(y))
+        return range_attention(q, [(k, v)], local_ranges(T, self.window), self.chunk)
 
-    def step(self, x, cache):
-        """The next position t only, x (B, 1, C) → (B, 1, C): attends to the cached keys of
+    def attend_step(self, q, k, v, x, cache):
+        """The next position t only (arrays (B, nh, 1, hs)): attends to the cached keys of
         [t−w+1, t]; keys that leave the window are dropped from the cache."""
-        q, k, v = self.qkv_heads(x)                                   # (B, nh, 1, hs) each
         cache.drop_before(len(cache) + 1 - self.window)
         k, v = cache.append(k, v)                                     # (B, nh, ≤ w, hs)
-        return self.merge_heads(attend(q, k, v))
-
-
-def block_with(attn, n_embd, dropout=0.0, proj_std=0.02):
-    """A pre-LayerNorm transformer Block whose attention is `attn` (same parameter names)."""
-    block = Block(n_embd, attn.n_head, dropout, proj_std)
-    block.attn = attn
-    return block
+        return attend(q, k, v)
 
 
 def local_block(n_embd, n_head, dropout=0.0, proj_std=0.02, window=0):
     """A Block with full causal attention (window 0) or local attention over `window` tokens."""
-    if not window:
-        return Block(n_embd, n_head, dropout, proj_std)
-    return block_with(LocalSelfAttention(n_embd, n_head, window, dropout, proj_std),
-                      n_embd, dropout, proj_std)
+    attn = LocalSelfAttention(n_embd, n_head, window, dropout, proj_std) if window else None
+    return Block(n_embd, n_head, dropout, proj_std, attn=attn)
 
 
-__all__ = ["RangeAttention", "range_attention", "local_ranges", "LocalSelfAttention",
-           "block_with", "local_block"]
+__all__ = ["RangeAttention", "range_attention", "local_ranges", "LocalSelfAttention", "local_block"]
