@@ -318,7 +318,7 @@ print(f"Check passed: the library's shorten/upsample are causal; pooling without
 #    *Hint:* the second pooling works in units of blocks: it needs its own shift by $k-1$ blocks.
 #    *Check:* `check("07.1", {"causal": ..., "leaking_rows": [...]})`.
 # 2. **The other causal option (delay).** Pool without the shift, but give block $j$ to the fine
-#    positions of block $j+1$: `minims.scale.Unpool(C, k, delay=True)(shorten(x, k, shift=False), T)`.
+#    positions of block $j+1$: `minims.nn.pooling.Unpool(C, k, delay=True)(shorten(x, k, shift=False), T)`.
 #    Draw its picture for $k = 2$, $T = 8$ and compare with the shift recipe: which one is staler?
 #    *Hint:* `Unpool` is a module with no parameters in its "repeat" kind; call it on `Tensor(c[None])`.
 #    *Check:* `check("07.2", "delay" or "shift")`.

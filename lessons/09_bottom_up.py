@@ -20,7 +20,7 @@
 #   why this is the model that can be *deep and cheap* at the same time.
 #
 # **Where this sits.** `minims/models/bottom_up.py`, built from lesson 07's operators and the
-# range attention of `minims/local_attention.py` (`RangeAttention`, printed and checked in lesson 05,
+# range attention of `minims/range_attention.py` (`RangeAttention`, printed and checked in lesson 05,
 # section 7: the aggregation layer's memory rests on it). The paper's headline model (30 layers, a smaller
 # memory footprint than a vanilla model less than half as deep) is most naturally of this kind.
 

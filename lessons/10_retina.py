@@ -20,7 +20,7 @@
 #   against a vanilla model: $O(T(w + T/k))$ per layer instead of $O(T^2)$.
 #
 # **Where this sits.** `minims/models/retina.py` (the attention layer and its key ranges) and
-# `minims/local_attention.py` (the range attention that stores only the keys each query uses).
+# `minims/range_attention.py` (the range attention that stores only the keys each query uses).
 
 # %%
 import os
@@ -46,7 +46,7 @@ from minims.causality import assert_causal, causality_report
 from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
 from minims.experiment import activation_bytes
 from minims.figures import draw_key_sets, new_figure, plot_loss_curves, read_log, save_figure
-from minims.local_attention import range_attention
+from minims.range_attention import range_attention
 from minims.models import build_model
 from minims.models.retina import RetinaAttention, retina_ranges
 

@@ -181,7 +181,7 @@ def test_valid_edge_arguments_work():
 def test_the_check_catches_a_stale_pooled_block(name, options, monkeypatch):
     """The test of the test: a step that pools the previous block instead of the one that
     just completed (an off-by-one in the block bookkeeping) must fail the comparison."""
-    from minims.scale import Pool
+    from minims.nn.pooling import Pool
     pool_at = Pool.pool_at
     monkeypatch.setattr(Pool, "pool_at", lambda self, x, j: pool_at(self, x, max(j - 1, 0)))
     model = tiny(name, block_size=8, **options)

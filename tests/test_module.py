@@ -74,7 +74,8 @@ def test_initialising_inside_a_constructor_is_kept():
 
     m = Own()
     assert m.a.weight.dtype == np.float64
-    np.testing.assert_array_equal(m.a.weight.numpy(), init_parameters(Linear(2, 2), seed=5, dtype="float64").weight.numpy())
+    own = init_parameters(Linear(2, 2), seed=5, dtype="float64")
+    np.testing.assert_array_equal(m.a.weight.numpy(), own.weight.numpy())
     assert np.all(m.b.weight.numpy() != 0)
 
 

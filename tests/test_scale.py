@@ -1,4 +1,5 @@
-"""The scale operators (minims/scale.py) and range attention (minims/local_attention.py):
+"""The scale operators (minims/scale.py), their layers (minims/nn/pooling.py) and range attention
+(minims/range_attention.py, minims/nn/local_attention.py):
 values, errors, and the leak test on each operator's round trip, with the broken variants of
 the pitfalls of minims/scale.py made to fail it (they live here, never in the library)."""
 import math
@@ -10,10 +11,12 @@ from hypothesis import given, settings, strategies as st
 import minims
 import minims.functional as F
 from minims import Tensor
-from minims.local_attention import LocalSelfAttention, local_ranges, range_attention
+from minims.nn.local_attention import LocalSelfAttention
+from minims.nn.pooling import Pool, Unpool
+from minims.range_attention import local_ranges, range_attention
 from minims.models.retina import RetinaAttention, retina_ranges
 from minims.nn import Block, Embedding, Linear, Module, ModuleList, init_parameters
-from minims.scale import Pool, Unpool, pad_end, shift_right, shorten, upsample
+from minims.scale import pad_end, shift_right, shorten, upsample
 
 import leak
 

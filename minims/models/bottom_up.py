@@ -65,12 +65,13 @@ import numpy
 
 from .. import backend as B
 from ..engine import Tensor
-from ..local_attention import local_block, range_attention
+from ..range_attention import range_attention
 from ..nn import (MLP, Block, Buffer, Dropout, KVCache, LayerNorm, Linear, Module, ModuleList, Parameter,
                   attend, merge_heads, split_heads)
-from ..scale import Pool, Unpool, option, split_layers
+from ..nn.local_attention import local_block
+from ..nn.pooling import Pool, Unpool
 from .base import DecodeCache, LanguageModel
-from .multiscale import MultiScaleConfig
+from .multiscale import MultiScaleConfig, option, split_layers
 from .registry import register_model
 
 

@@ -59,10 +59,11 @@ import numpy
 
 from .. import backend as B
 from .. import functional as F
-from ..local_attention import range_attention
+from ..range_attention import range_attention
 from ..nn import Block, Buffer, CausalSelfAttention, KVCache, ModuleList, attend, split_heads
-from ..scale import Pool, check_options, option
+from ..nn.pooling import Pool
 from .base import DecodeCache, LanguageModel, ModelConfig
+from .multiscale import check_options, option
 from .registry import register_model
 
 
@@ -116,7 +117,8 @@ class RetinaAttention(CausalSelfAttention):
             cache.inputs[0].append(x)
         for s, pool in enumerate(self.pool, 1):
             pooled = pool(pooled)                                     # (B, T_s, C)
-            keyvals.append(split_heads(F.linear(pooled, w_kv, b_kv), self.n_head, parts=2))  # (B, nh, T_s, hs) ×2
+            kv = F.linear(pooled, w_kv, b_kv)                         # (B, T_s, 2C)
+            keyvals.append(split_heads(kv, self.n_head, parts=2))     # (B, nh, T_s, hs) each
             if cache is not None:
                 cache.inputs[s].append(pooled)
                 cache.coarse[s - 1].append(*keyvals[-1])

@@ -55,11 +55,11 @@ and then forgets any incomplete block (the delay mode's last, zero-padded one).
 """
 from dataclasses import dataclass
 
-from ..local_attention import local_block
 from ..nn import Block, Buffer, KVCache, ModuleList
-from ..scale import Pool, Unpool, option, split_layers
+from ..nn.local_attention import local_block
+from ..nn.pooling import Pool, Unpool
 from .base import DecodeCache, LanguageModel
-from .multiscale import MultiScaleConfig
+from .multiscale import MultiScaleConfig, option, split_layers
 from .registry import register_model
 
 
