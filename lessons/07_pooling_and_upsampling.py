@@ -160,8 +160,8 @@ leaks_correct = dependency_picture(up, "shift by k-1, pool, repeat (the library)
 # %%
 def shorten_without_shift(x, k):
     """DELIBERATELY BROKEN (a leak, for this lesson only): mean of each block of k, no shift."""
-    Bsz, T, C = x.shape
-    return x.reshape(Bsz, T // k, k, C).mean(axis=2)          # (B, T/k, C): block j = h_jk..h_jk+k-1
+    B, T, C = x.shape
+    return x.reshape(B, T // k, k, C).mean(axis=2)          # (B, T/k, C): block j = h_jk..h_jk+k-1
 
 
 up_broken = upsample(shorten_without_shift(eye, k), k).numpy()[0]

@@ -181,11 +181,11 @@ print("tokens from the future reaching a token through the coarse path:", future
 # the same code with the model's own modules and check we get exactly its logits.
 
 # %%
-V, T, Bsz, k = 50, 64, 2, 4
+V, T, B, k = 50, 64, 2, 4
 model = build_model("bottom-up", vocab_size=V, block_size=T, layout="1-2-1-2", pool=k,
                     combine="aggregate", n_head=2, n_embd=32, dtype="float64", seed=0)
 model.eval()
-idx = np.random.default_rng(0).integers(0, V, size=(Bsz, T))
+idx = np.random.default_rng(0).integers(0, V, size=(B, T))
 
 
 def show(step, name, tensor):

@@ -172,11 +172,11 @@ print(inspect.getsource(RetinaAttention.attend))
 print(inspect.getsource(range_attention))
 
 # %%
-V, T, Bsz, k, window = 50, 64, 2, 4, 8
+V, T, B, k, window = 50, 64, 2, 4, 8
 model = build_model("retina", vocab_size=V, block_size=T, n_layer=2, pool=k, window=window,
                     n_head=2, n_embd=32, dtype="float64", seed=0)
 model.eval()
-idx = np.random.default_rng(0).integers(0, V, size=(Bsz, T))
+idx = np.random.default_rng(0).integers(0, V, size=(B, T))
 attn = model.blocks[0].attn
 
 
@@ -190,12 +190,12 @@ with minims.no_grad():
     h = model.blocks[0].ln1(x)
     show("layer input after ln1: h", h)
     C, nh = h.shape[-1], attn.n_head
-    qkv = attn.qkv(h).reshape(Bsz, T, 3, nh, C // nh).transpose(2, 0, 3, 1, 4)
+    qkv = attn.qkv(h).reshape(B, T, 3, nh, C // nh).transpose(2, 0, 3, 1, 4)
     show("fine queries, keys, values (each)", qkv[0])
     pooled = attn.pool[0](h)
     show(f"h pooled in blocks of k={k} (no shift)", pooled)
     kv = F.linear(pooled, attn.qkv.weight[:, C:], attn.qkv.bias[C:])
-    kv = kv.reshape(Bsz, -1, 2, nh, C // nh).transpose(2, 0, 3, 1, 4)
+    kv = kv.reshape(B, -1, 2, nh, C // nh).transpose(2, 0, 3, 1, 4)
     show("coarse keys, values (the same maps)", kv[0])
     ranges = retina_ranges(T, k, window)
     n_keys = sum(np.maximum(hi - lo, 0) for lo, hi in ranges)
@@ -203,7 +203,7 @@ with minims.no_grad():
           f"(dense causal: up to {T})")
     y = range_attention(qkv[0], [(qkv[1], qkv[2]), (kv[0], kv[1])], ranges, attn.chunk)
     show("attention output", y)
-    out = attn.proj(y.transpose(0, 2, 1, 3).reshape(Bsz, T, C))
+    out = attn.proj(y.transpose(0, 2, 1, 3).reshape(B, T, C))
     show("heads joined, proj: the layer's output", out)
     walk_matches = np.array_equal(out.numpy(), attn(h).numpy())
 print("the walk-through reproduces the layer exactly:", walk_matches)

@@ -36,22 +36,17 @@ def causality_report(model, idx):
     (B, T), V = idx.shape, model.config.vocab_size
     if B < 2:
         raise ValueError(f"idx needs at least 2 rows (row 1 is the untouched control), got {B}")
-    was_training = model.training
-    model.eval()
-    try:
-        with minims.no_grad():
-            base = model(idx)[0].numpy()
-            rows = []
-            for t in range(T):
-                other = idx.copy()
-                # a different token everywhere from t on: add 1 … V−1 (mod V)
-                other[0, t:] = (idx[0, t:] + 1 + np.arange(T - t) % (V - 1)) % V
-                out = model(other)[0].numpy()
-                rows.append((np.abs(out[0, :t] - base[0, :t]).max(initial=0.0),
-                             np.abs(out[0, t] - base[0, t]).max(),
-                             np.abs(out[1:] - base[1:]).max()))
-    finally:
-        model.train(was_training)
+    with model.eval_mode(), minims.no_grad():
+        base = model(idx)[0].numpy()
+        rows = []
+        for t in range(T):
+            other = idx.copy()
+            # a different token everywhere from t on: add 1 … V−1 (mod V)
+            other[0, t:] = (idx[0, t:] + 1 + np.arange(T - t) % (V - 1)) % V
+            out = model(other)[0].numpy()
+            rows.append((np.abs(out[0, :t] - base[0, :t]).max(initial=0.0),
+                         np.abs(out[0, t] - base[0, t]).max(),
+                         np.abs(out[1:] - base[1:]).max()))
     return np.array(rows)
 
 

@@ -27,7 +27,7 @@ import operator
 
 import numpy
 
-from . import backend as B
+from . import backend
 
 OPS = {}  # name -> Function subclass: the explicit op registry
 DEFAULT_FLOAT = numpy.dtype(numpy.float32)  # Python floats and lists, and floats made from ints
@@ -267,7 +267,7 @@ class Tensor:
             data = data.data
         if dtype is None and not hasattr(data, "dtype"):
             dtype = numpy.float32  # Python lists and scalars default to float32
-        self.data = B.asarray(data, dtype=dtype)
+        self.data = backend.asarray(data, dtype=dtype)
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require grad, got {self.data.dtype}")
         self.requires_grad = requires_grad
@@ -291,11 +291,11 @@ class Tensor:
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({B.to_numpy(self.data)!r}{grad})"
+        return f"Tensor({backend.to_numpy(self.data)!r}{grad})"
 
     def numpy(self):
         """The data as a NumPy array (copied from the GPU on CuPy)."""
-        return B.to_numpy(self.data)
+        return backend.to_numpy(self.data)
 
     def item(self):
         return self.data.item()
@@ -319,9 +319,9 @@ class Tensor:
             if self.size != 1:
                 raise RuntimeError(f"backward() on a non-scalar tensor of shape {self.shape} "
                                    "needs grad=, an array of that shape")
-            grad = B.xp.ones_like(self.data)
+            grad = backend.xp.ones_like(self.data)
         else:
-            grad = B.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            grad = backend.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"grad shape {grad.shape} does not match tensor shape {self.shape}")
 
@@ -439,11 +439,15 @@ def _to_backend_index(index):
         if isinstance(i, Tensor):
             return i.data
         if isinstance(i, (list, numpy.ndarray)):
-            return B.asarray(i)
+            return backend.asarray(i)
         return i
     return tuple(convert(i) for i in index) if isinstance(index, tuple) else convert(index)
 
 
 # The ops live in minims/ops.py; imported here at the end because they subclass Function.
+# An import cycle, kept on purpose (as in early tinygrad): Tensor's operators (+, @, sum, …)
+# need the op classes, and the ops need Function and Tensor. Splitting them keeps the engine
+# (graph, backward, no_grad) readable in one file and the maths of each op in another; this
+# line, after everything ops.py imports from here is defined, is the only place they meet.
 from .ops import (Add, Cast, Div, Exp, GetItem, Log, MatMul, Max, Mul, Neg, Pow,  # noqa: E402
                   ReLU, Reshape, Sqrt, Sub, Sum, Tanh, Transpose)

@@ -18,7 +18,7 @@ import math
 
 import numpy
 
-from . import backend as B
+from . import backend
 from .engine import Function
 
 _plans = {}
@@ -30,7 +30,7 @@ def _plan(ranges, Tq, chunk, dtype):
     bias is an additive (Q, b−a) array, 0 inside each query's range and −inf outside (None when
     every key of the window is allowed). Plans are cached: they depend on the ranges only.
     """
-    key = (B.name, Tq, chunk, numpy.dtype(dtype).str,
+    key = (backend.name, Tq, chunk, numpy.dtype(dtype).str,
            b"|".join(a.tobytes() for pair in ranges for a in pair))
     if key in _plans:
         return _plans[key]
@@ -46,7 +46,7 @@ def _plan(ranges, Tq, chunk, dtype):
             a, b = int(lo[seen].min()), int(hi[seen].max())
             j = numpy.arange(a, b)
             allowed = (j >= lo[:, None]) & (j < hi[:, None])           # (Q, b−a)
-            bias = None if allowed.all() else B.asarray(numpy.where(allowed, 0.0, -numpy.inf), dtype=dtype)
+            bias = None if allowed.all() else backend.asarray(numpy.where(allowed, 0.0, -numpy.inf), dtype=dtype)
             windows.append((s, a, b, offset, bias))
             offset += b - a
         plan.append((c0, c1, windows))
@@ -68,7 +68,7 @@ class RangeAttention(Function):
 
     @staticmethod
     def forward(ctx, q, *kv, ranges, scale, chunk):
-        xp = B.xp
+        xp = backend.xp
         keys, vals = kv[0::2], kv[1::2]
         plan = _plan(ranges, q.shape[-2], chunk, q.dtype)
         out = xp.empty(q.shape[:-1] + vals[0].shape[-1:], dtype=q.dtype)  # (B, nh, T, hs)
@@ -97,7 +97,7 @@ class RangeAttention(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = B.xp
+        xp = backend.xp
         n = ctx.n_kv
         q, kv, out, probs = ctx.saved[0], ctx.saved[1:1 + n], ctx.saved[1 + n], ctx.saved[2 + n:]
         keys, vals = kv[0::2], kv[1::2]

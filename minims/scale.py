@@ -58,7 +58,7 @@ each equal to the matching row of `forward`. A new pooling or upsampling kind im
 """
 import numpy
 
-from . import backend as B
+from . import backend
 from .engine import Function, Tensor
 from .ops import concat
 
@@ -72,24 +72,24 @@ class ShiftPool(Function):
     # shifted left by `shift`, zeros at the end. Nothing needs saving: the op is linear.
     @staticmethod
     def forward(ctx, x, k, shift):
-        Bsz, T, rest = x.shape[0], x.shape[1], x.shape[2:]
+        B, T, rest = x.shape[0], x.shape[1], x.shape[2:]
         if shift:  # (a zero shift must not slice: x[:, :-0] would be empty, pitfall 6)
-            xs = B.xp.zeros_like(x)
+            xs = backend.xp.zeros_like(x)
             xs[:, shift:] = x[:, :T - shift]                          # (B, T, …) shifted right
         else:
             xs = x
         ctx.k, ctx.shift, ctx.shape = k, shift, x.shape
-        return xs.reshape(Bsz, T // k, k, *rest).mean(axis=2)         # (B, T/k, …)
+        return xs.reshape(B, T // k, k, *rest).mean(axis=2)         # (B, T/k, …)
 
     @staticmethod
     def backward(ctx, g):
         k, shift, shape = ctx.k, ctx.shift, ctx.shape
-        Bsz, Tc = g.shape[0], g.shape[1]
+        B, Tc = g.shape[0], g.shape[1]
         g = g * (1.0 / k)
-        gs = B.xp.broadcast_to(g[:, :, None], (Bsz, Tc, k) + g.shape[2:]).reshape(shape)  # (B, T, …)
+        gs = backend.xp.broadcast_to(g[:, :, None], (B, Tc, k) + g.shape[2:]).reshape(shape)  # (B, T, …)
         if not shift:
             return gs
-        gx = B.xp.zeros(shape, dtype=g.dtype)
+        gx = backend.xp.zeros(shape, dtype=g.dtype)
         gx[:, :shape[1] - shift] = gs[:, shift:]
         return gx
 
@@ -100,7 +100,7 @@ class Upsample(Function):
     @staticmethod
     def forward(ctx, x, k):
         ctx.k = k
-        return B.xp.repeat(x, k, axis=1)                              # (B, T·k, …)
+        return backend.xp.repeat(x, k, axis=1)                              # (B, T·k, …)
 
     @staticmethod
     def backward(ctx, g):
@@ -125,7 +125,7 @@ def check_factor(k, T=None, pad=False):
 
 def zero_steps(x, n):
     """A constant (B, n, …) block of zeros in x's dtype."""
-    return Tensor(B.xp.zeros((x.shape[0], n) + tuple(x.shape[2:]), dtype=x.dtype))
+    return Tensor(backend.xp.zeros((x.shape[0], n) + tuple(x.shape[2:]), dtype=x.dtype))
 
 
 def pad_end(x, k):
@@ -168,3 +168,7 @@ def upsample(x, k, T=None):
     if not (x.shape[1] - 1) * k < T <= y.shape[1]:
         raise ValueError(f"cannot crop {x.shape[1]} coarse steps × k={k} to T={T} fine steps")
     return y[:, :T]
+
+
+__all__ = ["ShiftPool", "Upsample", "shorten", "upsample", "pad_end", "shift_right", "zero_steps",
+           "check_factor"]

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend as B
+from . import backend
 from . import checkpoint, distributed, files, footprint
 from .data import get_batch, prepare, unigram_ppl
 from .engine import no_grad
@@ -180,7 +180,7 @@ def build_parser():
                                 description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
                                 epilog="\n\n".join(__doc__.split("\n\n")[-2:]))
     g = p.add_argument_group("run")
-    g.add_argument("--backend", choices=B.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
+    g.add_argument("--backend", choices=backend.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
                    help="array library: numpy (CPU) or cupy (NVIDIA GPU; pip install -e '.[cuda12]')")
     g.add_argument("--out-dir", default="out", metavar="DIR", help="folder for ckpt.npz, log.jsonl and config.json")
     g.add_argument("--resume", action="store_true",
@@ -490,7 +490,7 @@ class Trainer:
         self.t_start = time.perf_counter()
         self.world = world = distributed.current()
         self.verbose = verbose and world.is_root
-        B.set_backend(args.backend)            # before any array is made
+        backend.set_backend(args.backend)            # before any array is made
         if not args.resume:
             _check_args(args)                  # bad flags: refused before any folder is made
         self.out_dir = Path(args.out_dir)
@@ -547,7 +547,7 @@ class Trainer:
                 args = _merge_resume_args(args, ckpt["header"], self.ckpt_path)
             except (KeyError, TypeError) as e:
                 raise CheckpointError(f"{self.ckpt_path}: not a training checkpoint (no {e} in it)") from None
-            B.set_backend(args.backend)
+            backend.set_backend(args.backend)
             _check_args(args)
             self.stored_data = ckpt["header"].get("args", {}).get("data")
         else:
@@ -596,7 +596,7 @@ class Trainer:
             raise self._out_of_memory("building the model") from None
         # three independent streams from one seed: training batches, eval batches, dropout
         self.batch_rng = np.random.default_rng([args.seed, 0])
-        B.manual_seed([args.seed, 2])
+        backend.manual_seed([args.seed, 2])
         self.iter, self.best_val_loss, self.last_eval = 0, math.inf, None
         self.peak_mem = None
         if ckpt is not None:
@@ -617,7 +617,7 @@ class Trainer:
     def _out_of_memory(self, doing, saved=""):
         free = "unknown" if self.memory_free is None else footprint.gib(self.memory_free)
         return OutOfMemory(f"not enough memory ({doing}): this model and batch need "
-                           f"{footprint.describe(self.memory_estimate)} to train, {B.get_backend()} has "
+                           f"{footprint.describe(self.memory_estimate)} to train, {backend.get_backend()} has "
                            f"{free} free{saved}; use a smaller --n-embd, --n-layer, --block-size or "
                            "--batch-size")
 
@@ -635,7 +635,7 @@ class Trainer:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optim"])
             self.batch_rng.bit_generator.state = header["rng"]["batch"]
-            B.set_rng_state(header["rng"]["backend"])
+            backend.set_rng_state(header["rng"]["backend"])
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"{path}: checkpoint does not fit the model it describes ({e})") from None
         self.iter = int(header["iter"])
@@ -668,7 +668,7 @@ class Trainer:
             # a diverging run is caught by the finiteness checks in train_step; NumPy's own
             # overflow warnings on the way there would only bury that one line
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                    world.rank_stream(B.global_rng(), len(mine), probe):
+                    world.rank_stream(backend.global_rng(), len(mine), probe):
                 loss = train_step(self.model, self.optimizer, mine, self.lr_at(self.iter), a.grad_clip,
                                   reduce=world.allreduce_grads)
         except NonFiniteLoss as e:
@@ -684,19 +684,16 @@ class Trainer:
         """
         a = self.args
         losses = {}
-        self.model.eval()
-        try:
-            with no_grad(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                for i, split in enumerate(("train", "valid")):
-                    rng = np.random.default_rng([a.seed, 1, i])
-                    total = 0.0
-                    for j in range(a.eval_iters):
-                        x, y = get_batch(self.splits[split], a.batch_size, a.block_size, rng)
-                        if j % self.world.size == self.world.rank:   # split over the ranks
-                            total += float(self.model(x, y)[1].item())
-                    losses[split] = total
-        finally:
-            self.model.train()
+        with self.model.eval_mode(), no_grad(), np.errstate(over="ignore", invalid="ignore",
+                                                             divide="ignore"):
+            for i, split in enumerate(("train", "valid")):
+                rng = np.random.default_rng([a.seed, 1, i])
+                total = 0.0
+                for j in range(a.eval_iters):
+                    x, y = get_batch(self.splits[split], a.batch_size, a.block_size, rng)
+                    if j % self.world.size == self.world.rank:   # split over the ranks
+                        total += float(self.model(x, y)[1].item())
+                losses[split] = total
         sums = self.world.sum_floats([losses["train"], losses["valid"]])
         return {"train": sums[0] / a.eval_iters, "valid": sums[1] / a.eval_iters}
 
@@ -705,8 +702,8 @@ class Trainer:
         header = {"model": self.model.describe(), "iter": self.iter,
                   "best_val_loss": None if math.isinf(self.best_val_loss) else self.best_val_loss,
                   "tokenizer": self.tokenizer.to_dict(), "data_sha256": self.data_digest,
-                  "rng": {"batch": self.batch_rng.bit_generator.state, "backend": B.get_rng_state()},
-                  "args": _args_dict(a), "backend": B.get_backend(), "world_size": self.world.size}
+                  "rng": {"batch": self.batch_rng.bit_generator.state, "backend": backend.get_rng_state()},
+                  "args": _args_dict(a), "backend": backend.get_backend(), "world_size": self.world.size}
         self.world.check_same_weights(self.model.parameters())
         self.world.on_root(self._write_checkpoint, header)    # rank 0 writes; its error is every rank's
         self.saved_iter = self.iter
@@ -807,7 +804,7 @@ class Trainer:
         self.print(f"data: {a.data} ({a.tokenizer}-level, vocab {self.tokenizer.vocab_size}) | "
                    f"train {len(self.splits['train']):,} tokens | valid {len(self.splits['valid']):,} tokens")
         self.print(f"model: {a.model}, {self.model.num_parameters() / 1e6:.2f} M parameters, {a.dtype} "
-                   f"on {B.get_backend()} | {tokens_per_step:,} tokens per step")
+                   f"on {backend.get_backend()} | {tokens_per_step:,} tokens per step")
         self.print(f"unigram baseline: valid ppl {self.unigram_ppl:.2f} (a model must beat this)")
         if self.saved_iter is not None:
             self.print(f"resumed from {self.ckpt_path} at iter {self.iter}")
@@ -828,12 +825,12 @@ class Trainer:
             while self.iter < a.max_iters:
                 t0 = time.perf_counter()
                 if traced:   # peak memory of one step (tracing every step would slow all of them)
-                    with B.track_memory() as mem:
+                    with backend.track_memory() as mem:
                         loss = self.step()
                     self.peak_mem, traced = mem["peak"], False
                 else:
                     loss = self.step()
-                    B.synchronize()
+                    backend.synchronize()
                 dt = time.perf_counter() - t0
                 if self.iter > self.start_iter + 1 or a.max_iters == self.start_iter + 1:
                     # the traced first step is slow: kept out of tokens/s unless it is all there is

@@ -86,3 +86,15 @@ def test_loaded_weights_are_not_redrawn():
     dst.load_state_dict(src.state_dict())
     init_parameters(dst, only_undrawn=True)
     np.testing.assert_array_equal(dst.weight.numpy(), src.weight.numpy())
+
+
+@pytest.mark.parametrize("start", [True, False])
+def test_eval_mode_restores_the_previous_mode_even_after_an_error(start):
+    block = Block(8, 2, dropout=0.5).train(start)
+    with block.eval_mode():
+        assert not block.training and not block.mlp.drop.training
+    assert block.training is start and block.mlp.drop.training is start
+    with pytest.raises(RuntimeError):
+        with block.eval_mode():
+            raise RuntimeError("inside")
+    assert block.training is start and block.attn.training is start

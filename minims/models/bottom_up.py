@@ -63,7 +63,7 @@ from dataclasses import dataclass
 
 import numpy
 
-from .. import backend as B
+from .. import backend
 from ..engine import Tensor
 from ..range_attention import range_attention
 from ..nn import (MLP, Block, Buffer, Dropout, KVCache, LayerNorm, Linear, Module, ModuleList, Parameter,
@@ -135,8 +135,8 @@ class Aggregate(Module):
         h = self.ln1(x)
         q = split_heads(self.q(h).data, self.n_head)                  # (B, nh, 1, hs)
         own_k, own_v = self._keys_values(h + self.scale_emb[0])       # (B, nh, 1, hs) each
-        k = B.xp.concatenate([own_k.data] + [kv.k.view() for kv in cache], axis=2)  # (B, nh, 1 + Σ n_s, hs)
-        v = B.xp.concatenate([own_v.data] + [kv.v.view() for kv in cache], axis=2)
+        k = backend.xp.concatenate([own_k.data] + [kv.k.view() for kv in cache], axis=2)  # (B, nh, 1 + Σ n_s, hs)
+        v = backend.xp.concatenate([own_v.data] + [kv.v.view() for kv in cache], axis=2)
         y = attend(q, k, v)                                           # (B, nh, 1, hs)
         x = x + self.drop(self.proj(Tensor._wrap(merge_heads(y))))
         return x + self.mlp(self.ln2(x))

@@ -88,11 +88,6 @@ def split_layers(n, parts):
     return [n // parts + (i < n % parts) for i in range(parts)]
 
 
-__all__ = ["ShiftPool", "Upsample", "shorten", "upsample", "pad_end", "shift_right",
-           "check_factor", "Pool", "Unpool", "POOL_KINDS", "UPSAMPLE_KINDS", "CAUSAL_MODES",
-           "COMBINES", "option", "check_options", "parse_layout", "split_layers"]
-
-
 @dataclass
 class MultiScaleConfig(ModelConfig):
     """ModelConfig plus the scale options; `layout` (layer counts joined by '-') is the

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 
 import numpy
 
-from .. import backend as B
+from .. import backend
 from .. import functional as F
 from ..range_attention import range_attention
 from ..nn import Block, Buffer, CausalSelfAttention, KVCache, ModuleList, attend, split_heads
@@ -148,7 +148,7 @@ class RetinaAttention(CausalSelfAttention):
                 a, b = a - kv.start, b - kv.start
             keys.append(kv.k.view()[:, :, a:b])                       # (B, nh, b − a, hs)
             values.append(kv.v.view()[:, :, a:b])
-        k, v = B.xp.concatenate(keys, axis=2), B.xp.concatenate(values, axis=2)
+        k, v = backend.xp.concatenate(keys, axis=2), backend.xp.concatenate(values, axis=2)
         return attend(q, k, v)                                        # one softmax over all
 
 

@@ -12,7 +12,7 @@ and values of all T positions in a `KVCache`; `step(x, kv)` then takes the next 
 only, (B, 1, C), appends its key and value and attends over the cache: O(L) work per token
 instead of a forward pass over all L tokens.
 """
-from .. import backend as B
+from .. import backend
 from .. import functional as F
 from ..engine import Tensor
 from .layers import Dropout, Linear
@@ -22,25 +22,25 @@ from .module import Module
 def split_heads(x, n_head, parts=1):
     """(B, T, parts·C) → `parts` arrays (B, nh, T, hs), hs = C/nh, as a tuple (one array for
     parts=1). x is a Tensor, or a plain array when decoding without a graph."""
-    Bsz, T, width = x.shape
+    B, T, width = x.shape
     hs = width // (parts * n_head)
     if parts == 1:
-        return x.reshape(Bsz, T, n_head, hs).transpose(0, 2, 1, 3)   # (B, nh, T, hs)
-    y = x.reshape(Bsz, T, parts, n_head, hs).transpose(2, 0, 3, 1, 4)  # (parts, B, nh, T, hs)
+        return x.reshape(B, T, n_head, hs).transpose(0, 2, 1, 3)   # (B, nh, T, hs)
+    y = x.reshape(B, T, parts, n_head, hs).transpose(2, 0, 3, 1, 4)  # (parts, B, nh, T, hs)
     return tuple(y[i] for i in range(parts))
 
 
 def merge_heads(y):
     """(B, nh, T, hs) → (B, T, nh·hs): the heads side by side again (Tensor or array)."""
-    Bsz, nh, T, hs = y.shape
-    return y.transpose(0, 2, 1, 3).reshape(Bsz, T, nh * hs)
+    B, nh, T, hs = y.shape
+    return y.transpose(0, 2, 1, 3).reshape(B, T, nh * hs)
 
 
 def attend(q, k, v):
     """softmax(q kᵀ/√hs) v for the single new query of each head, with plain arrays (no
     graph: decoding only). q (B, nh, 1, hs); k, v (B, nh, L, hs) → (B, nh, 1, hs)."""
     s = (q * (1.0 / q.shape[-1] ** 0.5)) @ k.swapaxes(-1, -2)         # (B, nh, 1, L)
-    p = B.xp.exp(s - s.max(axis=-1, keepdims=True))
+    p = backend.xp.exp(s - s.max(axis=-1, keepdims=True))
     return (p / p.sum(axis=-1, keepdims=True)) @ v                    # (B, nh, 1, hs)
 
 

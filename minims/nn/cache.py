@@ -1,6 +1,6 @@
 """What attention layers keep while decoding: a `Buffer` that grows along one axis and the
 `KVCache` of one layer's keys and values (ours, the standard key/value cache)."""
-from .. import backend as B
+from .. import backend
 from ..engine import Tensor
 
 
@@ -33,7 +33,7 @@ class Buffer:
             kept = None if self.data is None else self.data[self._index(self.start, self.end)]
             shape = list(x.shape)
             shape[self.axis] = max(16, 2 * (self.end - self.start + n))
-            self.data, self.offset = B.xp.empty(tuple(shape), dtype=x.dtype), self.start
+            self.data, self.offset = backend.xp.empty(tuple(shape), dtype=x.dtype), self.start
             if kept is not None:                                      # move the kept steps
                 self.data[self._index(self.start, self.end)] = kept
         self.data[self._index(self.end, self.end + n)] = x

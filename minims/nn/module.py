@@ -14,11 +14,12 @@ in whatever order) draws each parameter not drawn yet, from `init_options()` (se
 float32, a model's config.seed and config.dtype), so no layer is ever left at zeros and the
 result does not depend on when a helper such as `add_head` runs.
 """
+import contextlib
 import threading
 
 import numpy
 
-from .. import backend as B
+from .. import backend
 from ..engine import Tensor, is_grad_enabled, name_scope
 
 
@@ -123,10 +124,21 @@ class Module(metaclass=_InitialisedAfterBuild):
     def eval(self):
         return self.train(False)
 
+    @contextlib.contextmanager
+    def eval_mode(self):
+        """`with model.eval_mode():` runs the block in eval mode (no dropout), then restores
+        the mode the module had, also when the block raises or a generator is closed."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.train(was_training)
+
     # --- state --------------------------------------------------------------------------
     def state_dict(self):
         """{dotted name: NumPy array copy} of every parameter."""
-        return {name: B.to_numpy(p.data).copy() for name, p in self.named_parameters()}
+        return {name: backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state):
         """Load arrays by name; names and shapes must match exactly (the error names the culprit).
@@ -144,7 +156,7 @@ class Module(metaclass=_InitialisedAfterBuild):
                 raise ValueError(f"state_dict mismatch for {name!r}: shape {value.shape} in the "
                                  f"state, {p.shape} in the model")
         for name, p in params.items():
-            p.data = B.asarray(numpy.array(state[name], dtype=p.dtype, copy=True))
+            p.data = backend.asarray(numpy.array(state[name], dtype=p.dtype, copy=True))
             p.grad = None
             p.drawn = True
 
@@ -186,7 +198,7 @@ def init_parameters(module, seed=0, dtype="float32", only_undrawn=False):
 
     only_undrawn=True (what construction does) sets only the parameters not drawn yet, each
     to the value a full draw would give it (the generator still walks every parameter)."""
-    rng = B.host_rng(seed)
+    rng = backend.host_rng(seed)
     for _, p in module.named_parameters():
         if p.init == "normal":
             value = rng.normal(0.0, p.std, size=p.shape)
@@ -196,7 +208,7 @@ def init_parameters(module, seed=0, dtype="float32", only_undrawn=False):
             raise ValueError(f"unknown init {p.init!r}")
         if only_undrawn and p.drawn:
             continue
-        p.data = B.asarray(value, dtype=numpy.dtype(dtype))
+        p.data = backend.asarray(value, dtype=numpy.dtype(dtype))
         p.grad = None
         p.drawn = True
     return module

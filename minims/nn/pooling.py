@@ -35,8 +35,8 @@ class Pool(Module):
             return shorten(x, self.k, self.shift, pad=True)           # (B, ⌈T/k⌉, C)
         k = self.k
         x = shift_right(pad_end(x, k), k - 1 if self.shift else 0)    # (B, T', C), k | T'
-        Bsz, T, C = x.shape
-        return self.proj(x.reshape(Bsz, T // k, k * C))               # (B, T'/k, C)
+        B, T, C = x.shape
+        return self.proj(x.reshape(B, T // k, k * C))               # (B, T'/k, C)
 
     # --- decoding (ours): one pooled step at a time ---------------------------------------
     def complete(self, n):
@@ -56,8 +56,8 @@ class Pool(Module):
         if self.kind == "mean":
             return block.mean(axis=1, keepdims=True)                  # (B, 1, C)
         if self.kind == "linear":
-            Bsz, _, C = block.shape
-            return self.proj(block.reshape(Bsz, 1, k * C))            # (B, 1, C)
+            B, _, C = block.shape
+            return self.proj(block.reshape(B, 1, k * C))            # (B, 1, C)
         raise NotImplementedError(f"pooling kind {self.kind!r} has no pool_at (needed to decode)")
 
 
@@ -84,8 +84,8 @@ class Unpool(Module):
             c = shift_right(c, 1)                                     # block j → block j+1
         if self.kind == "repeat":
             return upsample(c, self.k, T)                             # (B, T, C)
-        Bsz, Tc, C = c.shape
-        y = self.proj(c).reshape(Bsz, Tc * self.k, C)                 # offset r of block j: c_j W_r + b_r
+        B, Tc, C = c.shape
+        y = self.proj(c).reshape(B, Tc * self.k, C)                 # offset r of block j: c_j W_r + b_r
         return y if T == Tc * self.k else y[:, :T]
 
     # --- decoding (ours): one fine step at a time -----------------------------------------
@@ -104,3 +104,6 @@ class Unpool(Module):
             w, b = self.proj.weight[:, r * C:(r + 1) * C], self.proj.bias[r * C:(r + 1) * C]
             return cj @ w + b                                         # c_j W_r + b_r
         raise NotImplementedError(f"upsampling kind {self.kind!r} has no fine_at (needed to decode)")
+
+
+__all__ = ["Pool", "Unpool", "POOL_KINDS", "UPSAMPLE_KINDS"]
