@@ -169,7 +169,7 @@ print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1
 # %% [markdown]
 # The project runs `assert_causal` on every registered model (`tests/test_causality.py`), and a
 # stricter version of this test, with randomised $O(1)$ weights (small initial weights can hide a
-# leak behind a saturated softmax), gradient checks and prefix consistency: `tests/leak.py` and
+# leak behind a saturated softmax), gradient checks and prefix consistency: `minims/causality.py` and
 # `tests/test_models.py`.
 #
 # ## 4. Training on Austen, beside a vanilla model

@@ -247,6 +247,25 @@ def unbroadcast(grad, shape, op="an op"):
     return grad.sum(axis=axes, keepdims=True) if axes else grad
 
 
+def walk_graph(*outputs):
+    """Every Tensor reachable from `outputs` through the live graph, once each, as (tensor,
+    ctx): ctx is the Context of the op that made it (ctx.op, ctx.saved, ctx.scope), or None
+    for a leaf or a node whose graph a backward() already freed. For tools that inspect a
+    graph without running it (minims.memory)."""
+    seen, stack = set(), list(outputs)
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        ctx = t._ctx
+        if ctx is None or ctx.parents is None:
+            yield t, None
+            continue
+        yield t, ctx
+        stack.extend(ctx.parents)
+
+
 class Tensor:
     """An array on the active backend plus what is needed to differentiate through it.
 

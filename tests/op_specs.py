@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 import minims
 import minims.functional as F
-from gradcheck import OpSpec
+from minims.gradcheck import OpSpec
 from minims.range_attention import range_attention
 from minims.scale import ShiftPool, Upsample
 
