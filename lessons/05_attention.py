@@ -142,7 +142,7 @@ if fig is not None:
 #
 # Two arguments of the op appear below before their sections: **`bias`** is the mask as an array
 # to add to the scores, $0$ where a query may attend and $-\infty$ where it may not (the causal rule
-# of section 2, or the masks of section 5); **`chunks`** cuts causal attention into bands of queries
+# of section 2, or the masks of section 5); **`n_bands`** cuts causal attention into bands of queries
 # (section 6 explains why; here, with $T = 6$, there is one band).
 
 # %%
@@ -256,7 +256,7 @@ print("output shape:", out_local.shape)
 
 # %%
 print(next(line.strip() for line in inspect.getsource(F.scaled_dot_product_attention).splitlines()
-           if line.strip().startswith("chunks =")))
+           if line.strip().startswith("n_bands =")))
 
 # %%
 C_mem, nh_mem = 64, 4

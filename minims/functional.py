@@ -305,12 +305,12 @@ class ScaledDotProductAttention(Function):
     # dV = Pᵀ dO;  dP = dO Vᵀ;  dS = P ⊙ (dP − rowsum(dP ⊙ P));  dQ = s · dS K;  dK = dSᵀ (s·Q)
     # The scale is applied to Q (T·hs numbers) rather than to S (T·T numbers), and the
     # softmax runs in place on S: the T×T arrays are the cost of attention.
-    # Causal attention is computed in `chunks` bands of queries: band [a, b) only needs keys
+    # Causal attention is computed in `n_bands` bands of queries: band [a, b) only needs keys
     # [0, b), so with 4 bands 3/8 of the T×T work and memory (the masked triangle) is skipped.
     int_to_float = True
 
     @staticmethod
-    def forward(ctx, q, k, v, bias=None, scale=1.0, chunks=1):
+    def forward(ctx, q, k, v, bias=None, scale=1.0, n_bands=1):
         xp = backend.xp
         # Contiguous operands: NumPy's batched matmul is ~2.5× slower on transposed views.
         qs = q * scale                                                # (B, nh, Tq, hs)
@@ -324,7 +324,7 @@ class ScaledDotProductAttention(Function):
                              "(its softmax would be 0/0)")
         out = xp.empty(q.shape[:-1] + (v.shape[-1],), dtype=q.dtype)  # (B, nh, Tq, hs)
         Ps = []
-        for a, b, kb in _bands(Tq, Tk, chunks):
+        for a, b, kb in _bands(Tq, Tk, n_bands):
             S = qs[..., a:b, :] @ kT[..., :kb]                        # (B, nh, b−a, kb)
             if bias is not None:
                 S += bias[..., a:b, :kb]
@@ -335,7 +335,7 @@ class ScaledDotProductAttention(Function):
             out[..., a:b, :] = P @ v[..., :kb, :]
             Ps.append(P)
         ctx.save(qs, kT, v, *Ps)
-        ctx.scale, ctx.chunks = scale, chunks
+        ctx.scale, ctx.n_bands = scale, n_bands
         return out
 
     @staticmethod
@@ -345,7 +345,7 @@ class ScaledDotProductAttention(Function):
         g = xp.ascontiguousarray(g)                                   # (B, nh, Tq, hs)
         vT = xp.ascontiguousarray(v.swapaxes(-1, -2))                 # (B, nh, hs, Tk)
         dq, dk, dv = xp.empty_like(qs), xp.zeros_like(v), xp.zeros_like(v)
-        for (a, b, kb), P in zip(_bands(qs.shape[-2], v.shape[-2], ctx.chunks), Ps):
+        for (a, b, kb), P in zip(_bands(qs.shape[-2], v.shape[-2], ctx.n_bands), Ps):
             gb = g[..., a:b, :]
             dv[..., :kb, :] += P.swapaxes(-1, -2) @ gb                # (B, nh, kb, hs)
             dS = gb @ vT[..., :kb]                                    # (B, nh, b−a, kb)
@@ -356,12 +356,12 @@ class ScaledDotProductAttention(Function):
         return dq, dk, dv
 
 
-def _bands(Tq, Tk, chunks):
+def _bands(Tq, Tk, n_bands):
     """(first query, end query, end key) of each band; with one band, everything."""
-    if chunks == 1:
+    if n_bands == 1:
         return [(0, Tq, Tk)]
-    size = Tq // chunks
-    return [(i * size, (i + 1) * size, (i + 1) * size) for i in range(chunks)]
+    size = Tq // n_bands
+    return [(i * size, (i + 1) * size, (i + 1) * size) for i in range(n_bands)]
 
 
 # --- the public functional API --------------------------------------------------------------
@@ -423,5 +423,5 @@ def scaled_dot_product_attention(q, k, v, causal=True, mask=None, scale=None):
     if scale is None:  # (head size 0: the output is empty whatever the scale)
         scale = 1.0 / math.sqrt(hs) if hs else 1.0
     # bands of queries skip the masked triangle; worth it only for long-enough sequences
-    chunks = ATTENTION_BANDS if causal and mask is None and Tq >= 128 and Tq % ATTENTION_BANDS == 0 else 1
-    return ScaledDotProductAttention.apply(q, k, v, bias=bias, scale=scale, chunks=chunks)
+    n_bands = ATTENTION_BANDS if causal and mask is None and Tq >= 128 and Tq % ATTENTION_BANDS == 0 else 1
+    return ScaledDotProductAttention.apply(q, k, v, bias=bias, scale=scale, n_bands=n_bands)

@@ -146,7 +146,7 @@ def _data_digest(splits):
 
 
 def _fmt_bytes(n):
-    return "n/a" if n is None else f"{n / 2**20:.1f} MB"
+    return "n/a" if n is None else f"{n / 2**20:.1f} MiB"
 
 
 def _nothing():
