@@ -14,7 +14,7 @@
 # - how to test a backward pass you wrote: compare it with **central differences**;
 # - why we check along **random directions** instead of one coordinate at a time;
 # - why the check must run in **float64**, and why it must stay away from **kinks** (ReLU at 0);
-# - how minims' own property-based harness (`tests/gradcheck.py`, `tests/op_specs.py`) checks every
+# - how minims' own property-based harness (`minims/gradcheck.py`, `tests/op_specs.py`) checks every
 #   registered op, and how it catches a planted bug: a softmax whose backward keeps only the
 #   Jacobian's diagonal (the bug ML-From-Scratch shipped for years).
 #
@@ -42,10 +42,11 @@ import minims.functional as F
 from minims import Tensor
 from minims.figures import new_figure, save_figure
 
-# The harness lives with the tests (it is test code, not library code): put tests/ on the path.
+from minims.gradcheck import OpSpec, check_op
+
+# The op specs live with the tests (they draw inputs with hypothesis): put tests/ on the path.
 sys.path.insert(0, str(ROOT / "tests"))
 try:
-    from gradcheck import OpSpec, check_op
     from op_specs import SPECS
 except ImportError as e:  # op_specs draws inputs with hypothesis, a test dependency
     raise SystemExit(f"lesson 03 runs the test harness, which needs hypothesis: "

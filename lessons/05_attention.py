@@ -43,7 +43,7 @@ import minims
 import minims.functional as F
 from minims import Tensor
 from minims.figures import new_figure, save_figure
-from minims.nn import CausalSelfAttention, init_parameters
+from minims.nn import CausalSelfAttention, init_parameters, merge_heads, split_heads
 
 rng = np.random.default_rng(0)
 
@@ -58,11 +58,15 @@ rng = np.random.default_rng(0)
 # $$S = \frac{QK^\top}{\sqrt{hs}}, \qquad P = \text{softmax}_{\text{rows}}(S + \text{mask}), \qquad O = PV.$$
 #
 # With several heads, the $C$ channels are split into `n_head` groups of `hs = C // n_head`, and each
-# head attends on its own: tensors are `(B, nh, T, hs)`. Here is the layer, which does the projections
-# and the head reshuffling around the fused op:
+# head attends on its own: tensors are `(B, nh, T, hs)`. Here is the layer, one template for every
+# attention in minims: project, split the heads, attend, merge the heads, project back. A variant
+# (section 7's local window, lesson 10's retina) overrides only `attend`:
 
 # %%
 print(inspect.getsource(CausalSelfAttention.forward))
+print(inspect.getsource(split_heads))
+print(inspect.getsource(merge_heads))
+print(inspect.getsource(CausalSelfAttention.attend))
 
 # %% [markdown]
 # **Why divide by $\sqrt{hs}$?** If the entries of $q$ and $k$ have unit variance, $q\cdot k$ is a sum
@@ -138,7 +142,7 @@ if fig is not None:
 #
 # Two arguments of the op appear below before their sections: **`bias`** is the mask as an array
 # to add to the scores, $0$ where a query may attend and $-\infty$ where it may not (the causal rule
-# of section 2, or the masks of section 5); **`chunks`** cuts causal attention into bands of queries
+# of section 2, or the masks of section 5); **`n_bands`** cuts causal attention into bands of queries
 # (section 6 explains why; here, with $T = 6$, there is one band).
 
 # %%
@@ -252,7 +256,7 @@ print("output shape:", out_local.shape)
 
 # %%
 print(next(line.strip() for line in inspect.getsource(F.scaled_dot_product_attention).splitlines()
-           if line.strip().startswith("chunks =")))
+           if line.strip().startswith("n_bands =")))
 
 # %%
 C_mem, nh_mem = 64, 4
@@ -330,7 +334,8 @@ if fig is not None:
 # A local window (section 5) lets each query see $w$ keys, yet the fused op above still builds and
 # saves the whole $T \times T$ matrix, zeros included. The multi-scale models of lessons 08–10 need
 # the saving to be real, so the library has a second attention op, `RangeAttention`
-# (`minims/local_attention.py`): query $t$ sees one contiguous **range** of keys $[lo_t, hi_t)$ in
+# (`minims/range_attention.py`; the local-attention layer built on it is in
+# `minims/nn/local_attention.py`): query $t$ sees one contiguous **range** of keys $[lo_t, hi_t)$ in
 # each of a few key sets (fine tokens, pooled blocks...). It walks the queries in chunks; for each
 # chunk it scores only the smallest slice of keys that covers the chunk's ranges, and saves only
 # those probabilities: $T \cdot (\text{chunk} + w - 1)$ numbers per head instead of $T^2$.
@@ -340,10 +345,11 @@ if fig is not None:
 # chunk's $\bar P$ is split over several windows and $O$ is only $T \cdot hs$ numbers.
 
 # %%
-from minims.local_attention import LocalSelfAttention, RangeAttention
+from minims.nn.local_attention import LocalSelfAttention
+from minims.range_attention import RangeAttention
 
 print(inspect.getsource(RangeAttention.forward))
-print(inspect.getsource(LocalSelfAttention.forward))
+print(inspect.getsource(LocalSelfAttention.attend))
 
 # %% [markdown]
 # `LocalSelfAttention` has the same weights as `CausalSelfAttention`, so we can check it against the

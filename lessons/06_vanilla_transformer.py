@@ -270,7 +270,14 @@ for title, key in (("per block", block_of), ("per kind of layer", kind_of)):
 # The trainer (`python -m minims.train`, or `minims.train.Trainer` from code) runs the same loop for
 # every model (nanoGPT's): draw a batch, forward, backward, clip, step, and every `eval_interval`
 # steps estimate the train and valid losses on fixed batches, append them to `log.jsonl` and save a
-# checkpoint. Its parts, each printed from the library:
+# checkpoint. The loop, from the library (`self.step()` draws the batches and calls `train_step`;
+# the meter times the steps):
+
+# %%
+print(inspect.getsource(Trainer.loop))
+
+# %% [markdown]
+# Its parts, each printed from the library:
 #
 # - **AdamW** keeps, per weight, running means of the gradient ($m$) and of its square ($v$), and
 #   steps by $m/\sqrt{v}$: each weight moves by about the learning rate, whatever the scale of its

@@ -160,8 +160,8 @@ leaks_correct = dependency_picture(up, "shift by k-1, pool, repeat (the library)
 # %%
 def shorten_without_shift(x, k):
     """DELIBERATELY BROKEN (a leak, for this lesson only): mean of each block of k, no shift."""
-    Bsz, T, C = x.shape
-    return x.reshape(Bsz, T // k, k, C).mean(axis=2)          # (B, T/k, C): block j = h_jk..h_jk+k-1
+    B, T, C = x.shape
+    return x.reshape(B, T // k, k, C).mean(axis=2)          # (B, T/k, C): block j = h_jk..h_jk+k-1
 
 
 up_broken = upsample(shorten_without_shift(eye, k), k).numpy()[0]
@@ -256,8 +256,8 @@ print(f"\nthe correct round trip leaks at {len(failures['correct'])} positions, 
 # %% [markdown]
 # The broken version fails exactly where the picture said it would: changing token $t$ inside a
 # block moves the logits of the earlier positions of the same block ($t \bmod k \neq 0$). Leaks live
-# at **block edges**, which is why the project's test (`tests/leak.py`, run on every model and on
-# every operator in `tests/test_scale.py`) draws $t$ near $jk-1, jk, jk+1$. It also checks:
+# at **block edges**, which is why the project's test (the checks of `minims/causality.py`, run on
+# every model and on every operator in `tests/test_scale.py`) draws $t$ near $jk-1, jk, jk+1$. It also checks:
 # that the logits at $t$ *do* change when only $x_t$ changes (a model that shifted too far would
 # pass the invariance test while wasting its input); that the gradient from logits[s] is exactly
 # zero at positions after $s$; and that a prefix gives the same logits as the full sequence, which
@@ -318,7 +318,7 @@ print(f"Check passed: the library's shorten/upsample are causal; pooling without
 #    *Hint:* the second pooling works in units of blocks: it needs its own shift by $k-1$ blocks.
 #    *Check:* `check("07.1", {"causal": ..., "leaking_rows": [...]})`.
 # 2. **The other causal option (delay).** Pool without the shift, but give block $j$ to the fine
-#    positions of block $j+1$: `minims.scale.Unpool(C, k, delay=True)(shorten(x, k, shift=False), T)`.
+#    positions of block $j+1$: `minims.nn.pooling.Unpool(C, k, delay=True)(shorten(x, k, shift=False), T)`.
 #    Draw its picture for $k = 2$, $T = 8$ and compare with the shift recipe: which one is staler?
 #    *Hint:* `Unpool` is a module with no parameters in its "repeat" kind; call it on `Tensor(c[None])`.
 #    *Check:* `check("07.2", "delay" or "shift")`.

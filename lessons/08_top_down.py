@@ -20,7 +20,7 @@
 #   local attention in the fine stack buys at long sequences.
 #
 # **Where this sits.** `minims/models/top_down.py`, built from lesson 07's operators
-# (`minims/scale.py`) and, optionally, the local attention of `minims/local_attention.py` (the
+# (`minims/scale.py`) and, optionally, the local attention of `minims/nn/local_attention.py` (the
 # `RangeAttention` op that lesson 05, section 7, printed and checked: the memory of section 5 rests on it).
 
 # %%
@@ -108,11 +108,11 @@ print(inspect.getsource(TopDownLM.logits))
 # The last line checks that our walk-through gives exactly the model's logits.
 
 # %%
-V, T, Bsz, k = 50, 64, 2, 4
+V, T, B, k = 50, 64, 2, 4
 model = build_model("top-down", vocab_size=V, block_size=T, layout="1-1-2", pool=k,
                     n_head=2, n_embd=32, dtype="float64", seed=0)
 model.eval()
-idx = np.random.default_rng(0).integers(0, V, size=(Bsz, T))
+idx = np.random.default_rng(0).integers(0, V, size=(B, T))
 
 def show(step, name, tensor):
     print(f"{step:<40} {name:<3} {tensor.shape}")
@@ -169,7 +169,7 @@ print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1
 # %% [markdown]
 # The project runs `assert_causal` on every registered model (`tests/test_causality.py`), and a
 # stricter version of this test, with randomised $O(1)$ weights (small initial weights can hide a
-# leak behind a saturated softmax), gradient checks and prefix consistency: `tests/leak.py` and
+# leak behind a saturated softmax), gradient checks and prefix consistency: `minims/causality.py` and
 # `tests/test_models.py`.
 #
 # ## 4. Training on Austen, beside a vanilla model
@@ -223,9 +223,9 @@ for label, run in runs.items():
 # stack, and a deeper top-down model (6 coarse + 2 fine).
 
 # %%
-def memory_by_scope(name, T, Bsz=2, **options):
+def memory_by_scope(name, T, B=2, **options):
     model = build_model(name, vocab_size=V, block_size=T, n_head=4, n_embd=64, **options)
-    ids = np.random.default_rng(0).integers(0, V, size=(Bsz, T + 1))
+    ids = np.random.default_rng(0).integers(0, V, size=(B, T + 1))
     _, loss = model(ids[:, :-1], ids[:, 1:])
     return saved_bytes(loss, by="scope", depth=1)
 

@@ -20,7 +20,7 @@
 #   why this is the model that can be *deep and cheap* at the same time.
 #
 # **Where this sits.** `minims/models/bottom_up.py`, built from lesson 07's operators and the
-# range attention of `minims/local_attention.py` (`RangeAttention`, printed and checked in lesson 05,
+# range attention of `minims/range_attention.py` (`RangeAttention`, printed and checked in lesson 05,
 # section 7: the aggregation layer's memory rests on it). The paper's headline model (30 layers, a smaller
 # memory footprint than a vanilla model less than half as deep) is most naturally of this kind.
 
@@ -181,11 +181,11 @@ print("tokens from the future reaching a token through the coarse path:", future
 # the same code with the model's own modules and check we get exactly its logits.
 
 # %%
-V, T, Bsz, k = 50, 64, 2, 4
+V, T, B, k = 50, 64, 2, 4
 model = build_model("bottom-up", vocab_size=V, block_size=T, layout="1-2-1-2", pool=k,
                     combine="aggregate", n_head=2, n_embd=32, dtype="float64", seed=0)
 model.eval()
-idx = np.random.default_rng(0).integers(0, V, size=(Bsz, T))
+idx = np.random.default_rng(0).integers(0, V, size=(B, T))
 
 
 def show(step, name, tensor):

@@ -20,7 +20,7 @@
 #   against a vanilla model: $O(T(w + T/k))$ per layer instead of $O(T^2)$.
 #
 # **Where this sits.** `minims/models/retina.py` (the attention layer and its key ranges) and
-# `minims/local_attention.py` (the range attention that stores only the keys each query uses).
+# `minims/range_attention.py` (the range attention that stores only the keys each query uses).
 
 # %%
 import os
@@ -46,7 +46,7 @@ from minims.causality import assert_causal, causality_report
 from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
 from minims.experiment import activation_bytes
 from minims.figures import draw_key_sets, new_figure, plot_loss_curves, read_log, save_figure
-from minims.local_attention import range_attention
+from minims.range_attention import range_attention
 from minims.models import build_model
 from minims.models.retina import RetinaAttention, retina_ranges
 
@@ -159,7 +159,8 @@ if fig is not None:
 #
 # ## 3. One layer, shape by shape
 #
-# The layer's code, then a walk through it with a small model. The last line checks that the walk
+# The layer's code (its `attend`: the projections and the head split around it are the attention
+# template's, lesson 05), then a walk through it with a small model. The last line checks that the walk
 # gives exactly what the layer gives. The attention itself is `range_attention`, one softmax over
 # a range of keys per key set, computed by the `RangeAttention` op that lesson 05 (section 7)
 # printed and checked against dense attention: it walks the queries in chunks and keeps for
@@ -167,17 +168,17 @@ if fig is not None:
 # rests on it.
 
 # %%
-print(inspect.getsource(RetinaAttention.forward))
+print(inspect.getsource(RetinaAttention.attend))
 print(inspect.getsource(range_attention))
 
 # %%
-V, T, Bsz, k, window = 50, 64, 2, 4, 8
+V, T, B, k, window = 50, 64, 2, 4, 8
 # one coarse scale keeps the walk-through short (the default has two: each adds one more pooled
 # key set, built the same way from the previous scale's pooled input)
 model = build_model("retina", vocab_size=V, block_size=T, n_layer=2, pool=k, window=window,
                     n_scales=1, n_head=2, n_embd=32, dtype="float64", seed=0)
 model.eval()
-idx = np.random.default_rng(0).integers(0, V, size=(Bsz, T))
+idx = np.random.default_rng(0).integers(0, V, size=(B, T))
 attn = model.blocks[0].attn
 
 
@@ -191,12 +192,12 @@ with minims.no_grad():
     h = model.blocks[0].ln1(x)
     show("layer input after ln1: h", h)
     C, nh = h.shape[-1], attn.n_head
-    qkv = attn.qkv(h).reshape(Bsz, T, 3, nh, C // nh).transpose(2, 0, 3, 1, 4)
+    qkv = attn.qkv(h).reshape(B, T, 3, nh, C // nh).transpose(2, 0, 3, 1, 4)
     show("fine queries, keys, values (each)", qkv[0])
     pooled = attn.pool[0](h)
     show(f"h pooled in blocks of k={k} (no shift)", pooled)
     kv = F.linear(pooled, attn.qkv.weight[:, C:], attn.qkv.bias[C:])
-    kv = kv.reshape(Bsz, -1, 2, nh, C // nh).transpose(2, 0, 3, 1, 4)
+    kv = kv.reshape(B, -1, 2, nh, C // nh).transpose(2, 0, 3, 1, 4)
     show("coarse keys, values (the same maps)", kv[0])
     ranges = retina_ranges(T, k, window)
     n_keys = sum(np.maximum(hi - lo, 0) for lo, hi in ranges)
@@ -204,7 +205,7 @@ with minims.no_grad():
           f"(dense causal: up to {T})")
     y = range_attention(qkv[0], [(qkv[1], qkv[2]), (kv[0], kv[1])], ranges, attn.chunk)
     show("attention output", y)
-    out = attn.proj(y.transpose(0, 2, 1, 3).reshape(Bsz, T, C))
+    out = attn.proj(y.transpose(0, 2, 1, 3).reshape(B, T, C))
     show("heads joined, proj: the layer's output", out)
     walk_matches = np.array_equal(out.numpy(), attn(h).numpy())
 print("the walk-through reproduces the layer exactly:", walk_matches)

@@ -103,10 +103,10 @@ cpu_model = build_model("top-down", vocab_size=V, block_size=T, layout="2-2", n_
 cpu_state = cpu_model.state_dict()
 
 # %% [markdown]
-# One rule keeps this simple: **one backend at a time**. Switch, build, compute, copy results to the
-# host, then switch back. A model built under CuPy holds CuPy arrays; it must run (and be copied to
-# the host with `state_dict()`, `.numpy()`, `minims.to_numpy`) while CuPy is the active backend,
-# because those conversions use the active backend's library.
+# One rule keeps this simple: **one backend at a time**. Switch, build, compute, then switch back. A
+# model built under CuPy holds CuPy arrays and must *run* while CuPy is the active backend (every op
+# calls the active library). Copying its results to the host (`state_dict()`, `.numpy()`,
+# `minims.to_numpy`) works at any time: the conversion looks at the array itself, not at the backend.
 
 # %% [markdown]
 # ## 3. Same seed, same weights

@@ -337,12 +337,12 @@ solution("07.3", wrong=lambda: _shorten_neighbours)(lambda: shorten_strided)
 
 # --- 08 ---------------------------------------------------------------------------------------
 
-def memory_by_scope(name, T, Bsz=2, **options):
+def memory_by_scope(name, T, B=2, **options):
     """Lesson 08's measure: saved_bytes by top-level module (4 heads, width 64, V = 50)."""
     from minims.memory import saved_bytes
     from minims.models import build_model
     model = build_model(name, vocab_size=50, block_size=T, n_head=4, n_embd=64, **options)
-    ids = np.random.default_rng(0).integers(0, 50, size=(Bsz, T + 1))
+    ids = np.random.default_rng(0).integers(0, 50, size=(B, T + 1))
     _, loss = model(ids[:, :-1], ids[:, 1:])
     return saved_bytes(loss, by="scope", depth=1)
 

@@ -22,7 +22,7 @@ import time
 
 import numpy
 
-from . import backend as B
+from . import backend
 
 
 def blas_threads():
@@ -47,7 +47,7 @@ def environment():
     """What the numbers depend on: backend, threads, BLAS."""
     blas = numpy.__config__.CONFIG.get("Build Dependencies", {}).get("blas", {})
     info = {
-        "backend": B.get_backend(),
+        "backend": backend.get_backend(),
         "cpu_count": os.cpu_count(),
         "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
         "blas_threads": blas_threads(),
@@ -77,10 +77,10 @@ def time_alternating(cases, warmup, repeat):
     times = {name: [] for name in cases}
     for _ in range(repeat):
         for name, fn in cases.items():
-            B.synchronize()
+            backend.synchronize()
             t0 = time.perf_counter()
             fn()
-            B.synchronize()
+            backend.synchronize()
             times[name].append(time.perf_counter() - t0)
     return times
 
@@ -133,7 +133,7 @@ def bench_vanilla(args, with_optimizer):
     x, y = _batch(args)
     cases = {"minims": _minims_step(model, x, y, AdamW(model.parameters()) if with_optimizer else None)}
     torch_step = _torch_step(model.state_dict(), args, x, y, with_optimizer)
-    if torch_step is not None and B.get_backend() == "numpy":
+    if torch_step is not None and backend.get_backend() == "numpy":
         cases["torch"] = torch_step
     times = time_alternating(cases, args.warmup, args.repeat)
     result = {name: median_ms(t) for name, t in times.items()}
@@ -153,7 +153,7 @@ def bench_speed(args):
         model = build_model(name, args.vocab_size, args.block_size, **_model_kwargs(args))
         cases[name] = _minims_step(model, x, y, AdamW(model.parameters()))
         params[name] = model.num_parameters()
-        if name == "vanilla" and B.get_backend() == "numpy":
+        if name == "vanilla" and backend.get_backend() == "numpy":
             torch_step = _torch_step(model.state_dict(), args, x, y, True)
             if torch_step is not None:
                 cases["torch-vanilla"] = torch_step
@@ -189,7 +189,7 @@ def bench_memory(args):
             model = build_model(name, args.vocab_size, T, **_model_kwargs(args))
             rng = numpy.random.default_rng(0)
             idx = rng.integers(0, args.vocab_size, size=(args.batch_size, T + 1))
-            with B.track_memory() as mem:
+            with backend.track_memory() as mem:
                 _, loss = model(idx[:, :-1], idx[:, 1:])
                 by_op = saved_bytes(loss, by="op")
                 held = saved_bytes(loss)
@@ -225,10 +225,10 @@ def bench_decode(args):
                     model.generate(prompt, 4, seed=0, cache=cache)
             for _ in range(args.repeat):
                 for cache in wall:
-                    B.synchronize()
+                    backend.synchronize()
                     t0, c0 = time.perf_counter(), time.process_time()
                     outs[cache] = model.generate(prompt, T - 1, seed=0, cache=cache)
-                    B.synchronize()
+                    backend.synchronize()
                     wall[cache].append(time.perf_counter() - t0)
                     cpu[cache].append(time.process_time() - c0)
             cached, uncached = ((T - 1) / float(numpy.median(wall[c])) for c in (True, False))
@@ -261,7 +261,7 @@ def build_parser():
     p = argparse.ArgumentParser(prog="python -m minims.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("case", choices=["engine", "model", "speed", "memory", "decode"], help="what to measure")
-    p.add_argument("--backend", default="numpy", choices=B.BACKENDS, help="array backend (default numpy)")
+    p.add_argument("--backend", default="numpy", choices=backend.BACKENDS, help="array backend (default numpy)")
     p.add_argument("--n-layer", type=int, default=4, help="layers (default 4)")
     p.add_argument("--n-embd", type=int, default=128, help="width C (default 128)")
     p.add_argument("--n-head", type=int, default=4, help="attention heads (default 4)")
@@ -308,7 +308,7 @@ def _main(argv):
     args.warmup = (1 if decode else 3) if args.warmup is None else args.warmup
     args.repeat = (1 if decode else 10) if args.repeat is None else args.repeat
     _check_args(args)
-    B.set_backend(args.backend)
+    backend.set_backend(args.backend)
     env = environment()
     if args.case in ("engine", "model"):
         result = bench_vanilla(args, with_optimizer=args.case == "model")

@@ -110,7 +110,7 @@ class Single:
     rank, size, local_rank, local_size = 0, 1, 0, 1
     is_root = True
 
-    def start_run(self, backend):
+    def start_run(self, backend_name):
         pass
 
     def allreduce_grads(self, params, loss):
@@ -161,17 +161,17 @@ class MPIWorld(Single):
         set_blas_threads_per_rank(local_size)
 
     # --- set-up -------------------------------------------------------------------------
-    def start_run(self, backend):
+    def start_run(self, backend_name):
         """Called by each new Trainer after `backend.set_backend`: forget the last run's dropout
         count; on CuPy, pick this rank's GPU and make the NCCL communicator."""
-        from . import backend as B
+        from . import backend
         self._draws = None
-        if backend != "cupy":
+        if backend_name != "cupy":
             return
-        cuda = B.xp.cuda
+        cuda = backend.xp.cuda
         n_gpus = cuda.runtime.getDeviceCount()
         cuda.Device(self.local_rank % n_gpus).use()
-        nccl = B.nccl()
+        nccl = backend.nccl()
         if nccl is None:              # CuPy without NCCL: sum on the host (slower, still exact)
             self._reduce_on_device = self._reduce_via_host
             return
@@ -187,10 +187,10 @@ class MPIWorld(Single):
         self._reduce_on_device = reduce_nccl
 
     def _reduce_via_host(self, buf):
-        from . import backend as B
-        host = B.to_numpy(buf)
+        from . import backend
+        host = backend.to_numpy(buf)
         self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
-        buf[...] = B.asarray(host)
+        buf[...] = backend.asarray(host)
 
     # --- the step ----------------------------------------------------------------------
     def share(self, batches):
@@ -205,18 +205,18 @@ class MPIWorld(Single):
         """Average the gradients of `params` (in place) and `loss` over the ranks -> the mean
         loss. ONE Allreduce over a flat buffer holding every gradient and the loss; a
         parameter without a gradient (unused in the graph, the same on every rank) keeps None."""
-        from . import backend as B
+        from . import backend
         with_grad = [p for p in params if p.grad is not None]
         if not with_grad:
             return self.sum_floats([loss])[0] / self.size
         n = sum(p.grad.size for p in with_grad)
-        buf = B.xp.empty(n + 1, dtype=with_grad[0].grad.dtype)   # (n_params + 1,)
+        buf = backend.xp.empty(n + 1, dtype=with_grad[0].grad.dtype)   # (n_params + 1,)
         offset = 0
         for p in with_grad:
             buf[offset:offset + p.grad.size] = p.grad.reshape(-1)
             offset += p.grad.size
         buf[n] = loss
-        if B.get_backend() == "cupy":
+        if backend.get_backend() == "cupy":
             self._reduce_on_device(buf)
         else:
             self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
@@ -447,5 +447,5 @@ def pcg64_distance(state_from, state_to):
 
 def fingerprint(params):
     """A float summarizing the weights (for `agree`): ranks that took different steps differ."""
-    from . import backend as B
-    return math.fsum(float(B.to_numpy(p.data).astype("float64").sum()) for p in params)
+    from . import backend
+    return math.fsum(float(backend.to_numpy(p.data).astype("float64").sum()) for p in params)

@@ -27,7 +27,7 @@ import operator
 
 import numpy
 
-from . import backend as B
+from . import backend
 
 OPS = {}  # name -> Function subclass: the explicit op registry
 DEFAULT_FLOAT = numpy.dtype(numpy.float32)  # Python floats and lists, and floats made from ints
@@ -247,6 +247,25 @@ def unbroadcast(grad, shape, op="an op"):
     return grad.sum(axis=axes, keepdims=True) if axes else grad
 
 
+def walk_graph(*outputs):
+    """Every Tensor reachable from `outputs` through the live graph, once each, as (tensor,
+    ctx): ctx is the Context of the op that made it (ctx.op, ctx.saved, ctx.scope), or None
+    for a leaf or a node whose graph a backward() already freed. For tools that inspect a
+    graph without running it (minims.memory)."""
+    seen, stack = set(), list(outputs)
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        ctx = t._ctx
+        if ctx is None or ctx.parents is None:
+            yield t, None
+            continue
+        yield t, ctx
+        stack.extend(ctx.parents)
+
+
 class Tensor:
     """An array on the active backend plus what is needed to differentiate through it.
 
@@ -267,7 +286,7 @@ class Tensor:
             data = data.data
         if dtype is None and not hasattr(data, "dtype"):
             dtype = numpy.float32  # Python lists and scalars default to float32
-        self.data = B.asarray(data, dtype=dtype)
+        self.data = backend.asarray(data, dtype=dtype)
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require grad, got {self.data.dtype}")
         self.requires_grad = requires_grad
@@ -291,11 +310,11 @@ class Tensor:
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({B.to_numpy(self.data)!r}{grad})"
+        return f"Tensor({backend.to_numpy(self.data)!r}{grad})"
 
     def numpy(self):
         """The data as a NumPy array (copied from the GPU on CuPy)."""
-        return B.to_numpy(self.data)
+        return backend.to_numpy(self.data)
 
     def item(self):
         return self.data.item()
@@ -319,9 +338,9 @@ class Tensor:
             if self.size != 1:
                 raise RuntimeError(f"backward() on a non-scalar tensor of shape {self.shape} "
                                    "needs grad=, an array of that shape")
-            grad = B.xp.ones_like(self.data)
+            grad = backend.xp.ones_like(self.data)
         else:
-            grad = B.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            grad = backend.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"grad shape {grad.shape} does not match tensor shape {self.shape}")
 
@@ -439,11 +458,15 @@ def _to_backend_index(index):
         if isinstance(i, Tensor):
             return i.data
         if isinstance(i, (list, numpy.ndarray)):
-            return B.asarray(i)
+            return backend.asarray(i)
         return i
     return tuple(convert(i) for i in index) if isinstance(index, tuple) else convert(index)
 
 
 # The ops live in minims/ops.py; imported here at the end because they subclass Function.
+# An import cycle, kept on purpose (as in early tinygrad): Tensor's operators (+, @, sum, …)
+# need the op classes, and the ops need Function and Tensor. Splitting them keeps the engine
+# (graph, backward, no_grad) readable in one file and the maths of each op in another; this
+# line, after everything ops.py imports from here is defined, is the only place they meet.
 from .ops import (Add, Cast, Div, Exp, GetItem, Log, MatMul, Max, Mul, Neg, Pow,  # noqa: E402
                   ReLU, Reshape, Sqrt, Sub, Sum, Tanh, Transpose)

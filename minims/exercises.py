@@ -25,7 +25,7 @@ import textwrap
 
 import numpy
 
-from . import backend as B
+from . import backend
 from .engine import Tensor
 
 CHECKERS = {}     # "NN.i" -> (title, checker(answer) -> (ok: bool, message: str))
@@ -98,14 +98,14 @@ def gradient_check(fn, x, dtype="float64", seed=0):
     xt = Tensor(x, requires_grad=True)
     out = fn(xt)
     w = rng.standard_normal(out.shape).astype(dtype)
-    out.backward(B.asarray(w))
+    out.backward(backend.asarray(w))
     d = rng.standard_normal(x.shape).astype(dtype)
 
     def loss(a):
-        return float((B.to_numpy(fn(Tensor(a)).data) * w).sum(dtype=dtype))
+        return float((backend.to_numpy(fn(Tensor(a)).data) * w).sum(dtype=dtype))
 
     numeric = (loss(x + eps * d) - loss(x - eps * d)) / (2 * eps)
-    analytic = float((B.to_numpy(xt.grad) * d).sum())
+    analytic = float((backend.to_numpy(xt.grad) * d).sum())
     error = abs(numeric - analytic) / max(abs(numeric), abs(analytic), 1e-12)
     return error, tol, error > tol
 
@@ -114,21 +114,21 @@ def gradient_check(fn, x, dtype="float64", seed=0):
 def record_calls(events):
     """Within the block, `minims.backend.synchronize` also appends "synchronize" to `events`
     (a list); use `events.append(...)` in your own code to mark other steps."""
-    original = B.synchronize
+    original = backend.synchronize
 
     def watched():
         events.append("synchronize")
         return original()
 
-    B.synchronize = watched
+    backend.synchronize = watched
     try:
         yield events
     finally:
-        B.synchronize = original
+        backend.synchronize = original
 
 
 def _close(a, b, rtol=1e-8, atol=1e-10):
-    return numpy.allclose(B.to_numpy(a), B.to_numpy(b), rtol=rtol, atol=atol)
+    return numpy.allclose(backend.to_numpy(a), backend.to_numpy(b), rtol=rtol, atol=atol)
 
 
 def _timing_habit(timed, label):
@@ -156,14 +156,14 @@ def _timing_habit(timed, label):
 @checker("00.1", "a backend-agnostic function")
 def _check_00_1(normalize):
     """Answer: your function normalize(a) -> a / rms(a), with rms(a) = sqrt(mean(a**2))."""
-    a = B.asarray([3.0, 4.0])
+    a = backend.asarray([3.0, 4.0])
     out = normalize(a)
     if not isinstance(out, type(a)):
         return False, f"returned a {type(out).__name__}, not an array of the active backend ({type(a).__name__})"
     if not _close(out, numpy.array([3.0, 4.0]) / math.sqrt(12.5)):
-        return False, f"normalize([3, 4]) gave {B.to_numpy(out)}, expected [3, 4] / sqrt(12.5)"
-    x = B.asarray(numpy.random.default_rng(0).standard_normal((3, 5)))
-    y = B.to_numpy(normalize(x))
+        return False, f"normalize([3, 4]) gave {backend.to_numpy(out)}, expected [3, 4] / sqrt(12.5)"
+    x = backend.asarray(numpy.random.default_rng(0).standard_normal((3, 5)))
+    y = backend.to_numpy(normalize(x))
     if y.shape != (3, 5) or not math.isclose(float(numpy.sqrt((y ** 2).mean())), 1.0, rel_tol=1e-9):
         return False, "on a (3, 5) array the result should keep the shape and have rms 1 (over all entries)"
     try:
@@ -261,7 +261,7 @@ def _check_02_1(Sin):
     if not _close(y.data, numpy.sin(x)):
         return False, "the forward is not sin(x)"
     w = numpy.arange(1.0, 8.0)
-    y.backward(B.asarray(w))
+    y.backward(backend.asarray(w))
     if t.grad is None or not _close(t.grad, w * numpy.cos(x)):
         return False, "the backward should return g * cos(a)"
     return True, "forward sin, backward g·cos: lesson 03 shows how to check it with the harness"
@@ -358,7 +358,7 @@ def _check_04_2(backward):
     eps = 1e-5
     x, w = Tensor(x0, requires_grad=True), Tensor(w0, requires_grad=True)
     y = x / ((x * x).mean(axis=-1, keepdims=True) + eps).sqrt() * w
-    y.backward(B.asarray(g))
+    y.backward(backend.asarray(g))
     dx, dw = backward(x0, w0, g, eps)
     if not _close(dx, x.grad):
         return False, "dx differs from the composed version's: r(ĝ − x̂·mean(ĝ ⊙ x̂)) with ĝ = g ⊙ w"
@@ -399,8 +399,8 @@ def _check_05_1(attention):
     results = {}
     for shift in (0, 1):
         allowed = numpy.tril(numpy.ones((T, T), dtype=bool), k=shift)
-        a = B.to_numpy(attention(Tensor(q), Tensor(k), Tensor(v), allowed).data)
-        b = B.to_numpy(attention(Tensor(q), Tensor(k2), Tensor(v2), allowed).data)
+        a = backend.to_numpy(attention(Tensor(q), Tensor(k), Tensor(v), allowed).data)
+        b = backend.to_numpy(attention(Tensor(q), Tensor(k2), Tensor(v2), allowed).data)
         results[shift] = [i for i in range(t) if numpy.abs(a[..., i, :] - b[..., i, :]).max() > 0]
     reference = F.scaled_dot_product_attention(Tensor(q), Tensor(k), Tensor(v), causal=True)
     mine = attention(Tensor(q), Tensor(k), Tensor(v), numpy.tril(numpy.ones((T, T), dtype=bool)))

@@ -20,7 +20,7 @@ import os
 
 import numpy
 
-from . import backend as B
+from . import backend
 
 
 def parameter_count(vocab_size, block_size, n_layer, n_embd, pool=1, n_scales=0, pool_kind="mean",
@@ -39,8 +39,8 @@ def parameter_count(vocab_size, block_size, n_layer, n_embd, pool=1, n_scales=0,
 
 def activation_count(vocab_size, block_size, n_layer, n_embd, n_head, batch_size, **_):
     """Estimated number of values one training forward pass keeps for backward."""
-    Bsz, T, C, L, nh, V = batch_size, block_size, n_embd, n_layer, n_head, vocab_size
-    return L * Bsz * T * (16 * C + 2 * nh * T) + 2 * Bsz * T * V
+    B, T, C, L, nh, V = batch_size, block_size, n_embd, n_layer, n_head, vocab_size
+    return L * B * T * (16 * C + 2 * nh * T) + 2 * B * T * V
 
 
 def training_bytes(config, batch_size):
@@ -57,10 +57,10 @@ def training_bytes(config, batch_size):
 
 def available_bytes():
     """Bytes the active backend can still allocate, or None when it cannot be told."""
-    if B.get_backend() == "cupy":
+    if backend.get_backend() == "cupy":
         try:
-            free, _ = B.xp.cuda.Device().mem_info
-            return int(free) + int(B.xp.get_default_memory_pool().free_bytes())
+            free, _ = backend.xp.cuda.Device().mem_info
+            return int(free) + int(backend.xp.get_default_memory_pool().free_bytes())
         except Exception:           # a driver that cannot answer: no check rather than a wrong one
             return None
     try:

@@ -10,7 +10,7 @@ import math
 
 import numpy
 
-from . import backend as B
+from . import backend
 from .engine import DEFAULT_FLOAT, Function, Tensor, normalize_axes
 from .ops import as_rows
 
@@ -25,22 +25,22 @@ def _check_ids(ids, n, what):
 
 def _ids(idx):
     """An integer index array on the backend, from a Tensor, NumPy or backend array, or list."""
-    ids = idx.data if isinstance(idx, Tensor) else B.asarray(idx)
+    ids = idx.data if isinstance(idx, Tensor) else backend.asarray(idx)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"ids must be integers, got {ids.dtype}")
     return ids
 
 
-_ones_cache = B.cache()
+_ones_cache = backend.cache()
 
 
 def _rowsum(a):
     """Sum over the last axis, keeping it (…, 1), as a matrix product with a ones vector:
     BLAS does this 3–4× faster than `a.sum(-1)` for the short rows of a transformer."""
     n = a.shape[-1]
-    key = (B.name, n, a.dtype.str)
+    key = (backend.name, n, a.dtype.str)
     if key not in _ones_cache:
-        _ones_cache[key] = B.xp.ones((n, 1), dtype=a.dtype)
+        _ones_cache[key] = backend.xp.ones((n, 1), dtype=a.dtype)
     return a @ _ones_cache[key]
 
 
@@ -51,7 +51,7 @@ def _log_softmax(x, axis):
     if x.size == 0:  # nothing to normalise (and no maximum of an empty axis)
         return x.copy()
     shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - B.xp.log(B.xp.exp(shifted).sum(axis=axis, keepdims=True))
+    return shifted - backend.xp.log(backend.xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 class Softmax(Function):
@@ -66,7 +66,7 @@ class Softmax(Function):
         if x.size == 0:  # nothing to normalise (and no maximum of an empty axis)
             y = x.copy()
         else:
-            y = B.xp.exp(x - x.max(axis=axis, keepdims=True))
+            y = backend.xp.exp(x - x.max(axis=axis, keepdims=True))
             y /= y.sum(axis=axis, keepdims=True)
         ctx.save(y)
         ctx.axis = axis
@@ -94,7 +94,7 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved
-        return g - B.xp.exp(y) * g.sum(axis=ctx.axis, keepdims=True)
+        return g - backend.xp.exp(y) * g.sum(axis=ctx.axis, keepdims=True)
 
 
 class CrossEntropy(Function):
@@ -109,17 +109,17 @@ class CrossEntropy(Function):
         y = targets.reshape(-1)                                       # (N,)
         _check_ids(y, z.shape[1], "targets")
         logp = _log_softmax(z, axis=-1)                               # (N, V)
-        rows = B.xp.arange(len(y))
+        rows = backend.xp.arange(len(y))
         loss = -logp[rows, y].mean() if len(y) else numpy.nan
         ctx.save(logp, y)
         ctx.shape = logits.shape
-        return B.xp.asarray(loss, dtype=logits.dtype)
+        return backend.xp.asarray(loss, dtype=logits.dtype)
 
     @staticmethod
     def backward(ctx, g):
         logp, y = ctx.saved
-        dz = B.xp.exp(logp)                                           # softmax, (N, V)
-        dz[B.xp.arange(len(y)), y] -= 1
+        dz = backend.xp.exp(logp)                                           # softmax, (N, V)
+        dz[backend.xp.arange(len(y)), y] -= 1
         if len(y):
             dz *= g / len(y)
         return dz.reshape(ctx.shape)
@@ -143,7 +143,7 @@ class GELU(Function):
         t *= _GELU_C * 0.044715
         t += _GELU_C
         t *= x                                                        # u
-        B.xp.tanh(t, out=t)
+        backend.xp.tanh(t, out=t)
         ctx.save(x, t)
         y = t + 1
         y *= x
@@ -159,7 +159,7 @@ class GELU(Function):
         d += _GELU_C
         d *= x
         one_minus_t2 = t * t
-        B.xp.subtract(1, one_minus_t2, out=one_minus_t2)
+        backend.xp.subtract(1, one_minus_t2, out=one_minus_t2)
         d *= one_minus_t2
         d += 1
         d += t
@@ -187,7 +187,7 @@ class LayerNorm(Function):
         xc = x - x[..., :1]                                           # d = x − x₀
         xc -= _rowsum(xc) / C                                         # x − μ = d − μ_d
         var = _rowsum(xc * xc) / C
-        r = 1.0 / B.xp.sqrt(var + eps)
+        r = 1.0 / backend.xp.sqrt(var + eps)
         xc *= r                                                       # x̂, in place
         ctx.save(xc, r, weight)
         y = xc * weight
@@ -244,8 +244,8 @@ class Embedding(Function):
     @staticmethod
     def backward(ctx, g):
         (ids,) = ctx.saved
-        dw = B.xp.zeros(ctx.shape, dtype=g.dtype)
-        B.scatter_add(dw, ids.reshape(-1), as_rows(g))
+        dw = backend.xp.zeros(ctx.shape, dtype=g.dtype)
+        backend.scatter_add(dw, ids.reshape(-1), as_rows(g))
         return dw
 
 
@@ -256,8 +256,8 @@ class Dropout(Function):
 
     @staticmethod
     def forward(ctx, x, p):
-        keep = B.global_rng().random(x.shape) >= p
-        scale = B.asarray(keep, dtype=x.dtype) * (1.0 / (1.0 - p))
+        keep = backend.global_rng().random(x.shape) >= p
+        scale = backend.asarray(keep, dtype=x.dtype) * (1.0 / (1.0 - p))
         ctx.save(scale)
         return x * scale
 
@@ -269,7 +269,7 @@ class Dropout(Function):
 # --- attention ----------------------------------------------------------------------------
 
 ATTENTION_BANDS = 4  # causal attention of T ≥ 128 runs in 4 bands of queries (see the op)
-_bias_cache = B.cache()  # causal bias per (T, dtype), emptied when the backend changes
+_bias_cache = backend.cache()  # causal bias per (T, dtype), emptied when the backend changes
 
 
 def _mask_bias(mask, causal, Tq, Tk, dtype):
@@ -284,20 +284,20 @@ def _mask_bias(mask, causal, Tq, Tk, dtype):
     if mask is None:
         if not causal:
             return None
-        key = (B.name, Tq, numpy.dtype(dtype).str)
+        key = (backend.name, Tq, numpy.dtype(dtype).str)
         if key not in _bias_cache:
-            upper = B.xp.triu(B.xp.ones((Tq, Tk), dtype=bool), k=1)
-            _bias_cache[key] = B.xp.where(upper, -numpy.inf, 0).astype(dtype)
+            upper = backend.xp.triu(backend.xp.ones((Tq, Tk), dtype=bool), k=1)
+            _bias_cache[key] = backend.xp.where(upper, -numpy.inf, 0).astype(dtype)
         return _bias_cache[key]
-    mask = mask.data if isinstance(mask, Tensor) else B.asarray(mask)
+    mask = mask.data if isinstance(mask, Tensor) else backend.asarray(mask)
     if mask.dtype != bool:
         raise TypeError(f"attention mask must be boolean ('may attend'), got {mask.dtype}")
     if causal:
-        mask = mask & B.xp.tril(B.xp.ones((Tq, Tk), dtype=bool))
+        mask = mask & backend.xp.tril(backend.xp.ones((Tq, Tk), dtype=bool))
     if not bool(mask.any(axis=-1).all()):
         raise ValueError("attention mask leaves a query with no key to attend to "
                          "(its softmax would be 0/0)")
-    return B.xp.where(mask, 0, -numpy.inf).astype(dtype)
+    return backend.xp.where(mask, 0, -numpy.inf).astype(dtype)
 
 
 class ScaledDotProductAttention(Function):
@@ -305,13 +305,13 @@ class ScaledDotProductAttention(Function):
     # dV = Pᵀ dO;  dP = dO Vᵀ;  dS = P ⊙ (dP − rowsum(dP ⊙ P));  dQ = s · dS K;  dK = dSᵀ (s·Q)
     # The scale is applied to Q (T·hs numbers) rather than to S (T·T numbers), and the
     # softmax runs in place on S: the T×T arrays are the cost of attention.
-    # Causal attention is computed in `chunks` bands of queries: band [a, b) only needs keys
+    # Causal attention is computed in `n_bands` bands of queries: band [a, b) only needs keys
     # [0, b), so with 4 bands 3/8 of the T×T work and memory (the masked triangle) is skipped.
     int_to_float = True
 
     @staticmethod
-    def forward(ctx, q, k, v, bias=None, scale=1.0, chunks=1):
-        xp = B.xp
+    def forward(ctx, q, k, v, bias=None, scale=1.0, n_bands=1):
+        xp = backend.xp
         # Contiguous operands: NumPy's batched matmul is ~2.5× slower on transposed views.
         qs = q * scale                                                # (B, nh, Tq, hs)
         kT = xp.ascontiguousarray(k.swapaxes(-1, -2))                 # (B, nh, hs, Tk)
@@ -324,7 +324,7 @@ class ScaledDotProductAttention(Function):
                              "(its softmax would be 0/0)")
         out = xp.empty(q.shape[:-1] + (v.shape[-1],), dtype=q.dtype)  # (B, nh, Tq, hs)
         Ps = []
-        for a, b, kb in _bands(Tq, Tk, chunks):
+        for a, b, kb in _bands(Tq, Tk, n_bands):
             S = qs[..., a:b, :] @ kT[..., :kb]                        # (B, nh, b−a, kb)
             if bias is not None:
                 S += bias[..., a:b, :kb]
@@ -335,17 +335,17 @@ class ScaledDotProductAttention(Function):
             out[..., a:b, :] = P @ v[..., :kb, :]
             Ps.append(P)
         ctx.save(qs, kT, v, *Ps)
-        ctx.scale, ctx.chunks = scale, chunks
+        ctx.scale, ctx.n_bands = scale, n_bands
         return out
 
     @staticmethod
     def backward(ctx, g):
-        xp = B.xp
+        xp = backend.xp
         qs, kT, v, *Ps = ctx.saved
         g = xp.ascontiguousarray(g)                                   # (B, nh, Tq, hs)
         vT = xp.ascontiguousarray(v.swapaxes(-1, -2))                 # (B, nh, hs, Tk)
         dq, dk, dv = xp.empty_like(qs), xp.zeros_like(v), xp.zeros_like(v)
-        for (a, b, kb), P in zip(_bands(qs.shape[-2], v.shape[-2], ctx.chunks), Ps):
+        for (a, b, kb), P in zip(_bands(qs.shape[-2], v.shape[-2], ctx.n_bands), Ps):
             gb = g[..., a:b, :]
             dv[..., :kb, :] += P.swapaxes(-1, -2) @ gb                # (B, nh, kb, hs)
             dS = gb @ vT[..., :kb]                                    # (B, nh, b−a, kb)
@@ -356,12 +356,12 @@ class ScaledDotProductAttention(Function):
         return dq, dk, dv
 
 
-def _bands(Tq, Tk, chunks):
+def _bands(Tq, Tk, n_bands):
     """(first query, end query, end key) of each band; with one band, everything."""
-    if chunks == 1:
+    if n_bands == 1:
         return [(0, Tq, Tk)]
-    size = Tq // chunks
-    return [(i * size, (i + 1) * size, (i + 1) * size) for i in range(chunks)]
+    size = Tq // n_bands
+    return [(i * size, (i + 1) * size, (i + 1) * size) for i in range(n_bands)]
 
 
 # --- the public functional API --------------------------------------------------------------
@@ -423,5 +423,5 @@ def scaled_dot_product_attention(q, k, v, causal=True, mask=None, scale=None):
     if scale is None:  # (head size 0: the output is empty whatever the scale)
         scale = 1.0 / math.sqrt(hs) if hs else 1.0
     # bands of queries skip the masked triangle; worth it only for long-enough sequences
-    chunks = ATTENTION_BANDS if causal and mask is None and Tq >= 128 and Tq % ATTENTION_BANDS == 0 else 1
-    return ScaledDotProductAttention.apply(q, k, v, bias=bias, scale=scale, chunks=chunks)
+    n_bands = ATTENTION_BANDS if causal and mask is None and Tq >= 128 and Tq % ATTENTION_BANDS == 0 else 1
+    return ScaledDotProductAttention.apply(q, k, v, bias=bias, scale=scale, n_bands=n_bands)

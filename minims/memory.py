@@ -8,6 +8,8 @@ counted once, and the leaves' own data (parameters, inputs) is not counted.
 """
 from collections import defaultdict
 
+from .engine import walk_graph
+
 
 def _owner(a):
     """The array that owns a's buffer (views point at it through .base)."""
@@ -18,20 +20,14 @@ def _owner(a):
 
 def saved_arrays(*outputs):
     """Yield (scope, op_name, array) for every array saved in the graph behind `outputs`."""
-    seen, stack, leaves, found = set(), list(outputs), set(), []
-    while stack:
-        t = stack.pop()
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        ctx = t._ctx
-        if ctx is None or ctx.parents is None:
+    leaves, found = set(), []
+    for t, ctx in walk_graph(*outputs):
+        if ctx is None:
             leaves.add(id(_owner(t.data)))
             continue
         for a in ctx.saved:
             if hasattr(a, "nbytes"):
                 found.append((ctx.scope, ctx.op.__name__, a))
-        stack.extend(ctx.parents)
     for scope, op, a in found:
         if id(_owner(a)) not in leaves:
             yield scope, op, a

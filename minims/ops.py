@@ -11,7 +11,8 @@ import math
 
 import numpy
 
-from . import backend as B
+from . import backend
+# engine.py imports this module at its end (the cycle is explained there)
 from .engine import Function, Tensor, normalize_axes, normalize_axis, normalize_permutation
 
 
@@ -30,7 +31,7 @@ def _power(a, p):
         for _ in range(int(p) - 1):
             out = out * a
         return out
-    return B.xp.power(a, p)  # (not `a ** p`: NumPy squares a bool array into int8 there)
+    return backend.xp.power(a, p)  # (not `a ** p`: NumPy squares a bool array into int8 there)
 
 
 class Add(Function):
@@ -107,7 +108,7 @@ class Pow(Function):
     def backward(ctx, g):
         (a,), p = ctx.saved, ctx.exponent
         if p == 0:
-            return B.xp.zeros_like(a)
+            return backend.xp.zeros_like(a)
         return g * p * _power(a, p - 1) if p != 1 else g
 
 
@@ -152,8 +153,8 @@ class Sum(Function):
     @staticmethod
     def backward(ctx, g):
         if not ctx.keepdims:
-            g = B.xp.expand_dims(g, ctx.axes)
-        return B.xp.broadcast_to(g, ctx.shape)
+            g = backend.xp.expand_dims(g, ctx.axes)
+        return backend.xp.broadcast_to(g, ctx.shape)
 
 
 class Max(Function):
@@ -183,7 +184,7 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx, a):
-        out = B.xp.exp(a)
+        out = backend.xp.exp(a)
         ctx.save(out)
         return out
 
@@ -198,7 +199,7 @@ class Log(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.save(a)
-        return B.xp.log(a)
+        return backend.xp.log(a)
 
     @staticmethod
     def backward(ctx, g):
@@ -210,7 +211,7 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx, a):
-        out = B.xp.tanh(a)
+        out = backend.xp.tanh(a)
         ctx.save(out)
         return out
 
@@ -225,7 +226,7 @@ class Sqrt(Function):
 
     @staticmethod
     def forward(ctx, a):
-        out = B.xp.sqrt(a)
+        out = backend.xp.sqrt(a)
         ctx.save(out)
         return out
 
@@ -301,9 +302,9 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, g):
-        full = B.xp.zeros(ctx.shape, dtype=ctx.dtype)
+        full = backend.xp.zeros(ctx.shape, dtype=ctx.dtype)
         if _is_advanced(ctx.index):
-            B.scatter_add(full, ctx.index, g)  # repeated indices must add up
+            backend.scatter_add(full, ctx.index, g)  # repeated indices must add up
         else:
             full[ctx.index] = g
         return full
@@ -315,11 +316,11 @@ class Concat(Function):
         axis = normalize_axis(axis, arrays[0].ndim, "Concat")
         ctx.axis = axis
         ctx.splits = numpy.cumsum([a.shape[axis] for a in arrays])[:-1]
-        return B.xp.concatenate(arrays, axis=axis)
+        return backend.xp.concatenate(arrays, axis=axis)
 
     @staticmethod
     def backward(ctx, g):
-        return tuple(B.xp.split(g, ctx.splits, axis=ctx.axis))
+        return tuple(backend.xp.split(g, ctx.splits, axis=ctx.axis))
 
 
 class Stack(Function):
@@ -327,11 +328,11 @@ class Stack(Function):
     def forward(ctx, *arrays, axis=0):
         axis = normalize_axis(axis, arrays[0].ndim + 1, "Stack")  # an axis of the output
         ctx.axis = axis
-        return B.xp.stack(arrays, axis=axis)
+        return backend.xp.stack(arrays, axis=axis)
 
     @staticmethod
     def backward(ctx, g):
-        return tuple(B.xp.moveaxis(g, ctx.axis, 0))
+        return tuple(backend.xp.moveaxis(g, ctx.axis, 0))
 
 
 class Where(Function):
@@ -340,13 +341,13 @@ class Where(Function):
     @staticmethod
     def forward(ctx, a, b, condition):
         ctx.save(condition)
-        return B.xp.where(condition, a, b)
+        return backend.xp.where(condition, a, b)
 
     @staticmethod
     def backward(ctx, g):
         condition = ctx.saved[0]
-        zero = B.xp.zeros((), dtype=g.dtype)
-        return B.xp.where(condition, g, zero), B.xp.where(condition, zero, g)
+        zero = backend.xp.zeros((), dtype=g.dtype)
+        return backend.xp.where(condition, g, zero), backend.xp.where(condition, zero, g)
 
 
 def concat(tensors, axis=0):
@@ -367,4 +368,4 @@ def where(condition, a, b):
     """Pick from a where condition holds, else from b (gradients flow to a and b)."""
     if isinstance(condition, Tensor):
         condition = condition.data
-    return Where.apply(a, b, condition=B.asarray(condition))
+    return Where.apply(a, b, condition=backend.asarray(condition))

@@ -10,7 +10,7 @@ import math
 
 import numpy
 
-from . import backend as B
+from . import backend
 
 
 def decays(p):
@@ -37,7 +37,7 @@ class Optimizer:
     def state_dict(self):
         """Everything needed for an exact resume, as NumPy arrays and numbers."""
         return {"lr": self.lr, "step": self.step_count,
-                **{k: [B.to_numpy(a).copy() for a in v] for k, v in self._buffers().items()}}
+                **{k: [backend.to_numpy(a).copy() for a in v] for k, v in self._buffers().items()}}
 
     def load_state_dict(self, state):
         buffers = self._buffers()
@@ -50,7 +50,7 @@ class Optimizer:
                     raise ValueError(f"optimizer state {key}[{i}] has shape {numpy.shape(saved)}, "
                                      f"parameter has {a.shape}")
             for a, saved in zip(arrays, state[key]):
-                a[...] = B.asarray(saved, dtype=a.dtype)
+                a[...] = backend.asarray(saved, dtype=a.dtype)
         self.lr, self.step_count = state["lr"], int(state["step"])
 
 
@@ -60,8 +60,8 @@ class AdamW(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1):
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
-        self.m = [B.xp.zeros_like(p.data) for p in self.params]
-        self.v = [B.xp.zeros_like(p.data) for p in self.params]
+        self.m = [backend.xp.zeros_like(p.data) for p in self.params]
+        self.v = [backend.xp.zeros_like(p.data) for p in self.params]
 
     def _buffers(self):
         return {"m": self.m, "v": self.v}
@@ -83,7 +83,7 @@ class AdamW(Optimizer):
             v += (1 - b2) * (g * g)
             if self.weight_decay and decays(p):
                 p.data *= 1 - self.lr * self.weight_decay
-            p.data -= step_size * m / (B.xp.sqrt(v) + eps)
+            p.data -= step_size * m / (backend.xp.sqrt(v) + eps)
 
 
 class SGD(Optimizer):
@@ -92,7 +92,7 @@ class SGD(Optimizer):
     def __init__(self, params, lr=1e-2, momentum=0.0):
         super().__init__(params, lr)
         self.momentum = momentum
-        self.velocity = [B.xp.zeros_like(p.data) for p in self.params]
+        self.velocity = [backend.xp.zeros_like(p.data) for p in self.params]
 
     def _buffers(self):
         return {"velocity": self.velocity}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend as B
+from . import backend
 from . import checkpoint
 from .errors import CheckpointError, UsageError, run_cli
 from .models import model_from_description
@@ -45,7 +45,7 @@ def build_parser():
                         "full: 1 keeps the last block_size tokens (each new token then re-runs the "
                         "whole context); larger is faster, with a context of block_size-slide+1 to "
                         "block_size tokens")
-    p.add_argument("--backend", choices=B.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
+    p.add_argument("--backend", choices=backend.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
                    help="array library: numpy (CPU) or cupy (NVIDIA GPU)")
     return p
 
@@ -111,7 +111,7 @@ def main(argv=None):
 def _main(argv):
     args = build_parser().parse_args(argv)
     check_options(args.max_new_tokens, args.temperature, args.top_k, args.seed)
-    B.set_backend(args.backend)
+    backend.set_backend(args.backend)
     path = Path(args.ckpt) if args.ckpt else Path(args.out_dir) / checkpoint.CKPT_NAME
     model, tokenizer, _ = load_model(path)
     if not 1 <= args.slide <= model.config.block_size:

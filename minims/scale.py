@@ -47,18 +47,19 @@ keep broken variants of 1–3 and 8 and check that the leak test catches them):
    keeps at least its own key (an all-masked row would give NaN).
 9. Nothing may take statistics over the sequence axis (no batch norm over time, no mean over T).
 
+The layers built on these ops, `Pool` and `Unpool` (mean or learned pooling, repeat or learned
+upsampling), are in minims/nn/pooling.py; the model options that choose them in
+minims/models/multiscale.py.
+
 Decoding one token at a time (ours): `Pool.complete(n)` says how many pooled steps n inputs
 determine, `Pool.pool_at` computes one pooled step and `Unpool.fine_at` one upsampled step,
 each equal to the matching row of `forward`. A new pooling or upsampling kind implements
 `forward` and that one method; the decoding tests check the two agree.
 """
-from dataclasses import field
-
 import numpy
 
-from . import backend as B
+from . import backend
 from .engine import Function, Tensor
-from .nn import Linear, Module
 from .ops import concat
 
 
@@ -71,24 +72,24 @@ class ShiftPool(Function):
     # shifted left by `shift`, zeros at the end. Nothing needs saving: the op is linear.
     @staticmethod
     def forward(ctx, x, k, shift):
-        Bsz, T, rest = x.shape[0], x.shape[1], x.shape[2:]
+        B, T, rest = x.shape[0], x.shape[1], x.shape[2:]
         if shift:  # (a zero shift must not slice: x[:, :-0] would be empty, pitfall 6)
-            xs = B.xp.zeros_like(x)
+            xs = backend.xp.zeros_like(x)
             xs[:, shift:] = x[:, :T - shift]                          # (B, T, …) shifted right
         else:
             xs = x
         ctx.k, ctx.shift, ctx.shape = k, shift, x.shape
-        return xs.reshape(Bsz, T // k, k, *rest).mean(axis=2)         # (B, T/k, …)
+        return xs.reshape(B, T // k, k, *rest).mean(axis=2)         # (B, T/k, …)
 
     @staticmethod
     def backward(ctx, g):
         k, shift, shape = ctx.k, ctx.shift, ctx.shape
-        Bsz, Tc = g.shape[0], g.shape[1]
+        B, Tc = g.shape[0], g.shape[1]
         g = g * (1.0 / k)
-        gs = B.xp.broadcast_to(g[:, :, None], (Bsz, Tc, k) + g.shape[2:]).reshape(shape)  # (B, T, …)
+        gs = backend.xp.broadcast_to(g[:, :, None], (B, Tc, k) + g.shape[2:]).reshape(shape)  # (B, T, …)
         if not shift:
             return gs
-        gx = B.xp.zeros(shape, dtype=g.dtype)
+        gx = backend.xp.zeros(shape, dtype=g.dtype)
         gx[:, :shape[1] - shift] = gs[:, shift:]
         return gx
 
@@ -99,7 +100,7 @@ class Upsample(Function):
     @staticmethod
     def forward(ctx, x, k):
         ctx.k = k
-        return B.xp.repeat(x, k, axis=1)                              # (B, T·k, …)
+        return backend.xp.repeat(x, k, axis=1)                              # (B, T·k, …)
 
     @staticmethod
     def backward(ctx, g):
@@ -122,15 +123,15 @@ def check_factor(k, T=None, pad=False):
                          f"at the end (then crop after upsampling with upsample(..., T={T}))")
 
 
-def _zeros_like_steps(x, n):
+def zero_steps(x, n):
     """A constant (B, n, …) block of zeros in x's dtype."""
-    return Tensor(B.xp.zeros((x.shape[0], n) + tuple(x.shape[2:]), dtype=x.dtype))
+    return Tensor(backend.xp.zeros((x.shape[0], n) + tuple(x.shape[2:]), dtype=x.dtype))
 
 
 def pad_end(x, k):
     """Zero-pad axis 1 of (B, T, …) at the END up to a multiple of k (pitfall 5)."""
     n = (-x.shape[1]) % k
-    return x if n == 0 else concat([x, _zeros_like_steps(x, n)], axis=1)
+    return x if n == 0 else concat([x, zero_steps(x, n)], axis=1)
 
 
 def shift_right(x, n):
@@ -140,8 +141,8 @@ def shift_right(x, n):
         return x
     n = min(n, T)
     if n == T:
-        return _zeros_like_steps(x, T)
-    return concat([_zeros_like_steps(x, n), x[:, :T - n]], axis=1)
+        return zero_steps(x, T)
+    return concat([zero_steps(x, n), x[:, :T - n]], axis=1)
 
 
 def shorten(x, k, shift=True, pad=False):
@@ -169,180 +170,5 @@ def upsample(x, k, T=None):
     return y[:, :T]
 
 
-# --- the layers: mean or learned pooling, repeat or learned upsampling ------------------------
-
-POOL_KINDS = ("mean", "linear")
-UPSAMPLE_KINDS = ("repeat", "linear")
-
-
-class Pool(Module):
-    """Causal shortening by k as a layer (pads at the end, so any T works).
-
-    kind "mean": ShiftPool. kind "linear": a learned map of the k·C values of each (shifted)
-    block, y_j = Σ_r s_{jk+r} W_r + b — the paper's convolutional variant, a convolution with
-    kernel k and stride k whose k−1 steps of padding are on the LEFT (pitfall 7), never "same".
-    `shift=False` pools blocks as they are (retina keys, delay mode).
-    """
-
-    def __init__(self, n_embd, k, kind="mean", shift=True):
-        super().__init__()
-        check_factor(k)
-        if kind not in POOL_KINDS:
-            raise ValueError(f"unknown pooling kind {kind!r}; choose one of {', '.join(POOL_KINDS)}")
-        self.k, self.kind, self.shift = k, kind, shift
-        if kind == "linear":
-            self.proj = Linear(k * n_embd, n_embd)
-
-    def forward(self, x):
-        if self.kind == "mean":
-            return shorten(x, self.k, self.shift, pad=True)           # (B, ⌈T/k⌉, C)
-        k = self.k
-        x = shift_right(pad_end(x, k), k - 1 if self.shift else 0)    # (B, T', C), k | T'
-        Bsz, T, C = x.shape
-        return self.proj(x.reshape(Bsz, T // k, k * C))               # (B, T'/k, C)
-
-    # --- decoding (ours): one pooled step at a time ---------------------------------------
-    def complete(self, n):
-        """How many pooled steps n inputs determine fully: with the shift, step j needs
-        inputs ≤ jk (⌈n/k⌉ of them); without it, inputs ≤ jk+k−1 (⌊n/k⌋)."""
-        return -(-n // self.k) if self.shift else n // self.k
-
-    def pool_at(self, x, j):
-        """Pooled step j, (B, 1, C), from the inputs seen so far, x (B, n, C) with
-        `complete(n) > j`: the same value as forward(x)[:, j]. A new pooling kind needs
-        only `forward` and this method."""
-        k = self.k
-        lo = j * k - (k - 1 if self.shift else 0)                     # first input of block j
-        block = x[:, max(lo, 0):lo + k]                               # (B, ≤ k, C)
-        if lo < 0:                                                    # the shift's zeros
-            block = concat([_zeros_like_steps(x, -lo), block], axis=1)  # (B, k, C)
-        if self.kind == "mean":
-            return block.mean(axis=1, keepdims=True)                  # (B, 1, C)
-        if self.kind == "linear":
-            Bsz, _, C = block.shape
-            return self.proj(block.reshape(Bsz, 1, k * C))            # (B, 1, C)
-        raise NotImplementedError(f"pooling kind {self.kind!r} has no pool_at (needed to decode)")
-
-
-class Unpool(Module):
-    """Upsampling by k as a layer: (B, Tc, C) → (B, T, C), cropped to T ≤ Tc·k.
-
-    kind "repeat": every fine position of block j receives c_j. kind "linear": a learned
-    projection per offset r inside the block, y_{jk+r} = c_j W_r + b_r (k different maps).
-    `delay=True` (the delay mode, ours) first shifts the coarse sequence right by one block, so
-    block j reaches the fine positions of block j+1.
-    """
-
-    def __init__(self, n_embd, k, kind="repeat", delay=False):
-        super().__init__()
-        check_factor(k)
-        if kind not in UPSAMPLE_KINDS:
-            raise ValueError(f"unknown upsampling kind {kind!r}; choose one of {', '.join(UPSAMPLE_KINDS)}")
-        self.k, self.kind, self.delay = k, kind, delay
-        if kind == "linear":
-            self.proj = Linear(n_embd, k * n_embd)
-
-    def forward(self, c, T):
-        if self.delay:
-            c = shift_right(c, 1)                                     # block j → block j+1
-        if self.kind == "repeat":
-            return upsample(c, self.k, T)                             # (B, T, C)
-        Bsz, Tc, C = c.shape
-        y = self.proj(c).reshape(Bsz, Tc * self.k, C)                 # offset r of block j: c_j W_r + b_r
-        return y if T == Tc * self.k else y[:, :T]
-
-    # --- decoding (ours): one fine step at a time -----------------------------------------
-    def fine_at(self, c, i):
-        """Fine step i, (B, 1, C), from the coarse steps seen so far, c (B, n, C): the same
-        value as forward(c, T)[:, i] for any T > i. It reads coarse block j = ⌊i/k⌋ (j − 1 with
-        the delay; zeros before the first block), so n must exceed that j. A new upsampling
-        kind needs only `forward` and this method."""
-        j, r = divmod(i, self.k)
-        j -= 1 if self.delay else 0
-        cj = _zeros_like_steps(c, 1) if j < 0 else c[:, j:j + 1]      # (B, 1, C)
-        if self.kind == "repeat":
-            return cj
-        if self.kind == "linear":
-            C = cj.shape[-1]
-            w, b = self.proj.weight[:, r * C:(r + 1) * C], self.proj.bias[r * C:(r + 1) * C]
-            return cj @ w + b                                         # c_j W_r + b_r
-        raise NotImplementedError(f"upsampling kind {self.kind!r} has no fine_at (needed to decode)")
-
-
-# --- config options shared by the multi-scale models ------------------------------------------
-# One help text per option name: the trainer merges equal names into one flag (--pool, …).
-
-CAUSAL_MODES = ("shift", "delay")
-COMBINES = ("aggregate", "upsample")
-_OPTIONS = {
-    "pool": "pooling factor k: a coarse vector stands for k tokens (k^s at scale s)",
-    "n_scales": "number of coarse scales S (blocks of k, k^2, ... tokens); a layout sets it",
-    "layout": "layers per scale in data-flow order, e.g. top-down 'coarse-fine' 2-2 (coarsest first), "
-              "bottom-up 'pre-coarse-post' 2-8-2; sets n_layer and n_scales (empty: split n_layer)",
-    "window": "local attention window in tokens: retina's full-resolution span (>= 1); the "
-              "fine layers of top-down/bottom-up (0 = full causal attention)",
-    "band": "retina with n_scales > 1: blocks m kept at each intermediate scale",
-    "pool_kind": "pooling: 'mean' of each block, or 'linear' (a learned map of the block, the "
-                 "paper's convolutional variant)",
-    "upsample_kind": "upsampling: 'repeat' each coarse vector k times, or 'linear' (a learned "
-                     "projection per offset inside the block)",
-    "causal_mode": "'shift': shift by k-1, pool, repeat (block j reaches tokens >= jk); 'delay': "
-                   "pool blocks as they are, give block j to block j+1 (SampleRNN)",
-    "combine": "bottom-up: 'aggregate' (one attention layer over all scales, the first post "
-               "layer) or 'upsample' (Hourglass: add each scale's upsampled output)",
-}
-_CHOICES = {"pool_kind": POOL_KINDS, "upsample_kind": UPSAMPLE_KINDS, "causal_mode": CAUSAL_MODES,
-            "combine": COMBINES}
-
-
-def option(name, default, chosen_by=None):
-    """A config dataclass field with the shared help text (and choices) of option `name`.
-
-    `chosen_by` names the row of `python -m minims.experiment ablate` whose measurement made
-    `default` the model's default (shown by `python -m minims.train --help`)."""
-    metadata = {"help": _OPTIONS[name]}
-    if name in _CHOICES:
-        metadata["choices"] = list(_CHOICES[name])
-    if chosen_by:
-        metadata["chosen_by"] = chosen_by
-    return field(default=default, metadata=metadata)
-
-
-def check_options(config):
-    """Validate the scale options a config has (pool, n_scales, kinds, window) with clear errors."""
-    check_factor(config.pool)
-    if config.n_scales < 1:
-        raise ValueError(f"n_scales must be >= 1, got {config.n_scales}")
-    if config.pool ** config.n_scales > config.block_size:
-        raise ValueError(f"pool^n_scales = {config.pool}^{config.n_scales} exceeds block_size="
-                         f"{config.block_size}: use fewer scales or a smaller pool")
-    if getattr(config, "window", 0) < 0:
-        raise ValueError(f"window must be >= 0, got {config.window}")
-    for name, choices in _CHOICES.items():
-        value = getattr(config, name, choices[0])
-        if value not in choices:
-            raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def parse_layout(text, n_parts=None, what="layout"):
-    """'2-8-2' → [2, 8, 2]; a clear ValueError for anything else."""
-    try:
-        counts = [int(part) for part in str(text).split("-")]
-    except ValueError:
-        counts = None
-    if not counts or any(c < 0 for c in counts):
-        raise ValueError(f"{what} must be non-negative layer counts joined by '-', like '2-8-2'; "
-                         f"got {text!r}")
-    if n_parts is not None and len(counts) < n_parts:
-        raise ValueError(f"{what} {text!r} needs at least {n_parts} counts")
-    return counts
-
-
-def split_layers(n, parts):
-    """n layers over `parts` stacks as evenly as possible, earlier stacks getting the extra."""
-    return [n // parts + (i < n % parts) for i in range(parts)]
-
-
-__all__ = ["ShiftPool", "Upsample", "shorten", "upsample", "pad_end", "shift_right",
-           "check_factor", "Pool", "Unpool", "POOL_KINDS", "UPSAMPLE_KINDS", "CAUSAL_MODES",
-           "COMBINES", "option", "check_options", "parse_layout", "split_layers"]
+__all__ = ["ShiftPool", "Upsample", "shorten", "upsample", "pad_end", "shift_right", "zero_steps",
+           "check_factor"]

@@ -18,10 +18,9 @@ longer run, give --lr-decay-iters as well (the learning rate then changes from t
 One run at a time per --out-dir: OUT_DIR/lock holds the running process's PID (a lock left by
 a run that died is taken over).
 
-Model-specific flags (e.g. `--pool`) are not written here: they are made from the config
-dataclass of every registered model (each field a model's config adds to ModelConfig becomes a
-flag, its type taken from its default and its help from the field's metadata), so a new model
-appears in --help with no change to this file.
+The flags are made and checked in minims/train_flags.py (model-specific ones, e.g. `--pool`,
+from the config dataclass of every registered model), so a new model appears in --help with no
+change to this file.
 
 For code (experiments, lessons): `train(make_args(max_iters=200, model="top-down"))` returns
 the final metrics; `train_step` is one optimizer step, usable on its own.
@@ -43,11 +42,10 @@ last good checkpoint is kept); 130 interrupted with Ctrl-C (the last checkpoint 
 continue with --resume). A traceback means a bug in minims: please report it.
 """
 import argparse
-import dataclasses
+import contextlib
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 import weakref
@@ -55,21 +53,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend as B
+from . import backend
 from . import checkpoint, distributed, files, footprint
 from .data import get_batch, prepare, unigram_ppl
 from .engine import no_grad
 from .errors import CheckpointError, DataError, MinimsError, OutOfMemory, UsageError, file_error, run_cli
-from .models import MODELS, ModelConfig, canonical_name
+from .models import MODELS, canonical_name
 from .optim import AdamW, clip_grad_norm, cosine_lr
+from .train_flags import (args_dict, check_args, merge_resume_args, model_config, parse_args,
+                          resolved_data, same_json)
+from .train_flags import build_parser, make_args  # noqa: F401  (minims.train.make_args for code)
 
-BASE_FIELDS = [f.name for f in dataclasses.fields(ModelConfig)]
-# Flags that may change when resuming: they steer the run (how long, how often it is
-# evaluated, where files go) or are the remedies for a diverging run (a lower --lr, a tighter
-# --grad-clip). --data may name the same text by another path (its token ids are checked).
-# Every other flag given with --resume must equal the checkpoint's value.
-RESUMABLE = {"backend", "max_iters", "lr_decay_iters", "eval_interval", "eval_iters",
-             "out_dir", "cache_dir", "resume", "overwrite", "lr", "min_lr", "grad_clip", "data"}
 LOG_NAME, CONFIG_NAME = "log.jsonl", "config.json"
 
 
@@ -82,320 +76,6 @@ class TrainingInterrupted(MinimsError, RuntimeError):
     """Ctrl-C during training; the message says where the last checkpoint is (exit code 130)."""
     exit_code = 130
     label = "interrupted"
-
-
-def _flag(name):
-    return "--" + name.replace("_", "-")
-
-
-# ---------------------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------------------
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep the description's layout and show every default, except None (said in the help)."""
-
-    def _get_help_string(self, action):
-        if action.default is None:
-            return action.help
-        return super()._get_help_string(action)
-
-
-def model_options():
-    """{field name: [(model name, dataclasses.Field), ...]} for each field that a registered
-    model's config adds to ModelConfig: the model-specific flags."""
-    options = {}
-    for name, cls in MODELS.items():
-        for f in dataclasses.fields(cls.Config):
-            if f.name not in BASE_FIELDS:
-                options.setdefault(f.name, []).append((name, f))
-    return options
-
-
-def _field_default(f):
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return None
-
-
-def _auto(text):
-    """A value of a flag whose model default is None: none / int / float / string."""
-    if text.lower() == "none":
-        return None
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _add_model_option(group, name, users):
-    """One flag for config field `name`, shared by the models in `users`; no argparse default
-    (SUPPRESS), so an absent flag leaves the model's own default in place."""
-    defaults = {model: _field_default(f) for model, f in users}
-    known = [d for d in defaults.values() if d is not None]
-    sample = known[0] if known else None
-    kwargs = {}
-    if isinstance(sample, bool):
-        kwargs["action"] = argparse.BooleanOptionalAction
-    elif isinstance(sample, (tuple, list)):
-        kwargs.update(nargs="+", type=type(sample[0]) if sample else _auto)
-    elif isinstance(sample, (int, float)):
-        kwargs["type"] = float if any(isinstance(d, float) for d in known) else int
-    elif isinstance(sample, str):
-        kwargs["type"] = str
-    else:
-        kwargs["type"] = _auto
-    for _, f in users:
-        if "choices" in f.metadata:
-            kwargs["choices"] = f.metadata["choices"]
-            break
-    text = next((f.metadata["help"] for _, f in users if f.metadata.get("help")), name.replace("_", " "))
-    shown = {repr(d) if isinstance(d, str) else str(d) for d in defaults.values()}
-    if len(shown) == 1:
-        default_text = f"default: {shown.pop()}"
-    else:
-        default_text = "defaults: " + ", ".join(f"{d!r} ({m})" for m, d in defaults.items())
-    models = ", ".join(defaults)
-    chosen = [f"{m}: {f.metadata['chosen_by']}" for m, f in users if f.metadata.get("chosen_by")]
-    if chosen:   # which row of `python -m minims.experiment ablate` made each default
-        default_text += "; chosen by the ablation rows " + ", ".join(chosen)
-    help_text = f"{text} [model{'s' if len(defaults) > 1 else ''}: {models}; {default_text}]"
-    group.add_argument("--" + name.replace("_", "-"), dest=name, default=argparse.SUPPRESS,
-                       help=help_text.replace("%", "%%"), **kwargs)
-
-
-def _model_name(text):
-    try:
-        return canonical_name(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def build_parser():
-    p = argparse.ArgumentParser(prog="python -m minims.train", formatter_class=_HelpFormatter,
-                                description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
-                                epilog="\n\n".join(__doc__.split("\n\n")[-2:]))
-    g = p.add_argument_group("run")
-    g.add_argument("--backend", choices=B.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
-                   help="array library: numpy (CPU) or cupy (NVIDIA GPU; pip install -e '.[cuda12]')")
-    g.add_argument("--out-dir", default="out", metavar="DIR", help="folder for ckpt.npz, log.jsonl and config.json")
-    g.add_argument("--resume", action="store_true",
-                   help="continue the run in --out-dir from its checkpoint. Flags that may change: "
-                        + ", ".join(_flag(k) for k in sorted(RESUMABLE - {"resume", "overwrite"}))
-                        + " (--data: the same text, perhaps by another path); every other flag "
-                        "given must match the checkpoint")
-    g.add_argument("--overwrite", action="store_true",
-                   help="start a new run even if --out-dir already holds a checkpoint (it is replaced)")
-    g.add_argument("--seed", type=int, default=0,
-                   help="seeds the weights, the training batches and dropout")
-
-    g = p.add_argument_group("data")
-    g.add_argument("--data", default="austen", metavar="austen|PATH",
-                   help="'austen' (shipped, split by book) or a path to a UTF-8 .txt file or a folder "
-                        "of .txt files (split 90/5/5 by position). The text is read whole before "
-                        "training: a named pipe must be written to the end and closed")
-    g.add_argument("--tokenizer", choices=("char", "word"), default="char",
-                   help="character level or word level (vocabulary fitted on the training split)")
-    g.add_argument("--min-freq", type=int, default=2,
-                   help="word tokenizer: words seen fewer times in training become <unk>")
-    g.add_argument("--cache-dir", default=".cache", metavar="DIR", help="where tokenized corpora are cached")
-
-    g = p.add_argument_group("model")
-    g.add_argument("--model", type=_model_name, default="vanilla", metavar="NAME",
-                   help=f"which model: {', '.join(MODELS)}")
-    g.add_argument("--block-size", type=int, default=128, help="context length T in tokens")
-    g.add_argument("--n-layer", type=int, default=4, help="number of transformer blocks")
-    g.add_argument("--n-head", type=int, default=4, help="attention heads per block")
-    g.add_argument("--n-embd", type=int, default=128, help="embedding width C")
-    g.add_argument("--dropout", type=float, default=0.0, help="dropout probability")
-    g.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                   help="floating-point type of weights and activations")
-
-    options = model_options()
-    if options:
-        g = p.add_argument_group("model-specific (each applies only to the models named in it)")
-        taken = {a.dest for a in p._actions}
-        for name, users in options.items():
-            if name in taken:
-                raise RuntimeError(f"config field {name!r} of model(s) {[m for m, _ in users]} clashes "
-                                   f"with the trainer flag --{name.replace('_', '-')}: rename the field")
-            _add_model_option(g, name, users)
-
-    g = p.add_argument_group("optimization")
-    g.add_argument("--batch-size", type=int, default=16,
-                   help="sequences per micro-batch (on each rank under mpiexec)")
-    g.add_argument("--grad-accum", type=int, default=1,
-                   help="micro-batches per step (on each rank under mpiexec), each loss scaled by 1/N "
-                        "(= one N times larger batch)")
-    g.add_argument("--max-iters", type=int, default=1000, help="optimizer steps in total")
-    g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW)")
-    g.add_argument("--min-lr", type=float, default=2e-4, help="learning rate at the end of the cosine decay")
-    g.add_argument("--warmup-iters", type=int, default=50, help="steps of linear warmup")
-    g.add_argument("--lr-decay-iters", type=int, default=None,
-                   help="step at which the cosine decay reaches --min-lr (default: --max-iters of "
-                        "the run's first start; stored in the checkpoint)")
-    g.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decoupled weight decay (matrices only)")
-    g.add_argument("--grad-clip", type=float, default=1.0, help="clip the global gradient norm (0: off)")
-
-    g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-interval", type=int, default=200, help="evaluate and checkpoint every N steps")
-    g.add_argument("--eval-iters", type=int, default=20,
-                   help="batches per loss estimate (the same fixed batches at every evaluation)")
-    for action in p._actions:   # short placeholders keep the usage line readable
-        if action.metavar is None and action.choices is None and action.nargs is None:
-            action.metavar = {int: "N", float: "X"}.get(action.type, action.metavar)
-    return p
-
-
-_UNSET = object()
-
-
-def parse_args(argv=None):
-    """Parse the command line; `args._given` is the set of flags given explicitly."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    # parse again into a namespace pre-filled with a marker: argparse fills in defaults only for
-    # attributes that are missing, so whatever is not the marker came from the command line
-    probe = argparse.Namespace(**{k: _UNSET for k in vars(parser.parse_args([]))})
-    parser.parse_args(argv, namespace=probe)
-    args._given = {k for k, v in vars(probe).items() if v is not _UNSET}
-    return args
-
-
-def make_args(**options):
-    """The trainer's arguments for code: defaults of the command line, overridden by `options`
-    (Python names: `make_args(model="top-down", max_iters=100, pool=4)`)."""
-    args = parse_args([])
-    valid = {k for k in vars(args) if not k.startswith("_")} | set(model_options())
-    unknown = sorted(set(options) - valid)
-    if unknown:
-        raise UsageError(f"unknown training option(s) {unknown}; valid: {sorted(valid)}")
-    if "model" in options:
-        try:
-            options["model"] = canonical_name(options["model"])
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    vars(args).update(options)
-    args._given = set(options)
-    return args
-
-
-def _check_args(args):
-    """Range checks for the trainer's own flags (the model's config checks its own) ->
-    UsageError naming the flag."""
-    positive = ("block_size", "batch_size", "grad_accum", "eval_interval", "eval_iters",
-                "n_layer", "n_head", "n_embd", "min_freq")
-    for name in positive:
-        if getattr(args, name) < 1:
-            raise UsageError(f"{_flag(name)} must be at least 1, got {getattr(args, name)}")
-    for name in ("max_iters", "warmup_iters", "seed"):
-        if getattr(args, name) < 0:
-            raise UsageError(f"{_flag(name)} must be >= 0, got {getattr(args, name)}")
-    for name in ("lr", "min_lr", "weight_decay", "grad_clip", "dropout"):
-        value = getattr(args, name)
-        if not (math.isfinite(value) and value >= 0):
-            raise UsageError(f"{_flag(name)} must be a finite number >= 0, got {value}")
-    if args.lr_decay_iters is not None and args.lr_decay_iters < 1:
-        raise UsageError(f"--lr-decay-iters must be at least 1, got {args.lr_decay_iters}")
-    if not str(args.data).strip():
-        raise UsageError("--data is empty: give 'austen', a .txt file or a folder of .txt files")
-    for name in ("out_dir", "cache_dir"):
-        if getattr(args, name) is not None and not str(getattr(args, name)).strip():
-            raise UsageError(f"{_flag(name)} is empty: give a folder")
-    foreign = sorted(k for k in args._given if k in model_options()
-                     and k not in {f.name for f in dataclasses.fields(MODELS[args.model].Config)})
-    if foreign:
-        users = {k: [m for m, _ in model_options()[k]] for k in foreign}
-        flags = "; ".join(f"--{k.replace('_', '-')} is used by {', '.join(u)}" for k, u in users.items())
-        raise UsageError(f"the {args.model} model takes no such option ({flags})")
-
-
-def _model_kwargs(args):
-    """The config values for build_model: the base fields, and the model-specific flags that
-    were given (absent ones keep the model's own defaults)."""
-    fields = {f.name for f in dataclasses.fields(MODELS[args.model].Config)}
-    kwargs = {k: getattr(args, k) for k in BASE_FIELDS if k not in ("vocab_size", "block_size")}
-    kwargs.update({k: getattr(args, k) for k in model_options() if k in fields and hasattr(args, k)})
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
-
-
-def _args_dict(args):
-    return {k: v for k, v in vars(args).items() if not k.startswith("_")}
-
-
-def _same(a, b):
-    """Equal after a JSON round trip (tuples become lists in checkpoints)."""
-    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
-
-
-def _merge_resume_args(args, header, path):
-    """The checkpoint's arguments, with the resumable flags given now; a flag given now that
-    would change the model, the data or the optimisation is an error."""
-    stored, config = header["args"], header["model"]["config"]
-    merged = {**_args_dict(parse_args([])), **stored}   # flags newer than the checkpoint: defaults
-    for k in sorted(args._given):
-        now = getattr(args, k)
-        if k in RESUMABLE:
-            merged[k] = now
-            continue
-        if k == "model":
-            then = header["model"]["model"]
-        elif k in config:
-            then = config[k]
-        else:
-            then = stored.get(k, "(not set)")
-        if not _same(now, then):
-            raise CheckpointError(f"{path}: --{k.replace('_', '-')} {now} does not match the checkpoint's "
-                                  f"{then}; drop the flag to resume, or start a new run in another --out-dir")
-    if merged.get("lr_decay_iters") is None:
-        # a checkpoint from before the horizon was stored: its run decayed over its --max-iters
-        merged["lr_decay_iters"] = max(int(stored.get("max_iters", merged["max_iters"])), 1)
-    if "data" not in args._given and merged["data"] != "austen" and not Path(merged["data"]).is_absolute():
-        # written before --data was stored resolved: relative to the folder that run started in
-        if not Path(merged["data"]).expanduser().exists():
-            raise DataError(f"{merged['data']}: the checkpoint's --data, a path relative to the folder "
-                            "the run started in, is not found from here; give --data with its path")
-    resumed = argparse.Namespace(**merged)
-    resumed._given = set(args._given) | (set(stored) & set(model_options()))
-    return resumed
-
-
-def _resolved_data(data):
-    """--data as stored: 'austen', or the absolute path (so a run resumes from any folder)."""
-    if data == "austen":
-        return data
-    return str(Path(data).expanduser().resolve())
-
-
-def _model_config(args, vocab_size):
-    """The model's config from the flags -> a UsageError when they are invalid or contradict
-    each other (a flag the config overrides, e.g. --n-layer 7 with --layout 1-1)."""
-    cls = MODELS[args.model]
-    kwargs = _model_kwargs(args)
-    try:
-        config = cls.Config(vocab_size=vocab_size, block_size=args.block_size, **kwargs)
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"the {args.model} model: {e}") from None
-    # a field the config changed although it was given: another flag decided it (a layout
-    # sets the depth and the number of scales); training anyway would ignore a flag silently
-    given = {k: v for k, v in kwargs.items() if k in args._given and v not in ("", None)}
-    changed = [k for k, v in given.items() if not _same(v, getattr(config, k))]
-    if changed:
-        deciding = [k for k in given if k not in changed and k in model_options()]
-        by = " and ".join(f"{_flag(k)} {_show(given[k])}" for k in deciding) or "the other flags"
-        said = ", ".join(f"{_flag(k)} {_show(given[k])}" for k in changed)
-        sets = ", ".join(f"{k}={_show(getattr(config, k))}" for k in changed)
-        raise UsageError(f"the {args.model} model: {said} conflicts with {by}, which gives {sets}; "
-                         "drop one of them")
-    return config
-
-
-def _show(value):
-    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 # ---------------------------------------------------------------------------------------
@@ -466,7 +146,7 @@ def _data_digest(splits):
 
 
 def _fmt_bytes(n):
-    return "n/a" if n is None else f"{n / 2**20:.1f} MB"
+    return "n/a" if n is None else f"{n / 2**20:.1f} MiB"
 
 
 def _nothing():
@@ -476,6 +156,48 @@ def _nothing():
 def _fmt_time(s):
     m, s = divmod(int(round(s)), 60)
     return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+class StepMeter:
+    """Wall time, tokens and peak memory of the training steps (the loop's metering).
+
+    `with meter.step(): ...` times one step. The first is traced (backend.track_memory gives
+    `peak_mem`), which slows it, so its time is kept out of the rates unless it is the run's
+    only step (`only_step`); the others end with backend.synchronize(), so a GPU's queued work
+    is counted. `rate()` is tokens/s over all counted steps, `window_rate()` since the last
+    `new_window()` (one evaluation interval)."""
+
+    def __init__(self, tokens_per_step, only_step=False):
+        self.tokens_per_step, self.only_step = tokens_per_step, only_step
+        self.steps, self.peak_mem = 0, None
+        self.time = self.tokens = self.window_time = self.window_tokens = 0
+
+    @contextlib.contextmanager
+    def step(self):
+        first, t0 = self.steps == 0, time.perf_counter()
+        if first:   # peak memory of one step (tracing every step would slow all of them)
+            with backend.track_memory() as mem:
+                yield
+            self.peak_mem = mem["peak"]
+        else:
+            yield
+            backend.synchronize()
+        dt = time.perf_counter() - t0
+        self.steps += 1
+        if not first or self.only_step:
+            self.time += dt
+            self.tokens += self.tokens_per_step
+            self.window_time += dt
+            self.window_tokens += self.tokens_per_step
+
+    def rate(self):
+        return self.tokens / self.time if self.time > 0 else None
+
+    def window_rate(self):
+        return self.window_tokens / self.window_time if self.window_time else None
+
+    def new_window(self):
+        self.window_time, self.window_tokens = 0.0, 0
 
 
 class Trainer:
@@ -490,9 +212,9 @@ class Trainer:
         self.t_start = time.perf_counter()
         self.world = world = distributed.current()
         self.verbose = verbose and world.is_root
-        B.set_backend(args.backend)            # before any array is made
+        backend.set_backend(args.backend)            # before any array is made
         if not args.resume:
-            _check_args(args)                  # bad flags: refused before any folder is made
+            check_args(args)                  # bad flags: refused before any folder is made
         self.out_dir = Path(args.out_dir)
         self.ckpt_path = self.out_dir / checkpoint.CKPT_NAME
         # rank 0 alone makes and locks OUT_DIR (the lock would refuse the other ranks); its
@@ -544,11 +266,11 @@ class Trainer:
             ckpt = world.on_root(checkpoint.load, self.ckpt_path)
             try:
                 reshard_note = distributed.reshard(ckpt["header"], world.size, self.ckpt_path)
-                args = _merge_resume_args(args, ckpt["header"], self.ckpt_path)
+                args = merge_resume_args(args, ckpt["header"], self.ckpt_path)
             except (KeyError, TypeError) as e:
                 raise CheckpointError(f"{self.ckpt_path}: not a training checkpoint (no {e} in it)") from None
-            B.set_backend(args.backend)
-            _check_args(args)
+            backend.set_backend(args.backend)
+            check_args(args)
             self.stored_data = ckpt["header"].get("args", {}).get("data")
         else:
             if world.on_root(self.ckpt_path.exists) and not args.overwrite:
@@ -562,7 +284,7 @@ class Trainer:
             args = argparse.Namespace(**{**vars(args)})
             if args.lr_decay_iters is None:    # the schedule's horizon, stored for every resume
                 args.lr_decay_iters = max(args.max_iters, 1)
-        args.data = _resolved_data(args.data)
+        args.data = resolved_data(args.data)
         self.args = args
         world.start_run(args.backend)
 
@@ -579,7 +301,7 @@ class Trainer:
         world.agree("the token ids of --data (every host needs the same files)", self.data_digest)
 
         if ckpt is None:
-            config = _model_config(args, V)
+            config = model_config(args, V)
             name = args.model
         else:
             description = ckpt["header"]["model"]
@@ -596,16 +318,15 @@ class Trainer:
             raise self._out_of_memory("building the model") from None
         # three independent streams from one seed: training batches, eval batches, dropout
         self.batch_rng = np.random.default_rng([args.seed, 0])
-        B.manual_seed([args.seed, 2])
+        backend.manual_seed([args.seed, 2])
         self.iter, self.best_val_loss, self.last_eval = 0, math.inf, None
-        self.peak_mem = None
+        self.meter = None                  # the StepMeter of run()
         if ckpt is not None:
             self._restore(ckpt)
             if reshard_note:
                 self.print(reshard_note)
         self.start_iter = self.iter
         self.saved_iter = self.iter if ckpt is not None else None
-        self.train_time, self.train_tokens = 0.0, 0
 
     def _check_memory(self, config):
         """Refuse, before allocating, a run that cannot fit in the backend's free memory."""
@@ -617,7 +338,7 @@ class Trainer:
     def _out_of_memory(self, doing, saved=""):
         free = "unknown" if self.memory_free is None else footprint.gib(self.memory_free)
         return OutOfMemory(f"not enough memory ({doing}): this model and batch need "
-                           f"{footprint.describe(self.memory_estimate)} to train, {B.get_backend()} has "
+                           f"{footprint.describe(self.memory_estimate)} to train, {backend.get_backend()} has "
                            f"{free} free{saved}; use a smaller --n-embd, --n-layer, --block-size or "
                            "--batch-size")
 
@@ -625,7 +346,7 @@ class Trainer:
         header, path = ckpt["header"], self.ckpt_path
         before = ("" if self.stored_data in (None, self.args.data) else
                   f" (written with --data {self.stored_data})")
-        if not _same(self.tokenizer.to_dict(), header["tokenizer"]):
+        if not same_json(self.tokenizer.to_dict(), header["tokenizer"]):
             raise CheckpointError(f"{path}: the tokenizer fitted on --data {self.args.data} differs from the "
                                   f"checkpoint's{before}: the text changed; start a new run")
         if header.get("data_sha256") != self.data_digest:
@@ -635,7 +356,7 @@ class Trainer:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optim"])
             self.batch_rng.bit_generator.state = header["rng"]["batch"]
-            B.set_rng_state(header["rng"]["backend"])
+            backend.set_rng_state(header["rng"]["backend"])
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"{path}: checkpoint does not fit the model it describes ({e})") from None
         self.iter = int(header["iter"])
@@ -668,7 +389,7 @@ class Trainer:
             # a diverging run is caught by the finiteness checks in train_step; NumPy's own
             # overflow warnings on the way there would only bury that one line
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                    world.rank_stream(B.global_rng(), len(mine), probe):
+                    world.rank_stream(backend.global_rng(), len(mine), probe):
                 loss = train_step(self.model, self.optimizer, mine, self.lr_at(self.iter), a.grad_clip,
                                   reduce=world.allreduce_grads)
         except NonFiniteLoss as e:
@@ -684,19 +405,16 @@ class Trainer:
         """
         a = self.args
         losses = {}
-        self.model.eval()
-        try:
-            with no_grad(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                for i, split in enumerate(("train", "valid")):
-                    rng = np.random.default_rng([a.seed, 1, i])
-                    total = 0.0
-                    for j in range(a.eval_iters):
-                        x, y = get_batch(self.splits[split], a.batch_size, a.block_size, rng)
-                        if j % self.world.size == self.world.rank:   # split over the ranks
-                            total += float(self.model(x, y)[1].item())
-                    losses[split] = total
-        finally:
-            self.model.train()
+        with self.model.eval_mode(), no_grad(), np.errstate(over="ignore", invalid="ignore",
+                                                             divide="ignore"):
+            for i, split in enumerate(("train", "valid")):
+                rng = np.random.default_rng([a.seed, 1, i])
+                total = 0.0
+                for j in range(a.eval_iters):
+                    x, y = get_batch(self.splits[split], a.batch_size, a.block_size, rng)
+                    if j % self.world.size == self.world.rank:   # split over the ranks
+                        total += float(self.model(x, y)[1].item())
+                losses[split] = total
         sums = self.world.sum_floats([losses["train"], losses["valid"]])
         return {"train": sums[0] / a.eval_iters, "valid": sums[1] / a.eval_iters}
 
@@ -705,8 +423,8 @@ class Trainer:
         header = {"model": self.model.describe(), "iter": self.iter,
                   "best_val_loss": None if math.isinf(self.best_val_loss) else self.best_val_loss,
                   "tokenizer": self.tokenizer.to_dict(), "data_sha256": self.data_digest,
-                  "rng": {"batch": self.batch_rng.bit_generator.state, "backend": B.get_rng_state()},
-                  "args": _args_dict(a), "backend": B.get_backend(), "world_size": self.world.size}
+                  "rng": {"batch": self.batch_rng.bit_generator.state, "backend": backend.get_rng_state()},
+                  "args": args_dict(a), "backend": backend.get_backend(), "world_size": self.world.size}
         self.world.check_same_weights(self.model.parameters())
         self.world.on_root(self._write_checkpoint, header)    # rank 0 writes; its error is every rank's
         self.saved_iter = self.iter
@@ -723,7 +441,7 @@ class Trainer:
                              where=self.ckpt_path) from None
 
     def _write_config(self):
-        config = {"args": _args_dict(self.args), "model": self.model.describe(),
+        config = {"args": args_dict(self.args), "model": self.model.describe(),
                   "n_params": self.model.num_parameters(), "vocab_size": self.tokenizer.vocab_size,
                   "tokens": {s: len(v) for s, v in self.splits.items()},
                   "unigram_val_ppl": self.unigram_ppl, "world_size": self.world.size}
@@ -768,7 +486,13 @@ class Trainer:
                              where=self.out_dir / LOG_NAME) from None
 
     def throughput(self):
-        return self.train_tokens / self.train_time if self.train_time > 0 else None
+        """Tokens per second over this start's metered steps (None before any)."""
+        return self.meter.rate() if self.meter is not None else None
+
+    @property
+    def peak_mem(self):
+        """Peak backend memory of this start's first step, in bytes (None before it)."""
+        return self.meter.peak_mem if self.meter is not None else None
 
     def _evaluate_and_save(self, tokens_per_s, save=True):
         losses = self.evaluate()
@@ -795,29 +519,17 @@ class Trainer:
     # --- the loop -----------------------------------------------------------------------
     def run(self):
         try:
-            return self._run()
+            return self.loop()
         finally:
             self.close()
 
-    def _run(self):
-        from tqdm import tqdm
+    def loop(self):
+        """The training loop (run() = loop(), then release OUT_DIR) -> the final metrics."""
         a = self.args
         self._write_config()
-        tokens_per_step = a.batch_size * a.block_size * a.grad_accum * self.world.size   # all ranks
-        self.print(f"data: {a.data} ({a.tokenizer}-level, vocab {self.tokenizer.vocab_size}) | "
-                   f"train {len(self.splits['train']):,} tokens | valid {len(self.splits['valid']):,} tokens")
-        self.print(f"model: {a.model}, {self.model.num_parameters() / 1e6:.2f} M parameters, {a.dtype} "
-                   f"on {B.get_backend()} | {tokens_per_step:,} tokens per step")
-        self.print(f"unigram baseline: valid ppl {self.unigram_ppl:.2f} (a model must beat this)")
-        if self.saved_iter is not None:
-            self.print(f"resumed from {self.ckpt_path} at iter {self.iter}")
-            if a.max_iters > max(a.lr_decay_iters, self.iter):
-                self.print(f"note: the cosine schedule of this run reaches --min-lr at iter {a.lr_decay_iters} "
-                           f"(--lr-decay-iters, stored); iters {a.lr_decay_iters + 1}..{a.max_iters} train at "
-                           f"{a.min_lr:g}. Give --lr-decay-iters to decay over the longer run instead")
-        bar = tqdm(total=max(a.max_iters, self.iter), initial=self.iter, leave=False, unit="it",
-                   disable=None if self.verbose else True, dynamic_ncols=True)
-        window_time, window_tokens, traced = 0.0, 0, True
+        self._print_start()
+        meter = StepMeter(self.tokens_per_step, only_step=a.max_iters == self.start_iter + 1)
+        self.meter, bar = meter, self._progress_bar()
         try:
             if self.saved_iter is None:
                 self._evaluate_and_save(None)     # where we start: the loss should be about ln V
@@ -826,28 +538,14 @@ class Trainer:
                            f"{a.max_iters} (raise it to train further)")
                 self._evaluate_and_save(None, save=False)
             while self.iter < a.max_iters:
-                t0 = time.perf_counter()
-                if traced:   # peak memory of one step (tracing every step would slow all of them)
-                    with B.track_memory() as mem:
-                        loss = self.step()
-                    self.peak_mem, traced = mem["peak"], False
-                else:
+                with meter.step():
                     loss = self.step()
-                    B.synchronize()
-                dt = time.perf_counter() - t0
-                if self.iter > self.start_iter + 1 or a.max_iters == self.start_iter + 1:
-                    # the traced first step is slow: kept out of tokens/s unless it is all there is
-                    self.train_time += dt
-                    self.train_tokens += tokens_per_step
-                    window_time += dt
-                    window_tokens += tokens_per_step
                 bar.update(1)
-                if window_time:
-                    bar.set_postfix_str(f"loss {loss:.3f}, {window_tokens / window_time:,.0f} tok/s",
-                                        refresh=False)
+                if meter.window_time:
+                    bar.set_postfix_str(f"loss {loss:.3f}, {meter.window_rate():,.0f} tok/s", refresh=False)
                 if self.iter % a.eval_interval == 0 or self.iter == a.max_iters:
-                    self._evaluate_and_save(window_tokens / window_time if window_time else None)
-                    window_time, window_tokens = 0.0, 0
+                    self._evaluate_and_save(meter.window_rate())
+                    meter.new_window()
         except KeyboardInterrupt:
             raise TrainingInterrupted(f"Ctrl-C at iter {self.iter}; {self._last_saved()}: "
                                       "continue with --resume") from None
@@ -860,6 +558,31 @@ class Trainer:
         finally:
             bar.close()
         return self._report()
+
+    @property
+    def tokens_per_step(self):
+        a = self.args
+        return a.batch_size * a.block_size * a.grad_accum * self.world.size   # all ranks
+
+    def _print_start(self):
+        a, tokens_per_step = self.args, self.tokens_per_step
+        self.print(f"data: {a.data} ({a.tokenizer}-level, vocab {self.tokenizer.vocab_size}) | "
+                   f"train {len(self.splits['train']):,} tokens | valid {len(self.splits['valid']):,} tokens")
+        self.print(f"model: {a.model}, {self.model.num_parameters() / 1e6:.2f} M parameters, {a.dtype} "
+                   f"on {backend.get_backend()} | {tokens_per_step:,} tokens per step")
+        self.print(f"unigram baseline: valid ppl {self.unigram_ppl:.2f} (a model must beat this)")
+        if self.saved_iter is not None:
+            self.print(f"resumed from {self.ckpt_path} at iter {self.iter}")
+            if a.max_iters > max(a.lr_decay_iters, self.iter):
+                self.print(f"note: the cosine schedule of this run reaches --min-lr at iter {a.lr_decay_iters} "
+                           f"(--lr-decay-iters, stored); iters {a.lr_decay_iters + 1}..{a.max_iters} train at "
+                           f"{a.min_lr:g}. Give --lr-decay-iters to decay over the longer run instead")
+
+    def _progress_bar(self):
+        from tqdm import tqdm
+        a = self.args
+        return tqdm(total=max(a.max_iters, self.iter), initial=self.iter, leave=False, unit="it",
+                    disable=None if self.verbose else True, dynamic_ncols=True)
 
     def _last_saved(self):
         if self.saved_iter is None:

@@ -12,8 +12,8 @@ from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 import minims
 import minims.functional as F
-from gradcheck import OpSpec
-from minims.local_attention import range_attention
+from minims.gradcheck import OpSpec
+from minims.range_attention import range_attention
 from minims.scale import ShiftPool, Upsample
 
 SMALL = dict(min_dims=1, max_dims=3, min_side=1, max_side=4)
@@ -289,18 +289,18 @@ def ref_attention(q, k, v, causal, mask):
 
 def draw_banded_attention(draw):
     """Causal attention in bands of queries (the path long sequences take), at small T."""
-    chunks = draw(st.sampled_from([2, 3]))
-    T = chunks * draw(st.integers(1, 3))
+    n_bands = draw(st.sampled_from([2, 3]))
+    T = n_bands * draw(st.integers(1, 3))
     B_, nh, hs = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 4))
-    return [values(draw, (B_, nh, T, hs)) for _ in range(3)], dict(chunks=chunks)
+    return [values(draw, (B_, nh, T, hs)) for _ in range(3)], dict(n_bands=n_bands)
 
 
-def call_banded_attention(q, k, v, chunks):
+def call_banded_attention(q, k, v, n_bands):
     T = q.shape[-2]
     dtype = q.dtype if q.dtype.kind == "f" else np.float32  # (integer inputs compute in float32)
     bias = F._mask_bias(None, True, T, T, dtype)
     return F.ScaledDotProductAttention.apply(q, k, v, bias=bias, scale=1 / math.sqrt(q.shape[-1]),
-                                             chunks=chunks)
+                                             n_bands=n_bands)
 
 
 def call_transpose(a, axes):
@@ -317,7 +317,7 @@ def call_dropout(x, p, seed):
     return F.dropout(x, p, training=True)
 
 
-# --- scale operators and range attention (minims/scale.py, minims/local_attention.py) -------
+# --- scale operators and range attention (minims/scale.py, minims/range_attention.py) -------
 
 def draw_shift_pool(draw):
     k, Tc = draw(st.integers(1, 4)), draw(st.integers(1, 3))
@@ -429,8 +429,8 @@ SPECS = {
     "ScaledDotProductAttention": OpSpec(draw_attention, F.scaled_dot_product_attention, ref_attention),
     "ScaledDotProductAttention (bands)": OpSpec(
         draw_banded_attention, call_banded_attention,
-        lambda q, k, v, chunks: ref_attention(q, k, v, causal=True, mask=None)),
-    # scale operators and range attention (minims/scale.py, minims/local_attention.py)
+        lambda q, k, v, n_bands: ref_attention(q, k, v, causal=True, mask=None)),
+    # scale operators and range attention (minims/scale.py, minims/range_attention.py)
     "ShiftPool": OpSpec(draw_shift_pool, lambda x, k, shift: ShiftPool.apply(x, k=k, shift=shift),
                         ref_shift_pool),
     "Upsample": OpSpec(draw_upsample, lambda x, k: Upsample.apply(x, k=k), ref_upsample),

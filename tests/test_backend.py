@@ -313,3 +313,17 @@ def test_to_numpy_dispatches_on_the_array_not_the_active_backend(fake_cupy):
     minims.set_backend("numpy")
     np.testing.assert_array_equal(minims.to_numpy(t.data), [1.0, 2.0])
     np.testing.assert_array_equal(t.numpy(), [1.0, 2.0])
+
+
+def test_layers_and_models_start_identical_on_both_backends(fake_cupy):
+    from minims.models.registry import build_model
+    from minims.nn import Linear
+    made = {}
+    for name in ("numpy", "cupy"):
+        minims.set_backend(name)
+        layer = Linear(3, 4)
+        model = build_model("top-down", vocab_size=9, block_size=8, n_embd=8, n_head=2, seed=4)
+        made[name] = {"layer": backend.to_numpy(layer.weight.data), **model.state_dict()}
+    assert isinstance(layer.weight.data, FakeArray)            # drawn, then moved to the device
+    for key, value in made["numpy"].items():
+        np.testing.assert_array_equal(made["cupy"][key], value, err_msg=key)

@@ -276,7 +276,7 @@ def test_refusal_compares_the_estimate_with_free_memory(tmp_path, text_file, cap
     machine has; on CuPy the free figure is the device's free memory plus the pool's."""
     from types import SimpleNamespace
 
-    from minims import backend as B
+    from minims import backend
     from minims import footprint
     monkeypatch.setattr(footprint, "available_bytes", lambda: 2 ** 20)
     built = []
@@ -288,8 +288,8 @@ def test_refusal_compares_the_estimate_with_free_memory(tmp_path, text_file, cap
     device = SimpleNamespace(mem_info=(5 * 2 ** 30, 80 * 2 ** 30))
     pool = SimpleNamespace(free_bytes=lambda: 2 ** 30)
     gpu = SimpleNamespace(cuda=SimpleNamespace(Device=lambda: device), get_default_memory_pool=lambda: pool)
-    monkeypatch.setattr(B, "get_backend", lambda: "cupy")
-    monkeypatch.setattr(B, "xp", gpu)
+    monkeypatch.setattr(backend, "get_backend", lambda: "cupy")
+    monkeypatch.setattr(backend, "xp", gpu)
     assert footprint.available_bytes() == 6 * 2 ** 30
 
 

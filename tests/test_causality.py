@@ -9,7 +9,7 @@ from minims.models import MODELS, build_model
 from minims.models.vanilla import VanillaLM
 from minims.scale import shift_right, shorten, upsample
 
-import leak
+from minims import causality as leak
 
 V, T = 11, 12
 TINY = dict(n_embd=16, n_head=2, dtype="float64")

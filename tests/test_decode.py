@@ -14,7 +14,7 @@ from minims.engine import no_grad
 from minims.models import MODELS, build_model
 from minims.models.base import slide_context
 
-import leak
+from minims import causality as leak
 from test_models import draw_options
 
 NAMES = sorted(MODELS)
@@ -181,7 +181,7 @@ def test_valid_edge_arguments_work():
 def test_the_check_catches_a_stale_pooled_block(name, options, monkeypatch):
     """The test of the test: a step that pools the previous block instead of the one that
     just completed (an off-by-one in the block bookkeeping) must fail the comparison."""
-    from minims.scale import Pool
+    from minims.nn.pooling import Pool
     pool_at = Pool.pool_at
     monkeypatch.setattr(Pool, "pool_at", lambda self, x, j: pool_at(self, x, max(j - 1, 0)))
     model = tiny(name, block_size=8, **options)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import Phase, given, settings, strategies as st
 
 import minims
-from gradcheck import check_integer_op, check_op, missing_specs
+from minims.gradcheck import check_integer_op, check_op, missing_specs
 from op_specs import EXAMPLES, SPECS
 
 

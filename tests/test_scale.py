@@ -1,4 +1,5 @@
-"""The scale operators (minims/scale.py) and range attention (minims/local_attention.py):
+"""The scale operators (minims/scale.py), their layers (minims/nn/pooling.py) and range attention
+(minims/range_attention.py, minims/nn/local_attention.py):
 values, errors, and the leak test on each operator's round trip, with the broken variants of
 the pitfalls of minims/scale.py made to fail it (they live here, never in the library)."""
 import math
@@ -10,19 +11,21 @@ from hypothesis import given, settings, strategies as st
 import minims
 import minims.functional as F
 from minims import Tensor
-from minims.local_attention import LocalSelfAttention, local_ranges, range_attention
+from minims.nn.local_attention import LocalSelfAttention
+from minims.nn.pooling import Pool, Unpool
+from minims.range_attention import local_ranges, range_attention
 from minims.models.retina import RetinaAttention, retina_ranges
 from minims.nn import Block, Embedding, Linear, Module, ModuleList, init_parameters
-from minims.scale import Pool, Unpool, pad_end, shift_right, shorten, upsample
+from minims.scale import pad_end, shift_right, shorten, upsample
 
-import leak
+from minims import causality as leak
 
 V, C = 7, 8
 
 
-def seq(T, Bsz=1, C=1):
+def seq(T, B=1, C=1):
     """(B, T, C) float64 tensor whose value is the position t: easy to read in asserts."""
-    return Tensor(np.broadcast_to(np.arange(T, dtype=np.float64)[None, :, None] + 1, (Bsz, T, C)).copy())
+    return Tensor(np.broadcast_to(np.arange(T, dtype=np.float64)[None, :, None] + 1, (B, T, C)).copy())
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -182,16 +185,16 @@ def retina_mask(T, k, w, from_block_start=False):
 
 def dense_retina(attn, x, mask, k):
     """The same layer as RetinaAttention (n_scales=1, mean pooling) with a dense mask."""
-    Bsz, T, _ = x.shape
+    B, T, _ = x.shape
     nh = attn.n_head
-    qkv = attn.qkv(x).reshape(Bsz, T, 3, nh, C // nh).transpose(2, 0, 3, 1, 4)
-    pooled = pad_end(x, k).reshape(Bsz, -1, k, C).mean(axis=2)          # blocks as they are
+    qkv = attn.qkv(x).reshape(B, T, 3, nh, C // nh).transpose(2, 0, 3, 1, 4)
+    pooled = pad_end(x, k).reshape(B, -1, k, C).mean(axis=2)          # blocks as they are
     kv = F.linear(pooled, attn.qkv.weight[:, C:], attn.qkv.bias[C:])
-    kv = kv.reshape(Bsz, -1, 2, nh, C // nh).transpose(2, 0, 3, 1, 4)
+    kv = kv.reshape(B, -1, 2, nh, C // nh).transpose(2, 0, 3, 1, 4)
     keys = minims.concat([qkv[1], kv[0]], axis=2)
     values = minims.concat([qkv[2], kv[1]], axis=2)
     y = F.scaled_dot_product_attention(qkv[0], keys, values, causal=False, mask=mask)
-    return attn.proj(y.transpose(0, 2, 1, 3).reshape(Bsz, T, C))
+    return attn.proj(y.transpose(0, 2, 1, 3).reshape(B, T, C))
 
 
 @pytest.mark.parametrize("k,w", [(1, 3), (2, 1), (3, 4), (4, 5), (4, 8)])
@@ -294,8 +297,8 @@ def test_functional_round_trip_is_causal():
 
 def pool_after_shift(x, k, shift):
     """Shift right by `shift` then mean-pool neighbours (T divisible by k)."""
-    Bsz, T, _ = x.shape
-    return shift_right(x, shift).reshape(Bsz, T // k, k, C).mean(axis=2)
+    B, T, _ = x.shape
+    return shift_right(x, shift).reshape(B, T // k, k, C).mean(axis=2)
 
 
 @pytest.mark.parametrize("k", [2, 3, 4])
@@ -314,8 +317,8 @@ def test_shift_by_k_minus_2_leaks(k):
 def test_strided_pooling_leaks(k):
     """reshape(B, k, T/k, C) groups positions j, j + T/k, … instead of neighbours."""
     def strided(x):
-        Bsz, T, _ = x.shape
-        return shift_right(x, k - 1).reshape(Bsz, k, T // k, C).mean(axis=1)
+        B, T, _ = x.shape
+        return shift_right(x, k - 1).reshape(B, k, T // k, C).mean(axis=1)
     assert_leaks(RoundTrip(Fn(strided), Fn(lambda c, T: upsample(c, k, T))), 4 * k)
 
 

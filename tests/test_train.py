@@ -19,7 +19,7 @@ import minims
 from minims import checkpoint, functional
 from minims import sample as sample_cli
 from minims import train as train_cli
-from minims.checkpoint import CheckpointError
+from minims import train_flags
 from minims.models import MODELS, ModelConfig, build_model
 from minims.models.vanilla import VanillaLM
 from minims.optim import SGD
@@ -76,8 +76,8 @@ def test_help_lists_every_flag_and_every_model_option(capsys, toy_model):
 
 def test_model_options_reach_the_model_and_foreign_ones_fail(tmp_path, text_file, capsys, toy_model):
     args = train_cli.parse_args(tiny(tmp_path, text_file, "--model", "toy", "--toy-pool", "max"))
-    assert train_cli._model_kwargs(args)["toy_pool"] == "max"
-    assert "toy_k" not in train_cli._model_kwargs(args)          # absent: the config's default
+    assert train_flags.model_kwargs(args)["toy_pool"] == "max"
+    assert "toy_k" not in train_flags.model_kwargs(args)          # absent: the config's default
     code = train_cli.main(tiny(tmp_path, text_file, "--model", "vanilla", "--toy-pool", "max"))
     err = capsys.readouterr().err
     assert code == 2 and "--toy-pool is used by toy" in err and err.count("\n") == 1
@@ -223,48 +223,7 @@ def test_resume_with_other_architecture_is_refused(tmp_path, text_file, capsys):
     assert checkpoint.load(ckpt)["header"]["iter"] == 10
 
 
-# ---------------------------------------------------------------- checkpoints
-
-def test_checkpoint_write_is_atomic(tmp_path, text_file, monkeypatch):
-    assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "5")) == 0
-    ckpt = tmp_path / "out" / "ckpt.npz"
-    before = ckpt.read_bytes()
-    args = train_cli.parse_args(tiny(tmp_path, text_file, "--resume", "--max-iters", "10"))
-    trainer = train_cli.Trainer(args, verbose=False)
-    trainer.step()
-
-    def killed(src, dst):                  # the process dies between the write and the rename
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "replace", killed)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.save()
-    monkeypatch.undo()
-    assert ckpt.read_bytes() == before and checkpoint.load(ckpt)["header"]["iter"] == 5
-    # a real kill leaves the half-written temporary file behind: it is ignored and replaced
-    (tmp_path / "out" / "ckpt.npz.tmp").write_bytes(b"half a zip")
-    assert train_cli.main(tiny(tmp_path, text_file, "--resume", "--max-iters", "10")) == 0
-    assert checkpoint.load(ckpt)["header"]["iter"] == 10
-    assert not (tmp_path / "out" / "ckpt.npz.tmp").exists()
-
-
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip", "empty"])
-def test_corrupt_checkpoint_is_a_clear_error(tmp_path, text_file, capsys, damage):
-    assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "5")) == 0
-    ckpt = tmp_path / "out" / "ckpt.npz"
-    raw = ckpt.read_bytes()
-    damaged = {"truncate": raw[:len(raw) // 2], "garbage": b"not a checkpoint" * 100, "empty": b"",
-               "flip": raw[:len(raw) // 2] + bytes([raw[len(raw) // 2] ^ 0xFF]) + raw[len(raw) // 2 + 1:]}[damage]
-    ckpt.write_bytes(damaged)
-    with pytest.raises(CheckpointError, match="ckpt.npz"):
-        checkpoint.load(ckpt)
-    capsys.readouterr()
-    assert train_cli.main(tiny(tmp_path, text_file, "--resume", "--max-iters", "10")) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"error: {ckpt}: ") and err.count("\n") == 1
-    assert ckpt.read_bytes() == damaged                         # nothing overwritten
-    assert sample_cli.main(["--out-dir", str(tmp_path / "out")]) == 2
-
+# ---------------------------------------------------------------- a loss that is not finite
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, text_file, capsys, monkeypatch):
     real_ce, steps = functional.cross_entropy, []

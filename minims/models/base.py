@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass
 
 import numpy
 
-from .. import backend as B
+from .. import backend
 from .. import functional as F
 from ..engine import Tensor, no_grad
-from ..nn import Embedding, LayerNorm, Linear, Module, init_parameters
+from ..nn import Embedding, LayerNorm, Linear, Module
 
 
 @dataclass
@@ -72,16 +72,19 @@ class LanguageModel(Module):
         self.wpe = Embedding(c.block_size, c.n_embd, decay=False)
 
     def add_head(self):
-        """Final LayerNorm and the linear head to the vocabulary, then draw every weight
-        from the config's seed (call last in __init__)."""
+        """Final LayerNorm and the linear head to the vocabulary (call last in __init__, so
+        the head's names come last). Every weight is drawn from the config's seed when the
+        model's construction ends (minims.nn.module), whatever was created after this."""
         c = self.config
         self.ln_f = LayerNorm(c.n_embd)
         self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False)
-        init_parameters(self, seed=c.seed, dtype=c.dtype)
+
+    def init_options(self):
+        return {"seed": self.config.seed, "dtype": self.config.dtype}
 
     def embed(self, idx):
         """(B, T) token ids → (B, T, C) token + position embeddings."""
-        return self.wte(idx) + self.wpe(B.xp.arange(idx.shape[1]))
+        return self.wte(idx) + self.wpe(backend.xp.arange(idx.shape[1]))
 
     def head(self, x):
         """(B, T, C) → (B, T, V) logits."""
@@ -90,7 +93,7 @@ class LanguageModel(Module):
     def check_idx(self, idx, max_len=None):
         """idx as a backend integer array (B, T) with 1 ≤ T ≤ block_size (or ≤ max_len), or a
         clear error."""
-        idx = B.asarray(idx.data if isinstance(idx, Tensor) else idx)
+        idx = backend.asarray(idx.data if isinstance(idx, Tensor) else idx)
         if idx.ndim != 2:
             raise ValueError(f"idx must have shape (B, T), got {idx.shape}")
         if idx.dtype.kind not in "iu":
@@ -148,8 +151,8 @@ class LanguageModel(Module):
             raise ValueError(f"the cache is full: position {t} is outside block_size="
                              f"{self.config.block_size} (prefill the last block_size tokens instead)")
         cache.T += 1
-        ids = B.asarray(numpy.asarray(tokens, dtype=numpy.int64).reshape(-1, 1))  # (B, 1)
-        return self.wte(ids) + self.wpe(B.xp.arange(t, t + 1))
+        ids = backend.asarray(numpy.asarray(tokens, dtype=numpy.int64).reshape(-1, 1))  # (B, 1)
+        return self.wte(ids) + self.wpe(backend.xp.arange(t, t + 1))
 
     def next_logits(self, context, cache=None):
         """Logits (B, V) for the token after `context` (B, T), 1 ≤ T ≤ block_size, and the
@@ -185,7 +188,7 @@ class LanguageModel(Module):
         ≥ 0, temperature not finite > 0, top_k not None or an integer ≥ 1, slide not an
         integer in [1, block_size].
         """
-        idx = B.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
+        idx = backend.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
         new = list(self.generate_tokens(idx, max_new_tokens, temperature, top_k, seed, cache, slide))
         return numpy.concatenate([idx] + [t[:, None] for t in new], axis=1)
 
@@ -199,7 +202,7 @@ class LanguageModel(Module):
         if not _is_int(slide) or not 1 <= slide <= self.config.block_size:
             raise ValueError(f"slide must be an integer in [1, block_size={self.config.block_size}], "
                              f"got {slide!r}")
-        idx = B.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
+        idx = backend.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
         return self._sample_tokens(idx, max_new_tokens, temperature, top_k, seed,
                                    bool(cache) and self.supports_cache, slide)
 
@@ -207,12 +210,10 @@ class LanguageModel(Module):
         rng = numpy.random.default_rng(seed)
         block = self.config.block_size
         context, state = idx[:, -block:], None                        # (B, ≤ block_size)
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             for _ in range(max_new_tokens):
                 logits, state = self.next_logits(context, state if cached else False)  # (B, V)
-                z = B.to_numpy(logits.data).astype(numpy.float64) / temperature
+                z = backend.to_numpy(logits.data).astype(numpy.float64) / temperature
                 if top_k is not None:
                     kth = numpy.sort(z, axis=-1)[:, -min(top_k, z.shape[-1])][:, None]
                     z = numpy.where(z < kth, -numpy.inf, z)
@@ -221,8 +222,6 @@ class LanguageModel(Module):
                 nxt = numpy.array([rng.choice(p.shape[-1], p=row) for row in p], dtype=numpy.int64)
                 context = slide_context(numpy.concatenate([context, nxt[:, None]], axis=1), block, slide)
                 yield nxt
-        finally:
-            self.train(was_training)
 
 
 def slide_context(context, block_size, slide=1):

@@ -63,13 +63,15 @@ from dataclasses import dataclass
 
 import numpy
 
-from .. import backend as B
+from .. import backend
 from ..engine import Tensor
-from ..local_attention import local_block, range_attention
-from ..nn import MLP, Block, Buffer, Dropout, KVCache, LayerNorm, Linear, Module, ModuleList, Parameter
-from ..nn.transformer import attend
-from ..scale import Pool, Unpool, check_options, option, parse_layout, split_layers
-from .base import DecodeCache, LanguageModel, ModelConfig
+from ..range_attention import range_attention
+from ..nn import (MLP, Block, Buffer, Dropout, KVCache, LayerNorm, Linear, Module, ModuleList, Parameter,
+                  attend, merge_heads, split_heads)
+from ..nn.local_attention import local_block
+from ..nn.pooling import Pool, Unpool
+from .base import DecodeCache, LanguageModel
+from .multiscale import MultiScaleConfig, option, split_layers
 from .registry import register_model
 
 
@@ -105,16 +107,14 @@ class Aggregate(Module):
         self.mlp = MLP(n_embd, dropout, proj_std)
 
     def _keys_values(self, z):
-        Bsz, n, C = z.shape
-        kv = self.kv(z).reshape(Bsz, n, 2, self.n_head, C // self.n_head).transpose(2, 0, 3, 1, 4)
-        return kv[0], kv[1]                                           # (B, nh, n, hs) each
+        return split_heads(self.kv(z), self.n_head, parts=2)         # (B, nh, n, hs) each
 
     def forward(self, x, coarse, cache=None):
         """x (B, T, C), coarse [(B, T_s, C)] → (B, T, C); `cache` (a KVCache per scale) keeps
         the coarse keys and values."""
-        Bsz, T, C = x.shape
+        T = x.shape[1]
         h = self.ln1(x)
-        q = self.q(h).reshape(Bsz, T, self.n_head, C // self.n_head).transpose(0, 2, 1, 3)
+        q = split_heads(self.q(h), self.n_head)                       # (B, nh, T, hs)
         keyvals = [self._keys_values(h + self.scale_emb[0])]
         for s, c in enumerate(coarse):
             keyvals.append(self._keys_values(self.ln_c[s](c) + self.scale_emb[s + 1]))
@@ -122,7 +122,7 @@ class Aggregate(Module):
                 cache[s].append(*keyvals[-1])
         ranges = aggregate_ranges(T, self.k, tuple(c.shape[1] for c in coarse), self.shift)
         y = range_attention(q, keyvals, ranges, chunk=16)            # (B, nh, T, hs)
-        x = x + self.drop(self.proj(y.transpose(0, 2, 1, 3).reshape(Bsz, T, C)))
+        x = x + self.drop(self.proj(merge_heads(y)))                  # (B, T, C)
         return x + self.mlp(self.ln2(x))
 
     def add_block(self, c, s, cache):
@@ -132,55 +132,41 @@ class Aggregate(Module):
     def step(self, x, cache):
         """The next token, x (B, 1, C) → (B, 1, C): its query sees its own key and every
         completed block of every scale (all in its past)."""
-        Bsz, _, C = x.shape
         h = self.ln1(x)
-        q = self.q(h).reshape(Bsz, 1, self.n_head, C // self.n_head).transpose(0, 2, 1, 3)
+        q = split_heads(self.q(h).data, self.n_head)                  # (B, nh, 1, hs)
         own_k, own_v = self._keys_values(h + self.scale_emb[0])       # (B, nh, 1, hs) each
-        k = B.xp.concatenate([own_k.data] + [kv.k.view() for kv in cache], axis=2)  # (B, nh, 1 + Σ n_s, hs)
-        v = B.xp.concatenate([own_v.data] + [kv.v.view() for kv in cache], axis=2)
-        y = attend(q.data, k, v)                                      # (B, nh, 1, hs)
-        x = x + self.drop(self.proj(Tensor._wrap(y.reshape(Bsz, 1, C))))
+        k = backend.xp.concatenate([own_k.data] + [kv.k.view() for kv in cache], axis=2)  # (B, nh, 1 + Σ n_s, hs)
+        v = backend.xp.concatenate([own_v.data] + [kv.v.view() for kv in cache], axis=2)
+        y = attend(q, k, v)                                           # (B, nh, 1, hs)
+        x = x + self.drop(self.proj(Tensor._wrap(merge_heads(y))))
         return x + self.mlp(self.ln2(x))
 
 
 @dataclass
-class BottomUpConfig(ModelConfig):
-    pool: int = option("pool", 4)
-    n_scales: int = option("n_scales", 1)
-    layout: str = option("layout", "")
-    combine: str = option("combine", "upsample", chosen_by="bottom-up/upsample=linear,1-4-1")
-    window: int = option("window", 0)
-    pool_kind: str = option("pool_kind", "mean")
+class BottomUpConfig(MultiScaleConfig):
+    """counts(): layers in data-flow order, [pre, scale 1, …, scale S, post]."""
     upsample_kind: str = option("upsample_kind", "linear", chosen_by="bottom-up/upsample=linear,1-4-1")
-    causal_mode: str = option("causal_mode", "shift")
+    combine: str = option("combine", "upsample", chosen_by="bottom-up/upsample=linear,1-4-1")
 
-    def __post_init__(self):
-        if self.layout:
-            counts = parse_layout(self.layout, 3)
-            self.n_scales, self.n_layer = len(counts) - 2, sum(counts)
-        super().__post_init__()
-        check_options(self)
+    fine_stacks = 2  # layout: pre, scale 1, …, scale S, post
+
+    def default_counts(self):
         n, S = self.n_layer, self.n_scales
-        if not self.layout:
-            if n < S + 1:
-                raise ValueError(f"n_layer={n} is too shallow for {S} coarse scale(s) and the "
-                                 f"post layers: use n_layer >= {S + 1}")
-            if self.combine == "aggregate":
-                pre, post = 0, min(max(2, -(-n // 4)), n - S)
-            else:
-                pre = post = min(max(1, n // 4), (n - S) // 2)
-            counts = [pre] + split_layers(n - pre - post, S) + [post]
-            self.layout = "-".join(map(str, counts))
-        counts = parse_layout(self.layout)
+        if n < S + 1:
+            raise ValueError(f"n_layer={n} is too shallow for {S} coarse scale(s) and the "
+                             f"post layers: use n_layer >= {S + 1}")
+        if self.combine == "aggregate":
+            pre, post = 0, min(max(2, -(-n // 4)), n - S)
+        else:
+            pre = post = min(max(1, n // 4), (n - S) // 2)
+        return [pre] + split_layers(n - pre - post, S) + [post]
+
+    def check_counts(self, counts):
         if min(counts[1:-1]) < 1:
             raise ValueError(f"layout {self.layout!r}: every coarse scale needs at least one layer")
         if self.combine == "aggregate" and counts[-1] < 1:
             raise ValueError(f"layout {self.layout!r}: combine='aggregate' needs post >= 1 (the "
                              "aggregation layer is the first post layer)")
-
-    def counts(self):
-        """Layers in data-flow order: [pre, scale 1, …, scale S, post]."""
-        return parse_layout(self.layout)
 
 
 @register_model("bottom-up")

@@ -61,13 +61,13 @@ from dataclasses import dataclass
 
 import numpy
 
-from .. import backend as B
+from .. import backend
 from .. import functional as F
-from ..local_attention import block_with, range_attention
-from ..nn import Buffer, CausalSelfAttention, KVCache, ModuleList
-from ..nn.transformer import attend
-from ..scale import Pool, check_options, option
+from ..range_attention import range_attention
+from ..nn import Block, Buffer, CausalSelfAttention, KVCache, ModuleList, attend, split_heads
+from ..nn.pooling import Pool
 from .base import DecodeCache, LanguageModel, ModelConfig
+from .multiscale import check_options, option
 from .registry import register_model
 
 
@@ -106,36 +106,33 @@ class RetinaAttention(CausalSelfAttention):
         self.chunk = max(16, window)
         self.pool = ModuleList(Pool(n_embd, k, pool_kind, shift=False) for _ in range(n_scales))
 
-    def forward(self, x, mask=None, cache=None):
-        """x (B, T, C) → (B, T, C); with a RetinaCache, what the next steps need is kept."""
+    def attend(self, q, k, v, x, mask=None, cache=None):
+        """q, k, v (B, nh, T, hs) of the layer input x (B, T, C) → (B, nh, T, hs): the window
+        of fine keys and the pooled blocks before it; a RetinaCache keeps what the next
+        steps need."""
         if mask is not None:
             raise ValueError("RetinaAttention takes no mask: its ranges are the mask")
-        Bsz, T, C = x.shape
-        nh, hs = self.n_head, C // self.n_head
-        qkv = self.qkv(x).reshape(Bsz, T, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
-        keyvals = [(qkv[1], qkv[2])]
+        T, C = x.shape[1], x.shape[2]
+        keyvals = [(k, v)]
         w_kv, b_kv = self.qkv.weight[:, C:], self.qkv.bias[C:]        # the key and value maps
         pooled = x
         if cache is not None:
-            cache.fine.append(qkv[1], qkv[2])
+            cache.fine.append(k, v)
             cache.inputs[0].append(x)
         for s, pool in enumerate(self.pool, 1):
             pooled = pool(pooled)                                     # (B, T_s, C)
             kv = F.linear(pooled, w_kv, b_kv)                         # (B, T_s, 2C)
-            kv = kv.reshape(Bsz, -1, 2, nh, hs).transpose(2, 0, 3, 1, 4)  # (2, B, nh, T_s, hs)
-            keyvals.append((kv[0], kv[1]))
+            keyvals.append(split_heads(kv, self.n_head, parts=2))     # (B, nh, T_s, hs) each
             if cache is not None:
                 cache.inputs[s].append(pooled)
-                cache.coarse[s - 1].append(kv[0], kv[1])
+                cache.coarse[s - 1].append(*keyvals[-1])
         ranges = retina_ranges(T, self.k, self.window, self.n_scales, self.band)
-        y = range_attention(qkv[0], keyvals, ranges, self.chunk)      # (B, nh, T, hs)
-        y = y.transpose(0, 2, 1, 3).reshape(Bsz, T, C)                # (B, T, C)
-        return self.drop(self.proj(y))
+        return range_attention(q, keyvals, ranges, self.chunk)       # (B, nh, T, hs)
 
-    def step(self, x, cache):
-        """The next position t only, x (B, 1, C) → (B, 1, C), with this layer's RetinaCache."""
+    def attend_step(self, q, k, v, x, cache):
+        """The next position t only (q, k, v arrays (B, nh, 1, hs); x (B, 1, C)), with this
+        layer's RetinaCache: the blocks t completes are pooled, then t attends to its ranges."""
         t, C = len(cache.fine), x.shape[-1]
-        q, k, v = self.qkv_heads(x)                                   # (B, nh, 1, hs) each
         cache.fine.append(k, v)
         cache.inputs[0].append(x)
         w_kv, b_kv = self.qkv.weight[:, C:], self.qkv.bias[C:]        # the key and value maps
@@ -145,8 +142,7 @@ class RetinaAttention(CausalSelfAttention):
                 break
             p = pool.pool_at(cache.inputs[s - 1].tensor(), n)         # (B, 1, C): block n
             cache.inputs[s].append(p)
-            kv = self.kv_heads(F.linear(p, w_kv, b_kv))               # (2, B, nh, 1, hs)
-            cache.coarse[s - 1].append(kv[0], kv[1])
+            cache.coarse[s - 1].append(*split_heads(F.linear(p, w_kv, b_kv), self.n_head, parts=2))
         ranges = retina_ranges_at(numpy.array([t]), self.k, self.window, self.n_scales, self.band)
         cache.fine.drop_before(int(ranges[0][0][0]))                  # out of the window for good
         keys, values = [], []                                         # what t sees, set by set
@@ -156,13 +152,8 @@ class RetinaAttention(CausalSelfAttention):
                 a, b = a - kv.start, b - kv.start
             keys.append(kv.k.view()[:, :, a:b])                       # (B, nh, b − a, hs)
             values.append(kv.v.view()[:, :, a:b])
-        k, v = B.xp.concatenate(keys, axis=2), B.xp.concatenate(values, axis=2)
-        return self.merge_heads(attend(q, k, v))                      # one softmax over all
-
-    def kv_heads(self, kv):
-        """(B, T, 2C) keys and values → (2, B, nh, T, hs)."""
-        Bsz, T, C2 = kv.shape
-        return kv.reshape(Bsz, T, 2, self.n_head, C2 // (2 * self.n_head)).transpose(2, 0, 3, 1, 4)
+        k, v = backend.xp.concatenate(keys, axis=2), backend.xp.concatenate(values, axis=2)
+        return attend(q, k, v)                                        # one softmax over all
 
 
 @dataclass
@@ -192,9 +183,9 @@ class RetinaLM(LanguageModel):
         proj_std = self.proj_std
         self.add_embeddings()
         self.blocks = ModuleList(
-            block_with(RetinaAttention(C, config.n_head, config.pool, config.window, config.n_scales,
-                                       config.band, config.pool_kind, config.dropout, proj_std),
-                       C, config.dropout, proj_std)
+            Block(C, config.n_head, config.dropout, proj_std,
+                  attn=RetinaAttention(C, config.n_head, config.pool, config.window, config.n_scales,
+                                       config.band, config.pool_kind, config.dropout, proj_std))
             for _ in range(config.n_layer))
         self.add_head()
 

@@ -55,42 +55,32 @@ and then forgets any incomplete block (the delay mode's last, zero-padded one).
 """
 from dataclasses import dataclass
 
-from ..local_attention import local_block
 from ..nn import Block, Buffer, KVCache, ModuleList
-from ..scale import Pool, Unpool, check_options, option, parse_layout, split_layers
-from .base import DecodeCache, LanguageModel, ModelConfig
+from ..nn.local_attention import local_block
+from ..nn.pooling import Pool, Unpool
+from .base import DecodeCache, LanguageModel
+from .multiscale import MultiScaleConfig, option, split_layers
 from .registry import register_model
 
 
 @dataclass
-class TopDownConfig(ModelConfig):
-    pool: int = option("pool", 4)
-    n_scales: int = option("n_scales", 1)
-    layout: str = option("layout", "")
-    window: int = option("window", 0)
+class TopDownConfig(MultiScaleConfig):
+    """counts(): layers per scale in data-flow order, [scale S, …, scale 1, fine]."""
     pool_kind: str = option("pool_kind", "linear", chosen_by="top-down/pool=linear")
     upsample_kind: str = option("upsample_kind", "linear", chosen_by="top-down/upsample=linear")
-    causal_mode: str = option("causal_mode", "shift")
 
-    def __post_init__(self):
-        if self.layout:
-            counts = parse_layout(self.layout, 2)
-            self.n_scales, self.n_layer = len(counts) - 1, sum(counts)
-        super().__post_init__()
-        check_options(self)
-        if not self.layout:
-            coarse = max(self.n_scales, self.n_layer // 2)
-            if self.n_layer - coarse < 1:
-                raise ValueError(f"n_layer={self.n_layer} is too shallow for {self.n_scales} coarse "
-                                 f"scale(s) and a fine stack: use n_layer >= {self.n_scales + 1}")
-            counts = split_layers(coarse, self.n_scales) + [self.n_layer - coarse]
-            self.layout = "-".join(map(str, counts))
-        if min(parse_layout(self.layout)) < 1:
+    fine_stacks = 1  # layout: scale S, …, scale 1, fine
+
+    def default_counts(self):
+        coarse = max(self.n_scales, self.n_layer // 2)
+        if self.n_layer - coarse < 1:
+            raise ValueError(f"n_layer={self.n_layer} is too shallow for {self.n_scales} coarse "
+                             f"scale(s) and a fine stack: use n_layer >= {self.n_scales + 1}")
+        return split_layers(coarse, self.n_scales) + [self.n_layer - coarse]
+
+    def check_counts(self, counts):
+        if min(counts) < 1:
             raise ValueError(f"layout {self.layout!r}: every scale needs at least one layer")
-
-    def counts(self):
-        """Layers per scale in data-flow order: [scale S, …, scale 1, fine]."""
-        return parse_layout(self.layout)
 
 
 @register_model("top-down")

@@ -8,11 +8,18 @@ how much activation memory each layer (and each scale of a multi-scale model) ho
 
 Weights are drawn by `init_parameters` from one seeded host-side NumPy generator, in name
 order, and only then moved to the backend: the same seed gives the same weights on NumPy
-and on CuPy.
+and on CuPy. Every module is initialised when its construction ends (ours): the outermost
+constructor call (`Linear(3, 4)` on its own, or a whole model with every layer it created,
+in whatever order) draws each parameter not drawn yet, from `init_options()` (seed 0 and
+float32, a model's config.seed and config.dtype), so no layer is ever left at zeros and the
+result does not depend on when a helper such as `add_head` runs.
 """
+import contextlib
+import threading
+
 import numpy
 
-from .. import backend as B
+from .. import backend
 from ..engine import Tensor, is_grad_enabled, name_scope
 
 
@@ -23,14 +30,36 @@ class Parameter(Tensor):
     weight decay to it (None: decided by the optimizer's rule, matrices only).
     """
 
-    __slots__ = ("init", "std", "decay")
+    __slots__ = ("init", "std", "decay", "drawn")
 
     def __init__(self, shape, init="normal", std=0.02, decay=None):
         super().__init__(numpy.zeros(shape, dtype=numpy.float32), requires_grad=True)
         self.init, self.std, self.decay = init, std, decay
+        self.drawn = False        # True once init_parameters (or load_state_dict) set it
 
 
-class Module:
+_building = threading.local()   # how deep inside Module constructors this thread is
+
+
+class _InitialisedAfterBuild(type):
+    """Runs a Module's constructor, then (outermost call only) draws its undrawn parameters.
+
+    Nested constructions (the layers a model builds) are left to the outermost one, so a
+    model's weights are drawn once, from its own seed, in name order."""
+
+    def __call__(cls, *args, **kwargs):
+        depth = getattr(_building, "depth", 0)
+        _building.depth = depth + 1
+        try:
+            module = super().__call__(*args, **kwargs)
+        finally:
+            _building.depth = depth
+        if depth == 0:
+            init_parameters(module, **module.init_options(), only_undrawn=True)
+        return module
+
+
+class Module(metaclass=_InitialisedAfterBuild):
     """Base class of layers and models."""
 
     def __init__(self):
@@ -53,6 +82,11 @@ class Module:
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError
+
+    def init_options(self):
+        """The seed and dtype its construction draws undrawn parameters with (models: their
+        config's)."""
+        return {"seed": 0, "dtype": "float32"}
 
     # --- walking the tree ---------------------------------------------------------------
     def named_children(self):
@@ -90,10 +124,21 @@ class Module:
     def eval(self):
         return self.train(False)
 
+    @contextlib.contextmanager
+    def eval_mode(self):
+        """`with model.eval_mode():` runs the block in eval mode (no dropout), then restores
+        the mode the module had, also when the block raises or a generator is closed."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.train(was_training)
+
     # --- state --------------------------------------------------------------------------
     def state_dict(self):
         """{dotted name: NumPy array copy} of every parameter."""
-        return {name: B.to_numpy(p.data).copy() for name, p in self.named_parameters()}
+        return {name: backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state):
         """Load arrays by name; names and shapes must match exactly (the error names the culprit).
@@ -111,8 +156,9 @@ class Module:
                 raise ValueError(f"state_dict mismatch for {name!r}: shape {value.shape} in the "
                                  f"state, {p.shape} in the model")
         for name, p in params.items():
-            p.data = B.asarray(numpy.array(state[name], dtype=p.dtype, copy=True))
+            p.data = backend.asarray(numpy.array(state[name], dtype=p.dtype, copy=True))
             p.grad = None
+            p.drawn = True
 
 
 class ModuleList(Module):
@@ -146,10 +192,13 @@ class ModuleList(Module):
         return (self[i] for i in range(self._length))
 
 
-def init_parameters(module, seed=0, dtype="float32"):
+def init_parameters(module, seed=0, dtype="float32", only_undrawn=False):
     """Draw every parameter from one seeded host generator, in name order, then move it to
-    the active backend in `dtype`. Same seed → same weights, whatever the backend."""
-    rng = B.host_rng(seed)
+    the active backend in `dtype`. Same seed → same weights, whatever the backend.
+
+    only_undrawn=True (what construction does) sets only the parameters not drawn yet, each
+    to the value a full draw would give it (the generator still walks every parameter)."""
+    rng = backend.host_rng(seed)
     for _, p in module.named_parameters():
         if p.init == "normal":
             value = rng.normal(0.0, p.std, size=p.shape)
@@ -157,6 +206,9 @@ def init_parameters(module, seed=0, dtype="float32"):
             value = numpy.full(p.shape, 1.0 if p.init == "ones" else 0.0)
         else:
             raise ValueError(f"unknown init {p.init!r}")
-        p.data = B.asarray(value, dtype=numpy.dtype(dtype))
+        if only_undrawn and p.drawn:
+            continue
+        p.data = backend.asarray(value, dtype=numpy.dtype(dtype))
         p.grad = None
+        p.drawn = True
     return module

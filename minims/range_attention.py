@@ -1,4 +1,5 @@
-"""Attention to a few ranges of keys per query, holding O(T·width) activations, not O(T²).
+"""Attention to a few ranges of keys per query, holding O(T·width) activations, not O(T²):
+the `RangeAttention` op and its functional form `range_attention`.
 
 The memory side of the multi-scale models: the top-down model's local attention (a window
 of w tokens, "memory O(T·w) instead of O(T²)"), the retina model's attention (a window of
@@ -17,10 +18,8 @@ import math
 
 import numpy
 
-from . import backend as B
+from . import backend
 from .engine import Function
-from .nn import Block, CausalSelfAttention
-from .nn.transformer import attend
 
 _plans = {}
 
@@ -31,7 +30,7 @@ def _plan(ranges, Tq, chunk, dtype):
     bias is an additive (Q, b−a) array, 0 inside each query's range and −inf outside (None when
     every key of the window is allowed). Plans are cached: they depend on the ranges only.
     """
-    key = (B.name, Tq, chunk, numpy.dtype(dtype).str,
+    key = (backend.name, Tq, chunk, numpy.dtype(dtype).str,
            b"|".join(a.tobytes() for pair in ranges for a in pair))
     if key in _plans:
         return _plans[key]
@@ -47,7 +46,7 @@ def _plan(ranges, Tq, chunk, dtype):
             a, b = int(lo[seen].min()), int(hi[seen].max())
             j = numpy.arange(a, b)
             allowed = (j >= lo[:, None]) & (j < hi[:, None])           # (Q, b−a)
-            bias = None if allowed.all() else B.asarray(numpy.where(allowed, 0.0, -numpy.inf), dtype=dtype)
+            bias = None if allowed.all() else backend.asarray(numpy.where(allowed, 0.0, -numpy.inf), dtype=dtype)
             windows.append((s, a, b, offset, bias))
             offset += b - a
         plan.append((c0, c1, windows))
@@ -69,7 +68,7 @@ class RangeAttention(Function):
 
     @staticmethod
     def forward(ctx, q, *kv, ranges, scale, chunk):
-        xp = B.xp
+        xp = backend.xp
         keys, vals = kv[0::2], kv[1::2]
         plan = _plan(ranges, q.shape[-2], chunk, q.dtype)
         out = xp.empty(q.shape[:-1] + vals[0].shape[-1:], dtype=q.dtype)  # (B, nh, T, hs)
@@ -98,7 +97,7 @@ class RangeAttention(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = B.xp
+        xp = backend.xp
         n = ctx.n_kv
         q, kv, out, probs = ctx.saved[0], ctx.saved[1:1 + n], ctx.saved[1 + n], ctx.saved[2 + n:]
         keys, vals = kv[0::2], kv[1::2]
@@ -160,57 +159,4 @@ def local_ranges(T, window):
     return ((lo, hi),)
 
 
-class LocalSelfAttention(CausalSelfAttention):
-    """Causal self-attention restricted to the last `window` tokens (saved memory O(T·w)).
-
-    Same parameters as CausalSelfAttention (qkv, proj), so a checkpoint's names do not
-    depend on the window. The query chunk defaults to max(16, window): saved scores
-    ≤ B·n_head·T·(chunk + window − 1) per layer.
-    """
-
-    def __init__(self, n_embd, n_head, window, dropout=0.0, proj_std=0.02, chunk=None):
-        super().__init__(n_embd, n_head, dropout, proj_std)
-        if window < 1:
-            raise ValueError(f"local attention window must be >= 1, got {window}")
-        self.window = window
-        self.chunk = chunk or max(16, window)
-
-    def forward(self, x, mask=None, cache=None):
-        if mask is not None:
-            raise ValueError("LocalSelfAttention takes no mask: its window is the mask")
-        Bsz, T, C = x.shape
-        nh = self.n_head
-        qkv = self.qkv(x).reshape(Bsz, T, 3, nh, C // nh).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
-        if cache is not None:
-            cache.append(qkv[1], qkv[2])
-            cache.drop_before(T - self.window + 1)                   # the next query's window
-        y = range_attention(qkv[0], [(qkv[1], qkv[2])], local_ranges(T, self.window), self.chunk)
-        y = y.transpose(0, 2, 1, 3).reshape(Bsz, T, C)               # (B, T, C)
-        return self.drop(self.proj(y))
-
-    def step(self, x, cache):
-        """The next position t only, x (B, 1, C) → (B, 1, C): attends to the cached keys of
-        [t−w+1, t]; keys that leave the window are dropped from the cache."""
-        q, k, v = self.qkv_heads(x)                                   # (B, nh, 1, hs) each
-        cache.drop_before(len(cache) + 1 - self.window)
-        k, v = cache.append(k, v)                                     # (B, nh, ≤ w, hs)
-        return self.merge_heads(attend(q, k, v))
-
-
-def block_with(attn, n_embd, dropout=0.0, proj_std=0.02):
-    """A pre-LayerNorm transformer Block whose attention is `attn` (same parameter names)."""
-    block = Block(n_embd, attn.n_head, dropout, proj_std)
-    block.attn = attn
-    return block
-
-
-def local_block(n_embd, n_head, dropout=0.0, proj_std=0.02, window=0):
-    """A Block with full causal attention (window 0) or local attention over `window` tokens."""
-    if not window:
-        return Block(n_embd, n_head, dropout, proj_std)
-    return block_with(LocalSelfAttention(n_embd, n_head, window, dropout, proj_std),
-                      n_embd, dropout, proj_std)
-
-
-__all__ = ["RangeAttention", "range_attention", "local_ranges", "LocalSelfAttention",
-           "block_with", "local_block"]
+__all__ = ["RangeAttention", "range_attention", "local_ranges"]

@@ -1,0 +1,83 @@
+"""Multi-head causal self-attention as one template: split heads → attend → merge heads → project.
+
+`CausalSelfAttention.forward` projects x to queries, keys and values, splits them into heads,
+calls `attend` and merges the heads back before the output projection (GPT-2). A variant
+(local windows, the retina's pooled keys) subclasses it and overrides only `attend` (and
+`attend_step` for decoding), so every variant has the same parameters (`qkv`, `proj`) and
+the same head layout. `split_heads` and `merge_heads` are the only places heads are split
+and merged in minims.
+
+Decoding (ours, the standard key/value cache): `forward(x, cache=kv)` also keeps the keys
+and values of all T positions in a `KVCache`; `step(x, kv)` then takes the next position
+only, (B, 1, C), appends its key and value and attends over the cache: O(L) work per token
+instead of a forward pass over all L tokens.
+"""
+from .. import backend
+from .. import functional as F
+from ..engine import Tensor
+from .layers import Dropout, Linear
+from .module import Module
+
+
+def split_heads(x, n_head, parts=1):
+    """(B, T, parts·C) → `parts` arrays (B, nh, T, hs), hs = C/nh, as a tuple (one array for
+    parts=1). x is a Tensor, or a plain array when decoding without a graph."""
+    B, T, width = x.shape
+    hs = width // (parts * n_head)
+    if parts == 1:
+        return x.reshape(B, T, n_head, hs).transpose(0, 2, 1, 3)   # (B, nh, T, hs)
+    y = x.reshape(B, T, parts, n_head, hs).transpose(2, 0, 3, 1, 4)  # (parts, B, nh, T, hs)
+    return tuple(y[i] for i in range(parts))
+
+
+def merge_heads(y):
+    """(B, nh, T, hs) → (B, T, nh·hs): the heads side by side again (Tensor or array)."""
+    B, nh, T, hs = y.shape
+    return y.transpose(0, 2, 1, 3).reshape(B, T, nh * hs)
+
+
+def attend(q, k, v):
+    """softmax(q kᵀ/√hs) v for the single new query of each head, with plain arrays (no
+    graph: decoding only). q (B, nh, 1, hs); k, v (B, nh, L, hs) → (B, nh, 1, hs)."""
+    s = (q * (1.0 / q.shape[-1] ** 0.5)) @ k.swapaxes(-1, -2)         # (B, nh, 1, L)
+    p = backend.xp.exp(s - s.max(axis=-1, keepdims=True))
+    return (p / p.sum(axis=-1, keepdims=True)) @ v                    # (B, nh, 1, hs)
+
+
+class CausalSelfAttention(Module):
+    """Multi-head self-attention; position t attends to positions ≤ t (and, with `mask`,
+    only where the mask allows). The template of every self-attention variant."""
+
+    def __init__(self, n_embd, n_head, dropout=0.0, proj_std=0.02):
+        super().__init__()
+        if n_embd % n_head:
+            raise ValueError(f"n_embd={n_embd} is not divisible by n_head={n_head}")
+        self.n_head = n_head
+        self.qkv = Linear(n_embd, 3 * n_embd)
+        self.proj = Linear(n_embd, n_embd, std=proj_std)
+        self.drop = Dropout(dropout)
+
+    def forward(self, x, mask=None, cache=None):
+        """x (B, T, C) → (B, T, C); with a cache, what the next steps need is kept too."""
+        q, k, v = split_heads(self.qkv(x), self.n_head, parts=3)     # (B, nh, T, hs) each
+        y = self.attend(q, k, v, x, mask=mask, cache=cache)           # (B, nh, T, hs)
+        return self.drop(self.proj(merge_heads(y)))                   # (B, T, C)
+
+    def attend(self, q, k, v, x, mask=None, cache=None):
+        """The variant's part: q, k, v (B, nh, T, hs) of the layer input x (B, T, C) →
+        (B, nh, T, hs). Here: dense causal attention; a KVCache keeps k and v."""
+        if cache is not None:
+            cache.append(k, v)
+        return F.scaled_dot_product_attention(q, k, v, causal=True, mask=mask)
+
+    def step(self, x, cache):
+        """The next position only: x (B, 1, C) → (B, 1, C), attending through `cache`."""
+        q, k, v = split_heads(self.qkv(x).data, self.n_head, parts=3)  # arrays (B, nh, 1, hs)
+        y = self.attend_step(q, k, v, x, cache)                         # (B, nh, 1, hs)
+        return self.drop(self.proj(Tensor._wrap(merge_heads(y))))
+
+    def attend_step(self, q, k, v, x, cache):
+        """The variant's part when decoding (arrays, no graph): the new position's key and
+        value join `cache` and its query attends to every cached position (all in its past)."""
+        k, v = cache.append(k, v)                                     # (B, nh, L, hs)
+        return attend(q, k, v)
