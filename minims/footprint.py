@@ -24,14 +24,14 @@ from . import backend
 
 
 def parameter_count(vocab_size, block_size, n_layer, n_embd, pool=1, n_scales=0, pool_kind="mean",
-                    upsample_kind="repeat", combine=None, **_):
+                    upsample_kind="repeat", combine=None, band=None, **_):
     """Estimated number of parameters of a model with these settings: the blocks, plus the
-    learned pooling (k·C² + C per scale) and upsampling (k·C² + k·C per scale) maps where a
-    multi-scale model has them."""
+    learned pooling (k·C² + C per scale; per scale and layer in the retina model, the one with
+    a `band`) and upsampling (k·C² + k·C per scale) maps where a multi-scale model has them."""
     V, T, C, L, k, S = vocab_size, block_size, n_embd, n_layer, pool, n_scales
     count = V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C + C * V
     if pool_kind == "linear":
-        count += S * (k * C * C + C)
+        count += (S if band is None else L * S) * (k * C * C + C)
     if upsample_kind == "linear" and combine != "aggregate":
         count += S * (k * C * C + k * C)
     return count
