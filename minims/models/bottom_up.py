@@ -41,6 +41,9 @@ Choices (ours):
   at the same 6 layers and memory, upsample+linear (1-4-1) beat upsample+repeat and the
   aggregation layer (0-4-2 and 1-4-1) clearly, over 2 seeds. The paper's aggregation layer
   stays available as `combine="aggregate"`.
+- Shortening is a learned map of each shifted block (`pool_kind="linear"`, the default): with
+  upsampling, it beat the mean of the block (row bottom-up/upsample=linear,1-4-1,pool=linear
+  against bottom-up/upsample=linear,1-4-1).
 - `window` > 0 gives the pre/post fine layers local attention (O(T·w) memory).
 - No coarse position embeddings: a pooled vector carries its block's mean position.
 - Lengths that k does not divide are zero-padded at the end at each scale; padded blocks are
@@ -145,6 +148,7 @@ class Aggregate(Module):
 @dataclass
 class BottomUpConfig(MultiScaleConfig):
     """counts(): layers in data-flow order, [pre, scale 1, …, scale S, post]."""
+    pool_kind: str = option("pool_kind", "linear", chosen_by="bottom-up/upsample=linear,1-4-1,pool=linear")
     upsample_kind: str = option("upsample_kind", "linear", chosen_by="bottom-up/upsample=linear,1-4-1")
     combine: str = option("combine", "upsample", chosen_by="bottom-up/upsample=linear,1-4-1")
 
