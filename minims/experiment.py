@@ -53,6 +53,7 @@ TRADEOFF_GRID = [
     ("top-down-6-2", "top-down", dict(layout="6-2")),
     ("bottom-up-4", "bottom-up", dict(n_layer=4)),
     ("bottom-up-8", "bottom-up", dict(n_layer=8)),
+    ("bottom-up-1-6-1", "bottom-up", dict(layout="1-6-1")),    # 8 layers, most of them coarse
     ("retina-4", "retina", dict(n_layer=4)),
     ("retina-8", "retina", dict(n_layer=8)),
 ]
@@ -171,10 +172,15 @@ def _write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
+def point_folder(out_dir, name, seed):
+    """Where one point trains with one seed: OUT_DIR/points/NAME/seed-S ('/' in NAME → '__')."""
+    return Path(out_dir) / "points" / name.replace("/", "__") / f"seed-{seed}"
+
+
 def run_point(name, model, options, settings, seed, args, eval_tokens, score_test):
     """Train one point with one seed (or reuse its finished result) -> its result dict."""
     from .train import Trainer, make_args
-    folder = Path(args.out_dir) / "points" / name.replace("/", "__") / f"seed-{seed}"
+    folder = point_folder(args.out_dir, name, seed)
     result_path = folder / "result.json"
     if result_path.exists():
         print(f"[{name} seed {seed}] done before, reusing {result_path}")
@@ -261,9 +267,9 @@ def token_level_layers(row):
 
 def tradeoff_table(rows, settings, seeds):
     vanilla = {r["layers"]: r for r in rows if r["model"] == "vanilla"}
-    lines = ["| point | layers | layout | params | activation MB | body MB | step ms | "
+    lines = ["| point | layers | layout | params | seeds | activation MB | body MB | step ms | "
              "valid bpc | test bpc | vs vanilla of half the depth |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         ref = vanilla.get(r["layers"] // 2) if r["model"] != "vanilla" else None
         if ref is not None:
@@ -273,6 +279,7 @@ def tradeoff_table(rows, settings, seeds):
         else:
             verdict = ""
         lines.append(f"| {r['name']} | {r['layers']} | {r.get('layout', '')} | {r['params']:,} | "
+                     f"{len(r['seeds'])} | "
                      f"{r['activation_bytes'] / 1e6:.1f} | {r['body_activation_bytes'] / 1e6:.1f} | "
                      f"{_pm(r['step_ms'], r['step_ms_spread'], 0)} | "
                      f"{_pm(r['valid_bpc'], r['valid_bpc_spread'])} | "
@@ -408,8 +415,18 @@ def run_experiment(args):
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "settings.json", {"experiment": args.experiment, "settings": settings,
                                         "quick": args.quick, "seeds": seeds, "grid": grid})
-    results = [run_point(name, model, options, settings, seed, args, eval_tokens, score_test)
-               for name, model, options in grid for seed in seeds]
+    results = []
+    for name, model, options in grid:
+        for seed in seeds:
+            folder = point_folder(args.out_dir, name, seed)
+            if args.report_only and not (folder / "result.json").exists():
+                print(f"[{name} seed {seed}] not finished: left out of the tables (--report-only)")
+                continue
+            results.append(run_point(name, model, options, settings, seed, args, eval_tokens,
+                                     score_test))
+    if not results:
+        from .errors import UsageError
+        raise UsageError(f"no finished point in {args.out_dir}: run without --report-only first")
     rows = summarise(results)
     by_name = {r["name"]: r for r in results}
     for row in rows:
@@ -445,6 +462,8 @@ def build_parser():
     p.add_argument("--max-iters", type=int, default=None, help="override the steps per point")
     p.add_argument("--only", default=None, help="comma-separated point names to run (default: all)")
     p.add_argument("--verbose", action="store_true", help="print each training run's progress")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the tables from the points (and seeds) already finished")
     return p
 
 

@@ -32,6 +32,14 @@ def test_experiment_quick_writes_table_and_resumes(which, tmp_path, capsys):
     # a finished point is never retrained
     assert experiment.main(argv) == 0
     assert capsys.readouterr().out.count("done before") == 2 * len(names)
+    # --report-only tabulates what is finished and trains nothing
+    import shutil
+    shutil.rmtree(experiment.point_folder(out, names[0], 1))
+    assert experiment.main(argv + ["--report-only"]) == 0
+    printed = capsys.readouterr().out
+    assert "training" not in printed and "not finished" in printed
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert rows[0]["seeds"] == [0] and rows[1]["seeds"] == [0, 1]
 
 
 def test_grids_spell_out_every_option_and_mark_one_default_per_model():
