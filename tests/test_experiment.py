@@ -37,7 +37,7 @@ def test_experiment_quick_writes_table_and_resumes(which, tmp_path, capsys):
     shutil.rmtree(experiment.point_folder(out, names[0], 1))
     assert experiment.main(argv + ["--report-only"]) == 0
     printed = capsys.readouterr().out
-    assert "training" not in printed and "not finished" in printed
+    assert "] training" not in printed and "not finished" in printed
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert rows[0]["seeds"] == [0] and rows[1]["seeds"] == [0, 1]
 
