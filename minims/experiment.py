@@ -222,6 +222,39 @@ def run_point(name, model, options, settings, seed, args, eval_tokens, score_tes
     return result
 
 
+def time_steps(rows, settings, rounds, out_dir):
+    """Median wall time (ms) of one training step (forward, backward, AdamW) of each row's model,
+    measured side by side: `rounds` rounds, each timing one step of every model in turn, so a
+    change in the machine's load touches all models alike (the trainer's own tok/s, taken while
+    other runs shared the cores, are not comparable across points). Sets row["step_ms"] and
+    row["step_ms_spread"] (half the interquartile range) in place."""
+    from .checkpoint import load
+    from .models import model_from_description
+    from .optim import AdamW
+    from .train import train_step
+    rng = np.random.default_rng(0)
+    models = []
+    for row in rows:
+        header = load(point_folder(out_dir, row["name"], row["seeds"][0]) / "ckpt.npz")["header"]
+        model = model_from_description(header["model"])
+        models.append((model, AdamW(model.parameters(), lr=1e-4)))
+    V = models[0][0].config.vocab_size
+    Bsz, T = settings["batch_size"], settings["block_size"]
+    times = [[] for _ in rows]
+    for r in range(rounds + 1):                     # round 0 warms up and is not counted
+        for i, (model, opt) in enumerate(models):
+            ids = rng.integers(0, V, size=(Bsz, T + 1))
+            t0 = time.perf_counter()
+            train_step(model, opt, [(ids[:, :-1], ids[:, 1:])], lr=1e-4)
+            B.synchronize()
+            if r:
+                times[i].append(1000 * (time.perf_counter() - t0))
+    for row, ts in zip(rows, times):
+        q1, med, q3 = np.percentile(ts, [25, 50, 75])
+        row["step_ms"], row["step_ms_spread"] = float(med), float(q3 - q1) / 2
+        row["step_ms_measured"] = f"median of {rounds} interleaved steps"
+
+
 # --- summarising over seeds -----------------------------------------------------------------
 
 def summarise(results):
@@ -284,7 +317,7 @@ def tradeoff_table(rows, settings, seeds):
                      f"{_pm(r['step_ms'], r['step_ms_spread'], 0)} | "
                      f"{_pm(r['valid_bpc'], r['valid_bpc_spread'])} | "
                      f"{_pm(r['test_bpc'], r['test_bpc_spread'])} | {verdict} |")
-    lines += ["", _settings_text(settings, seeds, "the whole valid and test books")]
+    lines += ["", _settings_text(settings, seeds, "the whole valid and test books", rows)]
     return "\n".join(lines)
 
 
@@ -315,18 +348,23 @@ def ablation_table(rows, settings, seeds, eval_tokens):
                      f"{r['activation_bytes'] / 1e6:.1f} | {_pm(r['step_ms'], r['step_ms_spread'], 0)} | "
                      f"{_pm(r['valid_bpc'], r['valid_bpc_spread'])} | {diff} |")
     where = "the whole valid book" if eval_tokens is None else f"the first {eval_tokens:,} valid characters"
-    lines += ["", _settings_text(settings, seeds, where)]
+    lines += ["", _settings_text(settings, seeds, where, rows)]
     return "\n".join(lines)
 
 
-def _settings_text(s, seeds, scored):
+def _settings_text(s, seeds, scored, rows):
+    timed = rows and rows[0].get("step_ms_measured")
+    step = (f"step ms: the {timed} of each model, side by side in one process (± half the "
+            f"interquartile range)" if timed else
+            "step ms: mean wall time of a training step as the trainer measured it (first step "
+            "excluded), while other runs shared the machine: a rough figure, not comparable "
+            "across rows")
     return (f"Character-level Austen (train: 4 novels; valid: Northanger Abbey; test: Persuasion), "
             f"T={s['block_size']}, B={s['batch_size']}, C={s['n_embd']}, {s['n_head']} heads, "
             f"{s['max_iters']} AdamW steps (lr {s['lr']} → {s['min_lr']}, warmup {s['warmup_iters']}, "
             f"cosine), seeds {', '.join(map(str, seeds))} (mean ± half the range). bpc: bits per "
             f"character on {scored}. Activation MB: bytes saved for backward by one training forward "
-            f"pass (10^6 bytes); body MB: the same without the output head and loss. Step ms: "
-            f"mean wall time of a training step as the trainer measured it (first step excluded).")
+            f"pass (10^6 bytes); body MB: the same without the output head and loss; {step}.")
 
 
 # --- the plot ---------------------------------------------------------------------------------
@@ -431,6 +469,9 @@ def run_experiment(args):
     by_name = {r["name"]: r for r in results}
     for row in rows:
         row["layout"] = by_name[row["name"]]["config"].get("layout", "")
+    if args.time_steps:
+        print(f"timing one training step of each point, {args.time_steps} interleaved rounds ...")
+        time_steps(rows, settings, args.time_steps, args.out_dir)
     if args.experiment == "tradeoff":
         table = tradeoff_table(rows, settings, seeds)
     else:
@@ -462,6 +503,10 @@ def build_parser():
     p.add_argument("--max-iters", type=int, default=None, help="override the steps per point")
     p.add_argument("--only", default=None, help="comma-separated point names to run (default: all)")
     p.add_argument("--verbose", action="store_true", help="print each training run's progress")
+    p.add_argument("--time-steps", type=int, default=0, metavar="N",
+                   help="time one training step of every point's model side by side, N rounds, and "
+                        "report the medians as step ms (do it on a quiet machine; default 0: the "
+                        "trainer's own timing)")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: write the tables from the points (and seeds) already finished")
     return p

@@ -40,6 +40,11 @@ def test_experiment_quick_writes_table_and_resumes(which, tmp_path, capsys):
     assert "] training" not in printed and "not finished" in printed
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert rows[0]["seeds"] == [0] and rows[1]["seeds"] == [0, 1]
+    # --time-steps replaces the trainer's timing by side-by-side medians
+    assert experiment.main(argv + ["--report-only", "--time-steps", "2"]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert all(r["step_ms"] > 0 and r["step_ms_measured"] == "median of 2 interleaved steps" for r in rows)
+    assert "side by side" in (out / "results.md").read_text()
 
 
 def test_grids_spell_out_every_option_and_mark_one_default_per_model():
