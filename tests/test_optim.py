@@ -6,22 +6,10 @@ import numpy as np
 import pytest
 
 import minims
-from minims.models import build_model
 from minims.nn import Linear
 from minims.optim import SGD, AdamW, clip_grad_norm, cosine_lr, decays
 
-V, T = 23, 12
-
-
-def tiny(**kw):
-    options = dict(n_layer=2, n_head=2, n_embd=16, dtype="float64", seed=3)
-    options.update(kw)
-    return build_model("vanilla", vocab_size=V, block_size=T, **options)
-
-
-def batch(B=3, seed=0):
-    idx = np.random.default_rng(seed).integers(0, V, size=(B, T + 1))
-    return idx[:, :-1], idx[:, 1:]
+from test_vanilla import batch, tiny  # noqa: E402  (the same tiny vanilla model and batches)
 
 
 def test_weight_decay_only_on_matrices():
