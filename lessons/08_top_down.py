@@ -44,7 +44,8 @@ import numpy as np
 import minims
 from minims.causality import assert_causal, causality_report
 from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
-from minims.figures import plot_loss_curves, read_log
+from minims.comparison import report as report_runs
+from minims.figures import read_log
 from minims.memory import saved_bytes
 from minims.models import build_model
 from minims.models.top_down import TopDownLM
@@ -195,18 +196,9 @@ td_config = runs["top-down 2-2"]["model"].config
 print(f"top-down defaults used: pool k={td_config.pool}, pool_kind={td_config.pool_kind!r}, "
       f"upsample_kind={td_config.upsample_kind!r}, causal_mode={td_config.causal_mode!r}")
 result = runs["top-down 2-2"]["result"]
-unigram_loss = math.log(result["unigram_ppl"])
 first_val_loss = read_log(runs["top-down 2-2"]["log"])[0]["val_loss"]
-for label, run in runs.items():
-    r = run["result"]
-    print(f"{label:<14} {r['n_params']:8,d} parameters  valid loss {read_log(run['log'])[0]['val_loss']:.3f} "
-          f"-> {r['val_loss']:.3f} in {r['iter']} steps ({r['wall_s']:.1f} s)")
-print(f"unigram baseline: {unigram_loss:.3f}")
-plot_loss_curves({label: run["log"] for label, run in runs.items()}, "08_loss_curves",
-                 baseline={"unigram": unigram_loss},
-                 title=f"lesson 08: top-down 2-2 and vanilla 4, {settings['max_iters']} steps each")
-for label, run in runs.items():
-    print(f"--- sample from {label} ---\n{run['sample']}")
+unigram_loss = report_runs(runs, "08",
+                           title=f"lesson 08: top-down 2-2 and vanilla 4, {settings['max_iters']} steps each")
 
 # %% [markdown]
 # A hundred steps on a CPU give Austen's letters and common short words, not more, and one seed

@@ -38,7 +38,6 @@ QUICK = os.environ.get("MINIMS_QUICK") == "1"  # the test suite's fast mode: tin
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import inspect
-import math
 
 import numpy as np
 
@@ -46,10 +45,11 @@ import minims
 from minims import Tensor
 from minims.causality import assert_causal, causality_report
 from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
+from minims.comparison import report as report_runs
 from minims.experiment import activation_bytes
 from minims.memory import saved_bytes
 from minims.models import build_model
-from minims.figures import draw_dependencies, new_figure, plot_loss_curves, read_log, save_figure
+from minims.figures import draw_dependencies, new_figure, read_log, save_figure
 from minims.models.bottom_up import Aggregate, BottomUpLM, aggregate_ranges
 from minims.scale import shorten
 
@@ -247,18 +247,9 @@ bu_config = runs["bottom-up 1-2-1"]["model"].config
 print(f"bottom-up defaults used: pool k={bu_config.pool}, pool_kind={bu_config.pool_kind!r}, "
       f"combine={bu_config.combine!r}, causal_mode={bu_config.causal_mode!r}")
 result = runs["bottom-up 1-2-1"]["result"]
-unigram_loss = math.log(result["unigram_ppl"])
 first_val_loss = read_log(runs["bottom-up 1-2-1"]["log"])[0]["val_loss"]
-for label, run in runs.items():
-    r = run["result"]
-    print(f"{label:<16} {r['n_params']:8,d} parameters  valid loss {read_log(run['log'])[0]['val_loss']:.3f} "
-          f"-> {r['val_loss']:.3f} in {r['iter']} steps ({r['wall_s']:.1f} s)")
-print(f"unigram baseline: {unigram_loss:.3f}")
-plot_loss_curves({label: run["log"] for label, run in runs.items()}, "09_loss_curves",
-                 baseline={"unigram": unigram_loss},
-                 title=f"lesson 09: bottom-up 1-2-1 and vanilla 4, {settings['max_iters']} steps each")
-for label, run in runs.items():
-    print(f"--- sample from {label} ---\n{run['sample']}")
+unigram_loss = report_runs(runs, "09",
+                           title=f"lesson 09: bottom-up 1-2-1 and vanilla 4, {settings['max_iters']} steps each")
 
 # %% [markdown]
 # ## 6. Deep and cheap: memory against vanilla models

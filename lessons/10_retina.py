@@ -36,7 +36,6 @@ QUICK = os.environ.get("MINIMS_QUICK") == "1"  # the test suite's fast mode: tin
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import inspect
-import math
 
 import numpy as np
 
@@ -44,8 +43,9 @@ import minims
 import minims.functional as F
 from minims.causality import assert_causal, causality_report
 from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
+from minims.comparison import report as report_runs
 from minims.experiment import activation_bytes
-from minims.figures import draw_key_sets, new_figure, plot_loss_curves, read_log, save_figure
+from minims.figures import draw_key_sets, new_figure, read_log, save_figure
 from minims.range_attention import range_attention
 from minims.models import build_model
 from minims.models.retina import RetinaAttention, retina_ranges
@@ -242,18 +242,9 @@ rt_config = runs["retina 4"]["model"].config
 print(f"retina defaults used: pool k={rt_config.pool}, pool_kind={rt_config.pool_kind!r}, "
       f"n_scales={rt_config.n_scales}, window={rt_config.window}")
 result = runs["retina 4"]["result"]
-unigram_loss = math.log(result["unigram_ppl"])
 first_val_loss = read_log(runs["retina 4"]["log"])[0]["val_loss"]
-for label, run in runs.items():
-    r = run["result"]
-    print(f"{label:<10} {r['n_params']:8,d} parameters  valid loss {read_log(run['log'])[0]['val_loss']:.3f} "
-          f"-> {r['val_loss']:.3f} in {r['iter']} steps ({r['wall_s']:.1f} s)")
-print(f"unigram baseline: {unigram_loss:.3f}")
-plot_loss_curves({label: run["log"] for label, run in runs.items()}, "10_loss_curves",
-                 baseline={"unigram": unigram_loss},
-                 title=f"lesson 10: retina 4 and vanilla 4, {settings['max_iters']} steps each")
-for label, run in runs.items():
-    print(f"--- sample from {label} ---\n{run['sample']}")
+unigram_loss = report_runs(runs, "10",
+                           title=f"lesson 10: retina 4 and vanilla 4, {settings['max_iters']} steps each")
 
 # %% [markdown]
 # At $T = 128$ with a window of 32, most of a character's useful context is inside the window, so

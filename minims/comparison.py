@@ -15,12 +15,13 @@ kinds of pooling and upsampling, ...) keep the model's own defaults, read from i
 Each run trains with `minims.train.Trainer` into `<lessons_out_dir()>/<lesson>_run/<label>/`
 (its log.jsonl and checkpoint; a run there from an earlier time is replaced).
 """
+import math
 import re
 from pathlib import Path
 
 import numpy
 
-from .figures import lessons_out_dir
+from .figures import lessons_out_dir, plot_loss_curves, read_log
 from .train import Trainer, make_args
 
 # Shared by lessons 08-10: a 4-layer model of width 64 on 128 characters, 100 steps of 16 sequences.
@@ -64,3 +65,23 @@ def train_same_budget(runs, lesson, quick=False, cache_dir=None, new_tokens=120,
         out[label] = {"result": result, "model": trainer.model, "log": Path(run_dir) / "log.jsonl",
                       "sample": tok.decode(ids[0])}
     return out
+
+
+def report(runs, lesson, title):
+    """Print what `train_same_budget` returned, side by side: each run's parameters and valid
+    loss from its first to its last evaluation, the unigram baseline, the loss curves (saved as
+    `<lesson>_loss_curves.png`, see minims.figures) and a sample from each.
+    -> the unigram baseline's loss (nats per token)."""
+    unigram = math.log(next(iter(runs.values()))["result"]["unigram_ppl"])
+    width = max(len(label) for label in runs) + 2
+    for label, run in runs.items():
+        r = run["result"]
+        print(f"{label:<{width}} {r['n_params']:8,d} parameters  valid loss "
+              f"{read_log(run['log'])[0]['val_loss']:.3f} -> {r['val_loss']:.3f} in {r['iter']} steps "
+              f"({r['wall_s']:.1f} s)")
+    print(f"unigram baseline: {unigram:.3f}")
+    plot_loss_curves({label: run["log"] for label, run in runs.items()}, f"{lesson}_loss_curves",
+                     baseline={"unigram": unigram}, title=title)
+    for label, run in runs.items():
+        print(f"--- sample from {label} ---\n{run['sample']}")
+    return unigram

@@ -39,6 +39,27 @@ def test_same_budget_same_settings_reproducible(tmp_path, monkeypatch):
     assert out["bottom-up 1-1-1"]["model"].config.pool == default.pool
 
 
+def test_report_prints_each_run_the_baseline_the_curves_and_the_samples(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MINIMS_LESSONS_OUT", str(tmp_path))
+    runs = comparison.train_same_budget({"vanilla 1": ("vanilla", dict(n_layer=1)),
+                                         "retina 1": ("retina", dict(n_layer=1))}, "98", quick=True,
+                                        cache_dir=CACHE)
+    capsys.readouterr()
+    unigram = comparison.report(runs, "98", title="two runs")
+    printed = capsys.readouterr().out
+    assert abs(unigram - __import__("math").log(runs["vanilla 1"]["result"]["unigram_ppl"])) < 1e-12
+    for label, run in runs.items():
+        assert re.search(rf"^{label} +[\d,]+ parameters  valid loss \d\.\d{{3}} -> "
+                         rf"{run['result']['val_loss']:.3f} in 4 steps", printed, re.M), printed
+        assert f"--- sample from {label} ---\n{run['sample']}" in printed
+    assert f"unigram baseline: {unigram:.3f}" in printed
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    assert (tmp_path / "98_loss_curves.png").stat().st_size > 0
+
+
 def test_a_rerun_replaces_the_earlier_run(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIMS_LESSONS_OUT", str(tmp_path))
     runs = {"vanilla 1": ("vanilla", dict(n_layer=1))}
