@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend as B
+from . import backend
 from .engine import no_grad
 from .files import write_text
 from .memory import saved_bytes
@@ -124,27 +124,22 @@ def split_loss(model, ids, block_size, batch_size, max_tokens=None):
     n = len(ids) - 1
     starts = list(range(0, n, block_size))
     total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            full = [s for s in starts if s + block_size <= n]
-            for i in range(0, len(full), batch_size):
-                chunk = full[i:i + batch_size]
-                x = np.stack([ids[s:s + block_size] for s in chunk]).astype(np.int64)
-                y = np.stack([ids[s + 1:s + block_size + 1] for s in chunk]).astype(np.int64)
-                _, loss = model(x, y)
-                total += float(loss.item()) * y.size
-                count += y.size
-            if n % block_size:                    # the tail, shorter than a window
-                s = starts[-1]
-                x = ids[None, s:n].astype(np.int64)
-                y = ids[None, s + 1:n + 1].astype(np.int64)
-                _, loss = model(x, y)
-                total += float(loss.item()) * y.size
-                count += y.size
-    finally:
-        model.train(was_training)
+    with model.eval_mode(), no_grad():
+        full = [s for s in starts if s + block_size <= n]
+        for i in range(0, len(full), batch_size):
+            chunk = full[i:i + batch_size]
+            x = np.stack([ids[s:s + block_size] for s in chunk]).astype(np.int64)
+            y = np.stack([ids[s + 1:s + block_size + 1] for s in chunk]).astype(np.int64)
+            _, loss = model(x, y)
+            total += float(loss.item()) * y.size
+            count += y.size
+        if n % block_size:                    # the tail, shorter than a window
+            s = starts[-1]
+            x = ids[None, s:n].astype(np.int64)
+            y = ids[None, s + 1:n + 1].astype(np.int64)
+            _, loss = model(x, y)
+            total += float(loss.item()) * y.size
+            count += y.size
     return total / count
 
 
@@ -214,7 +209,7 @@ def run_point(name, model, options, settings, seed, args, eval_tokens, score_tes
         "unigram_ppl": metrics["unigram_ppl"], "tokens_per_s": metrics["tokens_per_s"],
         "step_ms": (1000 * tokens_per_step / metrics["tokens_per_s"]
                     if metrics["tokens_per_s"] else None),
-        "wall_s": time.perf_counter() - t0, "backend": B.get_backend(),
+        "wall_s": time.perf_counter() - t0, "backend": backend.get_backend(),
     }
     _write_json(result_path, result)
     print(f"[{name} seed {seed}] valid bpc {result['valid_bpc']:.4f} | "
@@ -246,7 +241,7 @@ def time_steps(rows, settings, rounds, out_dir):
             ids = rng.integers(0, V, size=(Bsz, T + 1))
             t0 = time.perf_counter()
             train_step(model, opt, [(ids[:, :-1], ids[:, 1:])], lr=1e-4)
-            B.synchronize()
+            backend.synchronize()
             if r:
                 times[i].append(1000 * (time.perf_counter() - t0))
     for row, ts in zip(rows, times):
@@ -495,7 +490,7 @@ def build_parser():
     p.add_argument("--out-dir", default=None,
                    help="where points, tables and the plot go (default: out/EXPERIMENT, or "
                         "out/EXPERIMENT-quick with --quick)")
-    p.add_argument("--backend", default="numpy", choices=B.BACKENDS, help="array backend (default numpy)")
+    p.add_argument("--backend", default="numpy", choices=backend.BACKENDS, help="array backend (default numpy)")
     p.add_argument("--data", default="austen", help="'austen' or a path to your text (default austen)")
     p.add_argument("--cache-dir", default=".cache", help="tokenized-corpus cache (default .cache)")
     p.add_argument("--seeds", default="0,1",
