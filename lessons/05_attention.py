@@ -42,7 +42,7 @@ import numpy as np
 import minims
 import minims.functional as F
 from minims import Tensor
-from minims.figures import new_figure, save_figure
+from minims.figures import memory_axes, new_figure, save_figure
 from minims.nn import CausalSelfAttention, init_parameters, merge_heads, split_heads
 
 rng = np.random.default_rng(0)
@@ -316,12 +316,7 @@ if fig is not None:
                              ("everything else", rest_sweep, "s"), ("total", total_sweep, "^")):
         key = name.split()[0] if name != "everything else" else "rest"
         ax.loglog(T_sweep, ys / 2**20, marker=marker, label=f"{name}: slope {slopes[key]:.2f}")
-    ax.set_xticks(T_sweep, [str(T_) for T_ in T_sweep], minor=False)
-    ax.set_xticks([], minor=True)
-    ax.set_xlabel("sequence length T (tokens)")
-    ax.set_ylabel("saved for backward (MiB)")
-    ax.set_title(f"one attention layer, C={C_mem}, {nh_mem} heads, B=1")
-    ax.legend()
+    memory_axes(ax, T_sweep, f"one attention layer, C={C_mem}, {nh_mem} heads, B=1")
     save_figure(fig, "05_attention_memory_loglog")
 
 # %% [markdown]
@@ -389,12 +384,7 @@ if fig is not None:
     ax = fig.axes[0]
     ax.loglog(T_sweep, total_sweep / 2**20, marker="^", label=f"dense causal: slope {slopes['total']:.2f}")
     ax.loglog(T_sweep, local_sweep / 2**20, marker="o", label=f"local, w={w_local}: slope {local_slope:.2f}")
-    ax.set_xticks(T_sweep, [str(T_) for T_ in T_sweep], minor=False)
-    ax.set_xticks([], minor=True)
-    ax.set_xlabel("sequence length T (tokens)")
-    ax.set_ylabel("saved for backward (MiB)")
-    ax.set_title(f"one attention layer, C={C_mem}, {nh_mem} heads, B=1")
-    ax.legend()
+    memory_axes(ax, T_sweep, f"one attention layer, C={C_mem}, {nh_mem} heads, B=1")
     save_figure(fig, "05_local_attention_memory")
 
 # %% [markdown]

@@ -45,7 +45,7 @@ from minims.causality import assert_causal, causality_report
 from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
 from minims.comparison import report as report_runs
 from minims.experiment import activation_bytes
-from minims.figures import draw_key_sets, new_figure, read_log, save_figure
+from minims.figures import draw_key_sets, memory_axes, new_figure, read_log, save_figure
 from minims.range_attention import range_attention
 from minims.models import build_model
 from minims.models.retina import RetinaAttention, retina_ranges
@@ -309,14 +309,9 @@ if fig is not None:
     for (label, _, _), marker in zip(variants, "os^"):
         ax.loglog(sweep, [memory[label, L] / MiB for L in sweep], marker=marker,
                   label=f"{label}: slope {slopes[label]:.2f}")
-    ax.set_xticks(sweep, [str(L) for L in sweep], minor=False)
-    ax.set_xticks([], minor=True)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))   # 20, 30, ... not 2x10^1
     ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
-    ax.set_xlabel("sequence length T (tokens)")
-    ax.set_ylabel("activation memory (MiB)")
-    ax.set_title("4 layers, width 64, batch 2: memory against T")
-    ax.legend()
+    memory_axes(ax, sweep, "4 layers, width 64, batch 2: memory against T", ylabel="activation memory (MiB)")
     save_figure(fig, "10_memory_loglog")
 
 # %% [markdown]

@@ -191,3 +191,14 @@ def draw_key_sets(ax, matrix, names, title, row_label="query t", col_label="toke
     ax.set_ylabel(row_label)
     ax.tick_params(labelsize=6)
     return int(future.sum())
+
+
+def memory_axes(ax, lengths, title, ylabel="saved for backward (MiB)"):
+    """Finish a log–log plot of memory against sequence length: the lengths as plain x ticks
+    (256, 512, … rather than 10^2.4), the axis labels, the title and the legend."""
+    ax.set_xticks(lengths, [str(T) for T in lengths], minor=False)
+    ax.set_xticks([], minor=True)
+    ax.set_xlabel("sequence length T (tokens)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
