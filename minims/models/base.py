@@ -234,12 +234,24 @@ class DecodeCache:
     """What a model keeps between decoding steps: T, the tokens seen, and per model its
     layers' KVCaches and the histories of its coarse scales (the subclasses list them)."""
 
+    pools = ()   # the model's Pool layers, scale 1 … S (the top-down and bottom-up caches set them)
+
     def __init__(self):
         self.T = 0
 
     def finish(self, T):
-        """After the prefill over T tokens: drop what an incomplete block left behind."""
+        """After the prefill over T tokens: keep at each coarse scale only the steps of complete
+        blocks (an incomplete block is pooled again once it completes)."""
         self.T = T
+        n = T
+        for s, pool in enumerate(self.pools, 1):
+            n = pool.complete(n)
+            for part in self.scale_parts(s):
+                part.truncate(n)
+
+    def scale_parts(self, s):
+        """The histories and KVCaches kept at coarse scale s (none without coarse scales)."""
+        return ()
 
 
 def _is_int(x):

@@ -271,10 +271,5 @@ class BottomUpCache(DecodeCache):
         self.agg = [KVCache() for _ in range(S)]
         self.post = [KVCache() for _ in model.post]
 
-    def finish(self, T):
-        super().finish(T)
-        n = T
-        for s, pool in enumerate(self.pools, 1):                      # keep complete blocks only
-            n = pool.complete(n)
-            for part in [self.c[s], self.agg[s - 1], *self.coarse[s - 1]]:
-                part.truncate(n)
+    def scale_parts(self, s):
+        return [self.c[s], self.agg[s - 1], *self.coarse[s - 1]]

@@ -225,11 +225,11 @@ class RetinaModelCache(DecodeCache):
     def __init__(self, model):
         super().__init__()
         self.layers = [RetinaCache(model.config.n_scales) for _ in model.blocks]
-        self.pools = [list(block.attn.pool) for block in model.blocks]
+        self.layer_pools = [list(block.attn.pool) for block in model.blocks]
 
     def finish(self, T):
         super().finish(T)
-        for layer, pools in zip(self.layers, self.pools):           # keep complete blocks only
+        for layer, pools in zip(self.layers, self.layer_pools):     # keep complete blocks only
             n = T
             for s, pool in enumerate(pools, 1):
                 n = pool.complete(n)

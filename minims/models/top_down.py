@@ -171,10 +171,5 @@ class TopDownCache(DecodeCache):
         self.coarse = [[KVCache() for _ in stack] for stack in model.coarse]
         self.fine = [KVCache() for _ in model.fine]
 
-    def finish(self, T):
-        super().finish(T)
-        n = T
-        for s, pool in enumerate(self.pools, 1):                      # keep complete blocks only
-            n = pool.complete(n)
-            for part in [self.e[s], self.h[s], *self.coarse[s - 1]]:
-                part.truncate(n)
+    def scale_parts(self, s):
+        return [self.e[s], self.h[s], *self.coarse[s - 1]]
