@@ -283,16 +283,6 @@ def _pm(mean, spread, digits=3):
     return f"{mean:.{digits}f} ± {spread:.{digits}f}"
 
 
-def token_level_layers(row):
-    """How many of a point's layers run on every token (its fine layers)."""
-    counts = [int(c) for c in str(row.get("layout") or "").split("-") if c != ""]
-    if row["model"] == "top-down" and counts:
-        return counts[-1]
-    if row["model"] == "bottom-up" and counts:
-        return counts[0] + counts[-1]
-    return row["layers"]
-
-
 def tradeoff_table(rows, settings, seeds):
     vanilla = {r["layers"]: r for r in rows if r["model"] == "vanilla"}
     lines = ["| point | layers | layout | params | seeds | activation MB | body MB | step ms | "
