@@ -319,8 +319,8 @@ if fig is not None:
 # attention, and the gain is modest. Make $T$ four times longer and a vanilla layer's attention
 # matrix grows 16-fold, while the retina model's keys per query grow less than 3-fold; a second
 # scale cuts the coarse keys again (blocks of $k^2$ far back). Vanilla attention stores most of the
-# $T \times T$ matrix, masked part included (from $T = 128$ on it runs in four bands of queries,
-# each with the keys up to its end: 5/8 of the matrix, still quadratic); range attention stores
+# $T \times T$ matrix, masked part included (it runs in bands of 32 queries, each with the keys up
+# to its end: a little over half the matrix, still quadratic); range attention stores
 # only the slices of keys each chunk of queries uses.
 
 # %% [markdown]

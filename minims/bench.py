@@ -9,6 +9,9 @@ hits both alike, and prints medians and their ratio.
 - speed:  one training step of every registered model (tokens/s), PyTorch for vanilla.
 - memory: activation bytes held for backward and peak bytes per model for growing T, and
           the fitted growth exponent in T (≈2 for vanilla attention, lower for multi-scale).
+- attention: forward + backward of causal attention (B, n_head, T, hs) for query bands of
+          16, 32, 64 and 128 and for one band, at T = 128 … --max-t: the measurement behind
+          `functional.ATTENTION_BAND_SIZE`.
 - decode: sampling speed (tokens/s) of every registered model with and without the decoding
           cache, at --block-size and at --decode-block-size (512): batch 1, a 1-token prompt
           extended to a full context (block_size − 1 new tokens), the two paths alternating.
@@ -125,21 +128,108 @@ def _model_kwargs(args):
     return dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, dtype=args.dtype)
 
 
+def step_matrix_products(model, B, T):
+    """The matrix products of one training step of the vanilla model, as (a, b) operand pairs
+    laid out as the ops compute them (transposed views where they use them), so that timing
+    `a @ b` for all of them is the step's GEMM time alone. (ours: the bench's floor)
+
+    Every Linear runs on B·T rows: forward x W, backward g Wᵀ and xᵀ g. Each attention
+    layer, per band of queries [a, b) with keys [0, b): forward S = Q Kᵀ and O = P V,
+    backward Pᵀ dO, dO Vᵀ, dS K and dSᵀ Q (ScaledDotProductAttention). The row sums done as
+    products with a ones vector are not matrix products of the model and are left out.
+    Returns (pairs, flops), flops = Σ 2·m·k·n.
+    """
+    from . import functional as F
+    from .nn.layers import Linear
+    from .nn.attention import CausalSelfAttention
+    rng = numpy.random.default_rng(0)
+    dtype = model.config.dtype if hasattr(model, "config") else "float32"
+
+    def arr(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+    N, pairs = B * T, []
+    for _, m in model.named_modules():
+        if isinstance(m, Linear):
+            n_in, n_out = m.weight.shape
+            x, w, g = arr(N, n_in), arr(n_in, n_out), arr(N, n_out)
+            pairs += [(x, w), (g, w.T), (x.T, g)]
+        elif isinstance(m, CausalSelfAttention):
+            nh = m.n_head
+            hs = m.qkv.weight.shape[0] // nh
+            for a, b, kb in F._bands(T, T, -(-T // F.ATTENTION_BAND_SIZE)):
+                q, kT, v = arr(B, nh, b - a, hs), arr(B, nh, hs, kb), arr(B, nh, kb, hs)
+                P, gb, vT, k = arr(B, nh, b - a, kb), arr(B, nh, b - a, hs), arr(B, nh, hs, kb), arr(B, nh, kb, hs)
+                pairs += [(q, kT), (P, v), (P.swapaxes(-1, -2), gb), (gb, vT), (P, k), (P.swapaxes(-1, -2), q)]
+    flops = sum(2 * a.size * b.shape[-1] for a, b in pairs)
+    return pairs, flops
+
+
 def bench_vanilla(args, with_optimizer):
-    """engine / model cases: minims vs PyTorch on the vanilla GPT."""
+    """engine / model cases: minims vs PyTorch on the vanilla GPT, and the GEMM floor (the
+    step's matrix products alone, same shapes, same threads), alternating in one process.
+    `args.impl` picks the sides run here ("both", "minims" or "torch"; "both" without
+    PyTorch installed times minims alone)."""
     from .models import build_model
     from .optim import AdamW
     model = build_model("vanilla", args.vocab_size, args.block_size, **_model_kwargs(args))
     x, y = _batch(args)
-    cases = {"minims": _minims_step(model, x, y, AdamW(model.parameters()) if with_optimizer else None)}
-    torch_step = _torch_step(model.state_dict(), args, x, y, with_optimizer)
-    if torch_step is not None and backend.get_backend() == "numpy":
-        cases["torch"] = torch_step
+    cases = {}
+    if args.impl in ("both", "minims"):
+        cases["minims"] = _minims_step(model, x, y, AdamW(model.parameters()) if with_optimizer else None)
+    if args.impl in ("both", "torch") and backend.get_backend() == "numpy":
+        torch_step = _torch_step(model.state_dict(), args, x, y, with_optimizer)
+        if torch_step is not None:
+            cases["torch"] = torch_step
+        elif args.impl == "torch":
+            from .errors import UsageError
+            raise UsageError("--impl torch needs PyTorch: pip install -e '.[oracle]'")
+    pairs, flops = step_matrix_products(model, args.batch_size, args.block_size)
+
+    def gemms():
+        for a, b in pairs:
+            a @ b
+    cases["GEMM floor"] = gemms
     times = time_alternating(cases, args.warmup, args.repeat)
-    result = {name: median_ms(t) for name, t in times.items()}
-    if "torch" in result:
+    return _vanilla_result({name: median_ms(t) for name, t in times.items()}, flops)
+
+
+def _vanilla_result(result, flops):
+    """Add the floor's GFLOP and GFLOP/s, each side as a multiple of the floor and the ratio."""
+    result["GEMM GFLOP"] = flops / 1e9
+    result["GEMM GFLOP/s"] = flops / 1e6 / result["GEMM floor"]
+    for side in ("minims", "torch"):
+        if side in result:
+            result[f"{side}/floor"] = result[side] / result["GEMM floor"]
+    if "minims" in result and "torch" in result:
         result["ratio"] = result["minims"] / result["torch"]
     return result
+
+
+def bench_vanilla_processes(args):
+    """The same, but each side in its own fresh process: `--processes N` alternating pairs of
+    child processes (minims, torch, minims, ...); each child reports its median step and the
+    figure is the median over the children (PyTorch's OpenMP threads then cannot disturb
+    minims, or the reverse)."""
+    import subprocess
+    import importlib.util
+    sides = ("minims", "torch") if importlib.util.find_spec("torch") else ("minims",)
+    medians = {**{side: [] for side in sides}, "GEMM floor": []}
+    flops = None
+    base = [args.case, *(f"--{k.replace('_', '-')}={getattr(args, k)}" for k in (
+        "backend", "n_layer", "n_embd", "n_head", "block_size", "batch_size", "vocab_size",
+        "dtype", "warmup", "repeat"))]
+    for _ in range(args.processes):
+        for side in sides:
+            out = subprocess.run([sys.executable, "-m", "minims.bench", *base, "--impl", side, "--json"],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                from .errors import UsageError
+                raise UsageError(f"the {side} child process failed: {out.stderr.strip().splitlines()[-1:]}")
+            rows = {r["impl"]: r for r in json.loads(out.stdout)["rows"]}
+            medians[side].append(rows[side]["median_ms"])
+            medians["GEMM floor"].append(rows["GEMM floor"]["median_ms"])
+            flops = rows["GEMM GFLOP"]["value"] * 1e9
+    return _vanilla_result({k: float(numpy.median(v)) for k, v in medians.items()}, flops)
 
 
 def bench_speed(args):
@@ -166,6 +256,35 @@ def bench_speed(args):
     if "torch-vanilla" in times:
         ratio = median_ms(times["vanilla"]) / median_ms(times["torch-vanilla"])
         rows.append({"model": "vanilla/torch ratio", "ratio": ratio})
+    return rows
+
+
+def bench_attention(args):
+    """attention: ms per forward + backward of the fused causal attention op for each band
+    size (queries per band; "none" = one band), all sizes alternating at each T."""
+    from . import functional as F
+    from .engine import Tensor
+    rng = numpy.random.default_rng(0)
+    hs = args.n_embd // args.n_head
+    rows = []
+    for T in (t for t in (128, 256, 512, 1024, 2048) if t <= args.max_t):
+        shape = (args.batch_size, args.n_head, T, hs)
+        q, k, v = (Tensor(rng.standard_normal(shape).astype(args.dtype), requires_grad=True)
+                   for _ in range(3))
+        g = rng.standard_normal(shape).astype(args.dtype)
+        bias = F._mask_bias(None, True, T, T, numpy.dtype(args.dtype))
+
+        def case(n_bands):
+            def run():
+                out = F.ScaledDotProductAttention.apply(q, k, v, bias=bias, scale=hs ** -0.5,
+                                                        n_bands=n_bands)
+                out.backward(g)
+            return run
+        sizes = {str(size): case(-(-T // size)) for size in (16, 32, 64, 128)}
+        sizes["none"] = case(1)
+        times = time_alternating(sizes, args.warmup, args.repeat)
+        rows.append({"T": T, **{size: median_ms(t) for size, t in times.items()},
+                     "default": F.ATTENTION_BAND_SIZE})
     return rows
 
 
@@ -260,7 +379,8 @@ def _fmt(v):
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m minims.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("case", choices=["engine", "model", "speed", "memory", "decode"], help="what to measure")
+    p.add_argument("case", choices=["engine", "model", "speed", "memory", "attention", "decode"],
+                   help="what to measure")
     p.add_argument("--backend", default="numpy", choices=backend.BACKENDS, help="array backend (default numpy)")
     p.add_argument("--n-layer", type=int, default=4, help="layers (default 4)")
     p.add_argument("--n-embd", type=int, default=128, help="width C (default 128)")
@@ -273,9 +393,15 @@ def build_parser():
                    help="untimed steps first (default 3; decode: 1 short generation per path)")
     p.add_argument("--repeat", type=int, default=None,
                    help="timed steps; the median is reported (default 10; decode: 1 generation per path)")
-    p.add_argument("--max-t", type=int, default=2048, help="memory: largest T (default 2048)")
+    p.add_argument("--max-t", type=int, default=2048, help="memory, attention: largest T (default 2048)")
     p.add_argument("--decode-block-size", type=int, default=512,
                    help="decode: the second block size measured (default 512)")
+    p.add_argument("--impl", default="both", choices=["both", "minims", "torch"],
+                   help="engine/model: which implementations to time in this process (default both)")
+    p.add_argument("--processes", type=int, default=0, metavar="N",
+                   help="engine/model: instead, run each implementation in its own fresh process, "
+                        "N alternating pairs, and report the medians over processes (default 0: "
+                        "one process, the implementations alternating step by step)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return p
 
@@ -295,6 +421,8 @@ def _check_args(args):
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.warmup < 0:
         raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.processes < 0:
+        raise UsageError(f"--processes must be >= 0, got {args.processes}")
     try:
         ModelConfig(vocab_size=args.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
                     n_head=args.n_head, n_embd=args.n_embd, dtype=args.dtype)
@@ -309,16 +437,24 @@ def _main(argv):
     args.repeat = (1 if decode else 10) if args.repeat is None else args.repeat
     _check_args(args)
     backend.set_backend(args.backend)
+    backend.reuse_freed_memory()  # as the trainer does (measured: see its docstring)
     env = environment()
     if args.case in ("engine", "model"):
-        result = bench_vanilla(args, with_optimizer=args.case == "model")
-        rows = [{"impl": k, "median_ms": v} for k, v in result.items() if k != "ratio"]
+        if args.processes:
+            result = bench_vanilla_processes(args)
+        else:
+            result = bench_vanilla(args, with_optimizer=args.case == "model")
+        rows = [{"impl": k, "median_ms": result[k]} for k in ("minims", "torch", "GEMM floor") if k in result]
+        rows += [{"impl": k, "value": result[k]} for k in ("GEMM GFLOP", "GEMM GFLOP/s", "minims/floor", "torch/floor") if k in result]
         if "ratio" in result:
-            rows.append({"impl": "minims/torch ratio", "median_ms": result["ratio"]})
-        columns = ["impl", "median_ms"]
+            rows.append({"impl": "minims/torch ratio", "value": result["ratio"]})
+        columns = ["impl", "median_ms", "value"]
     elif args.case == "speed":
         rows = bench_speed(args)
         columns = ["model", "params", "step_ms", "tokens_per_s", "ratio"]
+    elif args.case == "attention":
+        rows = bench_attention(args)
+        columns = ["T", "16", "32", "64", "128", "none", "default"]
     elif decode:
         rows = bench_decode(args)
         columns = ["model", "block_size", "params", "cached_tok_s", "uncached_tok_s", "speedup",

@@ -421,11 +421,15 @@ def _check_05_2(answer):
     heads = sorted(P)
     if len(heads) < 3:
         return False, "measure at least three values of n_head"
-    fraction = (5 / 8) if (T >= 128 and T % 4 == 0) else 1.0
+    # causal attention keeps its probabilities in bands of queries, each with the keys up to
+    # its end: band [a, b) holds (b − a)·b numbers per head
+    from .functional import ATTENTION_BAND_SIZE, _bands
+    per_head = sum((b - a) * kb for a, b, kb in _bands(T, T, -(-T // ATTENTION_BAND_SIZE)))
     for nh in heads:
-        if P[nh] != round(nh * T * T * 4 * fraction):
+        if P[nh] != nh * per_head * 4:
             return False, (f"P at n_head={nh}: {P[nh]:,} bytes; (B, nh, T, T) float32 is "
-                           f"{round(nh * T * T * 4 * fraction):,} (with bands: 5/8 of it when T ≥ 128)")
+                           f"{nh * T * T * 4:,}, and the bands of {ATTENTION_BAND_SIZE} queries "
+                           f"keep {nh * per_head * 4:,} of it")
     if len({rest[nh] for nh in heads}) != 1:
         return False, "the rest should not depend on n_head: q, k, v and the projections keep C channels"
     return True, "P grows in proportion to n_head; the rest stays the same (C channels, however split)"

@@ -213,6 +213,7 @@ class Trainer:
         self.world = world = distributed.current()
         self.verbose = verbose and world.is_root
         backend.set_backend(args.backend)            # before any array is made
+        backend.reuse_freed_memory()                 # a faster step (see its docstring)
         if not args.resume:
             check_args(args)                  # bad flags: refused before any folder is made
         self.out_dir = Path(args.out_dir)

@@ -92,7 +92,7 @@ def test_split_loss_scores_every_token_once():
     assert whole == pytest.approx(total / 29, rel=1e-12)
 
 
-@pytest.mark.parametrize("case", ["engine", "model", "speed", "memory"])
+@pytest.mark.parametrize("case", ["engine", "model", "speed", "memory", "attention"])
 def test_bench_cases_print_their_tables(case, capsys):
     argv = [case, "--repeat", "1", "--warmup", "0", "--n-layer", "4", "--n-embd", "16",
             "--n-head", "2", "--block-size", "32", "--batch-size", "2", "--vocab-size", "11",
@@ -106,6 +106,39 @@ def test_bench_cases_print_their_tables(case, capsys):
     if case == "memory":
         exps = {r["model"]: r["saved_bytes"] for r in report["rows"] if r["T"] == "exponent"}
         assert set(exps) == {"vanilla", "top-down", "bottom-up", "retina"}
+    if case == "attention":  # every band size at every T up to --max-t
+        assert [r["T"] for r in report["rows"]] == [128, 256, 512]
+        assert all(r[size] > 0 for r in report["rows"] for size in ("16", "32", "64", "128", "none"))
+    if case in ("engine", "model"):  # the floor: the step's matrix products, timed alone
+        rows = {r["impl"]: r for r in report["rows"]}
+        assert rows["GEMM floor"]["median_ms"] > 0 and rows["GEMM GFLOP"]["value"] > 0
+        assert rows["minims/floor"]["value"] == pytest.approx(
+            rows["minims"]["median_ms"] / rows["GEMM floor"]["median_ms"])
+
+
+def test_step_matrix_products_count_the_flops_of_a_step():
+    """The floor's products, counted independently: each Linear does 3 products of 2·N·in·out
+    flops (forward, dx, dW), i.e. 6·N·(its weights); attention's six products per band of s
+    queries with b keys each cost 2·s·b·hs per head and sequence."""
+    from minims import functional as F
+    from minims.models import build_model
+    B, T, C, nh, V, L = 2, 96, 16, 2, 11, 3
+    model = build_model("vanilla", V, T, n_layer=L, n_embd=C, n_head=nh)
+    _, flops = bench.step_matrix_products(model, B, T)
+    linear_weights = L * (C * 3 * C + C * C + C * 4 * C + 4 * C * C) + C * V
+    s = F.ATTENTION_BAND_SIZE
+    keys = sum(s * b for b in range(s, T + 1, s))     # Σ over bands of (queries × keys)
+    attention = L * 6 * 2 * B * nh * keys * (C // nh)
+    assert flops == 6 * B * T * linear_weights + attention
+
+
+def test_bench_in_separate_processes(capsys):
+    argv = ["model", "--processes", "1", "--repeat", "1", "--warmup", "0", "--n-layer", "1",
+            "--n-embd", "8", "--n-head", "2", "--block-size", "16", "--batch-size", "1",
+            "--vocab-size", "7", "--json"]
+    assert bench.main(argv) == 0
+    rows = {r["impl"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["minims"]["median_ms"] > 0 and rows["GEMM floor"]["median_ms"] > 0
 
 
 def test_bench_refuses_cupy_without_cuda(capsys):

@@ -35,17 +35,17 @@ def op_bytes(m, T, op):
 
 
 def test_vanilla_attention_grows_like_T_squared():
-    """f(T) = a·T² + b·T, with a = n_layer·B·n_head·4 bytes (the probabilities) times the
-    fraction of the T×T matrix the query bands compute, (n+1)/2n for n bands:
+    """f(T) = a·T² + b·T. The probabilities are kept in n = T/s bands of s queries
+    (s = ATTENTION_BAND_SIZE), band i with i·s keys: s²·n(n+1)/2 = T²/2 + s·T/2 numbers per
+    head, so a = n_layer·B·n_head·4 bytes / 2 and the s·T/2 goes into b. Hence
     f(2T) − 2f(T) = 2aT² exactly, and the T² part quadruples when T doubles."""
-    from fractions import Fraction
     import minims.functional as F
     m = model("vanilla", T=512, n_layer=2)
-    f = {T: op_bytes(m, T, "ScaledDotProductAttention") for T in (128, 256, 512)}
-    n = F.ATTENTION_BANDS
-    a = 2 * B * NH * ITEM * Fraction(n + 1, 2 * n)
-    assert f[256] - 2 * f[128] == 2 * a * 128 ** 2
-    assert f[512] - 2 * f[256] == 4 * (f[256] - 2 * f[128])
+    Ts = [F.ATTENTION_BAND_SIZE * n for n in (4, 8, 16)]
+    f = {T: op_bytes(m, T, "ScaledDotProductAttention") for T in Ts}
+    a = 2 * B * NH * ITEM // 2
+    assert f[Ts[1]] - 2 * f[Ts[0]] == 2 * a * Ts[0] ** 2
+    assert f[Ts[2]] - 2 * f[Ts[1]] == 4 * (f[Ts[1]] - 2 * f[Ts[0]])
 
 
 def retina_bound(T, w, n_layer, chunk):
