@@ -147,27 +147,32 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options):
-        """Run the op on Tensors (Python scalars and arrays become constants, see `_as_tensors`)."""
+        """Run the op on Tensors (Python scalars and arrays become constants, see `_as_tensors`).
+        Without grad (`no_grad`, or no input requiring grad) nothing is recorded: the result
+        is a plain Tensor and the context is dropped with whatever forward saved in it."""
         tensors, float_dtype = _as_tensors(inputs, cls.int_to_float)
         ctx = Context()
         data = cls.forward(ctx, *[t.data for t in tensors], **options)
-        if data.dtype.kind == "f" and not cls.changes_dtype:
+        # (`float_dtype is None or ...` spelled out: NumPy reads None as float64 in `dtype != None`)
+        if (float_dtype is None or data.dtype != float_dtype) and data.dtype.kind == "f" \
+                and not cls.changes_dtype:
             if float_dtype is None and data.dtype != DEFAULT_FLOAT:
                 # integer/bool inputs only, and NumPy computed in float64 (or float16): the
                 # result of a float op on integers is float32 here, as for a Python float
                 data = data.astype(DEFAULT_FLOAT)
-            elif float_dtype is not None and data.dtype != float_dtype:
+            elif float_dtype is not None:
                 raise TypeError(f"{cls.__name__} turned {float_dtype} into {data.dtype}: an op must "
                                 "not promote silently (look for a NumPy float64 scalar option)")
         out = Tensor._wrap(data)
-        needs_grad = [t.requires_grad for t in tensors]
-        if _grad_enabled and any(needs_grad):
-            ctx.op = cls
-            ctx.parents = tensors
-            ctx.needs_grad = needs_grad
-            ctx.scope = _scope[-1] if _scope else ""
-            out.requires_grad = True
-            out._ctx = ctx
+        if _grad_enabled:
+            needs_grad = [t.requires_grad for t in tensors]
+            if True in needs_grad:
+                ctx.op = cls
+                ctx.parents = tensors
+                ctx.needs_grad = needs_grad
+                ctx.scope = _scope[-1] if _scope else ""
+                out.requires_grad = True
+                out._ctx = ctx
         return out
 
 
@@ -191,6 +196,14 @@ def _as_tensors(inputs, int_to_float=False):
     With none of these the op is an integer/boolean op: Python scalars take NumPy's result
     dtype with the tensors (`int8_tensor + 1` stays int8, `bool_tensor + 1` is int64).
     """
+    dtype = None
+    for t in inputs:                     # the common case first: Tensors of one float dtype
+        if not isinstance(t, Tensor) or (dtype is not None and t.data.dtype != dtype):
+            break
+        dtype = t.data.dtype
+    else:
+        if dtype is not None and dtype.kind == "f":
+            return inputs, dtype
     floats = [t.data.dtype for t in inputs if isinstance(t, Tensor) and t.data.dtype.kind == "f"]
     if floats:
         dtype = floats[0]
