@@ -176,6 +176,15 @@ class Function:
         return out
 
 
+    @classmethod
+    def run(cls, *arrays, **options):
+        """The op's forward on plain backend arrays → a plain array: no Tensor, no graph, no
+        dtype checks (the caller passes arrays of one float dtype). For decoding, where a
+        handful of ops run on one position per token and the engine's bookkeeping around
+        them (wrapping, dtype rules, contexts) cost a third of the time (measured, ours)."""
+        return cls.forward(Context(), *arrays, **options)
+
+
 def _constant_float_dtype(c):
     """The float dtype a constant (not a Tensor) brings to an op, or None for int/bool ones:
     its own dtype for arrays and NumPy scalars, DEFAULT_FLOAT for Python floats and lists."""

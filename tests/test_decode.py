@@ -52,7 +52,7 @@ def check_decoding(model, tokens, prompt, slide=1):
         logits, cache = model.next_logits(context, cache)
         with no_grad():
             full = model(context)[0].data[:, -1]
-        np.testing.assert_allclose(logits.data, full, rtol=1e-10, atol=1e-10,
+        np.testing.assert_allclose(logits, full, rtol=1e-10, atol=1e-10,
                                    err_msg=f"tokens {end}, prompt {prompt}, slide {slide}")
     return tokens.shape[1] + 1 - prompt
 
@@ -117,8 +117,10 @@ def test_the_cache_does_not_recompute_the_past():
     full cache refuses a step (the caller must re-prefill)."""
     model = tiny("vanilla", block_size=6, n_layer=1)
     shapes = []
-    forward = model.blocks[0].ln1.forward
-    model.blocks[0].ln1.forward = lambda x: shapes.append(x.shape) or forward(x)
+    ln1 = model.blocks[0].ln1
+    forward, step = ln1.forward, ln1.step                             # prefill, then a step
+    ln1.forward = lambda x: shapes.append(x.shape) or forward(x)
+    ln1.step = lambda x: shapes.append(x.shape) or step(x)
     tokens = np.arange(6)[None] % V
     with no_grad():
         cache, _ = model.prefill(tokens[:, :5])

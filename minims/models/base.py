@@ -90,6 +90,10 @@ class LanguageModel(Module):
         """(B, T, C) → (B, T, V) logits."""
         return self.lm_head(self.ln_f(x))
 
+    def head_step(self, x):
+        """Decoding: a plain array (B, 1, C) → logits (B, V), no graph."""
+        return self.lm_head.step(self.ln_f.step(x))[:, 0]
+
     def check_idx(self, idx, max_len=None):
         """idx as a backend integer array (B, T) with 1 ≤ T ≤ block_size (or ≤ max_len), or a
         clear error."""
@@ -140,34 +144,36 @@ class LanguageModel(Module):
 
     def step(self, cache, tokens):
         """Append one token per row, tokens (B,), at position `cache.T` < block_size; returns
-        the logits (B, V) for the token after it, equal (to rounding) to the last row of a
-        forward pass over all the tokens so far."""
+        the logits (B, V) for the token after it, a plain array equal (to rounding) to the
+        last row of a forward pass over all the tokens so far. No graph: the per-token path
+        runs on arrays (the layers' `step` methods), the rarer coarse-scale work may use
+        Tensors under `no_grad`."""
         raise NotImplementedError
 
     def embed_step(self, cache, tokens):
-        """(B,) token ids at position cache.T → (B, 1, C); advances cache.T."""
+        """(B,) token ids at position cache.T → a plain array (B, 1, C); advances cache.T."""
         t = cache.T
         if t >= self.config.block_size:
             raise ValueError(f"the cache is full: position {t} is outside block_size="
                              f"{self.config.block_size} (prefill the last block_size tokens instead)")
         cache.T += 1
         ids = backend.asarray(numpy.asarray(tokens, dtype=numpy.int64).reshape(-1, 1))  # (B, 1)
-        return self.wte(ids) + self.wpe(backend.xp.arange(t, t + 1))
+        return self.wte.step(ids) + self.wpe.step(backend.xp.arange(t, t + 1))
 
     def next_logits(self, context, cache=None):
-        """Logits (B, V) for the token after `context` (B, T), 1 ≤ T ≤ block_size, and the
-        cache for the next call, computed without a graph (call it in eval mode, as
-        `generate` does). `cache=None` starts one (a
+        """Logits (B, V), a plain array, for the token after `context` (B, T), 1 ≤ T ≤
+        block_size, and the cache for the next call, computed without a graph (call it in eval
+        mode, as `generate` does). `cache=None` starts one (a
         prefill); a cache from the previous call, whose context is this one minus its last
         token, runs that token only (a step); when that cache is full (block_size tokens: the
         context slid by one, every position moved) it re-prefills. `cache=False` runs the
         full forward pass every time (the reference) and returns False as the cache."""
         with no_grad():
             if cache is False or not self.supports_cache:
-                return self(context)[0][:, -1], False                 # (B, V)
+                return self(context)[0].data[:, -1], False            # (B, V)
             if cache is None or cache.T == self.config.block_size:
                 cache, logits = self.prefill(context)
-                return logits, cache
+                return logits.data, cache
             return self.step(cache, context[:, -1]), cache
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True, slide=1):
@@ -213,7 +219,7 @@ class LanguageModel(Module):
         with self.eval_mode():
             for _ in range(max_new_tokens):
                 logits, state = self.next_logits(context, state if cached else False)  # (B, V)
-                z = backend.to_numpy(logits.data).astype(numpy.float64) / temperature
+                z = backend.to_numpy(logits).astype(numpy.float64) / temperature
                 if top_k is not None:
                     kth = numpy.sort(z, axis=-1)[:, -min(top_k, z.shape[-1])][:, None]
                     z = numpy.where(z < kth, -numpy.inf, z)

@@ -129,20 +129,23 @@ class Aggregate(Module):
         return x + self.mlp(self.ln2(x))
 
     def add_block(self, c, s, cache):
-        """A completed block of scale s+1, c (B, 1, C): append its key and value to cache[s]."""
-        cache[s].append(*self._keys_values(self.ln_c[s](c) + self.scale_emb[s + 1]))
+        """A completed block of scale s+1, a plain array c (B, 1, C) (decoding): append its key
+        and value to cache[s]."""
+        h = self.ln_c[s].step(c) + self.scale_emb.data[s + 1]
+        cache[s].append(*split_heads(self.kv.step(h), self.n_head, parts=2))
 
     def step(self, x, cache):
-        """The next token, x (B, 1, C) → (B, 1, C): its query sees its own key and every
-        completed block of every scale (all in its past)."""
-        h = self.ln1(x)
-        q = split_heads(self.q(h).data, self.n_head)                  # (B, nh, 1, hs)
-        own_k, own_v = self._keys_values(h + self.scale_emb[0])       # (B, nh, 1, hs) each
-        k = backend.xp.concatenate([own_k.data] + [kv.k.view() for kv in cache], axis=2)  # (B, nh, 1 + Σ n_s, hs)
-        v = backend.xp.concatenate([own_v.data] + [kv.v.view() for kv in cache], axis=2)
+        """The next token, a plain array x (B, 1, C) → (B, 1, C) (decoding: no graph, eval
+        mode): its query sees its own key and every completed block of every scale (all in
+        its past)."""
+        h = self.ln1.step(x)
+        q = split_heads(self.q.step(h), self.n_head)                  # (B, nh, 1, hs)
+        own_k, own_v = split_heads(self.kv.step(h + self.scale_emb.data[0]), self.n_head, parts=2)
+        k = backend.xp.concatenate([own_k] + [kv.k.view() for kv in cache], axis=2)  # (B, nh, 1 + Σ n_s, hs)
+        v = backend.xp.concatenate([own_v] + [kv.v.view() for kv in cache], axis=2)
         y = attend(q, k, v)                                           # (B, nh, 1, hs)
-        x = x + self.drop(self.proj(Tensor._wrap(merge_heads(y))))
-        return x + self.mlp(self.ln2(x))
+        x = x + self.proj.step(merge_heads(y))
+        return x + self.mlp.step(self.ln2.step(x))
 
 
 @dataclass
@@ -240,7 +243,7 @@ class BottomUpLM(LanguageModel):
             n = len(cache.c[s])
             if pool.complete(len(cache.c[s - 1])) == n:
                 break
-            c = pool.pool_at(cache.c[s - 1].tensor(), n)              # (B, 1, C)
+            c = pool.pool_at(cache.c[s - 1].tensor(), n).data         # (B, 1, C)
             for block, kc in zip(stack, cache.coarse[s - 1]):
                 c = block.step(c, kc)
             cache.c[s].append(c)
@@ -250,10 +253,10 @@ class BottomUpLM(LanguageModel):
             x = self.aggregate.step(x, cache.agg)                     # (B, 1, C)
         else:
             for s, up in enumerate(self.up, 1):
-                x = x + up.fine_at(cache.c[s].tensor(), t)            # (B, 1, C)
+                x = x + up.fine_at(cache.c[s].tensor(), t).data       # (B, 1, C)
         for block, kc in zip(self.post, cache.post):
             x = block.step(x, kc)
-        return self.head(x)[:, 0]                                     # (B, V)
+        return self.head_step(x)                                      # (B, V)
 
 
 class BottomUpCache(DecodeCache):

@@ -130,19 +130,19 @@ class RetinaAttention(CausalSelfAttention):
         return range_attention(q, keyvals, ranges, self.chunk)       # (B, nh, T, hs)
 
     def attend_step(self, q, k, v, x, cache):
-        """The next position t only (q, k, v arrays (B, nh, 1, hs); x (B, 1, C)), with this
+        """The next position t only (q, k, v arrays (B, nh, 1, hs); x (B, 1, C) an array), with this
         layer's RetinaCache: the blocks t completes are pooled, then t attends to its ranges."""
         t, C = len(cache.fine), x.shape[-1]
         cache.fine.append(k, v)
         cache.inputs[0].append(x)
-        w_kv, b_kv = self.qkv.weight[:, C:], self.qkv.bias[C:]        # the key and value maps
+        w_kv, b_kv = self.qkv.weight.data[:, C:], self.qkv.bias.data[C:]  # the key and value maps
         for s, pool in enumerate(self.pool, 1):                       # the blocks t completes
             n = len(cache.inputs[s])
             if pool.complete(len(cache.inputs[s - 1])) == n:
                 break
-            p = pool.pool_at(cache.inputs[s - 1].tensor(), n)         # (B, 1, C): block n
+            p = pool.pool_at(cache.inputs[s - 1].tensor(), n).data    # (B, 1, C): block n
             cache.inputs[s].append(p)
-            cache.coarse[s - 1].append(*split_heads(F.linear(p, w_kv, b_kv), self.n_head, parts=2))
+            cache.coarse[s - 1].append(*split_heads(F.Linear.run(p, w_kv, b_kv), self.n_head, parts=2))
         ranges = retina_ranges_at(numpy.array([t]), self.k, self.window, self.n_scales, self.band)
         cache.fine.drop_before(int(ranges[0][0][0]))                  # out of the window for good
         keys, values = [], []                                         # what t sees, set by set
@@ -205,7 +205,7 @@ class RetinaLM(LanguageModel):
         x = self.embed_step(cache, tokens)                            # (B, 1, C)
         for block, c in zip(self.blocks, cache.layers):
             x = block.step(x, c)
-        return self.head(x)[:, 0]                                     # (B, V)
+        return self.head_step(x)                                      # (B, V)
 
 
 class RetinaCache:

@@ -146,16 +146,16 @@ class TopDownLM(LanguageModel):
         # coarsest first: each advanced scale runs its stack once on its new step j
         for s in range(top, 0, -1):
             j = len(cache.e[s]) - 1
-            z = cache.e[s].tensor()[:, j:j + 1]                       # (B, 1, C)
+            z = cache.e[s].view()[:, j:j + 1]                         # (B, 1, C)
             if s < S:
-                z = z + self.up[s].fine_at(cache.h[s + 1].tensor(), j)
+                z = z + self.up[s].fine_at(cache.h[s + 1].tensor(), j).data
             for block, c in zip(self.coarse[s - 1], cache.coarse[s - 1]):
                 z = block.step(z, c)
             cache.h[s].append(z)
-        x = x + self.up[0].fine_at(cache.h[1].tensor(), t)            # block ⌊t/k⌋ (or the one before)
+        x = x + self.up[0].fine_at(cache.h[1].tensor(), t).data       # block ⌊t/k⌋ (or the one before)
         for block, c in zip(self.fine, cache.fine):
             x = block.step(x, c)
-        return self.head(x)[:, 0]                                     # (B, V)
+        return self.head_step(x)                                      # (B, V)
 
 
 class TopDownCache(DecodeCache):

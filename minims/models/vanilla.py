@@ -53,4 +53,4 @@ class VanillaLM(LanguageModel):
         x = self.embed_step(cache, tokens)                            # (B, 1, C)
         for block, c in zip(self.blocks, cache.blocks):
             x = block.step(x, c)
-        return self.head(x)[:, 0]                                     # (B, V)
+        return self.head_step(x)                                      # (B, V)

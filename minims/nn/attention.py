@@ -14,7 +14,6 @@ instead of a forward pass over all L tokens.
 """
 from .. import backend
 from .. import functional as F
-from ..engine import Tensor
 from .layers import Dropout, Linear
 from .module import Module
 
@@ -71,10 +70,11 @@ class CausalSelfAttention(Module):
         return F.scaled_dot_product_attention(q, k, v, causal=True, mask=mask)
 
     def step(self, x, cache):
-        """The next position only: x (B, 1, C) → (B, 1, C), attending through `cache`."""
-        q, k, v = split_heads(self.qkv(x).data, self.n_head, parts=3)  # arrays (B, nh, 1, hs)
+        """The next position only: a plain array x (B, 1, C) → (B, 1, C), attending through
+        `cache` (decoding: no graph, eval mode)."""
+        q, k, v = split_heads(self.qkv.step(x), self.n_head, parts=3)  # arrays (B, nh, 1, hs)
         y = self.attend_step(q, k, v, x, cache)                         # (B, nh, 1, hs)
-        return self.drop(self.proj(Tensor._wrap(merge_heads(y))))
+        return self.proj.step(merge_heads(y))
 
     def attend_step(self, q, k, v, x, cache):
         """The variant's part when decoding (arrays, no graph): the new position's key and

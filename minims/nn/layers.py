@@ -1,4 +1,10 @@
-"""The basic layers: Linear, Embedding, LayerNorm, Dropout and the GPT-2 MLP."""
+"""The basic layers: Linear, Embedding, LayerNorm, Dropout and the GPT-2 MLP.
+
+Decoding (ours): `Linear`, `Embedding`, `LayerNorm` and `MLP` also have `step(x)`, the same layer on a
+plain array (the one new position, (B, 1, ·)) with no graph and no dropout (decoding runs in
+eval mode). It calls the same op (`Function.run`): one formula, without the engine's
+bookkeeping, which cost a third of a decoding step.
+"""
 from .. import functional as F
 from .module import Module, Parameter
 
@@ -14,6 +20,12 @@ class Linear(Module):
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
 
+    def step(self, x):
+        """Decoding: a plain array (..., in) → (..., out)."""
+        if self.bias is None:
+            return F.Linear.run(x, self.weight.data)
+        return F.Linear.run(x, self.weight.data, self.bias.data)
+
 
 class Embedding(Module):
     """A table of `num` vectors of size `dim`, looked up by integer ids."""
@@ -24,6 +36,10 @@ class Embedding(Module):
 
     def forward(self, idx):
         return F.embedding(idx, self.weight)
+
+    def step(self, ids):
+        """Decoding: an integer array of ids → a plain array (*ids.shape, dim)."""
+        return F.Embedding.run(self.weight.data, ids=ids)
 
 
 class LayerNorm(Module):
@@ -37,6 +53,10 @@ class LayerNorm(Module):
 
     def forward(self, x):
         return F.layer_norm(x, self.weight, self.bias, self.eps)
+
+    def step(self, x):
+        """Decoding: a plain array (..., C) → (..., C)."""
+        return F.LayerNorm.run(x, self.weight.data, self.bias.data, eps=float(self.eps))
 
 
 class Dropout(Module):
@@ -59,3 +79,7 @@ class MLP(Module):
 
     def forward(self, x):
         return self.drop(self.proj(F.gelu(self.fc(x))))
+
+    def step(self, x):
+        """Decoding: a plain array (..., C) → (..., C) (eval mode: no dropout)."""
+        return self.proj.step(F.GELU.run(self.fc.step(x)))
