@@ -59,12 +59,15 @@ def environment():
         "threads_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                     "MKL_NUM_THREADS") if k in os.environ},
     }
+    # the installed version without importing it: importing PyTorch starts its own thread
+    # pools, which would disturb a process meant to time minims alone (--impl minims)
+    from importlib import metadata
     try:
-        import torch
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-    except ImportError:
+        info["torch"] = metadata.version("torch")
+    except metadata.PackageNotFoundError:
         info["torch"] = None
+    if "torch" in sys.modules:
+        info["torch_threads"] = sys.modules["torch"].get_num_threads()
     return info
 
 
@@ -145,8 +148,8 @@ def step_matrix_products(model, B, T):
     rng = numpy.random.default_rng(0)
     dtype = model.config.dtype if hasattr(model, "config") else "float32"
 
-    def arr(*shape):
-        return rng.standard_normal(shape).astype(dtype)
+    def arr(*shape):  # on the active backend (the floor of a CuPy run is the GPU's)
+        return backend.asarray(rng.standard_normal(shape).astype(dtype))
     N, pairs = B * T, []
     for _, m in model.named_modules():
         if isinstance(m, Linear):
@@ -438,7 +441,6 @@ def _main(argv):
     _check_args(args)
     backend.set_backend(args.backend)
     backend.reuse_freed_memory()  # as the trainer does (measured: see its docstring)
-    env = environment()
     if args.case in ("engine", "model"):
         if args.processes:
             result = bench_vanilla_processes(args)
@@ -462,6 +464,7 @@ def _main(argv):
     else:
         rows = bench_memory(args)
         columns = ["model", "T", "saved_bytes", "attention_bytes", "peak_bytes"]
+    env = environment()  # (after the run: it reports PyTorch's threads only if the run used it)
     config = {k: getattr(args, k) for k in ("n_layer", "n_embd", "n_head", "block_size",
                                             "batch_size", "vocab_size", "dtype", "repeat")}
     if args.json:
