@@ -269,10 +269,11 @@ class Dropout(Function):
 # --- attention ----------------------------------------------------------------------------
 
 # Causal attention runs in bands of this many queries (see the op). Measured (ours, `python
-# -m minims.bench attention`, B=8, nh=4, hs=32, forward + backward): bands of 32 beat 16, 64,
-# 128 and one band at T = 128…1024, e.g. 8.5 vs 9.4 (64), 15.9 (128) and 18.9 ms (no bands)
-# at T = 256; smaller bands skip more of the masked triangle, but each band is a separate
-# batch of small matrix products.
+# -m minims.bench attention`, B=8, nh=4, hs=32, forward + backward, 2-core machine): bands of
+# 32 were the fastest, or within the run-to-run noise of it, at T = 128…2048 (T = 256: 9.8 ms
+# against 10.3 for 64, 10.5 for 128 and 12.0 for one band; T = 512: 32.7 against 61.5 for one
+# band); smaller bands skip more of the masked triangle, but each band is a separate batch of
+# small matrix products.
 ATTENTION_BAND_SIZE = 32
 _bias_cache = backend.cache()  # causal bias per (T, dtype), emptied when the backend changes
 
