@@ -426,6 +426,8 @@ def _check_args(args):
         raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
     if args.processes < 0:
         raise UsageError(f"--processes must be >= 0, got {args.processes}")
+    if args.case not in ("engine", "model") and (args.processes or args.impl != "both"):
+        raise UsageError(f"--processes and --impl apply to the engine and model cases, not {args.case}")
     try:
         ModelConfig(vocab_size=args.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
                     n_head=args.n_head, n_embd=args.n_embd, dtype=args.dtype)

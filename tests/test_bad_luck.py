@@ -376,6 +376,11 @@ def test_experiment_and_bench_map_errors_the_same_way(tmp_path, capsys):
     assert one_line(err, code, 2) and "divisible" in err
     code = bench.main(["engine", "--repeat", "0"])
     assert one_line(capsys.readouterr().err, code, 2)
+    code = bench.main(["model", "--processes", "-1"])
+    assert one_line(capsys.readouterr().err, code, 2)
+    code = bench.main(["memory", "--processes", "2"])
+    err = capsys.readouterr().err
+    assert one_line(err, code, 2) and "engine and model" in err
 
 
 # ================================================================ 2. the resume contract
