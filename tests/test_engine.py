@@ -469,6 +469,28 @@ def test_causal_attention_does_not_look_ahead():
     assert not np.allclose(out.numpy()[:, :, 3:], out2.numpy()[:, :, 3:])
 
 
+@pytest.mark.parametrize("T", [33, 70, 96])
+def test_causal_attention_in_bands_matches_the_whole_matrix(T):
+    """Past ATTENTION_BAND_SIZE queries the op works in bands (70: three bands of 24, 24 and 22
+    queries, the last one shorter): values and the gradients of q, k and v equal those of the
+    plain softmax(q kᵀ/√hs + causal mask) v in float64."""
+    rng = np.random.default_rng(T)
+    q, k, v = (rng.standard_normal((2, 2, T, 5)) for _ in range(3))
+    g = rng.standard_normal((2, 2, T, 5))
+    ts = [leaf(a) for a in (q, k, v)]
+    out = F.scaled_dot_product_attention(*ts, causal=True)
+    out.backward(g)
+    # the reference, by hand: S = q kᵀ/√hs masked, P = softmax, O = P v and its backward
+    S = q @ k.swapaxes(-1, -2) / np.sqrt(5) + np.triu(np.full((T, T), -np.inf), 1)
+    P = np.exp(S - S.max(-1, keepdims=True))
+    P /= P.sum(-1, keepdims=True)
+    dP = g @ v.swapaxes(-1, -2)
+    dS = P * (dP - (dP * P).sum(-1, keepdims=True)) / np.sqrt(5)
+    np.testing.assert_allclose(out.numpy(), P @ v, rtol=1e-12, atol=1e-12)
+    for t, ref in zip(ts, (dS @ k, dS.swapaxes(-1, -2) @ q, P.swapaxes(-1, -2) @ g)):
+        np.testing.assert_allclose(t.grad, ref, rtol=1e-10, atol=1e-12)
+
+
 # --- activation memory ------------------------------------------------------------------
 
 def _attention_saved(T, B=2, nh=3, hs=4, dtype=np.float64):
