@@ -260,7 +260,7 @@ print(next(line.strip() for line in inspect.getsource(F.scaled_dot_product_atten
 
 # %%
 C_mem, nh_mem = 64, 4
-T_small = 128 if QUICK else 256  # both lengths ≥ 128: both computed in bands
+T_small = 128 if QUICK else 256  # both lengths multiples of 32: whole bands of 32 queries
 mem_layer = init_parameters(CausalSelfAttention(C_mem, nh_mem), seed=0)
 
 
@@ -296,7 +296,7 @@ print(f"\nextrapolated: at T={T_book}, P alone would take {band_fraction * nh_me
 # %% [markdown]
 # Two lengths give a ratio; a few more give a law. On log–log axes a power law $y = aT^p$ is a
 # straight line of slope $p$, so we fit a line to $\log y$ against $\log T$: $P$ should have slope 2
-# (quadratic; a little under 2 here, as the bands skip a growing share of the triangle, from 3/8 of
+# (quadratic; a little under 2 here, as the bands skip a growing share of the matrix, from 3/8 of
 # it at $T=128$ towards one half), the rest slope 1 (linear), and the total somewhere in between,
 # creeping towards 2 as $P$ takes over.
 

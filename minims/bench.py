@@ -1,4 +1,4 @@
-"""Benchmarks: `python -m minims.bench {engine,model,speed,memory,decode}` (see `--help`).
+"""Benchmarks: `python -m minims.bench {engine,model,speed,memory,attention,decode}` (`--help`).
 
 Speed is measured, never asserted: every case times minims and (when installed) the same
 computation in PyTorch side by side in one run, alternating the two so that background load
@@ -216,6 +216,10 @@ def bench_vanilla_processes(args):
     import subprocess
     import importlib.util
     sides = ("minims", "torch") if importlib.util.find_spec("torch") else ("minims",)
+    sides = sides if args.impl == "both" else (args.impl,)
+    if args.impl == "torch" and "torch" not in sides:
+        from .errors import UsageError
+        raise UsageError("--impl torch needs PyTorch: pip install -e '.[oracle]'")
     medians = {**{side: [] for side in sides}, "GEMM floor": []}
     flops = None
     base = [args.case, *(f"--{k.replace('_', '-')}={getattr(args, k)}" for k in (
@@ -227,7 +231,8 @@ def bench_vanilla_processes(args):
                                  capture_output=True, text=True)
             if out.returncode != 0:
                 from .errors import UsageError
-                raise UsageError(f"the {side} child process failed: {out.stderr.strip().splitlines()[-1:]}")
+                last = (out.stderr.strip().splitlines() or ["(no message)"])[-1]
+                raise UsageError(f"the {side} child process failed: {last}")
             rows = {r["impl"]: r for r in json.loads(out.stdout)["rows"]}
             medians[side].append(rows[side]["median_ms"])
             medians["GEMM floor"].append(rows["GEMM floor"]["median_ms"])
@@ -428,11 +433,20 @@ def _check_args(args):
         raise UsageError(f"--processes must be >= 0, got {args.processes}")
     if args.case not in ("engine", "model") and (args.processes or args.impl != "both"):
         raise UsageError(f"--processes and --impl apply to the engine and model cases, not {args.case}")
-    try:
-        ModelConfig(vocab_size=args.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
-                    n_head=args.n_head, n_embd=args.n_embd, dtype=args.dtype)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    from .models import MODELS
+    every_model = args.case in ("speed", "memory", "decode")
+    for name, cls in (MODELS.items() if every_model else [("vanilla", None)]):
+        config = cls.Config if cls is not None else ModelConfig
+        try:
+            config(vocab_size=args.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
+                   n_head=args.n_head, n_embd=args.n_embd, dtype=args.dtype)
+        except ValueError as e:
+            raise UsageError(f"{e}" + (f" (the {name} model; this case runs every model)"
+                                       if every_model else "")) from None
+    smallest_t = {"memory": 256, "attention": 128}.get(args.case)
+    if smallest_t and args.max_t < smallest_t:
+        raise UsageError(f"--max-t must be at least {smallest_t} for the {args.case} case "
+                         f"(it measures T = {smallest_t}, {2 * smallest_t}, … up to --max-t), got {args.max_t}")
 
 
 def _main(argv):
@@ -469,6 +483,8 @@ def _main(argv):
     env = environment()  # (after the run: it reports PyTorch's threads only if the run used it)
     config = {k: getattr(args, k) for k in ("n_layer", "n_embd", "n_head", "block_size",
                                             "batch_size", "vocab_size", "dtype", "repeat")}
+    if args.case in ("engine", "model"):
+        config.update(impl=args.impl, processes=args.processes)
     if args.json:
         print(json.dumps({"case": args.case, "config": config, "environment": env, "rows": rows},
                          indent=2))

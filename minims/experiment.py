@@ -505,6 +505,8 @@ def main(argv=None):
 
 def _main(argv):
     args = build_parser().parse_args(argv)
+    backend.set_backend(args.backend)
+    backend.reuse_freed_memory()   # as the trainer does: the --time-steps figures too
     if args.out_dir is None:
         args.out_dir = f"out/{args.experiment}" + ("-quick" if args.quick else "")
     run_experiment(args)

@@ -317,7 +317,9 @@ class ScaledDotProductAttention(Function):
     # Causal attention is computed in `n_bands` bands of queries: band [a, b) only needs keys
     # [0, b), so with n equal bands (n−1)/2n of the T×T work and memory (most of the masked
     # triangle) is skipped, 3/8 with 4 bands, 7/16 with 8; and since every key before a is
-    # visible to the whole band, only the band's diagonal block [a, b) × [a, b) needs the bias.
+    # visible to the whole band, only the band's diagonal block [a, b) × [a, b) needs the bias
+    # (so n_bands > 1 requires the causal bias, the only one scaled_dot_product_attention
+    # passes with bands; any other mask is computed in one band).
     # The output (B, nh, Tq, hs) is a view of a (B, Tq, nh, hs) array, the layout the heads
     # are merged in: merging them afterwards is free, and O saved for backward is the same
     # buffer the output projection saves (counted once by minims.memory).
@@ -336,6 +338,8 @@ class ScaledDotProductAttention(Function):
         if Tk == 0 and Tq > 0:
             raise ValueError("attention over 0 keys: every query needs a key to attend to "
                              "(its softmax would be 0/0)")
+        if n_bands > 1 and Tq != Tk:
+            raise ValueError(f"attention in bands needs as many queries as keys (causal), got {Tq} and {Tk}")
         hs = v.shape[-1]
         if q.ndim >= 3:
             out = xp.empty((*q.shape[:-3], Tq, q.shape[-3], hs), dtype=q.dtype)  # (B, Tq, nh, hs)

@@ -327,3 +327,14 @@ def test_layers_and_models_start_identical_on_both_backends(fake_cupy):
     assert isinstance(layer.weight.data, FakeArray)            # drawn, then moved to the device
     for key, value in made["numpy"].items():
         np.testing.assert_array_equal(made["cupy"][key], value, err_msg=key)
+
+
+def test_reuse_freed_memory_takes_a_c_int_limit():
+    """A limit mallopt cannot take is refused rather than wrapped (1 << 40 would become 0:
+    trim at every free, the opposite of the intent); a valid call says whether it applied."""
+    from minims import backend
+    for bad in (0, -5, 1 << 40, 2.5):
+        with pytest.raises(ValueError, match="limit_bytes"):
+            backend.reuse_freed_memory(bad)
+    assert backend.reuse_freed_memory() in (True, False)
+

@@ -381,6 +381,12 @@ def test_experiment_and_bench_map_errors_the_same_way(tmp_path, capsys):
     code = bench.main(["memory", "--processes", "2"])
     err = capsys.readouterr().err
     assert one_line(err, code, 2) and "engine and model" in err
+    code = bench.main(["attention", "--max-t", "100"])
+    err = capsys.readouterr().err
+    assert one_line(err, code, 2) and "--max-t must be at least 128" in err
+    code = bench.main(["speed", "--n-layer", "1"])        # too shallow for the multi-scale models
+    err = capsys.readouterr().err
+    assert one_line(err, code, 2) and "too shallow" in err
 
 
 # ================================================================ 2. the resume contract

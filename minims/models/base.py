@@ -157,6 +157,7 @@ class LanguageModel(Module):
             raise ValueError(f"the cache is full: position {t} is outside block_size="
                              f"{self.config.block_size} (prefill the last block_size tokens instead)")
         cache.T += 1
+        tokens = backend.to_numpy(tokens.data if isinstance(tokens, Tensor) else tokens)
         ids = backend.asarray(numpy.asarray(tokens, dtype=numpy.int64).reshape(-1, 1))  # (B, 1)
         return self.wte.step(ids) + self.wpe.step(backend.xp.arange(t, t + 1))
 

@@ -67,10 +67,10 @@ from dataclasses import dataclass
 import numpy
 
 from .. import backend
-from ..engine import Tensor
 from ..range_attention import range_attention
 from ..nn import (MLP, Block, Buffer, Dropout, KVCache, LayerNorm, Linear, Module, ModuleList, Parameter,
                   attend, merge_heads, split_heads)
+from ..nn.layers import as_array
 from ..nn.local_attention import local_block
 from ..nn.pooling import Pool, Unpool
 from .base import DecodeCache, LanguageModel
@@ -131,13 +131,14 @@ class Aggregate(Module):
     def add_block(self, c, s, cache):
         """A completed block of scale s+1, a plain array c (B, 1, C) (decoding): append its key
         and value to cache[s]."""
-        h = self.ln_c[s].step(c) + self.scale_emb.data[s + 1]
+        h = self.ln_c[s].step(as_array(c)) + self.scale_emb.data[s + 1]
         cache[s].append(*split_heads(self.kv.step(h), self.n_head, parts=2))
 
     def step(self, x, cache):
         """The next token, a plain array x (B, 1, C) → (B, 1, C) (decoding: no graph, eval
         mode): its query sees its own key and every completed block of every scale (all in
         its past)."""
+        x = as_array(x)
         h = self.ln1.step(x)
         q = split_heads(self.q.step(h), self.n_head)                  # (B, nh, 1, hs)
         own_k, own_v = split_heads(self.kv.step(h + self.scale_emb.data[0]), self.n_head, parts=2)

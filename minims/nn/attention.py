@@ -14,7 +14,7 @@ instead of a forward pass over all L tokens.
 """
 from .. import backend
 from .. import functional as F
-from .layers import Dropout, Linear
+from .layers import Dropout, Linear, as_array
 from .module import Module
 
 
@@ -72,6 +72,7 @@ class CausalSelfAttention(Module):
     def step(self, x, cache):
         """The next position only: a plain array x (B, 1, C) → (B, 1, C), attending through
         `cache` (decoding: no graph, eval mode)."""
+        x = as_array(x)
         q, k, v = split_heads(self.qkv.step(x), self.n_head, parts=3)  # arrays (B, nh, 1, hs)
         y = self.attend_step(q, k, v, x, cache)                         # (B, nh, 1, hs)
         return self.proj.step(merge_heads(y))

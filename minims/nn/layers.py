@@ -1,12 +1,18 @@
 """The basic layers: Linear, Embedding, LayerNorm, Dropout and the GPT-2 MLP.
 
 Decoding (ours): `Linear`, `Embedding`, `LayerNorm` and `MLP` also have `step(x)`, the same layer on a
-plain array (the one new position, (B, 1, ·)) with no graph and no dropout (decoding runs in
-eval mode). It calls the same op (`Function.run`): one formula, without the engine's
+plain array (the one new position, (B, 1, ·); a Tensor is taken as its array) with no graph
+and no dropout (decoding runs in eval mode). It calls the same op (`Function.run`): one formula, without the engine's
 bookkeeping, which cost a third of a decoding step.
 """
 from .. import functional as F
+from ..engine import Tensor
 from .module import Module, Parameter
+
+
+def as_array(x):
+    """The plain array of x (a Tensor's data; an array as it is): what `step` methods take."""
+    return x.data if isinstance(x, Tensor) else x
 
 
 class Linear(Module):
@@ -23,8 +29,8 @@ class Linear(Module):
     def step(self, x):
         """Decoding: a plain array (..., in) → (..., out)."""
         if self.bias is None:
-            return F.Linear.run(x, self.weight.data)
-        return F.Linear.run(x, self.weight.data, self.bias.data)
+            return F.Linear.run(as_array(x), self.weight.data)
+        return F.Linear.run(as_array(x), self.weight.data, self.bias.data)
 
 
 class Embedding(Module):
@@ -39,7 +45,7 @@ class Embedding(Module):
 
     def step(self, ids):
         """Decoding: an integer array of ids → a plain array (*ids.shape, dim)."""
-        return F.Embedding.run(self.weight.data, ids=ids)
+        return F.Embedding.run(self.weight.data, ids=as_array(ids))
 
 
 class LayerNorm(Module):
@@ -56,7 +62,7 @@ class LayerNorm(Module):
 
     def step(self, x):
         """Decoding: a plain array (..., C) → (..., C)."""
-        return F.LayerNorm.run(x, self.weight.data, self.bias.data, eps=float(self.eps))
+        return F.LayerNorm.run(as_array(x), self.weight.data, self.bias.data, eps=float(self.eps))
 
 
 class Dropout(Module):

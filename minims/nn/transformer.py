@@ -5,9 +5,8 @@ its attention as an argument (dense causal attention by default; local windows o
 retina's pooled keys otherwise, minims/nn/attention.py), and `forward` passes an optional
 boolean "may attend" mask and a decoding cache on to it.
 """
-from ..engine import Tensor
 from .attention import CausalSelfAttention
-from .layers import MLP, LayerNorm
+from .layers import MLP, LayerNorm, as_array
 from .module import Module
 
 
@@ -31,6 +30,6 @@ class Block(Module):
     def step(self, x, cache):
         """One new position, a plain array (B, 1, C) → (B, 1, C), with the attention's cache
         (decoding: no graph, eval mode). A Tensor is taken too (its array is used)."""
-        x = x.data if isinstance(x, Tensor) else x
+        x = as_array(x)
         x = x + self.attn.step(self.ln1.step(x), cache)
         return x + self.mlp.step(self.ln2.step(x))
