@@ -159,7 +159,7 @@ class LanguageModel(Module):
         cache.T += 1
         tokens = backend.to_numpy(tokens.data if isinstance(tokens, Tensor) else tokens)
         ids = backend.asarray(numpy.asarray(tokens, dtype=numpy.int64).reshape(-1, 1))  # (B, 1)
-        return self.wte.step(ids) + self.wpe.step(backend.xp.arange(t, t + 1))
+        return self.wte.step(ids) + self.wpe.weight.data[t:t + 1]     # (position t < block_size)
 
     def next_logits(self, context, cache=None):
         """Logits (B, V), a plain array, for the token after `context` (B, T), 1 ≤ T ≤
@@ -226,9 +226,22 @@ class LanguageModel(Module):
                     z = numpy.where(z < kth, -numpy.inf, z)
                 p = numpy.exp(z - z.max(axis=-1, keepdims=True))
                 p /= p.sum(axis=-1, keepdims=True)
-                nxt = numpy.array([rng.choice(p.shape[-1], p=row) for row in p], dtype=numpy.int64)
+                nxt = sample_rows(p, rng)                               # (B,)
                 context = slide_context(numpy.concatenate([context, nxt[:, None]], axis=1), block, slide)
                 yield nxt
+
+
+def sample_rows(p, rng):
+    """One token per row of probabilities p (B, V), by the inverse of each row's cumulative
+    distribution: the same draws as `[rng.choice(V, p=row) for row in p]` (NumPy's algorithm,
+    one uniform number per row, in row order; tested), in three array operations instead of
+    B calls. Raises ValueError if p is not finite (NaN logits)."""
+    if not numpy.isfinite(p).all():
+        raise ValueError("the probabilities to sample from are not finite (NaN or inf logits)")
+    cdf = p.cumsum(axis=-1)
+    cdf /= cdf[:, -1:]
+    u = rng.random(len(p))                                            # (B,)
+    return (cdf <= u[:, None]).sum(axis=-1).astype(numpy.int64)       # = searchsorted(cdf, u, "right")
 
 
 def slide_context(context, block_size, slide=1):
