@@ -1,11 +1,13 @@
 """Benchmarks: `python -m minims.bench {engine,model,speed,memory,attention,decode}` (`--help`).
 
-Speed is measured, never asserted: every case times minims and (when installed) the same
-computation in PyTorch side by side in one run, alternating the two so that background load
-hits both alike, and prints medians and their ratio.
+Speed is measured, never asserted: every case prints medians of runs alternating with one
+another in one process, so that background load hits all alike; engine, model and speed also
+time the same computation in PyTorch (when installed) and print the ratio.
 
-- engine: forward + backward of a 4-layer, 128-wide, 4-head GPT stack (T=256, B=8, float32).
-- model:  one full training step (forward, backward, AdamW) of the same vanilla model.
+- engine: forward + backward of a 4-layer, 128-wide, 4-head GPT stack (T=256, B=8, float32),
+          and the GEMM floor: the step's matrix products alone, same shapes and threads.
+- model:  one full training step (forward, backward, AdamW) of the same vanilla model, and
+          its GEMM floor. `--processes N`: each side in its own process instead.
 - speed:  one training step of every registered model (tokens/s), PyTorch for vanilla.
 - memory: activation bytes held for backward and peak bytes per model for growing T, and
           the fitted growth exponent in T (≈2 for vanilla attention, lower for multi-scale).
