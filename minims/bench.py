@@ -217,11 +217,11 @@ def bench_vanilla_processes(args):
     minims, or the reverse)."""
     import subprocess
     import importlib.util
-    sides = ("minims", "torch") if importlib.util.find_spec("torch") else ("minims",)
-    sides = sides if args.impl == "both" else (args.impl,)
-    if args.impl == "torch" and "torch" not in sides:
+    available = ("minims", "torch") if importlib.util.find_spec("torch") else ("minims",)
+    if args.impl == "torch" and "torch" not in available:
         from .errors import UsageError
         raise UsageError("--impl torch needs PyTorch: pip install -e '.[oracle]'")
+    sides = available if args.impl == "both" else (args.impl,)
     medians = {**{side: [] for side in sides}, "GEMM floor": []}
     flops = None
     base = [args.case, *(f"--{k.replace('_', '-')}={getattr(args, k)}" for k in (
