@@ -15,6 +15,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import minims
 import minims.functional as F
@@ -338,3 +339,21 @@ def test_reuse_freed_memory_takes_a_c_int_limit():
             backend.reuse_freed_memory(bad)
     assert backend.reuse_freed_memory() in (True, False)
 
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 12), st.integers(0, 3), st.integers(0, 2**31 - 1),
+       st.sampled_from(["float32", "float64"]))
+def test_scatter_add_of_rows_equals_numpy_add_at(n_rows, n_ids, width, seed, dtype):
+    """The sorted-runs path for row ids (the embedding's backward) adds exactly what
+    numpy.add.at adds, repeated ids included; negative ids (NumPy's wrap-around) and ids of
+    the wrong range still go through add.at."""
+    from minims import backend
+    rng = np.random.default_rng(seed)
+    target = rng.standard_normal((n_rows, width)).astype(dtype)
+    for ids in (rng.integers(0, n_rows, n_ids), rng.integers(-n_rows, n_rows, n_ids)):
+        values = rng.standard_normal((n_ids, width)).astype(dtype)
+        expected = target.copy()
+        np.add.at(expected, ids, values)
+        got = backend.scatter_add(target.copy(), ids, values)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
