@@ -31,21 +31,9 @@ from . import backend
 
 
 def blas_threads():
-    """Threads the OpenBLAS that NumPy loaded will use, or None where that cannot be read
-    (best effort: Linux, OpenBLAS builds; reading it needs no extra dependency)."""
-    import ctypes
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:
-        return None
-    for path in paths:
-        lib = ctypes.CDLL(path)
-        for symbol in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
-                       "openblas_get_num_threads"):
-            if hasattr(lib, symbol):
-                return int(getattr(lib, symbol)())
-    return None
+    """Threads the OpenBLAS that NumPy loaded will use, or None where that cannot be read."""
+    get = backend.openblas_function("get_num_threads")
+    return None if get is None else int(get())
 
 
 def environment():

@@ -364,23 +364,14 @@ def set_blas_threads_per_rank(local_size, environ=None):
 
 
 def _openblas_set_threads(n):
-    import ctypes
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:
+    """Set the threads of the OpenBLAS NumPy loaded (it read OPENBLAS_NUM_THREADS at import,
+    so the variable alone is too late); False where its function cannot be found."""
+    from . import backend
+    set_threads = backend.openblas_function("set_num_threads")
+    if set_threads is None:
         return False
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for symbol in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
-                       "openblas_set_num_threads"):
-            if hasattr(lib, symbol):
-                getattr(lib, symbol)(int(n))
-                return True
-    return False
+    set_threads(int(n))
+    return True
 
 
 # ---------------------------------------------------------------------------------------
