@@ -149,7 +149,7 @@ def step_matrix_products(model, B, T):
         elif isinstance(m, CausalSelfAttention):
             nh = m.n_head
             hs = m.qkv.weight.shape[0] // nh
-            for a, b, kb in F._bands(T, T, -(-T // F.ATTENTION_BAND_SIZE)):
+            for a, b, kb in F.causal_bands(T):
                 q, kT, v = arr(B, nh, b - a, hs), arr(B, nh, hs, kb), arr(B, nh, kb, hs)
                 P, gb, vT, k = arr(B, nh, b - a, kb), arr(B, nh, b - a, hs), arr(B, nh, hs, kb), arr(B, nh, kb, hs)
                 pairs += [(q, kT), (P, v), (P.swapaxes(-1, -2), gb), (gb, vT), (P, k), (P.swapaxes(-1, -2), q)]
@@ -174,8 +174,7 @@ def bench_vanilla(args, with_optimizer):
         if torch_step is not None:
             cases["torch"] = torch_step
         elif args.impl == "torch":
-            from .errors import UsageError
-            raise UsageError("--impl torch needs PyTorch: pip install -e '.[oracle]'")
+            raise _torch_missing()
     pairs, flops = step_matrix_products(model, args.batch_size, args.block_size)
 
     def gemms():
@@ -184,6 +183,11 @@ def bench_vanilla(args, with_optimizer):
     cases["GEMM floor"] = gemms
     times = time_alternating(cases, args.warmup, args.repeat)
     return _vanilla_result({name: median_ms(t) for name, t in times.items()}, flops)
+
+
+def _torch_missing():
+    from .errors import UsageError
+    return UsageError("--impl torch needs PyTorch: pip install -e '.[oracle]'")
 
 
 def _vanilla_result(result, flops):
@@ -207,8 +211,7 @@ def bench_vanilla_processes(args):
     import importlib.util
     available = ("minims", "torch") if importlib.util.find_spec("torch") else ("minims",)
     if args.impl == "torch" and "torch" not in available:
-        from .errors import UsageError
-        raise UsageError("--impl torch needs PyTorch: pip install -e '.[oracle]'")
+        raise _torch_missing()
     sides = available if args.impl == "both" else (args.impl,)
     medians = {**{side: [] for side in sides}, "GEMM floor": []}
     flops = None

@@ -423,8 +423,8 @@ def _check_05_2(answer):
         return False, "measure at least three values of n_head"
     # causal attention keeps its probabilities in bands of queries, each with the keys up to
     # its end: band [a, b) holds (b − a)·b numbers per head
-    from .functional import ATTENTION_BAND_SIZE, _bands
-    per_head = sum((b - a) * kb for a, b, kb in _bands(T, T, -(-T // ATTENTION_BAND_SIZE)))
+    from .functional import ATTENTION_BAND_SIZE, causal_bands
+    per_head = sum((b - a) * kb for a, b, kb in causal_bands(T))
     for nh in heads:
         if P[nh] != nh * per_head * 4:
             return False, (f"P at n_head={nh}: {P[nh]:,} bytes; (B, nh, T, T) float32 is "

@@ -382,6 +382,12 @@ class ScaledDotProductAttention(Function):
         return dq, dk, dv
 
 
+def causal_bands(T):
+    """(first query, end query, end key) of each band in which causal attention over T
+    positions is computed (bands of ATTENTION_BAND_SIZE queries, one band for T ≤ that)."""
+    return _bands(T, T, max(1, -(-T // ATTENTION_BAND_SIZE)))
+
+
 def _bands(Tq, Tk, n_bands):
     """(first query, end query, end key) of each band: `n_bands` bands of ⌈Tq/n_bands⌉
     queries (the last one shorter when that does not divide Tq); with one band, everything."""
@@ -450,5 +456,5 @@ def scaled_dot_product_attention(q, k, v, causal=True, mask=None, scale=None):
     if scale is None:  # (head size 0: the output is empty whatever the scale)
         scale = 1.0 / math.sqrt(hs) if hs else 1.0
     # bands of ATTENTION_BAND_SIZE queries skip most of the masked triangle
-    n_bands = -(-Tq // ATTENTION_BAND_SIZE) if causal and mask is None and Tq > 0 else 1
+    n_bands = len(causal_bands(Tq)) if causal and mask is None else 1
     return ScaledDotProductAttention.apply(q, k, v, bias=bias, scale=scale, n_bands=n_bands)
