@@ -17,9 +17,10 @@ from .engine import Function, Tensor, normalize_axes, normalize_axis, normalize_
 
 
 def as_rows(a):
-    """View (..., n) as (rows, n), with the row count spelled out: `reshape(-1, n)` is
-    ambiguous, and an error, when n is 0 (a zero-size dimension)."""
-    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+    """View (..., n) as (rows, n). With n = 0 (a zero-size dimension) the row count is
+    spelled out: `reshape(-1, 0)` is ambiguous, and an error."""
+    n = a.shape[-1]
+    return a.reshape(-1, n) if n else a.reshape(math.prod(a.shape[:-1]), 0)
 
 
 def _power(a, p):

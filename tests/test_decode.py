@@ -130,6 +130,22 @@ def test_the_cache_does_not_recompute_the_past():
             model.step(cache, tokens[:, 5])
 
 
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("bad", [V, -1])
+def test_a_refused_token_leaves_the_cache_as_it_was(name, bad):
+    """An out-of-range id fails the step before the cache moves on: the next valid step gives
+    the logits of the full forward pass at the right position."""
+    model = tiny(name, block_size=16)
+    tokens = np.arange(1, 10)[None] % V
+    with no_grad():
+        cache, _ = model.prefill(tokens[:, :8])
+        with pytest.raises(IndexError, match="out of range"):
+            model.step(cache, np.array([bad]))
+        assert cache.T == 8
+        logits = model.step(cache, tokens[:, 8])
+        np.testing.assert_allclose(logits, model(tokens)[0].data[:, -1], rtol=1e-10, atol=1e-10)
+
+
 def test_generate_keeps_the_training_mode_and_streams():
     model = tiny("top-down", block_size=8, pool=2).train()
     tokens = model.generate_tokens(np.zeros((1, 2), dtype=int), 5, seed=0)

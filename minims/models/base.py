@@ -156,10 +156,11 @@ class LanguageModel(Module):
         if t >= self.config.block_size:
             raise ValueError(f"the cache is full: position {t} is outside block_size="
                              f"{self.config.block_size} (prefill the last block_size tokens instead)")
-        cache.T += 1
         tokens = backend.to_numpy(tokens.data if isinstance(tokens, Tensor) else tokens)
         ids = backend.asarray(numpy.asarray(tokens, dtype=numpy.int64).reshape(-1, 1))  # (B, 1)
-        return self.wte.step(ids) + self.wpe.weight.data[t:t + 1]     # (position t < block_size)
+        x = self.wte.step(ids) + self.wpe.weight.data[t:t + 1]        # (position t < block_size)
+        cache.T += 1                                 # (only once the ids passed their check)
+        return x
 
     def next_logits(self, context, cache=None):
         """Logits (B, V), a plain array, for the token after `context` (B, T), 1 ≤ T ≤
@@ -220,7 +221,9 @@ class LanguageModel(Module):
         with self.eval_mode():
             for _ in range(max_new_tokens):
                 logits, state = self.next_logits(context, state if cached else False)  # (B, V)
-                z = backend.to_numpy(logits).astype(numpy.float64) / temperature
+                z = backend.to_numpy(logits).astype(numpy.float64)
+                if temperature != 1:                                  # (z / 1 is z: skipped)
+                    z /= temperature
                 if top_k is not None:
                     kth = numpy.sort(z, axis=-1)[:, -min(top_k, z.shape[-1])][:, None]
                     z = numpy.where(z < kth, -numpy.inf, z)
@@ -236,10 +239,11 @@ def sample_rows(p, rng):
     distribution: the same draws as `[rng.choice(V, p=row) for row in p]` (NumPy's algorithm,
     one uniform number per row, in row order; tested), in three array operations instead of
     B calls. Raises ValueError if p is not finite (NaN logits)."""
-    if not numpy.isfinite(p).all():
-        raise ValueError("the probabilities to sample from are not finite (NaN or inf logits)")
     cdf = p.cumsum(axis=-1)
-    cdf /= cdf[:, -1:]
+    total = cdf[:, -1:]                                               # (B, 1)
+    if not numpy.isfinite(total).all():          # (a NaN or inf anywhere in a row ends up here)
+        raise ValueError("the probabilities to sample from are not finite (NaN or inf logits)")
+    cdf /= total
     u = rng.random(len(p))                                            # (B,)
     return (cdf <= u[:, None]).sum(axis=-1).astype(numpy.int64)       # = searchsorted(cdf, u, "right")
 

@@ -5,7 +5,7 @@ calls `attend` and merges the heads back before the output projection (GPT-2). A
 (local windows, the retina's pooled keys) subclasses it and overrides only `attend` (and
 `attend_step` for decoding), so every variant has the same parameters (`qkv`, `proj`) and
 the same head layout. `split_heads` and `merge_heads` are the only places heads are split
-and merged in minims.
+and merged in minims, except the decoding `step`, where one position makes both a reshape.
 
 Decoding (ours, the standard key/value cache): `forward(x, cache=kv)` also keeps the keys
 and values of all T positions in a `KVCache`; `step(x, kv)` then takes the next position
@@ -39,8 +39,8 @@ def attend(q, k, v):
     """softmax(q kᵀ/√hs) v for the single new query of each head, with plain arrays (no
     graph: decoding only). q (B, nh, 1, hs); k, v (B, nh, L, hs) → (B, nh, 1, hs)."""
     s = (q * (1.0 / q.shape[-1] ** 0.5)) @ k.swapaxes(-1, -2)         # (B, nh, 1, L)
-    p = backend.xp.exp(s - s.max(axis=-1, keepdims=True))
-    return (p / p.sum(axis=-1, keepdims=True)) @ v                    # (B, nh, 1, hs)
+    p = backend.xp.exp(s - s.max(axis=-1, keepdims=True))             # unnormalised
+    return (p @ v) / F.row_sums(p)                                    # (B, nh, 1, hs)
 
 
 class CausalSelfAttention(Module):
@@ -73,9 +73,11 @@ class CausalSelfAttention(Module):
         """The next position only: a plain array x (B, 1, C) → (B, 1, C), attending through
         `cache` (decoding: no graph, eval mode)."""
         x = as_array(x)
-        q, k, v = split_heads(self.qkv.step(x), self.n_head, parts=3)  # arrays (B, nh, 1, hs)
-        y = self.attend_step(q, k, v, x, cache)                         # (B, nh, 1, hs)
-        return self.proj.step(merge_heads(y))
+        B, _, C = x.shape
+        # one position: splitting and merging heads are reshapes (no transpose to make)
+        qkv = self.qkv.step(x).reshape(B, 3, self.n_head, 1, C // self.n_head)
+        y = self.attend_step(qkv[:, 0], qkv[:, 1], qkv[:, 2], x, cache)  # (B, nh, 1, hs) each
+        return self.proj.step(y.reshape(B, 1, C))
 
     def attend_step(self, q, k, v, x, cache):
         """The variant's part when decoding (arrays, no graph): the new position's key and

@@ -16,32 +16,31 @@ class Buffer:
 
     def __init__(self, axis):
         self.axis = axis
+        self.lead = (slice(None),) * axis   # the index of the axes before `axis`
         self.data = None          # storage; step i lives at data[..., i − offset, ...]
         self.offset = self.start = self.end = 0
 
     def __len__(self):
         return self.end
 
-    def _index(self, a, b):
-        return (slice(None),) * self.axis + (slice(a - self.offset, b - self.offset),)
-
     def append(self, x):
         """Add the steps of x (Tensor or array; same shape but along `axis`)."""
         x = x.data if isinstance(x, Tensor) else x
         n = x.shape[self.axis]
         if self.data is None or self.end + n - self.offset > self.data.shape[self.axis]:
-            kept = None if self.data is None else self.data[self._index(self.start, self.end)]
+            kept = None if self.data is None else self.view()
             shape = list(x.shape)
             shape[self.axis] = max(16, 2 * (self.end - self.start + n))
             self.data, self.offset = backend.xp.empty(tuple(shape), dtype=x.dtype), self.start
             if kept is not None:                                      # move the kept steps
-                self.data[self._index(self.start, self.end)] = kept
-        self.data[self._index(self.end, self.end + n)] = x
+                self.data[self.lead + (slice(0, kept.shape[self.axis]),)] = kept
+        end = self.end - self.offset
+        self.data[self.lead + (slice(end, end + n),)] = x
         self.end += n
 
     def view(self):
         """The kept steps [start, len), an array (no copy)."""
-        return self.data[self._index(self.start, self.end)]
+        return self.data[self.lead + (slice(self.start - self.offset, self.end - self.offset),)]
 
     def tensor(self):
         """The kept steps as a Tensor (no copy)."""
