@@ -28,6 +28,7 @@ import time
 import numpy
 
 from . import backend
+from .errors import ArgumentParser
 
 
 def blas_threads():
@@ -378,7 +379,7 @@ def _fmt(v):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m minims.bench", description=__doc__,
+    p = ArgumentParser(prog="python -m minims.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("case", choices=["engine", "model", "speed", "memory", "attention", "decode"],
                    help="what to measure")
@@ -428,14 +429,23 @@ def _check_args(args):
         raise UsageError(f"--processes and --impl apply to the engine and model cases, not {args.case}")
     from .models import MODELS
     every_model = args.case in ("speed", "memory", "decode")
-    for name, cls in (MODELS.items() if every_model else [("vanilla", None)]):
-        config = cls.Config if cls is not None else ModelConfig
-        try:
-            config(vocab_size=args.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
-                   n_head=args.n_head, n_embd=args.n_embd, dtype=args.dtype)
-        except ValueError as e:
-            raise UsageError(f"{e}" + (f" (the {name} model; this case runs every model)"
-                                       if every_model else "")) from None
+    sizes = {"--block-size": args.block_size}
+    if args.case == "decode":    # (a generation fills the context from a 1-token prompt)
+        sizes["--decode-block-size"] = args.decode_block_size
+        for flag, T in sizes.items():
+            if T < 2:
+                raise UsageError(f"{flag} must be at least 2 for the decode case (it generates "
+                                 f"block_size − 1 tokens), got {T}")
+    for flag, T in sizes.items():
+        for name, cls in (MODELS.items() if every_model else [("vanilla", None)]):
+            config = cls.Config if cls is not None else ModelConfig
+            try:
+                config(vocab_size=args.vocab_size, block_size=T, n_layer=args.n_layer,
+                       n_head=args.n_head, n_embd=args.n_embd, dtype=args.dtype)
+            except ValueError as e:
+                where = (f"{flag} {T}, " if len(sizes) > 1 else "") + f"the {name} model"
+                raise UsageError(f"{e}" + (f" ({where}; this case runs every model)" if every_model
+                                           else "")) from None
     smallest_t = {"memory": 256, "attention": 128}.get(args.case)
     if smallest_t and args.max_t < smallest_t:
         raise UsageError(f"--max-t must be at least {smallest_t} for the {args.case} case "
@@ -476,6 +486,8 @@ def _main(argv):
     env = environment()  # (after the run: it reports PyTorch's threads only if the run used it)
     config = {k: getattr(args, k) for k in ("n_layer", "n_embd", "n_head", "block_size",
                                             "batch_size", "vocab_size", "dtype", "repeat")}
+    if decode:                                          # (decoding runs one sequence)
+        config.update(batch_size=1, decode_block_size=args.decode_block_size)
     if args.case in ("engine", "model"):
         config.update(impl=args.impl, processes=args.processes)
     if args.json:

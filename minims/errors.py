@@ -16,13 +16,14 @@ also subclass the built-in type that code catching them would expect (`DataError
 `ValueError`, `FileSystemError` an `OSError`, `OutOfMemory` a `MemoryError`), so `except
 ValueError` around library calls keeps working.
 """
+import argparse
 import errno
 import sys
 
 from .backend import BackendUnavailable
 
 __all__ = ["MinimsError", "UsageError", "DataError", "CheckpointError", "BackendUnavailable",
-           "FileSystemError", "OutOfMemory", "file_error", "run_cli", "report"]
+           "FileSystemError", "OutOfMemory", "ArgumentParser", "file_error", "run_cli", "report"]
 
 
 class MinimsError(Exception):
@@ -90,6 +91,16 @@ def report(e):
     """The one line printed for a user-facing error `e`."""
     label = getattr(e, "label", "error")
     return f"{label}: {' '.join(str(e).split())}"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, except that a bad flag (an unknown one, a missing value, `abc` for a
+    number) prints one line, `prog: error: … (--help lists the flags)`, instead of the whole
+    usage block, and exits 2 like every other user error (ours: the usage block of `train`
+    is 20 lines that bury the one that matters)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (--help lists the flags)\n")
 
 
 def run_cli(body, argv=None):

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
+from .errors import ArgumentParser
 from .engine import no_grad
 from .files import write_text
 from .memory import saved_bytes
@@ -471,7 +472,7 @@ def run_experiment(args):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m minims.experiment", description=__doc__,
+    p = ArgumentParser(prog="python -m minims.experiment", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiment", choices=sorted(EXPERIMENTS),
                    help="'tradeoff' (bpc vs memory and step time) or 'ablate' (every (ours) choice)")

@@ -4,13 +4,17 @@
     python -m minims.sample --prompt "It is a truth" --max-new-tokens 300 --temperature 0.8 --seed 1
 
 Tokens are printed as they are generated (flushed, so Ctrl-C keeps what was shown; exit
-code 130), each one a cached decoding step of the model (`LanguageModel.generate_tokens`).
+code 130), each one a cached decoding step of the model (`LanguageModel.generate_tokens`)
+until the context holds block_size tokens; past that, with the default --slide 1, every new
+token re-runs the whole context (positions are absolute), and --slide N does it once per N
+tokens.
 
 The checkpoint carries everything needed: the model's description (rebuilt with
 `model_from_description`, so every registered model works), its weights and the tokenizer.
 The same --seed gives the same text. Characters (or words) the tokenizer never saw in
 training become <unk>. Exit code 2 with a one-line error for a missing or corrupt checkpoint,
-an unusable backend or a bad flag (minims/errors.py); 130 on Ctrl-C.
+a checkpoint whose weights hold NaN or inf, an unusable backend or a bad flag
+(minims/errors.py); 130 on Ctrl-C.
 """
 import argparse
 import math
@@ -22,19 +26,19 @@ import numpy as np
 
 from . import backend
 from . import checkpoint
-from .errors import CheckpointError, UsageError, run_cli
+from .errors import ArgumentParser, CheckpointError, UsageError, run_cli
 from .models import model_from_description
 from .tokenizers import tokenizer_from_dict
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m minims.sample", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="python -m minims.sample", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out-dir", default="out", help="run folder whose ckpt.npz is used")
     p.add_argument("--ckpt", default=None, help="a checkpoint file (instead of OUT_DIR/ckpt.npz)")
     p.add_argument("--prompt", default="\n\n",
-                   help="text to continue (its last block_size tokens are the context); the default, "
-                        "a paragraph break, starts a fresh paragraph")
+                   help="text to continue (its last block_size tokens are the context) (default: "
+                        "%(default)r, a paragraph break: a fresh paragraph)")
     p.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="divide the logits by this (< 1: safer text, > 1: wilder)")
@@ -60,6 +64,11 @@ def load_model(path):
         tokenizer = tokenizer_from_dict(header["tokenizer"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: checkpoint does not describe a usable model ({e})") from None
+    bad = [name for name, p in model.named_parameters() if not np.isfinite(backend.to_numpy(p.data)).all()]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise CheckpointError(f"{path}: the weights hold NaN or inf ({bad[0]}{more}): the run that "
+                              "wrote it diverged; retrain it, e.g. with a lower --lr")
     return model.eval(), tokenizer, header
 
 

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from . import backend
-from .errors import CheckpointError, DataError, UsageError
+from .errors import ArgumentParser, CheckpointError, DataError, UsageError
 from .models import MODELS, ModelConfig, canonical_name
 
 BASE_FIELDS = [f.name for f in dataclasses.fields(ModelConfig)]
@@ -89,7 +89,7 @@ def _model_name(text):
 def build_parser():
     from . import train                  # its docstring is the command's description
     doc = train.__doc__
-    p = argparse.ArgumentParser(prog="python -m minims.train", formatter_class=_HelpFormatter,
+    p = ArgumentParser(prog="python -m minims.train", formatter_class=_HelpFormatter,
                                 description=doc.split("\n\n")[0] + "\n\n" + doc.split("\n\n")[1],
                                 epilog="\n\n".join(doc.split("\n\n")[-2:]))
     g = p.add_argument_group("run")

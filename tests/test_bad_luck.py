@@ -387,6 +387,22 @@ def test_experiment_and_bench_map_errors_the_same_way(tmp_path, capsys):
     code = bench.main(["speed", "--n-layer", "1"])        # too shallow for the multi-scale models
     err = capsys.readouterr().err
     assert one_line(err, code, 2) and "too shallow" in err
+    for size, words in [("0", "at least 2"), ("1", "at least 2"), ("8", "--decode-block-size 8")]:
+        code = bench.main(["decode", "--n-layer", "2", "--block-size", "16", "--decode-block-size", size])
+        err = capsys.readouterr().err
+        assert one_line(err, code, 2) and words in err
+
+
+@pytest.mark.parametrize("argv", [["--max-iters", "abc"], ["--bogus"], ["--lr"]])
+def test_a_malformed_flag_is_one_line_in_every_command(argv, capsys):
+    """argparse's own errors (an unknown flag, a missing or non-numeric value) are one line
+    too, not the usage block (minims.errors.ArgumentParser)."""
+    from minims import sample, train
+    for main, args in [(train.main, argv), (experiment.main, ["tradeoff", *argv]),
+                       (bench.main, ["engine", *argv]), (sample.main, argv)]:
+        code = main(args)
+        err = capsys.readouterr().err
+        assert one_line(err, code, 2) and "error:" in err and "--help" in err, (main.__module__, err)
 
 
 # ================================================================ 2. the resume contract

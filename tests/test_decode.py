@@ -131,18 +131,25 @@ def test_the_cache_does_not_recompute_the_past():
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("bad", [V, -1])
-def test_a_refused_token_leaves_the_cache_as_it_was(name, bad):
-    """An out-of-range id fails the step before the cache moves on: the next valid step gives
-    the logits of the full forward pass at the right position."""
+@pytest.mark.parametrize("bad,error,match", [
+    ([[V], [1]], IndexError, "out of range"), ([[-1], [1]], IndexError, "out of range"),
+    ([[2.7], [3.2]], TypeError, "must be integers"), ([[True], [False]], TypeError, "must be integers"),
+    ([["3"], ["4"]], TypeError, "must be integers"),
+    ([[1]], ValueError, "one token per row of the cache \\(2\\), got 1"),
+    ([[1], [2], [3]], ValueError, "one token per row of the cache \\(2\\), got 3")])
+def test_a_refused_token_leaves_the_cache_as_it_was(name, bad, error, match):
+    """A bad step (an id outside the vocabulary, ids that are not integers, a token count
+    other than the batch) fails before the cache moves on: the next valid step gives the
+    logits of the full forward pass at the right position."""
     model = tiny(name, block_size=16)
-    tokens = np.arange(1, 10)[None] % V
+    tokens = (np.arange(1, 19).reshape(2, 9) * 5) % V                # (B=2, 9)
+    cache, logits = model.prefill(tokens[:, :8])
+    assert type(logits) is np.ndarray and logits.shape == (2, V)      # an array, like step's
+    with pytest.raises(error, match=match):
+        model.step(cache, np.array(bad)[:, 0])
+    assert cache.T == 8
+    logits = model.step(cache, tokens[:, 8])
     with no_grad():
-        cache, _ = model.prefill(tokens[:, :8])
-        with pytest.raises(IndexError, match="out of range"):
-            model.step(cache, np.array([bad]))
-        assert cache.T == 8
-        logits = model.step(cache, tokens[:, 8])
         np.testing.assert_allclose(logits, model(tokens)[0].data[:, -1], rtol=1e-10, atol=1e-10)
 
 
@@ -171,7 +178,9 @@ def test_generate_keeps_the_training_mode_and_streams():
     (dict(temperature="1"), TypeError, "temperature must be a number"),
     (dict(slide=0), ValueError, "slide must be an integer in"),
     (dict(slide=9), ValueError, "slide must be an integer in"),
-    (dict(slide=2.0), ValueError, "slide must be an integer in"),
+    (dict(slide=2.0), TypeError, "slide must be an integer"),
+    (dict(seed=-1), ValueError, "seed must be >= 0"),
+    (dict(seed=1.5), TypeError, "seed must be an integer"),
     (dict(temperature=1j), TypeError, "temperature must be a number"),
 ])
 def test_generate_checks_its_arguments_like_the_cli(kwargs, error, match):
@@ -186,6 +195,12 @@ def test_generate_checks_its_arguments_like_the_cli(kwargs, error, match):
 def test_valid_edge_arguments_work():
     model = tiny("vanilla", block_size=8, n_layer=1)
     prompt = np.zeros((1, 2), dtype=int)
+    with pytest.raises(ValueError, match="the prompt is empty"):
+        model.generate(np.zeros((1, 0), dtype=int), 2)
+    # a temperature so small that logits / T overflow: the logits are shifted first, so the
+    # sample is the greedy one (not NaN)
+    tiny_t = model.generate(prompt, 6, temperature=1e-320, seed=3)
+    np.testing.assert_array_equal(tiny_t, model.generate(prompt, 6, top_k=1, seed=3))
     assert model.generate(prompt, 0).shape == (1, 2)
     assert model.generate(prompt, np.int64(2), top_k=np.int32(1), temperature=np.float32(0.5)).shape == (1, 4)
     greedy = model.generate(prompt, 4, top_k=1, seed=0)                # top_k=1 is greedy decoding
@@ -273,12 +288,30 @@ def test_an_interrupted_sample_keeps_what_was_printed(tiny_sampler, monkeypatch)
 
 
 @pytest.mark.parametrize("flags,word", [(["--temperature", "0"], "temperature"), (["--slide", "0"], "slide"),
-                                        (["--slide", "9"], "slide")])
+                                        (["--slide", "9"], "slide"), (["--top-k", "x"], "--top-k"),
+                                        (["--bogus"], "--bogus")])
 def test_a_bad_sampler_option_prints_nothing_but_the_error(tiny_sampler, capsys, flags, word):
     sample_cli, _, _ = tiny_sampler
     assert sample_cli.main(flags) == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err.startswith("error: ") and word in captured.err
+    assert captured.out == "" and captured.err.count("\n") == 1 and word in captured.err
+    assert "error: " in captured.err and "Traceback" not in captured.err
+
+
+def test_the_sampler_refuses_a_checkpoint_with_nan_weights(tmp_path, capsys):
+    """A checkpoint of a run that diverged: one line naming the file and a weight, exit 2,
+    nothing sampled (the sampler would otherwise fail on NaN logits)."""
+    from minims import checkpoint, sample as sample_cli
+    from minims.tokenizers import build_tokenizer
+    tok = build_tokenizer("char", "it was a truth")
+    model = build_model("vanilla", vocab_size=tok.vocab_size, block_size=8, **TINY)
+    model.lm_head.weight.data[0, 0] = np.nan
+    path = tmp_path / "nan.npz"
+    checkpoint.save(path, {"model": model.describe(), "tokenizer": tok.to_dict()}, model.state_dict(), {})
+    assert sample_cli.main(["--ckpt", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert "nan.npz" in captured.err and "lm_head.weight" in captured.err
 
 
 def test_the_sampler_slides_the_context_past_block_size(tiny_sampler, capsys):
@@ -323,6 +356,14 @@ def test_buffer_behaves_like_a_list_with_absolute_indices(ops):
         if buf.data is not None:
             np.testing.assert_array_equal(buf.view()[0, :, 0], ref[start:])
             assert buf.view().shape == (2, len(ref) - start, 3)
+
+
+def test_sample_rows_refuses_rows_it_cannot_sample_from():
+    from minims.models.base import sample_rows
+    rng = np.random.default_rng(0)
+    for row, match in [([0.5, np.nan], "not finite"), ([np.inf, 0.0], "not finite"), ([0.0, 0.0], "sums to 0")]:
+        with pytest.raises(ValueError, match=match):
+            sample_rows(np.array([[0.5, 0.5], row]), rng)
 
 
 @settings(max_examples=60, deadline=None)

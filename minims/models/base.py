@@ -103,6 +103,8 @@ class LanguageModel(Module):
         if idx.dtype.kind not in "iu":
             raise TypeError(f"idx must hold integer token ids, got {idx.dtype}")
         T, limit = idx.shape[1], max_len or self.config.block_size
+        if T < 1 and limit == numpy.inf:
+            raise ValueError("the prompt is empty: give at least one token")
         if not 1 <= T <= limit:
             raise ValueError(f"sequence length {T} is outside 1..block_size={self.config.block_size}")
         if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
@@ -135,12 +137,15 @@ class LanguageModel(Module):
 
     def prefill(self, idx):
         """Run the prompt idx (B, T), T ≤ block_size, through the model once, keeping what
-        the next steps need: returns (cache, logits (B, V) for the token after idx)."""
+        the next steps need: returns (cache, logits (B, V) for the token after idx, a plain
+        array like `step`'s). Runs without a graph."""
         idx = self.check_idx(idx)
         cache = self.new_cache(idx.shape[0])
-        logits = self.logits(idx, cache=cache)                        # (B, T, V)
+        with no_grad():
+            logits = self.logits(idx, cache=cache)                    # (B, T, V)
         cache.finish(idx.shape[1])
-        return cache, logits[:, -1]
+        cache.batch = idx.shape[0]
+        return cache, logits.data[:, -1]
 
     def step(self, cache, tokens):
         """Append one token per row, tokens (B,), at position `cache.T` < block_size; returns
@@ -151,15 +156,23 @@ class LanguageModel(Module):
         raise NotImplementedError
 
     def embed_step(self, cache, tokens):
-        """(B,) token ids at position cache.T → a plain array (B, 1, C); advances cache.T."""
+        """(B,) token ids at position cache.T → a plain array (B, 1, C); advances cache.T.
+        Every check comes first, so a refused step leaves the cache as it was: ValueError
+        for a full cache or a token count other than the cache's batch, TypeError for ids
+        that are not integers, IndexError for ids outside the vocabulary."""
         t = cache.T
         if t >= self.config.block_size:
             raise ValueError(f"the cache is full: position {t} is outside block_size="
                              f"{self.config.block_size} (prefill the last block_size tokens instead)")
-        tokens = backend.to_numpy(tokens.data if isinstance(tokens, Tensor) else tokens)
-        ids = backend.asarray(numpy.asarray(tokens, dtype=numpy.int64).reshape(-1, 1))  # (B, 1)
+        tokens = numpy.asarray(backend.to_numpy(tokens.data if isinstance(tokens, Tensor) else tokens))
+        if tokens.dtype.kind not in "iu":
+            raise TypeError(f"token ids must be integers, got {tokens.dtype}")
+        if cache.batch is not None and tokens.size != cache.batch:
+            raise ValueError(f"a step takes one token per row of the cache ({cache.batch}), got "
+                             f"{tokens.size}")
+        ids = backend.asarray(tokens.astype(numpy.int64).reshape(-1, 1))  # (B, 1)
         x = self.wte.step(ids) + self.wpe.weight.data[t:t + 1]        # (position t < block_size)
-        cache.T += 1                                 # (only once the ids passed their check)
+        cache.T += 1
         return x
 
     def next_logits(self, context, cache=None):
@@ -175,7 +188,7 @@ class LanguageModel(Module):
                 return self(context)[0].data[:, -1], False            # (B, V)
             if cache is None or cache.T == self.config.block_size:
                 cache, logits = self.prefill(context)
-                return logits.data, cache
+                return logits, cache
             return self.step(cache, context[:, -1]), cache
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True, slide=1):
@@ -193,8 +206,9 @@ class LanguageModel(Module):
         larger slide re-runs it once per `slide` tokens and steps in between (faster long
         samples, over a context of block_size − slide + 1 to block_size tokens).
         Raises ValueError (TypeError for a wrong type) for max_new_tokens not an integer
-        ≥ 0, temperature not finite > 0, top_k not None or an integer ≥ 1, slide not an
-        integer in [1, block_size].
+        ≥ 0, temperature not finite > 0, top_k not None or an integer ≥ 1, seed not None or
+        an integer ≥ 0, slide not an integer in [1, block_size]; ValueError also for an
+        empty prompt, and from the sampler for logits that are NaN or inf.
         """
         idx = backend.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
         new = list(self.generate_tokens(idx, max_new_tokens, temperature, top_k, seed, cache, slide))
@@ -206,8 +220,10 @@ class LanguageModel(Module):
         it is sampled (a streaming sampler prints them as they come). The arguments are
         checked at the call; the model stays in eval mode until the generator is exhausted
         or closed, then its previous mode is restored."""
-        check_sampling(max_new_tokens, temperature, top_k)
-        if not _is_int(slide) or not 1 <= slide <= self.config.block_size:
+        check_sampling(max_new_tokens, temperature, top_k, seed)
+        if not _is_int(slide):
+            raise TypeError(f"slide must be an integer, got {slide!r}")
+        if not 1 <= slide <= self.config.block_size:
             raise ValueError(f"slide must be an integer in [1, block_size={self.config.block_size}], "
                              f"got {slide!r}")
         idx = backend.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
@@ -223,7 +239,9 @@ class LanguageModel(Module):
                 logits, state = self.next_logits(context, state if cached else False)  # (B, V)
                 z = backend.to_numpy(logits).astype(numpy.float64)
                 if temperature != 1:                                  # (z / 1 is z: skipped)
-                    z /= temperature
+                    z -= z.max(axis=-1, keepdims=True)  # shifted first: with a tiny temperature,
+                    with numpy.errstate(over="ignore"):  # z / T would overflow to inf, then NaN;
+                        z /= temperature                 # now only to −inf (probability 0)
                 if top_k is not None:
                     kth = numpy.sort(z, axis=-1)[:, -min(top_k, z.shape[-1])][:, None]
                     z = numpy.where(z < kth, -numpy.inf, z)
@@ -238,11 +256,14 @@ def sample_rows(p, rng):
     """One token per row of probabilities p (B, V), by the inverse of each row's cumulative
     distribution: the same draws as `[rng.choice(V, p=row) for row in p]` (NumPy's algorithm,
     one uniform number per row, in row order; tested), in three array operations instead of
-    B calls. Raises ValueError if p is not finite (NaN logits)."""
+    B calls. p: non-negative rows (a softmax's output; negative entries are not checked).
+    Raises ValueError if a row is not finite (NaN or inf logits) or sums to 0."""
     cdf = p.cumsum(axis=-1)
     total = cdf[:, -1:]                                               # (B, 1)
     if not numpy.isfinite(total).all():          # (a NaN or inf anywhere in a row ends up here)
         raise ValueError("the probabilities to sample from are not finite (NaN or inf logits)")
+    if not (total > 0).all():
+        raise ValueError("a row of probabilities to sample from sums to 0")
     cdf /= total
     u = rng.random(len(p))                                            # (B,)
     return (cdf <= u[:, None]).sum(axis=-1).astype(numpy.int64)       # = searchsorted(cdf, u, "right")
@@ -262,6 +283,7 @@ class DecodeCache:
 
     def __init__(self):
         self.T = 0
+        self.batch = None   # rows, set by `prefill`
 
     def finish(self, T):
         """After the prefill over T tokens: keep at each coarse scale only the steps of complete
@@ -282,8 +304,13 @@ def _is_int(x):
     return isinstance(x, (int, numpy.integer)) and not isinstance(x, (bool, numpy.bool_))
 
 
-def check_sampling(max_new_tokens, temperature, top_k):
+def check_sampling(max_new_tokens, temperature, top_k, seed=None):
     """The checks the sampling CLI makes, for the Python API: clear errors, not surprises."""
+    if seed is not None:
+        if not _is_int(seed):
+            raise TypeError(f"seed must be an integer or None, got {seed!r}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0 (or None), got {seed}")
     if not _is_int(max_new_tokens):
         raise TypeError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
     if max_new_tokens < 0:

@@ -40,7 +40,7 @@ def attend(q, k, v):
     graph: decoding only). q (B, nh, 1, hs); k, v (B, nh, L, hs) → (B, nh, 1, hs)."""
     s = (q * (1.0 / q.shape[-1] ** 0.5)) @ k.swapaxes(-1, -2)         # (B, nh, 1, L)
     p = backend.xp.exp(s - s.max(axis=-1, keepdims=True))             # unnormalised
-    return (p @ v) / F.row_sums(p)                                    # (B, nh, 1, hs)
+    return (p @ v) / p.sum(axis=-1, keepdims=True)                    # (B, nh, 1, hs)
 
 
 class CausalSelfAttention(Module):
