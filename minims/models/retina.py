@@ -84,7 +84,8 @@ def retina_ranges(T, k, window, n_scales=1, band=2):
 
 
 def retina_ranges_at(t, k, window, n_scales=1, band=2):
-    """The key ranges of the queries at the positions t (an int array), as for retina_ranges."""
+    """The key ranges of the queries at the positions t (an int array, or one int: then each
+    lo/hi is a NumPy integer, ~10× faster for a decoding step), as for retina_ranges."""
     A = [t + 1, k * (numpy.maximum(0, t - window + 1) // k)]           # A₀, A₁
     for s in range(2, n_scales + 1):
         K = k ** s
@@ -143,11 +144,11 @@ class RetinaAttention(CausalSelfAttention):
             p = pool.pool_at(cache.inputs[s - 1].tensor(), n).data    # (B, 1, C): block n
             cache.inputs[s].append(p)
             cache.coarse[s - 1].append(*split_heads(F.Linear.run(p, w_kv, b_kv), self.n_head, parts=2))
-        ranges = retina_ranges_at(numpy.array([t]), self.k, self.window, self.n_scales, self.band)
-        cache.fine.drop_before(int(ranges[0][0][0]))                  # out of the window for good
+        ranges = retina_ranges_at(t, self.k, self.window, self.n_scales, self.band)
+        cache.fine.drop_before(int(ranges[0][0]))                     # out of the window for good
         keys, values = [], []                                         # what t sees, set by set
         for i, (kv, (lo, hi)) in enumerate(zip([cache.fine, *cache.coarse], ranges)):
-            a, b = int(lo[0]), int(hi[0])
+            a, b = int(lo), int(hi)
             if i == 0:                                                # fine keys kept from `start`
                 a, b = a - kv.start, b - kv.start
             keys.append(kv.k.view()[:, :, a:b])                       # (B, nh, b − a, hs)
