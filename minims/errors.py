@@ -94,13 +94,19 @@ def report(e):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser, except that a bad flag (an unknown one, a missing value, `abc` for a
-    number) prints one line, `prog: error: … (--help lists the flags)`, instead of the whole
-    usage block, and exits 2 like every other user error (ours: the usage block of `train`
-    is 20 lines that bury the one that matters)."""
+    """argparse's parser, except that a bad command line (an unknown flag, a missing value,
+    `abc` for a number, a missing or unknown command) prints one line in the format of every
+    other user error, `error: … (see prog --help)`, naming the choices of a missing command,
+    instead of the whole usage block; exit code 2 (ours: train's usage block is 20 lines that
+    bury the one that matters)."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (--help lists the flags)\n")
+        message = " ".join(message.split())
+        for action in self._actions:           # a required command left out: say what it can be
+            if action.choices and not action.option_strings and "required" in message \
+                    and action.dest in message:
+                message += f" (one of: {', '.join(map(str, action.choices))})"
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def run_cli(body, argv=None):

@@ -402,7 +402,16 @@ def test_a_malformed_flag_is_one_line_in_every_command(argv, capsys):
                        (bench.main, ["engine", *argv]), (sample.main, argv)]:
         code = main(args)
         err = capsys.readouterr().err
-        assert one_line(err, code, 2) and "error:" in err and "--help" in err, (main.__module__, err)
+        assert one_line(err, code, 2) and err.startswith("error: ") and "--help" in err, (main.__module__, err)
+
+
+def test_a_missing_command_names_its_choices(capsys):
+    code = bench.main([])
+    err = capsys.readouterr().err
+    assert one_line(err, code, 2) and "one of: engine, model, speed, memory, attention, decode" in err
+    code = experiment.main([])
+    err = capsys.readouterr().err
+    assert one_line(err, code, 2) and "one of: ablate, tradeoff" in err
 
 
 # ================================================================ 2. the resume contract

@@ -153,6 +153,24 @@ def test_a_refused_token_leaves_the_cache_as_it_was(name, bad, error, match):
         np.testing.assert_allclose(logits, model(tokens)[0].data[:, -1], rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_steps_from_an_empty_cache_equal_the_forward_pass(name):
+    """`new_cache(B)` then one step per token, with no prefill: every step (across the
+    blocks of every scale) gives the last row of the forward pass, and the cache knows its
+    batch (a step with the wrong token count is refused before anything moves)."""
+    model = tiny(name, block_size=16)
+    tokens = (np.arange(2, 20).reshape(2, 9) * 3) % V                 # (B=2, 9)
+    cache = model.new_cache(2)
+    with pytest.raises(ValueError, match="one token per row"):
+        model.step(cache, tokens[:1, 0])
+    assert cache.T == 0
+    for t in range(tokens.shape[1]):
+        logits = model.step(cache, tokens[:, t])
+        with no_grad():
+            full = model(tokens[:, :t + 1])[0].data[:, -1]
+        np.testing.assert_allclose(logits, full, rtol=1e-10, atol=1e-10, err_msg=f"token {t}")
+
+
 def test_generate_keeps_the_training_mode_and_streams():
     model = tiny("top-down", block_size=8, pool=2).train()
     tokens = model.generate_tokens(np.zeros((1, 2), dtype=int), 5, seed=0)
@@ -201,6 +219,9 @@ def test_valid_edge_arguments_work():
     # sample is the greedy one (not NaN)
     tiny_t = model.generate(prompt, 6, temperature=1e-320, seed=3)
     np.testing.assert_array_equal(tiny_t, model.generate(prompt, 6, top_k=1, seed=3))
+    # a numpy Generator is drawn from, as NumPy's own `default_rng(generator)` would
+    np.testing.assert_array_equal(model.generate(prompt, 6, seed=np.random.default_rng(5)),
+                                  model.generate(prompt, 6, seed=5))
     assert model.generate(prompt, 0).shape == (1, 2)
     assert model.generate(prompt, np.int64(2), top_k=np.int32(1), temperature=np.float32(0.5)).shape == (1, 4)
     greedy = model.generate(prompt, 4, top_k=1, seed=0)                # top_k=1 is greedy decoding

@@ -132,7 +132,8 @@ class LanguageModel(Module):
     supports_cache = False
 
     def new_cache(self, batch):
-        """An empty decoding cache for `batch` sequences."""
+        """An empty decoding cache for `batch` sequences (a DecodeCache made with `batch`, so
+        that a step can check it gets one token per row); steps may start from it (T = 0)."""
         raise NotImplementedError
 
     def prefill(self, idx):
@@ -144,13 +145,13 @@ class LanguageModel(Module):
         with no_grad():
             logits = self.logits(idx, cache=cache)                    # (B, T, V)
         cache.finish(idx.shape[1])
-        cache.batch = idx.shape[0]
         return cache, logits.data[:, -1]
 
     def step(self, cache, tokens):
-        """Append one token per row, tokens (B,), at position `cache.T` < block_size; returns
-        the logits (B, V) for the token after it, a plain array equal (to rounding) to the
-        last row of a forward pass over all the tokens so far. No graph: the per-token path
+        """Append one token per row, tokens (B,) (any shape holding B integer ids), at position
+        `cache.T` < block_size; returns the logits (B, V) for the token after it, a plain
+        array equal (to rounding) to the last row of a forward pass over all the tokens so
+        far. The tokens are checked before the cache changes (`embed_step`). No graph: the per-token path
         runs on arrays (the layers' `step` methods), the rarer coarse-scale work may use
         Tensors under `no_grad`."""
         raise NotImplementedError
@@ -206,8 +207,9 @@ class LanguageModel(Module):
         larger slide re-runs it once per `slide` tokens and steps in between (faster long
         samples, over a context of block_size − slide + 1 to block_size tokens).
         Raises ValueError (TypeError for a wrong type) for max_new_tokens not an integer
-        ≥ 0, temperature not finite > 0, top_k not None or an integer ≥ 1, seed not None or
-        an integer ≥ 0, slide not an integer in [1, block_size]; ValueError also for an
+        ≥ 0, temperature not finite > 0, top_k not None or an integer ≥ 1, seed not None,
+        an integer ≥ 0 or a numpy Generator (which is then drawn from), slide not an
+        integer in [1, block_size]; ValueError also for an
         empty prompt, and from the sampler for logits that are NaN or inf.
         """
         idx = backend.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
@@ -281,9 +283,9 @@ class DecodeCache:
 
     pools = ()   # the model's Pool layers, scale 1 … S (the top-down and bottom-up caches set them)
 
-    def __init__(self):
+    def __init__(self, batch=None):
         self.T = 0
-        self.batch = None   # rows, set by `prefill`
+        self.batch = batch   # rows (None: not checked)
 
     def finish(self, T):
         """After the prefill over T tokens: keep at each coarse scale only the steps of complete
@@ -306,9 +308,9 @@ def _is_int(x):
 
 def check_sampling(max_new_tokens, temperature, top_k, seed=None):
     """The checks the sampling CLI makes, for the Python API: clear errors, not surprises."""
-    if seed is not None:
+    if seed is not None and not isinstance(seed, numpy.random.Generator):
         if not _is_int(seed):
-            raise TypeError(f"seed must be an integer or None, got {seed!r}")
+            raise TypeError(f"seed must be an integer, a numpy Generator or None, got {seed!r}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0 (or None), got {seed}")
     if not _is_int(max_new_tokens):

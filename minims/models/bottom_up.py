@@ -231,7 +231,7 @@ class BottomUpLM(LanguageModel):
         return self.head(x)                                           # (B, T, V)
 
     def new_cache(self, batch):
-        return BottomUpCache(self)
+        return BottomUpCache(self, batch)
 
     def step(self, cache, tokens):
         t = cache.T
@@ -265,8 +265,8 @@ class BottomUpCache(DecodeCache):
     pre, coarse[s−1], post: a KVCache per layer; agg: the aggregation layer's coarse keys
     and values, a KVCache per scale."""
 
-    def __init__(self, model):
-        super().__init__()
+    def __init__(self, model, batch=None):
+        super().__init__(batch)
         S = len(model.pool)
         self.pools = list(model.pool)
         self.c = [Buffer(axis=1) for _ in range(S + 1)]

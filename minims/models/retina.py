@@ -85,7 +85,8 @@ def retina_ranges(T, k, window, n_scales=1, band=2):
 
 def retina_ranges_at(t, k, window, n_scales=1, band=2):
     """The key ranges of the queries at the positions t (an int array, or one int: then each
-    lo/hi is a NumPy integer, ~10× faster for a decoding step), as for retina_ranges."""
+    lo/hi is a scalar, or a 0-d array, that `int()` reads; ~10× faster for a decoding step),
+    as for retina_ranges."""
     A = [t + 1, k * (numpy.maximum(0, t - window + 1) // k)]           # A₀, A₁
     for s in range(2, n_scales + 1):
         K = k ** s
@@ -151,8 +152,9 @@ class RetinaAttention(CausalSelfAttention):
             a, b = int(lo), int(hi)
             if i == 0:                                                # fine keys kept from `start`
                 a, b = a - kv.start, b - kv.start
-            keys.append(kv.k.view()[:, :, a:b])                       # (B, nh, b − a, hs)
-            values.append(kv.v.view()[:, :, a:b])
+            if b > a:                            # (a scale with no block yet has nothing to give)
+                keys.append(kv.k.view()[:, :, a:b])                   # (B, nh, b − a, hs)
+                values.append(kv.v.view()[:, :, a:b])
         k, v = backend.xp.concatenate(keys, axis=2), backend.xp.concatenate(values, axis=2)
         return attend(q, k, v)                                        # one softmax over all
 
@@ -200,7 +202,7 @@ class RetinaLM(LanguageModel):
         return self.head(x)                                           # (B, T, V)
 
     def new_cache(self, batch):
-        return RetinaModelCache(self)
+        return RetinaModelCache(self, batch)
 
     def step(self, cache, tokens):
         x = self.embed_step(cache, tokens)                            # (B, 1, C)
@@ -223,8 +225,8 @@ class RetinaCache:
 class RetinaModelCache(DecodeCache):
     """layers: a RetinaCache per block."""
 
-    def __init__(self, model):
-        super().__init__()
+    def __init__(self, model, batch=None):
+        super().__init__(batch)
         self.layers = [RetinaCache(model.config.n_scales) for _ in model.blocks]
         self.layer_pools = [list(block.attn.pool) for block in model.blocks]
 

@@ -129,7 +129,7 @@ class TopDownLM(LanguageModel):
         return self.head(x)                                           # (B, T, V)
 
     def new_cache(self, batch):
-        return TopDownCache(self)
+        return TopDownCache(self, batch)
 
     def step(self, cache, tokens):
         t, S = cache.T, len(self.pool)
@@ -162,8 +162,8 @@ class TopDownCache(DecodeCache):
     """e[s]: pooled embeddings (B, n_s, C), s = 0 … S (e[0]: the tokens'); h[s]: coarse outputs
     (B, n_s, C), s = 1 … S (h[0] unused); coarse[s−1], fine: a KVCache per layer."""
 
-    def __init__(self, model):
-        super().__init__()
+    def __init__(self, model, batch=None):
+        super().__init__(batch)
         S = len(model.pool)
         self.pools = list(model.pool)
         self.e = [Buffer(axis=1) for _ in range(S + 1)]

@@ -45,7 +45,7 @@ class VanillaLM(LanguageModel):
         return self.head(x)                                           # (B, T, V)
 
     def new_cache(self, batch):
-        cache = DecodeCache()
+        cache = DecodeCache(batch)
         cache.blocks = [KVCache() for _ in self.blocks]               # (B, nh, L, hs) keys, values
         return cache
 
