@@ -380,7 +380,7 @@ def _fmt(v):
 
 def build_parser():
     p = ArgumentParser(prog="python -m minims.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("case", choices=["engine", "model", "speed", "memory", "attention", "decode"],
                    help="what to measure")
     p.add_argument("--backend", default="numpy", choices=backend.BACKENDS, help="array backend (default numpy)")

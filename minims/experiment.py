@@ -473,7 +473,7 @@ def run_experiment(args):
 
 def build_parser():
     p = ArgumentParser(prog="python -m minims.experiment", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiment", choices=sorted(EXPERIMENTS),
                    help="'tradeoff' (bpc vs memory and step time) or 'ablate' (every (ours) choice)")
     p.add_argument("--quick", action="store_true",

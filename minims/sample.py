@@ -33,7 +33,7 @@ from .tokenizers import tokenizer_from_dict
 
 def build_parser():
     p = ArgumentParser(prog="python -m minims.sample", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out-dir", default="out", help="run folder whose ckpt.npz is used")
     p.add_argument("--ckpt", default=None, help="a checkpoint file (instead of OUT_DIR/ckpt.npz)")
     p.add_argument("--prompt", default="\n\n",

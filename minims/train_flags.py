@@ -90,8 +90,8 @@ def build_parser():
     from . import train                  # its docstring is the command's description
     doc = train.__doc__
     p = ArgumentParser(prog="python -m minims.train", formatter_class=_HelpFormatter,
-                                description=doc.split("\n\n")[0] + "\n\n" + doc.split("\n\n")[1],
-                                epilog="\n\n".join(doc.split("\n\n")[-2:]))
+                       description=doc.split("\n\n")[0] + "\n\n" + doc.split("\n\n")[1],
+                       epilog="\n\n".join(doc.split("\n\n")[-2:]))
     g = p.add_argument_group("run")
     g.add_argument("--backend", choices=backend.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
                    help="array library: numpy (CPU) or cupy (NVIDIA GPU; pip install -e '.[cuda12]')")

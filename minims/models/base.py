@@ -151,9 +151,9 @@ class LanguageModel(Module):
         """Append one token per row, tokens (B,) (any shape holding B integer ids), at position
         `cache.T` < block_size; returns the logits (B, V) for the token after it, a plain
         array equal (to rounding) to the last row of a forward pass over all the tokens so
-        far. The tokens are checked before the cache changes (`embed_step`). No graph: the per-token path
-        runs on arrays (the layers' `step` methods), the rarer coarse-scale work may use
-        Tensors under `no_grad`."""
+        far. The tokens are checked before the cache changes (`embed_step`). No graph: the
+        per-token path runs on arrays (the layers' `step` methods), the rarer coarse-scale
+        work may use Tensors under `no_grad`."""
         raise NotImplementedError
 
     def embed_step(self, cache, tokens):
@@ -209,8 +209,8 @@ class LanguageModel(Module):
         Raises ValueError (TypeError for a wrong type) for max_new_tokens not an integer
         ≥ 0, temperature not finite > 0, top_k not None or an integer ≥ 1, seed not None,
         an integer ≥ 0 or a numpy Generator (which is then drawn from), slide not an
-        integer in [1, block_size]; ValueError also for an
-        empty prompt, and from the sampler for logits that are NaN or inf.
+        integer in [1, block_size]; ValueError also for an empty prompt, and from the
+        sampler for logits that are NaN or inf.
         """
         idx = backend.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
         new = list(self.generate_tokens(idx, max_new_tokens, temperature, top_k, seed, cache, slide))
