@@ -20,8 +20,9 @@ import numpy
 
 from .. import backend
 from .. import functional as F
-from ..engine import Tensor, no_grad
+from ..engine import no_grad
 from ..nn import Embedding, LayerNorm, Linear, Module
+from ..nn.layers import as_array
 
 
 @dataclass
@@ -97,7 +98,7 @@ class LanguageModel(Module):
     def check_idx(self, idx, max_len=None):
         """idx as a backend integer array (B, T) with 1 ≤ T ≤ block_size (or ≤ max_len), or a
         clear error."""
-        idx = backend.asarray(idx.data if isinstance(idx, Tensor) else idx)
+        idx = backend.asarray(as_array(idx))
         if idx.ndim != 2:
             raise ValueError(f"idx must have shape (B, T), got {idx.shape}")
         if idx.dtype.kind not in "iu":
@@ -165,7 +166,7 @@ class LanguageModel(Module):
         if t >= self.config.block_size:
             raise ValueError(f"the cache is full: position {t} is outside block_size="
                              f"{self.config.block_size} (prefill the last block_size tokens instead)")
-        tokens = numpy.asarray(backend.to_numpy(tokens.data if isinstance(tokens, Tensor) else tokens))
+        tokens = backend.to_numpy(as_array(tokens))                  # a NumPy array
         if tokens.dtype.kind not in "iu":
             raise TypeError(f"token ids must be integers, got {tokens.dtype}")
         if cache.batch is not None and tokens.size != cache.batch:
