@@ -90,8 +90,9 @@ for title, grid, settings in (("tradeoff", experiment.TRADEOFF_GRID, experiment.
                               ("ablate", experiment.ABLATE_GRID, experiment.ABLATE_SETTINGS),
                               ("quick (--quick)", experiment.QUICK_GRID, experiment.QUICK_SETTINGS)):
     print(f"{title}: {settings}")
-    for name, model, options in grid:
-        print(f"  {name:<34} {model:<10} {options}")
+    for point in grid:
+        lr = "" if point.lr is None else f" lr {point.lr:g}"
+        print(f"  {point.name:<34} {point.model:<10} {point.options}{lr}")
 
 # %% [markdown]
 # ## 3. Running the quick grid
@@ -114,7 +115,7 @@ print("exit code:", exit_code, "| files:", sorted(p.name for p in out_dir.iterdi
 # %% [markdown]
 # ## 4. Reading the results
 #
-# `results.json` holds one row per point (mean and spread over its seeds) and one record per point
+# `results/tradeoff.json` holds one row per point (mean and spread over its seeds) and one record per point
 # and seed. Two memory columns: `activation_bytes` counts everything, `body_activation_bytes`
 # leaves out the output head and the loss, which are the same in every model. The figures below use
 # all of it, as the committed results do.
@@ -124,7 +125,7 @@ print("exit code:", exit_code, "| files:", sorted(p.name for p in out_dir.iterdi
 # for a vanilla point there is a multi-scale point with less memory and a lower perplexity.
 
 # %%
-results = json.loads((out_dir / "results.json").read_text())
+results = json.loads((out_dir / "results" / "tradeoff.json").read_text())
 rows = sorted(results["rows"], key=lambda r: r["activation_bytes"])
 
 
@@ -281,7 +282,7 @@ tmp.cleanup()
 # 1. **Noise.** Run the quick grid with `--seeds 0,1,2` and `--max-iters 200`. For each point, how
 #    wide is the spread (the ± in the table)? Which differences in section 4 survive? *Hint:* about
 #    a minute per seed on a laptop CPU; compare the spread of one point with the gaps between points.
-#    *Check:* `check("11.1", {"results": json.loads(Path(".../results.json").read_text()),
+#    *Check:* `check("11.1", {"results": json.loads(Path(".../results/tradeoff.json").read_text()),
 #    "survive": [(name, name), ...]})`: the pairs of points whose mean valid bpc differ by more
 #    than the sum of their two spreads.
 # 2. **Longer sequences.** Repeat section 5 at $T = 512$ and $T = 1024$ (with `block_size` set to
@@ -294,5 +295,5 @@ tmp.cleanup()
 #    `args = experiment.build_parser().parse_args(["tradeoff", "--quick", "--out-dir", "out/my-point"])`, then
 #    `experiment.run_point("bottom-up-1-6-1", "bottom-up", dict(layout="1-6-1"), experiment.QUICK_SETTINGS, 0, args, 4096, False)`.
 #    Is it on the frontier? *Hint:* `run_point` returns the same record as one entry of
-#    `results.json["results"]`.
+#    `tradeoff.json["results"]`.
 #    *Check:* `check("11.3", record)`, the record `run_point` returned.

@@ -816,7 +816,7 @@ def _check_11_3(record):
     settings (a point not in experiment.QUICK_GRID)."""
     from . import experiment
     from .models import model_from_description
-    if record["name"] in {name for name, _, _ in experiment.QUICK_GRID}:
+    if record["name"] in {point.name for point in experiment.QUICK_GRID}:
         return False, f"{record['name']} is already in the quick grid: choose another model or depth"
     if not (math.isfinite(record["valid_bpc"]) and record["valid_bpc"] > 0.1):
         return False, f"valid bpc {record['valid_bpc']}: not a trained point"
