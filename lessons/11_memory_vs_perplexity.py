@@ -206,7 +206,7 @@ for label, (n_layer, body) in claim.items():
 #
 # ```bash
 # python -m minims.experiment ablate      # every (ours) choice, 2 seeds, T=256, 300 steps -> out/ablate/
-# python -m minims.experiment tradeoff    # 9 points x 2 seeds, T=512, 2,000 steps -> out/tradeoff/
+# python -m minims.experiment tradeoff    # 12 points x 2-3 seeds, T=512 -> out/tradeoff/, lessons/results/
 # python -m minims.experiment tradeoff --seeds 0 &  python -m minims.experiment tradeoff --seeds 1 &
 #                                         # two processes, one per seed; then run it once more
 #                                         # with the default --seeds 0,1 to write the tables

@@ -23,6 +23,19 @@ def _baselines(ax, baselines):
                     va="bottom", fontsize=7, color="grey")
 
 
+def _finish(fig, axes, baselines, path, title, ylabel, xlabels, ncol=1):
+    """Baselines, grids, labels, legend and title on the two panels; save -> path."""
+    for ax, xlabel in zip(axes, xlabels):
+        _baselines(ax, baselines)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel(xlabel)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend(fontsize=7, ncol=ncol)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=120)
+    return path
+
+
 def family_line(rows, key):
     """Whether a family's points (sorted by depth) may be joined by a line on axis `key`: only
     when that order also orders `key` strictly, so that no line doubles back."""
@@ -52,16 +65,8 @@ def tradeoff_plot(rows, path, baselines=None, title="bits per character against 
             color = bars.lines[0].get_color()
             for x, y, r in zip(xs, ys, pts):
                 ax.annotate(r["label"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    for ax in axes:
-        _baselines(ax, baselines)
-        ax.grid(alpha=0.3)
-    axes[0].set_xlabel("activation memory held for backward (MB)")
-    axes[1].set_xlabel("time per training step (ms)")
-    axes[0].set_ylabel("valid bits per character (lower is better)")
-    axes[0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=120)
-    return path
+    return _finish(fig, axes, baselines, path, title, "valid bits per character (lower is better)",
+                   ("activation memory held for backward (MB)", "time per training step (ms)"))
 
 
 def curves_plot(rows, path, baselines=None, title="learning curves"):
@@ -83,13 +88,5 @@ def curves_plot(rows, path, baselines=None, title="learning curves"):
             minutes = [s * r["step_ms"] / 60000 for s in c["steps"]]
             axes[1].plot(minutes, c["valid_bpc"], color=line.get_color(), linewidth=1.2)
             axes[1].fill_between(minutes, lo, hi, color=line.get_color(), alpha=0.15)
-    for ax in axes:
-        _baselines(ax, baselines)
-        ax.grid(alpha=0.3)
-    axes[0].set_xlabel("optimizer step")
-    axes[1].set_xlabel("training time (minutes: steps × the measured step time)")
-    axes[0].set_ylabel("valid bits per character (evaluation batches)")
-    axes[0].legend(fontsize=7, ncol=2)
-    fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=120)
-    return path
+    return _finish(fig, axes, baselines, path, title, "valid bits per character (evaluation batches)",
+                   ("optimizer step", "training time (minutes: steps × the measured step time)"), ncol=2)
