@@ -29,9 +29,10 @@ def quick(which, out, cache, *more):
 @pytest.mark.parametrize("which", ["tradeoff", "ablate"])
 def test_experiment_quick_writes_table_and_resumes(which, tmp_path, cache, capsys):
     out = tmp_path / which
+    stem = experiment.EXPERIMENTS[which].name          # ablate -> ablation.md
     argv = quick(which, out, cache, "--max-iters", "3", "--seeds", "0,1")
     assert experiment.main(argv) == 0
-    report = json.loads((out / "results" / f"{which}.json").read_text())
+    report = json.loads((out / "results" / f"{stem}.json").read_text())
     names = [r["name"] for r in report["rows"]]
     assert names == [p.name for p in experiment.QUICK_GRID]
     assert {r["model"] for r in report["rows"]} == {"vanilla", "top-down", "bottom-up", "retina"}
@@ -46,25 +47,25 @@ def test_experiment_quick_writes_table_and_resumes(which, tmp_path, cache, capsy
         assert 0 < row["valid_bpc"] < 10 and row["step_ms"] > 0
         assert (row["test_bpc"] is not None) == (which == "tradeoff")   # test only in the final table
         assert row["curve"]["steps"] == [0, 3] and row["convergence"]["text"]   # a learning curve
-    table = (out / "results" / f"{which}.md").read_text()
+    table = (out / "results" / f"{stem}.md").read_text()
     assert all(f"| {n} |" in table for n in names)
     capsys.readouterr()
     # a finished point is never retrained
     assert experiment.main(argv) == 0
     assert capsys.readouterr().out.count("done before") == 2 * len(names)
     # --report-only tabulates what is committed and trains nothing
-    shutil.rmtree(experiment.result_folder(out / "results", which, names[0], 1))
+    shutil.rmtree(experiment.result_folder(out / "results", stem, names[0], 1))
     assert experiment.main(argv + ["--report-only"]) == 0
     printed = capsys.readouterr().out
     assert "] training" not in printed and "not finished" in printed
-    rows = json.loads((out / "results" / f"{which}.json").read_text())["rows"]
+    rows = json.loads((out / "results" / f"{stem}.json").read_text())["rows"]
     assert rows[0]["seeds"] == [0] and rows[1]["seeds"] == [0, 1]
-    assert f"{names[0]} seed 1" in (out / "results" / f"{which}.md").read_text()   # said missing
+    assert f"{names[0]} seed 1" in (out / "results" / f"{stem}.md").read_text()   # said missing
     # --time-steps replaces the trainer's timing by side-by-side medians
     assert experiment.main(argv + ["--report-only", "--time-steps", "2"]) == 0
-    rows = json.loads((out / "results" / f"{which}.json").read_text())["rows"]
+    rows = json.loads((out / "results" / f"{stem}.json").read_text())["rows"]
     assert all(r["step_ms"] > 0 and r["step_ms_measured"] == "median of 2 interleaved steps" for r in rows)
-    assert "side by side" in (out / "results" / f"{which}.md").read_text()
+    assert "side by side" in (out / "results" / f"{stem}.md").read_text()
     if which == "ablate":     # the plateau check is printed and written
         assert "check" in printed and "vanilla-2 beats vanilla-1" in printed
 
@@ -201,6 +202,23 @@ def test_committed_results_rebuild_every_table_without_checkpoints(tmp_path, cac
 def plots_available():
     from minims.figures import have_matplotlib
     return have_matplotlib()
+
+
+def test_a_diverging_point_is_left_out_and_named_and_the_grid_goes_on(tmp_path, cache, capsys, monkeypatch):
+    from minims.train import NonFiniteLoss
+    real = experiment.cli.train_point
+
+    def diverge_vanilla_1(point, *args, **kw):
+        if point.name == "vanilla-1":
+            raise NonFiniteLoss("loss is nan at step 2")
+        return real(point, *args, **kw)
+    monkeypatch.setattr(experiment.cli, "train_point", diverge_vanilla_1)
+    out = tmp_path / "o"
+    assert experiment.main(quick("tradeoff", out, cache, "--only", "vanilla-1,vanilla-2", "--seeds", "0",
+                                 "--max-iters", "2")) == 0
+    assert "[vanilla-1 seed 0] diverged, left out: loss is nan" in capsys.readouterr().out
+    table = (out / "results" / "tradeoff.md").read_text()
+    assert "vanilla-1 seed 0 (diverged)" in table and "| vanilla-2 |" in table and "| vanilla-1 |" not in table
 
 
 def test_report_only_without_committed_points_is_one_line(tmp_path, cache, capsys):

@@ -44,7 +44,12 @@ rebuilt from the committed points of the whole grid at the end of every run, or 
 `--report-only` (no checkpoints needed: memory is measured on models built from the recorded
 configs, step time with `--time-steps N` on fresh ones). RESULTS_DIR is `lessons/results` for a
 grid run as defined, and `OUT_DIR/results` for a changed one (`--quick`, `--max-iters`,
-`--data`), unless `--results-dir` says otherwise.
+`--data`), unless `--results-dir` says otherwise. EXPERIMENT there is `tradeoff`, `ablation`
+(the `ablate` command) or `lr`.
+
+A point whose training diverges (a NaN or infinite loss, e.g. at too high a learning rate) is
+left out, named in the table's note, and the grid goes on; its folder keeps the last good
+checkpoint.
 
 Several processes may share a grid (e.g. `--seeds 0` and `--seeds 1`, or `--only` halves): a
 point being trained by another process is skipped. `--quick` runs a tiny grid in seconds (the

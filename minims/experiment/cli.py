@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .. import backend
+from ..train import NonFiniteLoss
 from ..errors import ArgumentParser, UsageError
 from ..files import LockedError, write_text
 from .grids import EXPERIMENTS, quick
@@ -103,6 +104,7 @@ def run_experiment(args):
     refuse_mismatches(mismatches)
 
     # 2. train what has no committed result
+    diverged = []
     for point, seeds in todo:
         for seed in seeds:
             if seed in committed_seeds(res, exp.name, point.name):
@@ -117,24 +119,29 @@ def run_experiment(args):
             except LockedError as e:
                 print(f"[{point.name} seed {seed}] skipped: {e}")
                 continue
+            except NonFiniteLoss as e:          # a result of the sweep, not a reason to stop it
+                print(f"[{point.name} seed {seed}] diverged, left out: {e}")
+                diverged.append(f"{point.name} seed {seed}")
+                continue
             folder = commit(res, exp.name, result, curve)
             print(f"[{point.name} seed {seed}] committed {folder}")
 
     # 3. the tables and figures, from the committed points of the whole grid
-    return report(exp, todo, data, res, args.time_steps)
+    return report(exp, todo, data, res, args.time_steps, diverged)
 
 
-def report(exp, todo, data, res, rounds=0):
+def report(exp, todo, data, res, rounds=0, diverged=()):
     """Tables and figures of `exp` from the committed results under `res` -> the rows."""
     s = exp.settings
-    results, missing = [], []
+    results = []
     for point in exp.grid:
         done = committed_seeds(res, exp.name, point.name)
         results += [read_committed(res, exp.name, point.name, seed) for seed in done]
     wanted = {(p.name, seed) for p, seeds in todo for seed in seeds} | {
         (p.name, seed) for p in exp.grid for seed in p.seeds}
     done = {(r["name"], r["seed"]) for r in results}
-    missing = [f"{name} seed {seed}" for name, seed in sorted(wanted - done)]
+    missing = [f"{name} seed {seed}" + (" (diverged)" if f"{name} seed {seed}" in diverged else "")
+               for name, seed in sorted(wanted - done)]
     if not results:
         raise UsageError(f"no committed point of the {exp.name} grid in {res}: run it without "
                          "--report-only first")

@@ -48,7 +48,8 @@ class Point:
 
 @dataclass(frozen=True)
 class Experiment:
-    """A command's grid. settings: the training settings every point shares (keys of the
+    """A command's grid. name: what its results are called (RESULTS_DIR/NAME.md, NAME/points/);
+    settings: the training settings every point shares (keys of the
     trainer's `make_args`); eval_chars: how many valid (and test) characters the final score
     reads (None: the whole split); score_test: whether the test split is scored (the final
     table only; never used for choosing anything); table: which table it writes."""
@@ -180,7 +181,7 @@ QUICK_LR_GRID = [Point(f"{name}/lr={text}", model, options, lr=float(text), seed
 
 EXPERIMENTS = {
     "tradeoff": Experiment("tradeoff", TRADEOFF_GRID, TRADEOFF_SETTINGS, None, True, "tradeoff"),
-    "ablate": Experiment("ablate", ABLATE_GRID, ABLATE_SETTINGS, 131072, False, "ablate"),
+    "ablate": Experiment("ablation", ABLATE_GRID, ABLATE_SETTINGS, 131072, False, "ablate"),
     "lr": Experiment("lr", LR_GRID, LR_SETTINGS, None, False, "lr"),
 }
 

@@ -98,10 +98,10 @@ def point_settings(point, settings, seed, data):
 def _flat(data, tokenizer, model, config, args, seed, digests):
     out = {"data": data, "tokenizer": tokenizer, **digests, "model": model}
     out.update({f"model.{k}": v for k, v in config.items()})
-    out.update({k: args[k] for k in TRAINING_KEYS})
+    out.update({k: args.get(k, "(not set)") for k in TRAINING_KEYS})
     out["seed"] = seed
     if tokenizer == "word":
-        out["min_freq"] = args["min_freq"]
+        out["min_freq"] = args.get("min_freq", "(not set)")
     return json.loads(json.dumps(out))       # as it reads back from a file (tuples -> lists)
 
 
