@@ -330,11 +330,12 @@ print(f"trained {result['iter']} steps in {result['wall_s']:.1f} s ({step_ms:.0f
 
 # %% [markdown]
 # *Speed.* On two busy, shared CPU cores we measured about 80 ms per step for this model (B = 16,
-# T = 64, three blocks of width 64; 300 steps in 27 s, the whole lesson in 42 s); your number is
-# printed above. If it is several times slower,
-# check that NumPy's BLAS runs one thread (`OPENBLAS_NUM_THREADS=1`, set at the top of this lesson;
-# `MKL_NUM_THREADS=1` for MKL builds): with many threads on few cores, small matrix products spend
-# their time waiting.
+# T = 64, three blocks of width 64; 300 steps in 27 s, the whole lesson in 42 s, plus about 5 s
+# since section 5 scores the whole validation book); your number is printed above. If it is
+# several times slower, check that NumPy's BLAS runs one thread (`OPENBLAS_NUM_THREADS=1`, set at
+# the top of this lesson; `MKL_NUM_THREADS=1` for MKL builds): with many threads on few cores,
+# small matrix products spend their time waiting. (The trainer chooses for itself when run from a
+# shell: `--threads auto`, see `minims/threads.py`.)
 #
 # The log holds one record per evaluation. Plotted, the two curves tell what the numbers alone do
 # not: whether the loss still falls (train longer), and whether valid parts from train (memorising).
@@ -381,10 +382,11 @@ print(f"our model, valid: loss {valid_loss:.3f}  perplexity {math.exp(valid_loss
 # loss over every character of the validation book, each from a small random sample of it: the
 # trainer's from its `eval_iters` fixed batches (4 here, drawn by its own seeded generator, the
 # same at every evaluation, so that its curve compares like with like), ours from 10 other
-# batches. A mean of n batch losses is off by about its **standard error**, the spread of the
-# batch losses divided by $\sqrt{n}$. Scoring the whole book once (each character predicted once,
-# in consecutive windows: `minims.experiment.split_loss`, lesson 11's measure) gives the number
-# both are estimating; it takes a few seconds.
+# batches. A mean of n batch losses misses the true value by about its **standard error** (the
+# spread of the batch losses divided by $\sqrt{n}$), now and then by two or three. Scoring the
+# whole book once (each character predicted once, in consecutive windows:
+# `minims.experiment.split_loss`, lesson 11's measure) gives the number both are estimating; it
+# takes a few seconds.
 
 # %%
 from minims.experiment import split_loss
@@ -397,6 +399,12 @@ for label, value in ((f"the trainer's estimate, {args.eval_iters} batches", f"{r
                       f"{valid_loss:.3f} ± {valid_se:.3f} (standard error)"),
                      (f"{scored}, each scored once", f"{whole_loss:.3f}")):
     print(f"{label:<48} valid loss {value}")
+
+# %% [markdown]
+# In our run: 2.344 from the trainer's 4 batches, 2.380 ± 0.013 from our 10, and 2.351 for the
+# whole book. Ours missed by about two standard errors, the trainer's happened to land closer.
+# For comparing models, use one fixed set of windows for all of them (the trainer does) or,
+# better, the whole split (lesson 11 does).
 
 # %% [markdown]
 # ## 6. Sampling
