@@ -4,12 +4,12 @@ NumPy hands every matrix product to a BLAS library (OpenBLAS in NumPy's wheels),
 large product over a pool of threads, one per core unless told otherwise. Two things turn that
 pool from a gain into a loss:
 
-- **Small products.** Splitting a product and joining the parts costs a few microseconds; a
-  product that takes tens of microseconds gains nothing from a second thread.
+- **Small products.** Waking the threads, dividing the work and joining the parts cost time of
+  their own; a product that takes tens of microseconds gains nothing from a second thread.
 - **A busy machine.** A product is done when its slowest part is done. A thread that finds no
   idle core waits for the scheduler's next time slice (milliseconds), far longer than one
   product of the default model (well under a millisecond), so every product waits. On a 2-core
-  machine with other work running, the default model trained 4-5x slower with two threads than
+  machine with other work running, the default model trained 3-5x slower with two threads than
   with one (1,731-1,964 against 6,229-8,019 tokens/s, the same losses).
 
 The commands that run models (train, sample, bench, experiment) take `--threads N|auto`
