@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
+from . import backend, threads
 from .errors import ArgumentParser
 from .engine import no_grad
 from .files import write_text
@@ -188,6 +188,7 @@ def run_point(name, model, options, settings, seed, args, eval_tokens, score_tes
     folder.mkdir(parents=True, exist_ok=True)
     targs = make_args(model=model, data=args.data, tokenizer="char", backend=args.backend,
                       out_dir=str(folder), cache_dir=args.cache_dir, seed=seed,
+                      threads=getattr(args, "threads", "auto"),
                       resume=(folder / "ckpt.npz").exists(), **settings, **options)
     print(f"[{name} seed {seed}] training {model} {options} ...", flush=True)
     t0 = time.perf_counter()
@@ -355,9 +356,11 @@ def _settings_text(s, seeds, scored, rows):
 
 # --- the plot ---------------------------------------------------------------------------------
 
-def plot(rows, path):
-    """bpc against activation memory and against step time, one line per model family.
-    Uses matplotlib's object-oriented API (no global backend switch). -> path or None."""
+def tradeoff_figure(rows, baseline_bpc=None):
+    """bpc against activation memory and against step time, one line per model family, and,
+    when `baseline_bpc` is given, the unigram baseline as a dashed horizontal line on both
+    (a model above it has not learned yet). matplotlib's object-oriented API, no global
+    backend switch. -> the Figure, or None without matplotlib."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -375,6 +378,10 @@ def plot(rows, path):
             for x, y, r in zip(xs, ys, rs):
                 ax.annotate(f"{r['layers']}L", (x, y), textcoords="offset points", xytext=(4, 4),
                             fontsize=8)
+    if baseline_bpc is not None:
+        for ax in axes:
+            ax.axhline(baseline_bpc, color="grey", linestyle="--", linewidth=1,
+                       label=f"unigram baseline ({baseline_bpc:.2f}): a model must be below")
     axes[0].set_xlabel("activation memory held for backward (MB)")
     axes[1].set_xlabel("time per training step (ms, 2-core CPU)")
     axes[0].set_ylabel("valid bits per character (lower is better)")
@@ -383,7 +390,16 @@ def plot(rows, path):
         ax.grid(alpha=0.3)
     fig.suptitle("minims on Austen, character level: labels are layer counts")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot(rows, path, baseline_bpc=None, dpi=120):
+    """`tradeoff_figure(rows, baseline_bpc)` saved as the PNG `path` -> path, or None without
+    matplotlib."""
+    fig = tradeoff_figure(rows, baseline_bpc)
+    if fig is None:
+        return None
+    fig.savefig(path, dpi=dpi)
     return path
 
 
@@ -493,6 +509,7 @@ def build_parser():
                    help="time one training step of every point's model side by side, N rounds, and "
                         "report the medians as step ms (do it on a quiet machine; default 0: the "
                         "trainer's own timing)")
+    threads.add_threads_flag(p, " (each point's trainer decides for itself)")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: write the tables from the points (and seeds) already finished")
     return p

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
-from . import checkpoint
+from . import checkpoint, threads
 from .errors import ArgumentParser, CheckpointError, UsageError, run_cli
 from .models import model_from_description
 from .tokenizers import normalize_text, tokenizer_from_dict
@@ -58,6 +58,7 @@ def build_parser():
                         "block_size tokens")
     p.add_argument("--backend", choices=backend.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
                    help="array library: numpy (CPU) or cupy (NVIDIA GPU)")
+    threads.add_threads_flag(p, " (auto gives one for the small products of decoding)")
     return p
 
 
@@ -154,6 +155,8 @@ def _main(argv):
     backend.reuse_freed_memory()
     path = Path(args.ckpt) if args.ckpt else Path(args.out_dir) / checkpoint.CKPT_NAME
     model, tokenizer, _ = load_model(path)
+    # a decoding step's largest product: the whole context re-run (rows = block_size)
+    threads.apply_threads(args.threads, threads.product_size(model.config.block_size, model.config.n_embd))
     if not 1 <= args.slide <= model.config.block_size:
         raise UsageError(f"--slide must be in [1, block_size={model.config.block_size}], got {args.slide}")
     pieces = sample_stream(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,

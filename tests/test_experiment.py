@@ -149,3 +149,16 @@ def test_bench_refuses_cupy_without_cuda(capsys):
         pass
     assert bench.main(["engine", "--backend", "cupy"]) == 2
     assert "pip install" in capsys.readouterr().err
+
+
+def test_the_tradeoff_plot_draws_the_unigram_baseline_when_given():
+    pytest.importorskip("matplotlib")          # an optional extra ('.[plot]'; '.[test]' has it)
+    rows = [dict(model="vanilla", layers=n, activation_bytes=n * 1e6, step_ms=5.0 * n,
+                 valid_bpc=5.5 + n / 10, valid_bpc_spread=0.1) for n in (1, 2)]
+    fig = experiment.tradeoff_figure(rows, baseline_bpc=4.44)
+    for ax in fig.axes:                        # memory and step time: a dashed line at 4.44 on both
+        lines = [line for line in ax.get_lines() if "unigram baseline" in line.get_label()]
+        assert len(lines) == 1 and set(lines[0].get_ydata()) == {4.44}
+        assert lines[0].get_linestyle() == "--"
+    assert not [line for ax in experiment.tradeoff_figure(rows).axes for line in ax.get_lines()
+                if "unigram" in line.get_label()]

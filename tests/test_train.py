@@ -53,7 +53,8 @@ def toy_model(monkeypatch):
 DOCUMENTED_FLAGS = ["--backend", "--model", "--data", "--tokenizer", "--block-size", "--batch-size",
                "--n-layer", "--n-head", "--n-embd", "--dropout", "--lr", "--min-lr",
                "--warmup-iters", "--max-iters", "--grad-clip", "--grad-accum", "--weight-decay",
-               "--eval-interval", "--eval-iters", "--out-dir", "--resume", "--seed", "--dtype"]
+               "--eval-interval", "--eval-iters", "--out-dir", "--resume", "--seed", "--dtype",
+               "--threads"]
 
 
 def test_help_lists_every_flag_and_every_model_option(capsys, toy_model):
