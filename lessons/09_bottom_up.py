@@ -257,8 +257,9 @@ unigram_loss = report_runs(runs, "09",
 # We measure the activations held for backward for a vanilla model with 4 layers, a bottom-up
 # model with the same 4 layers ("1-2-1": 1 pre, 2 coarse, and the aggregation layer), and a
 # bottom-up model with **10** layers, 8 of them at the coarse scale ("1-8-1"). The measure is
-# lesson 08's, packaged in the library as `minims.experiment.activation_bytes` (lesson 11's
-# experiment uses it): `saved_bytes` of one training forward pass on random tokens. Then we split
+# lesson 08's, packaged in the library as `minims.experiment.activation_bytes` (in
+# `minims/experiment/measure.py`; lesson 11's experiment uses it): `saved_bytes` of one training
+# forward pass on random tokens. Then we split
 # the deep model's bytes by top-level module with `saved_bytes(loss, by="scope", depth=1)`.
 
 # %%
@@ -319,8 +320,9 @@ print(f"Check passed: the bottom-up model is causal, trains (valid loss {result[
 # ## Exercises
 #
 # Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **Where is the break-even?** Keep `pre` and `post` at 1 and grow the coarse stack
 #    ("1-8-1", "1-16-1", "1-32-1") at $T = 1024$. How deep can the bottom-up model go before it holds

@@ -256,9 +256,9 @@ unigram_loss = report_runs(runs, "10",
 # Four vanilla layers against four retina layers (window 32, $k = 4$), with one and with two coarse
 # scales, at two sequence lengths. The measure is lesson 08's (the bytes `saved_bytes` counts after
 # one training forward pass on random tokens), as the library packages it for lesson 11's
-# experiment: `minims.experiment.activation_bytes` gives all the bytes and those of the body (the
-# layers without the output head and the loss); we use all of them. Next to each, the keys one
-# query scores.
+# experiment: `minims.experiment.activation_bytes` (`minims/experiment/measure.py`) gives all the
+# bytes and those of the body (the layers without the output head and the loss); we use all of
+# them. Next to each, the keys one query scores.
 
 # %%
 def held_bytes(name, T, **options):
@@ -347,8 +347,9 @@ print(f"Check passed: every past token is seen exactly once, the retina model is
 # ## Exercises
 #
 # Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **The leaky mask (pitfall 8).** Change the rule in a copy of `retina_picture`: let the window
 #    start at $a = t-w+1$ (fine keys $\max(0, a) \dots t$, not rounded to a block start) and show

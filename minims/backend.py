@@ -187,28 +187,6 @@ def nccl():
     return module if getattr(module, "available", True) else None
 
 
-def openblas_function(name):
-    """The function `name` ("get_num_threads", "set_num_threads") of the OpenBLAS that NumPy
-    loaded, via ctypes, or None where it cannot be found (best effort: Linux, OpenBLAS builds;
-    no extra dependency). Builds spell it differently: scipy-openblas wheels as
-    `scipy_openblas_<name>64_`, 64-bit-integer builds as `openblas_<name>64_`."""
-    import ctypes
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:
-        return None
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for symbol in (f"scipy_openblas_{name}64_", f"openblas_{name}64_", f"openblas_{name}"):
-            if hasattr(lib, symbol):
-                return getattr(lib, symbol)
-    return None
-
-
 _allocator_tuned = False
 
 

@@ -31,10 +31,9 @@ Several processes: `mpiexec -n N python -m minims.train --batch-size b ...` trai
 micro-batches r*g ... r*g+g-1 that one process would, and one Allreduce averages the gradients.
 Evaluation is split over the ranks and summed. Rank 0 alone creates, locks and writes OUT_DIR
 and prints; the checkpoint records the number of ranks, and --resume on another number N'
-re-shards exactly (--grad-accum g*N/N' per rank) or refuses when N' does not divide g*N. Each
-rank's OpenBLAS gets cores/(ranks on the host) threads unless OPENBLAS_NUM_THREADS or
-OMP_NUM_THREADS is set. An error every rank meets ends the run as below; a rank failing alone
-stops all (MPI_Abort).
+re-shards exactly (--grad-accum g*N/N' per rank) or refuses when N' does not divide g*N. With
+--threads auto each rank's BLAS gets its share of the host's idle cores (minims/threads.py).
+An error every rank meets ends the run as below; a rank failing alone stops all (MPI_Abort).
 
 Exit codes: 0 done; 2 a usage, data, backend, checkpoint, file-system or memory error (one
 line on stderr; minims/errors.py); 3 the loss became NaN or infinite (training stopped, the
@@ -54,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
-from . import checkpoint, distributed, files, footprint
+from . import checkpoint, distributed, files, footprint, threads
 from .data import get_batch, prepare, unigram_ppl
 from .engine import no_grad
 from .errors import CheckpointError, DataError, MinimsError, OutOfMemory, UsageError, file_error, run_cli
@@ -260,6 +259,10 @@ class Trainer:
 
     def _open(self, args):
         ckpt, world = None, self.world
+        try:                  # --threads: this start's, never the checkpoint's (a machine's matter)
+            threads_setting = threads.parse_threads(getattr(args, "threads", "auto"))
+        except ValueError as e:
+            raise UsageError(f"--threads: {e}") from None
         if args.resume:
             if not world.on_root(self.ckpt_path.exists):
                 raise CheckpointError(f"{self.ckpt_path}: no checkpoint to resume (check --out-dir, or "
@@ -286,8 +289,12 @@ class Trainer:
             if args.lr_decay_iters is None:    # the schedule's horizon, stored for every resume
                 args.lr_decay_iters = max(args.max_iters, 1)
         args.data = resolved_data(args.data)
+        args.threads = threads_setting
         self.args = args
         world.start_run(args.backend)
+        self.blas_threads = threads.apply_threads(
+            threads_setting, threads.product_size(args.batch_size * args.block_size, args.n_embd),
+            ranks=world.local_size)
 
         self.tokenizer, self.splits = prepare(args.data, args.tokenizer, cache_dir=args.cache_dir,
                                               min_freq=args.min_freq)
@@ -569,8 +576,10 @@ class Trainer:
         a, tokens_per_step = self.args, self.tokens_per_step
         self.print(f"data: {a.data} ({a.tokenizer}-level, vocab {self.tokenizer.vocab_size}) | "
                    f"train {len(self.splits['train']):,} tokens | valid {len(self.splits['valid']):,} tokens")
+        on = backend.get_backend() + (f", {threads.describe(*self.blas_threads)}"
+                                      if backend.get_backend() == "numpy" else "")
         self.print(f"model: {a.model}, {self.model.num_parameters() / 1e6:.2f} M parameters, {a.dtype} "
-                   f"on {backend.get_backend()} | {tokens_per_step:,} tokens per step")
+                   f"on {on} | {tokens_per_step:,} tokens per step")
         self.print(f"unigram baseline: valid ppl {self.unigram_ppl:.2f} (a model must beat this)")
         if self.saved_iter is not None:
             self.print(f"resumed from {self.ckpt_path} at iter {self.iter}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from . import backend
 from .errors import ArgumentParser, CheckpointError, DataError, UsageError
 from .models import MODELS, ModelConfig, canonical_name
+from .threads import add_threads_flag
 
 BASE_FIELDS = [f.name for f in dataclasses.fields(ModelConfig)]
 # Flags that may change when resuming: they steer the run (how long, how often it is
@@ -24,7 +25,8 @@ BASE_FIELDS = [f.name for f in dataclasses.fields(ModelConfig)]
 # --grad-clip). --data may name the same text by another path (its token ids are checked).
 # Every other flag given with --resume must equal the checkpoint's value.
 RESUMABLE = {"backend", "max_iters", "lr_decay_iters", "eval_interval", "eval_iters",
-             "out_dir", "cache_dir", "resume", "overwrite", "lr", "min_lr", "grad_clip", "data"}
+             "out_dir", "cache_dir", "resume", "overwrite", "lr", "min_lr", "grad_clip", "data",
+             "threads"}
 
 
 def _flag(name):
@@ -105,6 +107,7 @@ def build_parser():
                    help="start a new run even if --out-dir already holds a checkpoint (it is replaced)")
     g.add_argument("--seed", type=int, default=0,
                    help="seeds the weights, the training batches and dropout")
+    add_threads_flag(g)
 
     g = p.add_argument_group("data")
     g.add_argument("--data", default="austen", metavar="austen|PATH",

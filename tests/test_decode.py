@@ -76,10 +76,19 @@ EVERY_OFFSET = {
     "vanilla": [dict(n_layer=2)],
     "top-down": [dict(pool=3, layout="1-1-1"),
                  dict(pool=3, layout="1-1-1", causal_mode="delay", pool_kind="linear",
-                      upsample_kind="linear", window=2)],
+                      upsample_kind="linear", window=2),
+                 dict(pool=3, layout="1-1-1", pool_kind="attention", upsample_kind="attention"),
+                 dict(pool=3, layout="1-1-1", causal_mode="delay", pool_kind="attention",
+                      upsample_kind="attention", window=2)],
     "bottom-up": [dict(pool=3, layout="1-1-1-1"),
                   dict(pool=3, layout="0-1-1-1", combine="upsample", causal_mode="delay",
-                       pool_kind="linear", upsample_kind="linear", window=4)],
+                       pool_kind="linear", upsample_kind="linear", window=4),
+                  dict(pool=3, layout="1-1-1-1", combine="upsample", pool_kind="attention",
+                       upsample_kind="attention"),
+                  dict(pool=3, layout="0-1-1-1", combine="upsample", causal_mode="delay",
+                       pool_kind="attention", upsample_kind="attention"),
+                  dict(pool=3, layout="0-1-1-1", combine="aggregate", causal_mode="delay",
+                       pool_kind="attention")],
     "retina": [dict(pool=3, n_scales=2, window=2, band=1, n_layer=2),
                dict(pool=3, n_scales=2, window=4, band=0, pool_kind="linear", n_layer=1)],
 }
@@ -153,12 +162,14 @@ def test_a_refused_token_leaves_the_cache_as_it_was(name, bad, error, match):
         np.testing.assert_allclose(logits, model(tokens)[0].data[:, -1], rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_steps_from_an_empty_cache_equal_the_forward_pass(name):
+@pytest.mark.parametrize("name,options", OFFSET_CASES,
+                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(OFFSET_CASES)])
+def test_steps_from_an_empty_cache_equal_the_forward_pass(name, options):
     """`new_cache(B)` then one step per token, with no prefill: every step (across the
-    blocks of every scale) gives the last row of the forward pass, and the cache knows its
-    batch (a step with the wrong token count is refused before anything moves)."""
-    model = tiny(name, block_size=16)
+    blocks of every scale; in delay mode the first tokens get the zeros before the first
+    block) gives the last row of the forward pass, and the cache knows its batch (a step with
+    the wrong token count is refused before anything moves)."""
+    model = tiny(name, block_size=16, **options)
     tokens = (np.arange(2, 20).reshape(2, 9) * 3) % V                 # (B=2, 9)
     cache = model.new_cache(2)
     with pytest.raises(ValueError, match="one token per row"):
@@ -231,13 +242,15 @@ def test_valid_edge_arguments_work():
 
 @pytest.mark.parametrize("name,options", [("top-down", dict(pool=2, layout="1-1")),
                                           ("bottom-up", dict(pool=2, layout="0-1-1")),
-                                          ("retina", dict(pool=2, window=2, n_layer=1))])
+                                          ("retina", dict(pool=2, window=2, n_layer=1)),
+                                          ("top-down", dict(pool=2, layout="1-1", pool_kind="attention")),
+                                          ("bottom-up", dict(pool=2, layout="0-1-1", pool_kind="attention"))])
 def test_the_check_catches_a_stale_pooled_block(name, options, monkeypatch):
     """The test of the test: a step that pools the previous block instead of the one that
     just completed (an off-by-one in the block bookkeeping) must fail the comparison."""
     from minims.nn.pooling import Pool
     pool_at = Pool.pool_at
-    monkeypatch.setattr(Pool, "pool_at", lambda self, x, j: pool_at(self, x, max(j - 1, 0)))
+    monkeypatch.setattr(Pool, "pool_at", lambda self, x, j, *cache: pool_at(self, x, max(j - 1, 0), *cache))
     model = tiny(name, block_size=8, **options)
     tokens = np.random.default_rng(0).integers(0, V, size=(2, 8))
     with pytest.raises(AssertionError, match="Not equal to tolerance"):
@@ -341,6 +354,23 @@ def test_the_sampler_slides_the_context_past_block_size(tiny_sampler, capsys):
     out = capsys.readouterr().out
     pieces = sample_cli.sample_stream(model, tok, "it was", 30, seed=0, slide=4, cache=False)
     assert out == "it was" + "".join(pieces) + "\n"
+
+
+@pytest.mark.parametrize("name,options", [
+    ("top-down", dict(pool=2, layout="1-1-1", upsample_kind="attention")),
+    ("top-down", dict(pool=2, layout="1-1", upsample_kind="attention", causal_mode="delay")),
+    ("bottom-up", dict(pool=2, layout="0-1-1-1", combine="upsample", upsample_kind="attention"))])
+def test_the_check_catches_attention_upsampling_that_misses_the_newest_block(name, options, monkeypatch):
+    """The test of the test for attention upsampling's cache: a step whose query sees one
+    coarse vector fewer than the forward pass lets it see must fail the comparison."""
+    from minims.nn import pooling
+    step = pooling.PrefixCrossAttention.step
+    monkeypatch.setattr(pooling.PrefixCrossAttention, "step",
+                        lambda self, x, cache, n: step(self, x, cache, max(n - 1, 1)))
+    model = tiny(name, block_size=8, **options)
+    tokens = np.random.default_rng(0).integers(0, V, size=(2, 8))
+    with pytest.raises(AssertionError, match="Not equal to tolerance"):
+        check_decoding(model, tokens, 1)
 
 
 def test_bench_decode_prints_both_paths_for_every_model_and_size(capsys):

@@ -418,22 +418,6 @@ def test_reshard_rules():
         distributed.reshard(_header(2, 3), 4, "ckpt")
 
 
-def test_blas_threads_per_rank_keep_the_users_choice():
-    from minims.bench import blas_threads
-    assert distributed.set_blas_threads_per_rank(2, {"OPENBLAS_NUM_THREADS": "3"}) is None
-    assert distributed.set_blas_threads_per_rank(2, {"OMP_NUM_THREADS": "3"}) is None
-    before = blas_threads()
-    environ = {}
-    try:
-        n = distributed.set_blas_threads_per_rank(10**6, environ)
-        assert n == 1 and environ == {"OPENBLAS_NUM_THREADS": "1"}
-        if before is not None:
-            assert blas_threads() == 1
-    finally:
-        if before is not None:
-            distributed._openblas_set_threads(before)
-
-
 def test_single_world_is_the_identity():
     world = distributed.Single()
     assert world.share([1, 2, 3]) == [1, 2, 3] and world.sum_floats([1.5]) == [1.5]

@@ -511,6 +511,25 @@ def test_grids_spell_out_every_option_and_mark_one_default_per_model():
         assert len(set(names)) == len(names)
 
 
+def test_the_ablation_has_hourglass_attention_rows_each_one_change_from_its_base():
+    from minims.models import build_model
+    rows = {p.name: p for p in grids.ABLATE_GRID}
+    changes = {    # row: (its base row, the options it changes)
+        "top-down/pool=attention": ("top-down/upsample=linear", {"pool_kind": "attention"}),
+        "top-down/upsample=attention": ("top-down/upsample=linear", {"upsample_kind": "attention"}),
+        "bottom-up/pool=attention": ("bottom-up/aggregate,0-4-2", {"pool_kind": "attention"}),
+        "bottom-up/upsample=attention,1-4-1": ("bottom-up/upsample=linear,1-4-1",
+                                               {"upsample_kind": "attention"}),
+    }
+    for name, (base, changed) in changes.items():
+        point = rows[name]
+        assert point.options == {**rows[base].options, **changed}, name
+        config = build_model(point.model, vocab_size=5, block_size=256, **point.options).config
+        assert all(getattr(config, k) == v for k, v in changed.items())
+    assert experiment.only_names("bottom-up/upsample=attention,1-4-1,top-down/pool=attention", list(rows)) == {
+        "bottom-up/upsample=attention,1-4-1", "top-down/pool=attention"}
+
+
 def test_the_tradeoff_grid():
     from minims.models import build_model
     grid = {p.name: p for p in grids.TRADEOFF_GRID}
@@ -612,3 +631,45 @@ def test_bench_refuses_cupy_without_cuda(capsys):
         pass
     assert bench.main(["engine", "--backend", "cupy"]) == 2
     assert "pip install" in capsys.readouterr().err
+
+
+def _baseline_lines(fig, name):
+    return [[line for line in ax.get_lines() if line.get_gid() == f"baseline:{name}"] for ax in fig.axes]
+
+
+def test_both_figures_draw_the_baselines_given_and_no_others():
+    pytest.importorskip("matplotlib")          # an optional extra ('.[plot]'; '.[test]' has it)
+    rows = [dict(name=f"vanilla-{n}", model="vanilla", layers=n, label=f"vanilla {n}L",
+                 activation_bytes=n * 1e6, step_ms=5.0 * n, valid_bpc=5.5 + n / 10, valid_bpc_spread=0.1,
+                 curve={"steps": [0, 5], "valid_bpc": [6.0, 5.5 + n / 10], "spread": [0.0, 0.1]})
+            for n in (1, 2)]
+    for draw in (plots.tradeoff_figure, plots.curves_figure):
+        fig = draw(rows, {"unigram": 4.44})
+        for lines in _baseline_lines(fig, "unigram"):  # memory and step time (steps and time): both panels
+            assert len(lines) == 1 and set(lines[0].get_ydata()) == {4.44}
+            assert lines[0].get_linestyle() == ":"
+        labels = [t.get_text() for ax in fig.axes for t in ax.texts]
+        assert labels.count("unigram 4.44") == 2
+        legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert not [t for t in legend if "unigram" in t]          # named on the line, not in the legend
+        assert _baseline_lines(draw(rows), "unigram") == [[], []]
+    assert experiment.tradeoff_plot is plots.tradeoff_plot and experiment.tradeoff_figure is plots.tradeoff_figure
+
+
+def test_threads_reach_each_points_trainer(tmp_path, cache, monkeypatch):
+    from minims import threads
+    asked, real = [], threads.apply_threads
+    before = threads.blas_threads()
+
+    def spy(setting, *args, **kwargs):
+        asked.append(setting)
+        return real(setting, *args, **kwargs)
+    monkeypatch.setattr(threads, "apply_threads", spy)
+    try:
+        assert experiment.main(quick("tradeoff", tmp_path, cache, "--only", "vanilla-1", "--seeds", "0",
+                                     "--max-iters", "2", "--threads", "1")) == 0
+    finally:
+        if before is not None:
+            threads.set_blas_threads(before)
+    assert asked == [1]
+    assert "--threads N|auto" in experiment.build_parser().format_help()

@@ -17,9 +17,11 @@ level on Jane Austen (train: four novels; valid: Northanger Abbey; test: Persuas
 `lr`: the learning-rate sweep that picks each model's rate: five models × three peak rates
   (min_lr = lr/10), one seed, a shorter budget; a table of valid bpc per rate and the pick.
 `ablate`: every modelling choice the code marks "(ours)", each varied on its own around the
-  model's defaults under one shorter budget (T = 256); the models' defaults are its winners,
-  and it checks that the budget took the baseline off its plateau (the 4-layer vanilla model
-  beats the 2-layer one by more than the seed spread).
+  model's defaults under one shorter budget (T = 256), and Hourglass's attention pooling and
+  attention upsampling (pool_kind / upsample_kind 'attention', rows top-down/pool=attention,
+  top-down/upsample=attention, bottom-up/pool=attention, bottom-up/upsample=attention,1-4-1);
+  the models' defaults are its winners, and it checks that the budget took the baseline off
+  its plateau (the 4-layer vanilla model beats the 2-layer one by more than the seed spread).
 
 **Convergence** (convergence.py), per point from its learning curve (valid bpc at every
 evaluation of its log): the gain over the last 20 % of steps must be at most 10 % of the
@@ -64,15 +66,14 @@ from .grids import (ABLATE_GRID, ABLATE_SETTINGS, EXPERIMENTS, LR_GRID, LR_SETTI
 from .identity import differences, folder_settings, load_data, point_settings
 from .measure import activation_bytes, split_loss, time_steps
 from .ngram import ngram_bpc
-from .plots import curves_plot, tradeoff_plot
+from .plots import curves_figure, curves_plot, tradeoff_figure, tradeoff_plot
 from .points import point_folder, result_folder, run_point
 from .tables import matches_defaults, summarise
 
-plot = tradeoff_plot      # bpc against memory and step time (lesson 11)
-
 __all__ = ["ABLATE_GRID", "ABLATE_SETTINGS", "EXPERIMENTS", "LR_GRID", "LR_SETTINGS", "QUICK_GRID",
            "QUICK_SETTINGS", "TRADEOFF_GRID", "TRADEOFF_LR", "TRADEOFF_MAX_ITERS", "TRADEOFF_SETTINGS",
-           "Point", "activation_bytes", "build_parser", "curves_plot", "differences", "folder_settings",
-           "load_data", "main", "matches_defaults", "ngram_bpc", "only_names", "pair_test", "parse_seeds",
-           "plot", "point_folder", "point_settings", "point_test", "result_folder", "run_experiment",
-           "run_point", "split_loss", "summarise", "time_steps", "tradeoff_plot"]
+           "Point", "activation_bytes", "build_parser", "curves_figure", "curves_plot", "differences",
+           "folder_settings", "load_data", "main", "matches_defaults", "ngram_bpc", "only_names",
+           "pair_test", "parse_seeds", "point_folder", "point_settings", "point_test", "result_folder",
+           "run_experiment", "run_point", "split_loss", "summarise", "time_steps", "tradeoff_figure",
+           "tradeoff_plot"]

@@ -11,7 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .. import backend
+from .. import backend, threads
 from ..train import NonFiniteLoss
 from ..errors import ArgumentParser, UsageError
 from ..files import LockedError, write_text
@@ -115,7 +115,7 @@ def run_experiment(args):
                 continue
             try:
                 result, curve = train_point(point, s, seed, data, out, exp.eval_chars, exp.score_test,
-                                            args.cache_dir, args.backend, args.verbose)
+                                            args.cache_dir, args.backend, args.verbose, args.threads)
             except LockedError as e:
                 print(f"[{point.name} seed {seed}] skipped: {e}")
                 continue
@@ -192,8 +192,8 @@ def build_parser():
     p = ArgumentParser(prog="python -m minims.experiment", description=doc,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiment", choices=sorted(EXPERIMENTS),
-                   help="'tradeoff' (bpc vs memory and step time), 'ablate' (every (ours) choice) or "
-                        "'lr' (the learning-rate sweep)")
+                   help="'tradeoff' (bpc vs memory and step time), 'ablate' (every (ours) choice, and "
+                        "the attention pooling and upsampling rows) or 'lr' (the learning-rate sweep)")
     p.add_argument("--quick", action="store_true",
                    help="a tiny grid in seconds (tiny models, a smoke test, not a measurement)")
     p.add_argument("--out-dir", default=None,
@@ -219,6 +219,7 @@ def build_parser():
                    help="time one training step of every point's model (built fresh from its "
                         "config) side by side, N rounds, and report the medians as step ms (do it on "
                         "a quiet machine; default 0: the trainer's own timing)")
+    threads.add_threads_flag(p, " (passed to each point's trainer, which decides for itself)")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: rebuild the tables and figures from the committed points alone")
     return p

@@ -126,7 +126,9 @@ LR_SETTINGS = _trainer_defaults(**CURVE_SETTINGS, max_iters=3000, lr=3e-3, min_l
 
 # --- the ablation: one (ours) choice varied at a time around a base row ------------------------
 # Each row changes one choice from its family's base. The table marks the row that equals the
-# model's current defaults.
+# model's current defaults. The '=attention' rows are Hourglass's attention pooling (the mean,
+# then an attention layer and a feed-forward) and attention upsampling (the linear map, then an
+# attention layer and a feed-forward), minims/nn/pooling.py; the retina has no attention kind.
 _TD = dict(layout="4-2", pool=4, pool_kind="mean", upsample_kind="linear", causal_mode="shift",
            window=0)
 _BU = dict(layout="0-4-2", pool=4, pool_kind="mean", combine="aggregate", upsample_kind="repeat",
@@ -138,6 +140,8 @@ ABLATE_GRID = [Point(name, model, options) for name, model, options in [
     ("top-down/upsample=repeat", "top-down", {**_TD, "upsample_kind": "repeat"}),
     ("top-down/upsample=linear", "top-down", _TD),
     ("top-down/pool=linear", "top-down", {**_TD, "pool_kind": "linear"}),
+    ("top-down/pool=attention", "top-down", {**_TD, "pool_kind": "attention"}),
+    ("top-down/upsample=attention", "top-down", {**_TD, "upsample_kind": "attention"}),
     ("top-down/causal=delay", "top-down", {**_TD, "causal_mode": "delay"}),
     ("top-down/k=2", "top-down", {**_TD, "pool": 2}),
     ("top-down/k=3", "top-down", {**_TD, "pool": 3}),
@@ -147,6 +151,9 @@ ABLATE_GRID = [Point(name, model, options) for name, model, options in [
     ("bottom-up/upsample=linear,1-4-1", "bottom-up", {**_BU, "layout": "1-4-1", "combine": "upsample",
                                                       "upsample_kind": "linear"}),
     ("bottom-up/pool=linear", "bottom-up", {**_BU, "pool_kind": "linear"}),
+    ("bottom-up/pool=attention", "bottom-up", {**_BU, "pool_kind": "attention"}),
+    ("bottom-up/upsample=attention,1-4-1", "bottom-up", {**_BU, "layout": "1-4-1", "combine": "upsample",
+                                                         "upsample_kind": "attention"}),
     ("bottom-up/upsample=linear,1-4-1,pool=linear", "bottom-up", {**_BU, "layout": "1-4-1",
                                                                  "combine": "upsample",
                                                                  "upsample_kind": "linear",

@@ -25,8 +25,9 @@ from pathlib import Path
 from ..errors import UsageError
 
 # The trainer's settings that decide a run's numbers (besides the model's config, the data and
-# the seed). The backend, folders and the number of processes do not: they compute the same
-# function (data-parallel ranks make the update of --grad-accum, minims/distributed.py).
+# the seed). The backend, folders, BLAS threads (--threads) and the number of processes do not:
+# they compute the same function (data-parallel ranks make the update of --grad-accum,
+# minims/distributed.py).
 TRAINING_KEYS = ("batch_size", "grad_accum", "max_iters", "lr", "min_lr", "warmup_iters",
                  "lr_decay_iters", "weight_decay", "grad_clip", "eval_interval", "eval_iters")
 # What the trainer's config.json cannot tell (it records the token ids' digest in the checkpoint)
@@ -73,13 +74,14 @@ def load_data(data, cache_dir, tokenizer="char"):
                     chars={s: len(corpus[s]) for s in ("train", "valid", "test")}, splits=splits)
 
 
-def trainer_args(point, settings, seed, data, cache_dir, out_dir, backend):
-    """The trainer's arguments (minims.train.make_args) that train `point` with `seed`."""
+def trainer_args(point, settings, seed, data, cache_dir, out_dir, backend, threads="auto"):
+    """The trainer's arguments (minims.train.make_args) that train `point` with `seed`; `threads`
+    is the trainer's --threads (N or "auto", minims/threads.py), not part of the point."""
     from ..train_flags import make_args
     training = point.training(settings)
     training.setdefault("lr_decay_iters", training["max_iters"])    # the cosine spans the run
     return make_args(model=point.model, data=data.name, tokenizer=data.tokenizer, seed=seed,
-                     backend=backend, out_dir=str(out_dir), cache_dir=cache_dir,
+                     backend=backend, out_dir=str(out_dir), cache_dir=cache_dir, threads=threads,
                      **training, **point.options)
 
 

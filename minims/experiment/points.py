@@ -108,10 +108,11 @@ def _trainer_step_ms(curve, tokens_per_step):
 
 
 def train_point(point, settings, seed, data, out_dir, eval_chars, score_test, cache_dir,
-                backend_name="numpy", verbose=False):
+                backend_name="numpy", verbose=False, threads="auto"):
     """Train `point` with `seed` in its folder (fresh, or resuming what is there when its settings
-    match), then score it -> (result dict, curve records). Refuses a folder trained with other
-    settings (UsageError); a folder in use by another process raises files.LockedError."""
+    match), then score it -> (result dict, curve records). `threads`: the trainer's --threads (N
+    or "auto": the trainer decides for itself, minims/threads.py). Refuses a folder trained with
+    other settings (UsageError); a folder in use by another process raises files.LockedError."""
     from ..train import LOG_NAME, Trainer
     folder = point_folder(out_dir, point.name, seed)
     requested = point_settings(point, settings, seed, data)
@@ -120,7 +121,7 @@ def train_point(point, settings, seed, data, out_dir, eval_chars, score_test, ca
         diffs = differences(recorded, requested)
         refuse_mismatches([(str(folder), diffs)] if diffs else [])
     resume = recorded is not None
-    targs = trainer_args(point, settings, seed, data, cache_dir, folder, backend_name)
+    targs = trainer_args(point, settings, seed, data, cache_dir, folder, backend_name, threads)
     targs.resume = resume
     if resume:                     # resume takes every setting from the checkpoint (checked above)
         targs._given = {"resume", "out_dir", "cache_dir", "backend"}
@@ -164,11 +165,13 @@ def _scored(ids, eval_chars):
 
 def run_point(name, model, options, settings, seed, args, eval_tokens, score_test):
     """Train and score one point (a model with its options, the grid's `settings`) with one seed
-    in `args.out_dir` (the experiment's parsed command line) -> its result dict (as in
-    results.json["results"], with "curve": its log records). Nothing is committed."""
+    in `args.out_dir` (the experiment's parsed command line: its --data, --cache-dir, --backend,
+    --verbose and --threads) -> its result dict (as one entry of EXPERIMENT.json["results"], with
+    "curve": its log records). Nothing is committed."""
     from .grids import Point
     from .identity import load_data
     data = load_data(args.data, args.cache_dir)
     result, curve = train_point(Point(name, model, dict(options)), settings, seed, data, args.out_dir,
-                                eval_tokens, score_test, args.cache_dir, args.backend, args.verbose)
+                                eval_tokens, score_test, args.cache_dir, args.backend, args.verbose,
+                                getattr(args, "threads", "auto"))
     return {**result, "curve": curve}
