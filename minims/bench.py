@@ -2,7 +2,8 @@
 
 Speed is measured, never asserted: every case prints medians of runs alternating with one
 another in one process, so that background load hits all alike; engine, model and speed also
-time the same computation in PyTorch (when installed) and print the ratio.
+time the same computation in PyTorch (when installed) and print the ratio: on the CPU beside
+`--backend numpy`, on the GPU (CUDA) beside `--backend cupy`.
 
 - engine: forward + backward of a 4-layer, 128-wide, 4-head GPT stack (T=256, B=8, float32),
           and the GEMM floor: the step's matrix products alone, same shapes and threads.
@@ -58,6 +59,9 @@ def environment():
         info["torch"] = None
     if "torch" in sys.modules:
         info["torch_threads"] = sys.modules["torch"].get_num_threads()
+        if backend.get_backend() == "cupy":
+            info["torch_cuda"] = sys.modules["torch"].version.cuda
+    info.update(backend.device_info())
     return info
 
 
@@ -101,15 +105,32 @@ def _minims_step(model, x, y, optimizer=None):
     return step
 
 
-def _torch_step(state, args, x, y, with_optimizer):
+def torch_device():
+    """Where PyTorch runs beside the active backend: "cpu" beside NumPy, "cuda" beside CuPy;
+    None when PyTorch is not installed or, beside CuPy, cannot use the GPU."""
     try:
         import torch
     except ImportError:
         return None
+    if backend.get_backend() == "numpy":
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else None
+
+
+def _torch_step(state, args, x, y, with_optimizer):
+    """PyTorch's training step of the same model and batch (None without PyTorch): on the CPU
+    beside NumPy, on the GPU beside CuPy (with PyTorch's default AdamW there, its multi-tensor
+    kernels: PyTorch eager as people run it on a GPU). Timed with `backend.synchronize()`,
+    which waits for the whole device, PyTorch's kernels included."""
+    device = torch_device()
+    if device is None:
+        return None
+    import torch
     from .torch_gpt import torch_adamw, torch_gpt
-    params, forward = torch_gpt(state, args.n_head, dtype=args.dtype)
-    opt = torch_adamw(params) if with_optimizer else None
-    tx, ty = torch.tensor(x), torch.tensor(y)
+    params, forward = torch_gpt(state, args.n_head, dtype=args.dtype, device=device)
+    opt = (torch_adamw(params, foreach=None if device == "cuda" else False)
+           if with_optimizer else None)
+    tx, ty = torch.tensor(x, device=device), torch.tensor(y, device=device)
 
     def step():
         _, loss = forward(tx, ty)
@@ -141,9 +162,16 @@ def step_matrix_products(model, B, T):
     from .nn.attention import CausalSelfAttention
     rng = numpy.random.default_rng(0)
     dtype = model.config.dtype if hasattr(model, "config") else "float32"
+    shared = {}
 
     def arr(*shape):  # on the active backend (the floor of a CuPy run is the GPU's)
-        return backend.asarray(rng.standard_normal(shape).astype(dtype))
+        if backend.get_backend() == "cupy" and shape in shared:
+            # one operand per shape on a GPU: at GPU sizes the step's operands are several GB,
+            # longer to draw on the host than the benchmark; far above a GPU's caches, sharing
+            # them between layers changes no timing (on the CPU each product keeps its own)
+            return shared[shape]
+        a = shared[shape] = backend.asarray(rng.standard_normal(shape).astype(dtype))
+        return a
     N, pairs = B * T, []
     for _, m in model.named_modules():
         if isinstance(m, Linear):
@@ -173,7 +201,7 @@ def bench_vanilla(args, with_optimizer):
     cases = {}
     if args.impl in ("both", "minims"):
         cases["minims"] = _minims_step(model, x, y, AdamW(model.parameters()) if with_optimizer else None)
-    if args.impl in ("both", "torch") and backend.get_backend() == "numpy":
+    if args.impl in ("both", "torch"):
         torch_step = _torch_step(model.state_dict(), args, x, y, with_optimizer)
         if torch_step is not None:
             cases["torch"] = torch_step
@@ -248,7 +276,7 @@ def bench_speed(args):
         model = build_model(name, args.vocab_size, args.block_size, **_model_kwargs(args))
         cases[name] = _minims_step(model, x, y, AdamW(model.parameters()))
         params[name] = model.num_parameters()
-        if name == "vanilla" and backend.get_backend() == "numpy":
+        if name == "vanilla":
             torch_step = _torch_step(model.state_dict(), args, x, y, True)
             if torch_step is not None:
                 cases["torch-vanilla"] = torch_step

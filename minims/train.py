@@ -58,7 +58,7 @@ from .data import get_batch, prepare, unigram_ppl
 from .engine import no_grad
 from .errors import CheckpointError, DataError, MinimsError, OutOfMemory, UsageError, file_error, run_cli
 from .models import MODELS, canonical_name
-from .optim import AdamW, clip_grad_norm, cosine_lr
+from .optim import AdamW, clip_grad_norm, cosine_lr, grad_squares
 from .train_flags import (args_dict, check_args, merge_resume_args, model_config, parse_args,
                           resolved_data, same_json)
 from .train_flags import build_parser, make_args  # noqa: F401  (minims.train.make_args for code)
@@ -96,12 +96,15 @@ def train_step(model, optimizer, batches, lr, grad_clip=None, reduce=None):
     for x, y in batches:
         _, loss = model(x, y)
         (loss * scale).backward()
-        total += float(loss.item()) * scale
+        total = total + loss.data * scale        # left on the device: read once, below
     if reduce is not None:
         total = reduce(optimizer.params, total)
+    # the step's one device → host read (each makes the host wait for the GPU): the loss and
+    # every gradient's sum of squares, together
+    total, *squares = backend.to_floats([total, *grad_squares(optimizer.params)])
     if not math.isfinite(total):
         raise NonFiniteLoss(f"loss is {total}")
-    norm = clip_grad_norm(optimizer.params, grad_clip)
+    norm = clip_grad_norm(optimizer.params, grad_clip, squares)
     if not math.isfinite(norm):
         raise NonFiniteLoss(f"gradient norm is {norm} (loss {total:.4f})")
     optimizer.lr = lr

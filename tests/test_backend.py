@@ -35,27 +35,6 @@ def numpy_afterwards():
     minims.set_backend("numpy")
 
 
-def _reset_backend_caches(monkeypatch):
-    """Empty minims' module-level caches of backend arrays (`*_cache` dicts keyed by the
-    backend's name, e.g. causal masks) and the CuPy peak-memory hook, restoring them after
-    the test: arrays of the fake must never reach a later test that uses real CuPy."""
-    monkeypatch.setattr(backend, "_peak_hook", None)
-    for module_name, module in list(sys.modules.items()):
-        if module is not None and (module_name == "minims" or module_name.startswith("minims.")):
-            for attr, value in list(vars(module).items()):
-                if attr.endswith("_cache") and isinstance(value, dict):
-                    monkeypatch.setattr(module, attr, {})
-
-
-@pytest.fixture
-def fake_cupy(monkeypatch):
-    """A fresh fake cupy/cupyx in sys.modules, with the caches of backend arrays emptied."""
-    cupy = install(monkeypatch)
-    _reset_backend_caches(monkeypatch)
-    yield cupy
-    minims.set_backend("numpy")
-
-
 # --- choosing a backend -------------------------------------------------------------------
 
 def test_unknown_backend_names_the_choices():

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from minims import backend, to_numpy
 from minims.engine import no_grad
 from minims.models import MODELS, build_model
 from minims.models.base import slide_context
@@ -51,8 +52,8 @@ def check_decoding(model, tokens, prompt, slide=1):
             context = slide_context(tokens[:, end - context.shape[1] - 1:end], model.config.block_size, slide)
         logits, cache = model.next_logits(context, cache)
         with no_grad():
-            full = model(context)[0].data[:, -1]
-        np.testing.assert_allclose(logits, full, rtol=1e-10, atol=1e-10,
+            full = model(context)[0].numpy()[:, -1]
+        np.testing.assert_allclose(to_numpy(logits), full, rtol=1e-10, atol=1e-10,
                                    err_msg=f"tokens {end}, prompt {prompt}, slide {slide}")
     return tokens.shape[1] + 1 - prompt
 
@@ -153,13 +154,13 @@ def test_a_refused_token_leaves_the_cache_as_it_was(name, bad, error, match):
     model = tiny(name, block_size=16)
     tokens = (np.arange(1, 19).reshape(2, 9) * 5) % V                # (B=2, 9)
     cache, logits = model.prefill(tokens[:, :8])
-    assert type(logits) is np.ndarray and logits.shape == (2, V)      # an array, like step's
+    assert type(logits) is backend.xp.ndarray and logits.shape == (2, V)  # an array, like step's
     with pytest.raises(error, match=match):
         model.step(cache, np.array(bad)[:, 0])
     assert cache.T == 8
     logits = model.step(cache, tokens[:, 8])
     with no_grad():
-        np.testing.assert_allclose(logits, model(tokens)[0].data[:, -1], rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(to_numpy(logits), model(tokens)[0].numpy()[:, -1], rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("name,options", OFFSET_CASES,
@@ -178,8 +179,8 @@ def test_steps_from_an_empty_cache_equal_the_forward_pass(name, options):
     for t in range(tokens.shape[1]):
         logits = model.step(cache, tokens[:, t])
         with no_grad():
-            full = model(tokens[:, :t + 1])[0].data[:, -1]
-        np.testing.assert_allclose(logits, full, rtol=1e-10, atol=1e-10, err_msg=f"token {t}")
+            full = model(tokens[:, :t + 1])[0].numpy()[:, -1]
+        np.testing.assert_allclose(to_numpy(logits), full, rtol=1e-10, atol=1e-10, err_msg=f"token {t}")
 
 
 def test_generate_keeps_the_training_mode_and_streams():
@@ -237,7 +238,7 @@ def test_valid_edge_arguments_work():
     assert model.generate(prompt, np.int64(2), top_k=np.int32(1), temperature=np.float32(0.5)).shape == (1, 4)
     greedy = model.generate(prompt, 4, top_k=1, seed=0)                # top_k=1 is greedy decoding
     with no_grad():
-        assert greedy[0, 2] == int(np.argmax(model(prompt)[0].data[0, -1]))
+        assert greedy[0, 2] == int(np.argmax(model(prompt)[0].numpy()[0, -1]))
 
 
 @pytest.mark.parametrize("name,options", [("top-down", dict(pool=2, layout="1-1")),
@@ -395,7 +396,7 @@ def test_buffer_behaves_like_a_list_with_absolute_indices(ops):
         if op == "append":
             steps = np.arange(counter, counter + n % 7, dtype=float)
             counter += n % 7
-            buf.append(np.broadcast_to(steps[None, :, None], (2, len(steps), 3)))
+            buf.append(backend.asarray(np.broadcast_to(steps[None, :, None], (2, len(steps), 3))))
             ref.extend(steps)
         elif op == "truncate":
             del ref[max(start, min(len(ref), n)):]
@@ -405,7 +406,7 @@ def test_buffer_behaves_like_a_list_with_absolute_indices(ops):
             buf.drop_before(n)
         assert len(buf) == len(ref) and buf.start == start
         if buf.data is not None:
-            np.testing.assert_array_equal(buf.view()[0, :, 0], ref[start:])
+            np.testing.assert_array_equal(to_numpy(buf.view()[0, :, 0]), ref[start:])
             assert buf.view().shape == (2, len(ref) - start, 3)
 
 
