@@ -279,9 +279,10 @@ else:
 # %% [markdown]
 # In the committed run two models answer yes: top-down 6-2 and bottom-up 1-6-1, each with eight
 # layers, most of them coarse, against the 4-layer vanilla model. The others are better too, but
-# hold more memory than the 0.8x the question allows. The README ("What it shows, honestly") says
-# how much of the gap is *speed of learning* under a short budget: the vanilla models had only
-# begun to leave the plateau where a character model predicts from the last character or two.
+# hold more memory than the 0.8x the question allows. `lessons/results/README.md` ("What the
+# 2,000-step grid showed") says how much of the gap is *speed of learning* under a short budget:
+# the vanilla models had only begun to leave the plateau where a character model predicts from
+# the last character or two.
 
 # %% [markdown]
 # ## Check
