@@ -254,7 +254,7 @@ print("Check passed: tensors, the xp handle, scatter_add and seeded init behave 
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
 # `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
 # the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
 #

@@ -222,7 +222,7 @@ print("Check passed: recording, ordering, accumulation, unbroadcast and freeing 
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
 # `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
 # the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
 #
@@ -237,7 +237,7 @@ print("Check passed: recording, ordering, accumulation, unbroadcast and freeing 
 #    *Check:* `check("02.2", list(loss._topological_order()))`.
 # 3. **Break it on purpose.** In a copy of `backward` (not in the library!), replace
 #    `grads[key] + pg` by `pg`, and rerun the sections above. Which section's check fails first?
-#    *Hint:* `broken = minims.exercises.patched(Tensor.backward, "grads[key] + pg", "pg")` makes the
+#    *Hint:* `broken = lessons.support.exercises.patched(Tensor.backward, "grads[key] + pg", "pg")` makes the
 #    copy (`inspect.getsource(broken)` shows it); set `Tensor.backward = broken`, rerun, and put the
 #    original back. Look for the first example that uses a value twice.
 #    *Check:* `check("02.3", section_number)`; the section's number, an int.

@@ -40,7 +40,7 @@ import numpy as np
 import minims
 import minims.functional as F
 from minims import Tensor
-from minims.figures import new_figure, save_figure
+from lessons.support.figures import new_figure, save_figure
 
 from minims.gradcheck import OpSpec, check_op
 
@@ -331,7 +331,7 @@ print(f"Check passed: {len(rows)} ops agree with central differences (worst "
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
 # `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
 # the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
 #
@@ -339,7 +339,7 @@ print(f"Check passed: {len(rows)} ops agree with central differences (worst "
 #    *correct* gradient `y * (g - (g * y).sum(axis=-1, keepdims=True))` times `1 + 1e-4`. Does the
 #    float64 harness catch it? Would a float32 check, with the loose tolerance float32 forces on you,
 #    have caught it? *Hint:* compare 1e-4 with the float32 column of section 1;
-#    `minims.exercises.gradient_check(lambda t: Op.apply(t), x, dtype)` runs one check in `"float64"`
+#    `lessons.support.exercises.gradient_check(lambda t: Op.apply(t), x, dtype)` runs one check in `"float64"`
 #    or `"float32"`, with the step and tolerance each dtype forces, and says whether it caught a bug.
 #    *Check:* `check("03.1", {"float64_caught": ..., "float32_caught": ...})`.
 # 2. **A kink on purpose.** Call `check_op(SPECS["ReLU"], [np.array([0.0, 1e-7, 1.0])], {})`.

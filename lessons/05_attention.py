@@ -42,7 +42,7 @@ import numpy as np
 import minims
 import minims.functional as F
 from minims import Tensor
-from minims.figures import memory_axes, new_figure, save_figure
+from lessons.support.figures import memory_axes, new_figure, save_figure
 from minims.nn import CausalSelfAttention, init_parameters, merge_heads, split_heads
 
 rng = np.random.default_rng(0)
@@ -424,7 +424,7 @@ print("Check passed: fused == step by step, causal (invariance, sensitivity, gra
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
 # `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
 # the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
 #

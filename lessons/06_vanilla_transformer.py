@@ -49,7 +49,7 @@ import numpy as np
 import minims
 import minims.functional as F
 from minims.data import get_batch, prepare, unigram_ppl
-from minims.figures import lessons_out_dir, new_figure, plot_loss_curves, read_log, save_figure
+from lessons.support.figures import lessons_out_dir, new_figure, plot_loss_curves, read_log, save_figure
 from minims.models import build_model
 from minims.models.base import LanguageModel
 from minims.models.vanilla import VanillaLM
@@ -481,7 +481,7 @@ print(f"Check passed: trained {result['iter']} steps, valid loss {valid_loss:.3f
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
 # `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
 # the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
 #

@@ -45,7 +45,7 @@ import numpy as np
 import minims
 from minims import Tensor
 from minims.nn import Block, Embedding, Linear, Module, init_parameters
-from minims.figures import draw_dependencies, new_figure, save_figure
+from lessons.support.figures import draw_dependencies, new_figure, save_figure
 from minims.scale import ShiftPool, Upsample, shift_right, shorten, upsample
 
 # %% [markdown]
@@ -308,7 +308,7 @@ print(f"Check passed: the library's shorten/upsample are causal; pooling without
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
 # `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
 # the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
 #

@@ -43,9 +43,9 @@ import numpy as np
 
 import minims
 from minims.causality import assert_causal, causality_report
-from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
-from minims.comparison import report as report_runs
-from minims.figures import read_log
+from lessons.support.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
+from lessons.support.comparison import report as report_runs
+from lessons.support.figures import read_log
 from minims.memory import saved_bytes
 from minims.models import build_model
 from minims.models.top_down import TopDownLM
@@ -177,7 +177,7 @@ print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1
 #
 # The trainer (`minims/train.py`, the one loop for every model) builds the model by name, so
 # training the top-down model is the same call as for the vanilla one. A comparison is only fair
-# with the same budget: `minims.comparison.train_same_budget` trains each model with the same
+# with the same budget: `lessons.support.comparison.train_same_budget` trains each model with the same
 # settings (`SETTINGS`: data, width, batch, sequence length, optimizer, seed) for the same
 # **fixed number of steps**, and samples from each. Lessons 09 and 10 use the same settings and
 # the same vanilla model, so the three lessons' curves can be set side by side. Options we do not
@@ -278,7 +278,7 @@ print(f"Check passed: the top-down model is causal, trains (valid loss {result['
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
 # `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
 # the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
 #

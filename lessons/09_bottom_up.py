@@ -44,12 +44,12 @@ import numpy as np
 import minims
 from minims import Tensor
 from minims.causality import assert_causal, causality_report
-from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
-from minims.comparison import report as report_runs
+from lessons.support.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
+from lessons.support.comparison import report as report_runs
 from minims.experiment import activation_bytes
 from minims.memory import saved_bytes
 from minims.models import build_model
-from minims.figures import draw_dependencies, new_figure, read_log, save_figure
+from lessons.support.figures import draw_dependencies, new_figure, read_log, save_figure
 from minims.models.bottom_up import Aggregate, BottomUpLM, aggregate_ranges
 from minims.scale import shorten
 
@@ -232,7 +232,7 @@ print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1
 # ## 5. Training on Austen, beside a vanilla model
 #
 # The same comparison as in lesson 08, with the same settings, the same number of steps and the
-# same 4-layer vanilla model (`minims.comparison.train_same_budget`); only the model changes. Our
+# same 4-layer vanilla model (`lessons.support.comparison.train_same_budget`); only the model changes. Our
 # bottom-up model "1-2-1" also has 4 layers: 1 pre, 2 coarse and 1 post. Options we do not give
 # keep the model's defaults (upsampling back to the tokens), printed below. From a shell:
 # `python -m minims.train --model bottom-up --layout 1-2-1 --block-size 128 --n-embd 64
@@ -318,7 +318,7 @@ print(f"Check passed: the bottom-up model is causal, trains (valid loss {result[
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
 # `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
 # the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
 #

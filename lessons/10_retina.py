@@ -42,10 +42,10 @@ import numpy as np
 import minims
 import minims.functional as F
 from minims.causality import assert_causal, causality_report
-from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
-from minims.comparison import report as report_runs
+from lessons.support.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
+from lessons.support.comparison import report as report_runs
 from minims.experiment import activation_bytes
-from minims.figures import draw_key_sets, memory_axes, new_figure, read_log, save_figure
+from lessons.support.figures import draw_key_sets, memory_axes, new_figure, read_log, save_figure
 from minims.range_attention import range_attention
 from minims.models import build_model
 from minims.models.retina import RetinaAttention, retina_ranges
@@ -227,7 +227,7 @@ print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1
 # ## 5. Training on Austen, beside a vanilla model
 #
 # The comparison of lessons 08 and 09, with the same settings, the same number of steps and the
-# same 4-layer vanilla model (`minims.comparison.train_same_budget`). Our retina model has 4
+# same 4-layer vanilla model (`lessons.support.comparison.train_same_budget`). Our retina model has 4
 # layers and a window of 32 tokens; the pooling factor and the kind of pooling keep the model's
 # defaults, printed below. From a shell: `python -m minims.train --model retina --n-layer 4
 # --window 32 --block-size 128 --n-embd 64 --batch-size 16 --max-iters 100 --lr 3e-3 --warmup-iters 10`.
@@ -346,7 +346,7 @@ print(f"Check passed: every past token is seen exactly once, the retina model is
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
 # `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
 # the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
 #

@@ -43,7 +43,7 @@ import math
 import tempfile
 
 from minims import experiment
-from minims.figures import lessons_out_dir
+from lessons.support.figures import lessons_out_dir
 from minims.models import build_model
 
 # %% [markdown]
@@ -274,7 +274,7 @@ tmp.cleanup()
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
 # `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
 # the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
 #

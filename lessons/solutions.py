@@ -1,6 +1,6 @@
 """Reference solutions to the exercises of lessons 00-12 (try them yourself first!).
 
-`SOLUTIONS["NN.i"]()` returns an answer that `minims.exercises.check("NN.i", answer)` accepts, and
+`SOLUTIONS["NN.i"]()` returns an answer that `lessons.support.exercises.check("NN.i", answer)` accepts, and
 `WRONG["NN.i"]()` a plausible wrong one that it rejects; tests/test_exercises.py runs both, so
 the checkers and the solutions cannot drift apart. Each solution is the smallest code that
 answers its exercise, at small sizes (seconds in all).
@@ -15,7 +15,7 @@ import numpy as np
 import minims
 import minims.functional as F
 from minims import Tensor
-from minims.exercises import gradient_check, patched
+from lessons.support.exercises import gradient_check, patched
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS, WRONG = {}, {}

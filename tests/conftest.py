@@ -1,10 +1,12 @@
-"""Shared test set-up: a fixed hypothesis profile, and the tests folder on sys.path."""
+"""Shared test set-up: a fixed hypothesis profile; the tests folder and the repository root
+(for `lessons.support`, which the lessons tests import) on sys.path."""
 import os
 import sys
 
 from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Derandomized and without deadlines: the same examples on every run (no flaky CI), and no
 # failures because a 2-core machine was busy. `HYPOTHESIS_PROFILE=dev` explores more.

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy
 
-from .figures import lessons_out_dir, plot_loss_curves, read_log
-from .train import Trainer, make_args
+from lessons.support.figures import lessons_out_dir, plot_loss_curves, read_log
+from minims.train import Trainer, make_args
 
 # Shared by lessons 08-10: a 4-layer model of width 64 on 128 characters, 100 steps of 16 sequences.
 SETTINGS = dict(block_size=128, batch_size=16, n_embd=64, n_head=4, max_iters=100, eval_interval=20,
@@ -70,7 +70,7 @@ def train_same_budget(runs, lesson, quick=False, cache_dir=None, new_tokens=120,
 def report(runs, lesson, title):
     """Print what `train_same_budget` returned, side by side: each run's parameters and valid
     loss from its first to its last evaluation, the unigram baseline, the loss curves (saved as
-    `<lesson>_loss_curves.png`, see minims.figures) and a sample from each.
+    `<lesson>_loss_curves.png`, see lessons.support.figures) and a sample from each.
     -> the unigram baseline's loss (nats per token)."""
     unigram = math.log(next(iter(runs.values()))["result"]["unigram_ppl"])
     width = max(len(label) for label in runs) + 2
