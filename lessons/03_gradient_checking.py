@@ -14,12 +14,13 @@
 # - how to test a backward pass you wrote: compare it with **central differences**;
 # - why we check along **random directions** instead of one coordinate at a time;
 # - why the check must run in **float64**, and why it must stay away from **kinks** (ReLU at 0);
-# - how minims' own property-based harness (`minims/gradcheck.py`, `tests/op_specs.py`) checks every
-#   registered op, and how it catches a planted bug: a softmax whose backward keeps only the
-#   Jacobian's diagonal (the bug ML-From-Scratch shipped for years).
+# - how minims' own property-based harness (`minims/testing/gradcheck.py` and the op specs
+#   in `minims/testing/op_specs.py`) checks every registered op, and how it catches a planted
+#   bug: a softmax whose backward keeps only the Jacobian's diagonal (the bug ML-From-Scratch
+#   shipped for years).
 #
-# **Where this sits.** Every op minims registers must have a spec in `tests/op_specs.py`; the test
-# suite fails otherwise. The fused ops of lesson 04 and the attention of lesson 05 are trusted only
+# **Where this sits.** Every op minims registers must have a spec in `minims/testing/op_specs.py`;
+# the test suite fails otherwise. The fused ops of lesson 04 and the attention of lesson 05 are trusted only
 # because this harness checks them.
 
 # %%
@@ -42,12 +43,10 @@ import minims.functional as F
 from minims import Tensor
 from lessons.support.figures import new_figure, save_figure
 
-from minims.gradcheck import OpSpec, check_op
+from minims.testing.gradcheck import OpSpec, check_op
 
-# The op specs live with the tests (they draw inputs with hypothesis): put tests/ on the path.
-sys.path.insert(0, str(ROOT / "tests"))
 try:
-    from op_specs import SPECS
+    from minims.testing.op_specs import SPECS
 except ImportError as e:  # op_specs draws inputs with hypothesis, a test dependency
     raise SystemExit(f"lesson 03 runs the test harness, which needs hypothesis: "
                      f"pip install -e '.[test]' (or pip install hypothesis). ({e})")
@@ -157,7 +156,7 @@ print(f"{'x':>8} {'backward':>9} {'central diff.':>14}")
 for xi, g, n in zip(xs, xt.grad, numeric):
     print(f"{xi:8.0e} {g:9.2f} {n:14.2f}" + ("   <- kink inside [x-eps, x+eps]" if abs(xi) < eps else ""))
 print("the ReLU spec keeps inputs away from 0:", SPECS["ReLU"].draw.__qualname__,
-      "with away_from_zero=0.1 (see tests/op_specs.py)")
+      "with away_from_zero=0.1 (see minims/testing/op_specs.py)")
 
 # %% [markdown]
 # ## 4. The harness on one op: GELU

@@ -42,12 +42,11 @@ import minims
 import minims.functional as F
 from minims import Tensor
 
-from minims.gradcheck import check_op
+from minims.testing.gradcheck import check_op
 
-sys.path.insert(0, str(ROOT / "tests"))  # the op specs of lesson 03 live with the tests
 try:
-    from op_specs import SPECS
-except ImportError as e:
+    from minims.testing.op_specs import SPECS   # the op specs of lesson 03
+except ImportError as e:  # they draw inputs with hypothesis, a test dependency
     raise SystemExit(f"lesson 04 runs the test harness, which needs hypothesis: "
                      f"pip install -e '.[test]' (or pip install hypothesis). ({e})")
 

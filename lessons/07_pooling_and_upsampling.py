@@ -256,7 +256,7 @@ print(f"\nthe correct round trip leaks at {len(failures['correct'])} positions, 
 # %% [markdown]
 # The broken version fails exactly where the picture said it would: changing token $t$ inside a
 # block moves the logits of the earlier positions of the same block ($t \bmod k \neq 0$). Leaks live
-# at **block edges**, which is why the project's test (the checks of `minims/causality.py`, run on
+# at **block edges**, which is why the project's test (the checks of `minims/testing/causality.py`, run on
 # every model and on every operator in `tests/test_scale.py`) draws $t$ near $jk-1, jk, jk+1$. It also checks:
 # that the logits at $t$ *do* change when only $x_t$ changes (a model that shifted too far would
 # pass the invariance test while wasting its input); that the gradient from logits[s] is exactly

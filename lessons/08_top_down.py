@@ -42,7 +42,7 @@ import math
 import numpy as np
 
 import minims
-from minims.causality import assert_causal, causality_report
+from minims.testing.causality import assert_causal, causality_report
 from lessons.support.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
 from lessons.support.comparison import report as report_runs
 from lessons.support.figures import read_log
@@ -156,13 +156,13 @@ print("the walk-through reproduces model(idx) exactly:", walk_matches)
 # must move (the fine stream sees its own token). We test every $t$, so the block edges
 # ($t = jk-1, jk, jk+1$), where leaks live, are all covered.
 #
-# This test is part of the library, `minims/causality.py`, because every model needs it (yours
-# too, if you add one): `causality_report(model, idx)` returns, for each $t$, the largest change
-# before $t$, at $t$, and in the untouched row; `assert_causal(model, idx)` checks those three
-# rules and names the first $t$ that breaks one. Here is the report:
+# This test is part of the library, `minims/testing/causality.py`, because every model needs it
+# (yours too, if you add one): `causality_report(model, idx)` returns, for each $t$, the largest
+# change before $t$, at $t$, and in the untouched row; `assert_causal(model, idx)` checks those
+# three rules and names the first $t$ that breaks one. Here is the report:
 
 # %%
-print(inspect.getsource(minims.causality.causality_report))
+print(inspect.getsource(minims.testing.causality.causality_report))
 report = causality_report(model, idx)
 print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1e}, "
       f"in the untouched row = {report[:, 2].max():.1e}, smallest change at t = {report[:, 1].min():.1e}")
@@ -170,8 +170,8 @@ print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1
 # %% [markdown]
 # The project runs `assert_causal` on every registered model (`tests/test_causality.py`), and a
 # stricter version of this test, with randomised $O(1)$ weights (small initial weights can hide a
-# leak behind a saturated softmax), gradient checks and prefix consistency: `minims/causality.py` and
-# `tests/test_models.py`.
+# leak behind a saturated softmax), gradient checks and prefix consistency:
+# `minims/testing/causality.py` and `tests/test_models.py`.
 #
 # ## 4. Training on Austen, beside a vanilla model
 #

@@ -43,7 +43,7 @@ import numpy as np
 
 import minims
 from minims import Tensor
-from minims.causality import assert_causal, causality_report
+from minims.testing.causality import assert_causal, causality_report
 from lessons.support.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
 from lessons.support.comparison import report as report_runs
 from minims.experiment import activation_bytes
@@ -219,7 +219,7 @@ print("the walk-through reproduces model(idx) exactly:", walk_matches)
 # %% [markdown]
 # ## 4. Is the whole model causal?
 #
-# The same black-box test as in lesson 08, from `minims/causality.py`: for every $t$, change row 0's
+# The same black-box test as in lesson 08, from `minims/testing/causality.py`: for every $t$, change row 0's
 # tokens from $t$ on. No logit before $t$ may move (float64, exact), row 1 must not move, and the
 # logits at $t$ must.
 

@@ -41,7 +41,7 @@ import numpy as np
 
 import minims
 import minims.functional as F
-from minims.causality import assert_causal, causality_report
+from minims.testing.causality import assert_causal, causality_report
 from lessons.support.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
 from lessons.support.comparison import report as report_runs
 from minims.experiment import activation_bytes
@@ -213,7 +213,7 @@ print("the walk-through reproduces the layer exactly:", walk_matches)
 # %% [markdown]
 # ## 4. Is the whole model causal?
 #
-# The same black-box test as in lessons 08 and 09, from `minims/causality.py`: for every $t$, change
+# The same black-box test as in lessons 08 and 09, from `minims/testing/causality.py`: for every $t$, change
 # row 0's tokens from $t$ on; nothing before $t$ may move (float64, exact), nor row 1; the logits at
 # $t$ must move. Masked keys get $-\infty$ before the softmax, so their weights are exactly 0, not
 # merely small.

@@ -371,7 +371,7 @@ def coarse_lag(k, mode, T=32):
 
 @solution("08.2", wrong=lambda: {"model": _top_down("delay"), "causal": True, "lag": {"shift": 3, "delay": 7}})
 def _08_2():
-    from minims.causality import assert_causal
+    from minims.testing.causality import assert_causal
     model = _top_down("delay")
     idx = np.random.default_rng(1).integers(0, 50, size=(2, 32))
     try:

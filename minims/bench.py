@@ -103,7 +103,7 @@ def _torch_step(state, args, x, y, with_optimizer):
         import torch
     except ImportError:
         return None
-    from .torch_gpt import torch_adamw, torch_gpt
+    from .testing.torch_gpt import torch_adamw, torch_gpt
     params, forward = torch_gpt(state, args.n_head, dtype=args.dtype)
     opt = torch_adamw(params) if with_optimizer else None
     tx, ty = torch.tensor(x), torch.tensor(y)

@@ -14,7 +14,7 @@ from minims.engine import no_grad
 from minims.models import MODELS, build_model
 from minims.models.base import slide_context
 
-from minims import causality as leak
+from minims.testing import causality as leak
 from test_models import draw_options
 
 NAMES = sorted(MODELS)

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from minims.models import MODELS, ModelConfig, build_model, model_from_description
 from minims.optim import AdamW
 
-from minims import causality as leak
+from minims.testing import causality as leak
 
 NAMES = sorted(MODELS)
 V, BLOCK = 11, 32

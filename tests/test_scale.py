@@ -18,7 +18,7 @@ from minims.models.retina import RetinaAttention, retina_ranges
 from minims.nn import Block, Embedding, Linear, Module, ModuleList, init_parameters
 from minims.scale import pad_end, shift_right, shorten, upsample
 
-from minims import causality as leak
+from minims.testing import causality as leak
 
 V, C = 7, 8
 

@@ -599,7 +599,7 @@ def _check_08_2(answer):
     (what assert_causal told you), "lag": {"shift": n, "delay": n}}: for the model's pool k, the
     largest number of tokens by which the coarse context at a position t >= k trails t (t minus
     the newest token the coarse path has seen). The checker runs its own perturbation test."""
-    from minims.causality import causality_report
+    from minims.testing.causality import causality_report
     model = answer["model"]
     mode = getattr(model.config, "causal_mode", None)
     if mode != "delay":

@@ -12,7 +12,7 @@ tokens of row 0 from t on and look at the logits.
 If you add a model to minims, call this on it (any `model(idx) -> (logits, loss)` works):
 
     import numpy as np
-    from minims.causality import assert_causal
+    from minims.testing.causality import assert_causal
     from minims.models import build_model
     model = build_model("my-model", vocab_size=50, block_size=12, dtype="float64")
     assert_causal(model, np.random.default_rng(0).integers(0, 50, size=(2, 12)))

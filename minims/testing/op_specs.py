@@ -1,7 +1,9 @@
 """One spec per registered op: how to draw its inputs, call it, and compute it in NumPy.
 
-`tests/test_gradcheck.py` runs every spec through the generic harness and fails when a
-registered op has none. To add an op: register its Function, then add a spec here.
+`tests/test_gradcheck.py` runs every spec through the generic harness (minims/testing/gradcheck.py)
+and fails when a registered op has none; lessons 03 and 04 run them too. To add an op: register
+its Function, then add a spec here. Drawing inputs needs hypothesis, a test dependency
+(`pip install -e '.[test]'`): import this module only where that is installed.
 """
 import math
 from fractions import Fraction
@@ -12,9 +14,9 @@ from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 import minims
 import minims.functional as F
-from minims.gradcheck import OpSpec
 from minims.range_attention import range_attention
 from minims.scale import ShiftPool, Upsample
+from minims.testing.gradcheck import OpSpec
 
 SMALL = dict(min_dims=1, max_dims=3, min_side=1, max_side=4)
 
