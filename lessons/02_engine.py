@@ -18,7 +18,7 @@
 # - the rules you can rely on: leaf gradients accumulate, a graph can be walked back only once,
 #   `no_grad()` records nothing.
 #
-# **Where this sits.** `minims/engine.py` is the whole engine (about 300 lines); `minims/ops.py` holds the
+# **Where this sits.** `minims/engine.py` is the whole engine (about 300 lines); `minims/ops/basic.py` holds the
 # primitive ops. We read the library's **own** code here with `inspect.getsource`, never a copy,
 # so what you read is what runs.
 
@@ -62,7 +62,7 @@ print(inspect.getsource(minims.Function))
 # $\partial(ab)/\partial a = b$ and $\partial(ab)/\partial b = a$, and skips gradients nobody wants:
 
 # %%
-print(inspect.getsource(minims.ops.Mul))
+print(inspect.getsource(minims.ops.basic.Mul))
 print("registered ops:", ", ".join(sorted(minims.OPS)))
 
 # %% [markdown]

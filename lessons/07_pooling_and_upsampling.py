@@ -20,7 +20,7 @@
 # - a deliberately broken version without the shift, which fails that test, and the list of
 #   the other ways implementations leak.
 #
-# **Where this sits.** `minims/scale.py`. Lessons 08–10 build the paper's three multi-scale models
+# **Where this sits.** `minims/ops/pooling.py`. Lessons 08–10 build the paper's three multi-scale models
 # (Subramanian et al. 2020) from these operators. A language model that leaks (lets position t see
 # token t+1, the very token it must predict) trains to a wonderful loss and is worthless, so we
 # learn to catch leaks before we train anything.
@@ -46,7 +46,7 @@ import minims
 from minims import Tensor
 from minims.nn import Block, Embedding, Linear, Module, init_parameters
 from lessons.support.figures import draw_dependencies, new_figure, save_figure
-from minims.scale import ShiftPool, Upsample, shift_right, shorten, upsample
+from minims.ops.pooling import ShiftPool, Upsample, shift_right, shorten, upsample
 
 # %% [markdown]
 # ## 1. The rule
@@ -266,7 +266,7 @@ print(f"\nthe correct round trip leaks at {len(failures['correct'])} positions, 
 # ## 5. The pitfalls, briefly
 #
 # No public implementation of this paper exists; these are the ways implementations of its peers
-# (Hourglass, MEGABYTE, SpaceByte) go wrong, and how `minims/scale.py` avoids each:
+# (Hourglass, MEGABYTE, SpaceByte) go wrong, and how `minims/ops/pooling.py` avoids each:
 #
 # 1. **No shift, or a shift of k−2**: block-start positions see their own target (above).
 # 2. **Several scales, shifting only at the first**: pooling the pooled sequence again needs its own
@@ -323,7 +323,7 @@ print(f"Check passed: the library's shorten/upsample are causal; pooling without
 #    *Hint:* `Unpool` is a module with no parameters in its "repeat" kind; call it on `Tensor(c[None])`.
 #    *Check:* `check("07.2", "delay" or "shift")`.
 # 3. **The strided mistake (pitfall 3).** Write `shorten_strided(x, k)`: the shift
-#    `minims.scale.shift_right(x, k - 1)` (imported above), then `.reshape(B, k, T // k, C).mean(axis=1)`;
+#    `minims.ops.pooling.shift_right(x, k - 1)` (imported above), then `.reshape(B, k, T // k, C).mean(axis=1)`;
 #    put it in `RoundTrip` and run the leak test. At how many positions does it leak?
 #    *Hint:* coarse $j$ now mixes positions $j-k+1+mT/k$ for $m = 0 \dots k-1$: far in the future.
 #    *Check:* `check("07.3", shorten_strided)`; `shorten_strided(x, k)` -> the coarse Tensor.

@@ -20,7 +20,7 @@
 #   local attention in the fine stack buys at long sequences.
 #
 # **Where this sits.** `minims/models/top_down.py`, built from lesson 07's operators
-# (`minims/scale.py`) and, optionally, the local attention of `minims/nn/local_attention.py` (the
+# (`minims/ops/pooling.py`) and, optionally, the local attention of `minims/nn/local_attention.py` (the
 # `RangeAttention` op that lesson 05, section 7, printed and checked: the memory of section 5 rests on it).
 
 # %%

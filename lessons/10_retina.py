@@ -20,7 +20,7 @@
 #   against a vanilla model: $O(T(w + T/k))$ per layer instead of $O(T^2)$.
 #
 # **Where this sits.** `minims/models/retina.py` (the attention layer and its key ranges) and
-# `minims/range_attention.py` (the range attention that stores only the keys each query uses).
+# `minims/ops/range_attention.py` (the range attention that stores only the keys each query uses).
 
 # %%
 import os
@@ -46,7 +46,7 @@ from lessons.support.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train
 from lessons.support.comparison import report as report_runs
 from minims.experiment import activation_bytes
 from lessons.support.figures import draw_key_sets, memory_axes, new_figure, read_log, save_figure
-from minims.range_attention import range_attention
+from minims.ops.range_attention import range_attention
 from minims.models import build_model
 from minims.models.retina import RetinaAttention, retina_ranges
 

@@ -12,7 +12,7 @@ import numpy
 
 from . import backend
 from .engine import DEFAULT_FLOAT, Function, Tensor, normalize_axes
-from .ops import as_rows
+from .ops.basic import as_rows
 
 
 def _check_ids(ids, n, what):

@@ -2,7 +2,7 @@
 
 Paper: Subramanian et al. (2020), the bottom-up multi-scale model ("interleaving causal
 transformer layers with pooling"), built with the causal shortening and upsampling operators
-of minims/scale.py (whose docstring states the causality rule for changing scale).
+of minims/ops/pooling.py (whose docstring states the causality rule for changing scale).
 
 The idea. Representations are built from the bottom up: the token stream is shortened
 causally to blocks of k, a stack of coarse layers runs on them, its output is shortened again
@@ -67,7 +67,7 @@ from dataclasses import dataclass
 import numpy
 
 from .. import backend
-from ..range_attention import range_attention
+from ..ops.range_attention import range_attention
 from ..nn import (MLP, Block, Buffer, Dropout, KVCache, LayerNorm, Linear, Module, ModuleList, Parameter,
                   attend, merge_heads, split_heads)
 from ..nn.layers import as_array

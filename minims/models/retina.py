@@ -1,7 +1,7 @@
 """The retina model: one fine stream whose attention sees the past at a falling resolution.
 
 Paper: Subramanian et al. (2020), the multi-scale model that "compresses the representations
-of tokens further in the past", with the visibility rule of pitfall 8 (minims/scale.py) and
+of tokens further in the past", with the visibility rule of pitfall 8 (minims/ops/pooling.py) and
 an exact partition of the past over S scales (ours, below).
 
 The idea. Like the retina, whose receptive fields grow away from its centre, each layer looks
@@ -63,7 +63,7 @@ import numpy
 
 from .. import backend
 from .. import functional as F
-from ..range_attention import range_attention
+from ..ops.range_attention import range_attention
 from ..nn import Block, Buffer, CausalSelfAttention, KVCache, ModuleList, attend, split_heads
 from ..nn.pooling import Pool
 from .base import DecodeCache, LanguageModel, ModelConfig

@@ -1,10 +1,10 @@
 """Pooling and upsampling as layers: `Pool` (mean or learned) and `Unpool` (repeat or learned).
 
-Built on the causal operators of minims/scale.py, whose docstring states the causality rule
+Built on the causal operators of minims/ops/pooling.py, whose docstring states the causality rule
 and the numbered pitfalls the comments here point to.
 """
-from ..ops import concat
-from ..scale import check_factor, pad_end, shift_right, shorten, upsample, zero_steps
+from ..ops.basic import concat
+from ..ops.pooling import check_factor, pad_end, shift_right, shorten, upsample, zero_steps
 from .layers import Linear
 from .module import Module
 

@@ -36,7 +36,7 @@ AssertionError with the details when it fails). Run them in float64 and eval mod
   output; its gradient must be exactly zero at positions > s and in row 1, non-zero at s.
 - `check_prefix`: model(x[:, :L])[:, j] == model(x)[:, j] for j < L (what generate relies on).
 - `find_leak`: the first position t whose invariance check fails, or None; `check_all` the
-  four checks at one t. The pitfalls they catch are listed in minims/scale.py's docstring.
+  four checks at one t. The pitfalls they catch are listed in minims/ops/pooling.py's docstring.
 """
 import numpy as np
 

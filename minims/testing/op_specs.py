@@ -14,8 +14,8 @@ from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 import minims
 import minims.functional as F
-from minims.range_attention import range_attention
-from minims.scale import ShiftPool, Upsample
+from minims.ops.range_attention import range_attention
+from minims.ops.pooling import ShiftPool, Upsample
 from minims.testing.gradcheck import OpSpec
 
 SMALL = dict(min_dims=1, max_dims=3, min_side=1, max_side=4)
@@ -321,7 +321,7 @@ def call_dropout(x, p, seed):
     return F.dropout(x, p, training=True)
 
 
-# --- scale operators and range attention (minims/scale.py, minims/range_attention.py) -------
+# --- scale operators and range attention (minims/ops/pooling.py, minims/ops/range_attention.py) -------
 
 def draw_shift_pool(draw):
     k, Tc = draw(st.integers(1, 4)), draw(st.integers(1, 3))
@@ -434,7 +434,7 @@ SPECS = {
     "ScaledDotProductAttention (bands)": OpSpec(
         draw_banded_attention, call_banded_attention,
         lambda q, k, v, n_bands: ref_attention(q, k, v, causal=True, mask=None)),
-    # scale operators and range attention (minims/scale.py, minims/range_attention.py)
+    # scale operators and range attention (minims/ops/pooling.py, minims/ops/range_attention.py)
     "ShiftPool": OpSpec(draw_shift_pool, lambda x, k, shift: ShiftPool.apply(x, k=k, shift=shift),
                         ref_shift_pool),
     "Upsample": OpSpec(draw_upsample, lambda x, k: Upsample.apply(x, k=k), ref_upsample),

@@ -58,9 +58,9 @@ each equal to the matching row of `forward`. A new pooling or upsampling kind im
 """
 import numpy
 
-from . import backend
-from .engine import Function, Tensor
-from .ops import concat
+from .. import backend
+from ..engine import Function, Tensor
+from .basic import concat
 
 
 # --- the ops ------------------------------------------------------------------------------

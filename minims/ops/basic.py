@@ -11,9 +11,9 @@ import math
 
 import numpy
 
-from . import backend
+from .. import backend
 # engine.py imports this module at its end (the cycle is explained there)
-from .engine import Function, Tensor, normalize_axes, normalize_axis, normalize_permutation
+from ..engine import Function, Tensor, normalize_axes, normalize_axis, normalize_permutation
 
 
 def as_rows(a):

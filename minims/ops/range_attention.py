@@ -18,8 +18,8 @@ import math
 
 import numpy
 
-from . import backend
-from .engine import Function
+from .. import backend
+from ..engine import Function
 
 _plans = {}
 
