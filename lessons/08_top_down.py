@@ -175,7 +175,7 @@ print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1
 #
 # ## 4. Training on Austen, beside a vanilla model
 #
-# The trainer (`minims/train.py`, the one loop for every model) builds the model by name, so
+# The trainer (`minims/train/`, the one loop for every model) builds the model by name, so
 # training the top-down model is the same call as for the vanilla one. A comparison is only fair
 # with the same budget: `lessons.support.comparison.train_same_budget` trains each model with the same
 # settings (`SETTINGS`: data, width, batch, sequence length, optimizer, seed) for the same

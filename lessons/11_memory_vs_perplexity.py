@@ -22,7 +22,7 @@
 #   `lessons/results/`) shows.
 #
 # **Where this sits.** `minims/experiment.py`, which trains every model of lessons 06 and 08–10
-# with the trainer of `minims/train.py` and measures it with `minims/memory.py`.
+# with the trainer of `minims/train/` and measures it with `minims/memory.py`.
 
 # %%
 import os

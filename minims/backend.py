@@ -175,7 +175,7 @@ def synchronize():
 
 
 def nccl():
-    """CuPy's NCCL bindings (`cupy.cuda.nccl`, for minims.distributed on several GPUs), or
+    """CuPy's NCCL bindings (`cupy.cuda.nccl`, for minims.train.distributed on several GPUs), or
     None on NumPy or where CuPy was built without NCCL."""
     if name != "cupy":
         return None

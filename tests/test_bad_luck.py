@@ -24,6 +24,7 @@ import minims
 from minims import bench, checkpoint, data, experiment, functional
 from minims import sample as sample_cli
 from minims import train as train_cli
+from minims.train import loop as train_loop
 from minims.errors import CheckpointError, DataError, MinimsError, UsageError, run_cli
 
 from tiny_runs import REPO, read_log, small_text, tiny, weights  # noqa: E402
@@ -280,7 +281,7 @@ def test_refusal_compares_the_estimate_with_free_memory(tmp_path, text_file, cap
     from minims import footprint
     monkeypatch.setattr(footprint, "available_bytes", lambda: 2 ** 20)
     built = []
-    monkeypatch.setattr(train_cli.AdamW, "__init__", lambda *a, **k: built.append(1))
+    monkeypatch.setattr(train_loop.AdamW, "__init__", lambda *a, **k: built.append(1))
     code = train_cli.main(tiny(tmp_path, text_file, "--n-embd", "256", "--n-head", "4", "--max-iters", "1"))
     err = capsys.readouterr().err
     assert one_line(err, code, 2) and "numpy has 1.0 MiB free" in err and not built
@@ -335,7 +336,7 @@ def test_ctrl_c_anywhere_is_one_line_and_130(tmp_path, text_file, capsys, monkey
     def interrupt(*a, **k):
         raise KeyboardInterrupt
     with monkeypatch.context() as m:                 # while tokenising
-        m.setattr(train_cli, "prepare", interrupt)
+        m.setattr(train_loop, "prepare", interrupt)
         code = train_cli.main(tiny(tmp_path, text_file, "--max-iters", "5"))
         err = capsys.readouterr().err
         assert one_line(err, code, 130) and err == "interrupted (Ctrl-C)\n"

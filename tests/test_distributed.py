@@ -28,7 +28,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minims import checkpoint, distributed, files
+from minims import checkpoint, files
+from minims.train import distributed
 from minims import train as train_cli
 from minims.checkpoint import CheckpointError
 
@@ -98,7 +99,8 @@ RANK_SCRIPT = textwrap.dedent('''
         cupy.cuda.get_current_stream = lambda: Stream()
         fake_cupy.FakeArray.data = property(lambda a: types.SimpleNamespace(ptr=a._a.ctypes.data))
 
-    from minims import distributed, train
+    from minims import train
+    from minims.train import distributed, loop
     world = distributed.current()
     if spec.get("count"):
         class Counting:
@@ -113,7 +115,7 @@ RANK_SCRIPT = textwrap.dedent('''
                 return getattr(self.comm, name)
         world.comm = Counting(world.comm)
     if spec.get("other_data") and world.rank == 1:
-        train._data_digest = lambda splits: "not the same"
+        loop._data_digest = lambda splits: "not the same"
     if spec.get("perturb") and world.rank == 1:      # rank 1's weights drift at step 3
         step0 = train.Trainer.step
 
@@ -350,7 +352,7 @@ def test_plain_run_does_not_import_mpi4py(tmp_path, text_file):
             runpy.run_module("minims.train", run_name="__main__")
         except SystemExit as e:
             assert e.code == 0, e.code
-        print("mpi4py" in sys.modules, "minims.distributed" in sys.modules)
+        print("mpi4py" in sys.modules, "minims.train.distributed" in sys.modules)
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "MV2_"))}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env,

@@ -19,7 +19,7 @@ import minims
 from minims import checkpoint, functional
 from minims import sample as sample_cli
 from minims import train as train_cli
-from minims import train_flags
+from minims.train import flags as train_flags
 from minims.models import MODELS, ModelConfig, build_model
 from minims.models.vanilla import VanillaLM
 from minims.optim import SGD

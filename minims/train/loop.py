@@ -53,16 +53,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
-from . import checkpoint, distributed, files, footprint
-from .data import get_batch, prepare, unigram_ppl
-from .engine import no_grad
-from .errors import CheckpointError, DataError, MinimsError, OutOfMemory, UsageError, file_error, run_cli
-from .models import MODELS, canonical_name
-from .optim import AdamW, clip_grad_norm, cosine_lr
-from .train_flags import (args_dict, check_args, merge_resume_args, model_config, parse_args,
+from .. import backend
+from .. import checkpoint, files, footprint
+from . import distributed
+from ..data import get_batch, prepare, unigram_ppl
+from ..engine import no_grad
+from ..errors import CheckpointError, DataError, MinimsError, OutOfMemory, UsageError, file_error, run_cli
+from ..models import MODELS, canonical_name
+from ..optim import AdamW, clip_grad_norm, cosine_lr
+from .flags import (args_dict, check_args, merge_resume_args, model_config, parse_args,
                           resolved_data, same_json)
-from .train_flags import build_parser, make_args  # noqa: F401  (minims.train.make_args for code)
+from .flags import build_parser, make_args  # noqa: F401  (minims.train.make_args for code)
 
 LOG_NAME, CONFIG_NAME = "log.jsonl", "config.json"
 
@@ -619,6 +620,3 @@ def main(argv=None):
         train(parse_args(argv))
     return run_cli(body, argv)
 
-
-if __name__ == "__main__":
-    sys.exit(distributed.launch(main))

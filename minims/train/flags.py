@@ -14,9 +14,9 @@ import math
 import os
 from pathlib import Path
 
-from . import backend
-from .errors import ArgumentParser, CheckpointError, DataError, UsageError
-from .models import MODELS, ModelConfig, canonical_name
+from .. import backend
+from ..errors import ArgumentParser, CheckpointError, DataError, UsageError
+from ..models import MODELS, ModelConfig, canonical_name
 
 BASE_FIELDS = [f.name for f in dataclasses.fields(ModelConfig)]
 # Flags that may change when resuming: they steer the run (how long, how often it is
@@ -87,8 +87,8 @@ def _model_name(text):
 
 
 def build_parser():
-    from . import train                  # its docstring is the command's description
-    doc = train.__doc__
+    from . import loop                   # its docstring is the command's description
+    doc = loop.__doc__
     p = ArgumentParser(prog="python -m minims.train", formatter_class=_HelpFormatter,
                        description=doc.split("\n\n")[0] + "\n\n" + doc.split("\n\n")[1],
                        epilog="\n\n".join(doc.split("\n\n")[-2:]))

@@ -46,7 +46,7 @@ import sys
 import time
 import traceback
 
-from .errors import MinimsError, report
+from ..errors import MinimsError, report
 
 # (rank variable, size variable) pairs set by MPI launchers, most common first
 LAUNCHER_VARS = (("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
@@ -164,7 +164,7 @@ class MPIWorld(Single):
     def start_run(self, backend_name):
         """Called by each new Trainer after `backend.set_backend`: forget the last run's dropout
         count; on CuPy, pick this rank's GPU and make the NCCL communicator."""
-        from . import backend
+        from .. import backend
         self._draws = None
         if backend_name != "cupy":
             return
@@ -187,7 +187,7 @@ class MPIWorld(Single):
         self._reduce_on_device = reduce_nccl
 
     def _reduce_via_host(self, buf):
-        from . import backend
+        from .. import backend
         host = backend.to_numpy(buf)
         self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
         buf[...] = backend.asarray(host)
@@ -205,7 +205,7 @@ class MPIWorld(Single):
         """Average the gradients of `params` (in place) and `loss` over the ranks -> the mean
         loss. ONE Allreduce over a flat buffer holding every gradient and the loss; a
         parameter without a gradient (unused in the graph, the same on every rank) keeps None."""
-        from . import backend
+        from .. import backend
         with_grad = [p for p in params if p.grad is not None]
         if not with_grad:
             return self.sum_floats([loss])[0] / self.size
@@ -366,7 +366,7 @@ def set_blas_threads_per_rank(local_size, environ=None):
 def _openblas_set_threads(n):
     """Set the threads of the OpenBLAS NumPy loaded (it read OPENBLAS_NUM_THREADS at import,
     so the variable alone is too late); False where its function cannot be found."""
-    from . import backend
+    from .. import backend
     set_threads = backend.openblas_function("set_num_threads")
     if set_threads is None:
         return False
@@ -384,7 +384,7 @@ def reshard(header, size, path):
     A run of N ranks with --grad-accum g takes g·N micro-batches per step; on `size` ranks the
     same run needs --grad-accum g·N/size, exact as long as `size` divides g·N. Otherwise a
     CheckpointError says why and which numbers of ranks would work."""
-    from .checkpoint import CheckpointError
+    from ..checkpoint import CheckpointError
     then = int(header.get("world_size", 1))
     if then == size:
         return None
@@ -438,5 +438,5 @@ def pcg64_distance(state_from, state_to):
 
 def fingerprint(params):
     """A float summarizing the weights (for `agree`): ranks that took different steps differ."""
-    from . import backend
+    from .. import backend
     return math.fsum(float(backend.to_numpy(p.data).astype("float64").sum()) for p in params)
