@@ -17,9 +17,9 @@
 # - how to derive the backward passes of softmax, log-softmax, cross-entropy, layer norm and GELU;
 # - how to check them: against the same maths built from primitives, and with lesson 03's harness.
 #
-# **Where this sits.** `minims/functional.py`. Every layer of the vanilla transformer (lesson 06) and
-# of the paper's multi-scale models calls these ops; their derivations sit beside the code, in the
-# comment above each `backward` (the llm.c habit). Here we write them out in full.
+# **Where this sits.** `minims/ops/nn.py` (called as `minims.functional.softmax`, ...). Every layer
+# of the vanilla transformer (lesson 06) and of the paper's multi-scale models calls these ops; their
+# derivations sit beside the code, in the comment above each `backward` (the llm.c habit). Here we write them out in full.
 
 # %%
 import os
@@ -77,7 +77,7 @@ print("minims F.log_softmax(z):        ", stable)
 with np.errstate(over="ignore"):
     print("in float32, exp(100) is already", np.exp(np.float32(100)), "(the largest float32 is",
           np.finfo(np.float32).max, ")")
-print(inspect.getsource(F._log_softmax))
+print(inspect.getsource(minims.ops.nn._log_softmax))
 
 # %% [markdown]
 # ## 2. The softmax backward (the full Jacobian, not its diagonal)

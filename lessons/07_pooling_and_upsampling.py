@@ -46,7 +46,8 @@ import minims
 from minims import Tensor
 from minims.nn import Block, Embedding, Linear, Module, init_parameters
 from lessons.support.figures import draw_dependencies, new_figure, save_figure
-from minims.ops.pooling import ShiftPool, Upsample, shift_right, shorten, upsample
+from minims.functional import shift_right, shorten, upsample
+from minims.ops.pooling import ShiftPool, Upsample
 
 # %% [markdown]
 # ## 1. The rule
@@ -323,7 +324,7 @@ print(f"Check passed: the library's shorten/upsample are causal; pooling without
 #    *Hint:* `Unpool` is a module with no parameters in its "repeat" kind; call it on `Tensor(c[None])`.
 #    *Check:* `check("07.2", "delay" or "shift")`.
 # 3. **The strided mistake (pitfall 3).** Write `shorten_strided(x, k)`: the shift
-#    `minims.ops.pooling.shift_right(x, k - 1)` (imported above), then `.reshape(B, k, T // k, C).mean(axis=1)`;
+#    `minims.functional.shift_right(x, k - 1)` (imported above), then `.reshape(B, k, T // k, C).mean(axis=1)`;
 #    put it in `RoundTrip` and run the leak test. At how many positions does it leak?
 #    *Hint:* coarse $j$ now mixes positions $j-k+1+mT/k$ for $m = 0 \dots k-1$: far in the future.
 #    *Check:* `check("07.3", shorten_strided)`; `shorten_strided(x, k)` -> the coarse Tensor.

@@ -51,7 +51,7 @@ from minims.memory import saved_bytes
 from minims.models import build_model
 from lessons.support.figures import draw_dependencies, new_figure, read_log, save_figure
 from minims.models.bottom_up import Aggregate, BottomUpLM, aggregate_ranges
-from minims.ops.pooling import shorten
+from minims.functional import shorten
 
 # %% [markdown]
 # ## 1. The idea
@@ -134,7 +134,7 @@ for t in range(T_pic):
 # %% [markdown]
 # The same as pictures. Left: the keys each token sees, in key units (its own key, then the
 # blocks of each scale). Right: what reaches token $t$ through each scale, in token units: input
-# token $i$ feeds the blocks it is pooled into (`minims.ops.pooling.shorten`, lesson 07's operator), a
+# token $i$ feeds the blocks it is pooled into (`minims.functional.shorten`, lesson 07's operator), a
 # block also reads the earlier blocks of its scale (the coarse stack is causal), and token $t$ reads
 # the blocks it sees. Red would be a token from the future.
 

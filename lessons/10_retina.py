@@ -46,7 +46,7 @@ from lessons.support.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train
 from lessons.support.comparison import report as report_runs
 from minims.experiment import activation_bytes
 from lessons.support.figures import draw_key_sets, memory_axes, new_figure, read_log, save_figure
-from minims.ops.range_attention import range_attention
+from minims.functional import range_attention
 from minims.models import build_model
 from minims.models.retina import RetinaAttention, retina_ranges
 

@@ -309,7 +309,7 @@ def _06_3():
 
 @solution("07.1", wrong=lambda: {"causal": True, "leaking_rows": []})
 def _07_1():
-    from minims.ops.pooling import shorten, upsample
+    from minims.functional import shorten, upsample
     eye = Tensor(np.eye(16)[None])
     correct = upsample(shorten(shorten(eye, 2), 2), 4).numpy()[0]
     x = shorten(eye, 2)
@@ -322,13 +322,13 @@ solution("07.2", wrong=lambda: "shift")(lambda: "delay")
 
 
 def shorten_strided(x, k):
-    from minims.ops.pooling import shift_right
+    from minims.functional import shift_right
     B, T, C = x.shape
     return shift_right(x, k - 1).reshape(B, k, T // k, C).mean(axis=1)
 
 
 def _shorten_neighbours(x, k):     # the correct pooling: not what the exercise asks for
-    from minims.ops.pooling import shorten
+    from minims.functional import shorten
     return shorten(x, k)
 
 
@@ -362,7 +362,7 @@ def _top_down(causal_mode):
 
 def coarse_lag(k, mode, T=32):
     """Lesson 07's round trip on an identity: the largest t - (newest token seen at t), t >= k."""
-    from minims.ops.pooling import shift_right, shorten, upsample
+    from minims.functional import shift_right, shorten, upsample
     eye = Tensor(np.eye(T)[None])
     coarse = shorten(eye, k) if mode == "shift" else shift_right(shorten(eye, k, shift=False), 1)
     seen = upsample(coarse, k).numpy()[0] != 0

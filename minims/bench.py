@@ -274,7 +274,7 @@ def bench_attention(args):
         q, k, v = (Tensor(rng.standard_normal(shape).astype(args.dtype), requires_grad=True)
                    for _ in range(3))
         g = rng.standard_normal(shape).astype(args.dtype)
-        bias = F._mask_bias(None, True, T, T, numpy.dtype(args.dtype))
+        bias = F.mask_bias(None, True, T, T, numpy.dtype(args.dtype))
 
         def case(n_bands):
             def run():

@@ -7,7 +7,7 @@ import pytest
 from minims.testing.causality import assert_causal, causality_report
 from minims.models import MODELS, build_model
 from minims.models.vanilla import VanillaLM
-from minims.ops.pooling import shift_right, shorten, upsample
+from minims.functional import shift_right, shorten, upsample
 
 from minims.testing import causality as leak
 

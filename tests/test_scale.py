@@ -13,10 +13,9 @@ import minims.functional as F
 from minims import Tensor
 from minims.nn.local_attention import LocalSelfAttention
 from minims.nn.pooling import Pool, Unpool
-from minims.ops.range_attention import local_ranges, range_attention
 from minims.models.retina import RetinaAttention, retina_ranges
 from minims.nn import Block, Embedding, Linear, Module, ModuleList, init_parameters
-from minims.ops.pooling import pad_end, shift_right, shorten, upsample
+from minims.functional import local_ranges, pad_end, range_attention, shift_right, shorten, upsample
 
 from minims.testing import causality as leak
 

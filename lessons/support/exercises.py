@@ -498,7 +498,7 @@ def _check_07_1(answer):
     """Answer: {"causal": bool, "leaking_rows": [t, ...]} for T = 16: whether
     upsample(shorten(shorten(eye, 2), 2), 4) is causal, and the rows t of the broken variant
     upsample(shorten_without_shift(shorten(eye, 2), 2), 4) that depend on the future."""
-    from minims.ops.pooling import shorten, upsample
+    from minims.functional import shorten, upsample
     eye = Tensor(numpy.eye(16)[None])
     x = shorten(eye, 2)
     broken = x.reshape(1, 4, 2, 16).mean(axis=2)              # the second pooling without its shift
@@ -525,7 +525,7 @@ def _check_07_3(shorten_strided):
     """Answer: your function shorten_strided(x, k): shift_right(x, k - 1), then
     reshape(B, k, T // k, C).mean(axis=1). Checked: it leaks, as the picture of the round trip
     shows (rows t that depend on a later position)."""
-    from minims.ops.pooling import shift_right, upsample
+    from minims.functional import shift_right, upsample
     T, k = 12, 3
     eye = Tensor(numpy.eye(T)[None])
     mine = shorten_strided(eye, k)
@@ -586,7 +586,7 @@ def _check_08_1(answer):
 def _coarse_lag(k, mode, T=32):
     """The largest t - i over positions t >= k, i the newest token the coarse path has seen at t
     (lesson 07's round trip on an identity: shift and pool, or pool and delay by a block)."""
-    from minims.ops.pooling import shift_right, shorten, upsample
+    from minims.functional import shift_right, shorten, upsample
     eye = Tensor(numpy.eye(T)[None])                                       # (1, T, T)
     coarse = shorten(eye, k) if mode == "shift" else shift_right(shorten(eye, k, shift=False), 1)
     seen = upsample(coarse, k).numpy()[0] != 0                             # (T, T): t <- i

@@ -67,7 +67,7 @@ from dataclasses import dataclass
 import numpy
 
 from .. import backend
-from ..ops.range_attention import range_attention
+from .. import functional as F
 from ..nn import (MLP, Block, Buffer, Dropout, KVCache, LayerNorm, Linear, Module, ModuleList, Parameter,
                   attend, merge_heads, split_heads)
 from ..nn.layers import as_array
@@ -124,7 +124,7 @@ class Aggregate(Module):
             if cache is not None:
                 cache[s].append(*keyvals[-1])
         ranges = aggregate_ranges(T, self.k, tuple(c.shape[1] for c in coarse), self.shift)
-        y = range_attention(q, keyvals, ranges, chunk=16)            # (B, nh, T, hs)
+        y = F.range_attention(q, keyvals, ranges, chunk=16)           # (B, nh, T, hs)
         x = x + self.drop(self.proj(merge_heads(y)))                  # (B, T, C)
         return x + self.mlp(self.ln2(x))
 

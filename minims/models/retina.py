@@ -63,7 +63,6 @@ import numpy
 
 from .. import backend
 from .. import functional as F
-from ..ops.range_attention import range_attention
 from ..nn import Block, Buffer, CausalSelfAttention, KVCache, ModuleList, attend, split_heads
 from ..nn.pooling import Pool
 from .base import DecodeCache, LanguageModel, ModelConfig
@@ -129,7 +128,7 @@ class RetinaAttention(CausalSelfAttention):
                 cache.inputs[s].append(pooled)
                 cache.coarse[s - 1].append(*keyvals[-1])
         ranges = retina_ranges(T, self.k, self.window, self.n_scales, self.band)
-        return range_attention(q, keyvals, ranges, self.chunk)       # (B, nh, T, hs)
+        return F.range_attention(q, keyvals, ranges, self.chunk)     # (B, nh, T, hs)
 
     def attend_step(self, q, k, v, x, cache):
         """The next position t only (q, k, v arrays (B, nh, 1, hs); x (B, 1, C) an array), with this

@@ -11,7 +11,7 @@ Python call counts.
 from .. import backend
 from .. import functional as F
 from ..engine import Tensor
-from ..ops.basic import as_rows
+from ..functional import as_rows
 from .module import Module, Parameter
 
 

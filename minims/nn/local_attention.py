@@ -3,7 +3,7 @@
 The attention template of minims/nn/attention.py with its `attend` replaced by range
 attention (minims/ops/range_attention.py) over one window of keys per query.
 """
-from ..ops.range_attention import local_ranges, range_attention
+from ..functional import local_ranges, range_attention
 from .attention import CausalSelfAttention, attend
 from .transformer import Block
 

@@ -3,8 +3,7 @@
 Built on the causal operators of minims/ops/pooling.py, whose docstring states the causality rule
 and the numbered pitfalls the comments here point to.
 """
-from ..ops.basic import concat
-from ..ops.pooling import check_factor, pad_end, shift_right, shorten, upsample, zero_steps
+from ..functional import check_factor, concat, pad_end, shift_right, shorten, upsample, zero_steps
 from .layers import Linear
 from .module import Module
 
