@@ -135,7 +135,7 @@ def step_matrix_products(model, B, T):
     """
     from . import functional as F
     from .nn.layers import Linear
-    from .nn.attention import CausalSelfAttention
+    from .nn.transformer import CausalSelfAttention
     rng = numpy.random.default_rng(0)
     dtype = model.config.dtype if hasattr(model, "config") else "float32"
 
