@@ -46,7 +46,7 @@ from minims.testing.causality import assert_causal, causality_report
 from lessons.support.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
 from lessons.support.comparison import report as report_runs
 from lessons.support.figures import read_log
-from minims.memory import saved_bytes
+from minims.memory import forward_bytes
 from minims.models import build_model
 from minims.models.top_down import TopDownLM
 
@@ -210,16 +210,15 @@ unigram_loss = report_runs(runs, "08",
 #
 # `saved_bytes(loss, by="scope", depth=1)` adds up the activations the graph holds for backward,
 # per top-level module: `fine` (the token-level layers), `coarse` (all coarse stacks), and the
-# head. We compare, at two sequence lengths, a vanilla model with 4 layers, a top-down model with
-# the same 4 layers split 2 coarse + 2 fine, the same with local attention (window 32) in the fine
+# head; `minims.memory.forward_bytes` takes it after one training forward pass on random tokens.
+# We compare, at two sequence lengths, a vanilla model with 4 layers, a top-down model with the
+# same 4 layers split 2 coarse + 2 fine, the same with local attention (window 32) in the fine
 # stack, and a deeper top-down model (6 coarse + 2 fine).
 
 # %%
 def memory_by_scope(name, T, B=2, **options):
     model = build_model(name, vocab_size=V, block_size=T, n_head=4, n_embd=64, **options)
-    ids = np.random.default_rng(0).integers(0, V, size=(B, T + 1))
-    _, loss = model(ids[:, :-1], ids[:, 1:])
-    return saved_bytes(loss, by="scope", depth=1)
+    return forward_bytes(model, B, T, by="scope", depth=1)
 
 
 variants = [("vanilla 4", "vanilla", dict(n_layer=4)),

@@ -46,7 +46,7 @@ from minims import Tensor
 from minims.testing.causality import assert_causal, causality_report
 from lessons.support.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
 from lessons.support.comparison import report as report_runs
-from minims.experiment import activation_bytes
+from minims.memory import activation_bytes
 from minims.memory import saved_bytes
 from minims.models import build_model
 from lessons.support.figures import draw_dependencies, new_figure, read_log, save_figure
@@ -257,7 +257,7 @@ unigram_loss = report_runs(runs, "09",
 # We measure the activations held for backward for a vanilla model with 4 layers, a bottom-up
 # model with the same 4 layers ("1-2-1": 1 pre, 2 coarse, and the aggregation layer), and a
 # bottom-up model with **10** layers, 8 of them at the coarse scale ("1-8-1"). The measure is
-# lesson 08's, packaged in the library as `minims.experiment.activation_bytes` (lesson 11's
+# lesson 08's, packaged in the library as `minims.memory.activation_bytes` (lesson 11's
 # experiment uses it): `saved_bytes` of one training forward pass on random tokens. Then we split
 # the deep model's bytes by top-level module with `saved_bytes(loss, by="scope", depth=1)`.
 

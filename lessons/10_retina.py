@@ -44,7 +44,7 @@ import minims.functional as F
 from minims.testing.causality import assert_causal, causality_report
 from lessons.support.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
 from lessons.support.comparison import report as report_runs
-from minims.experiment import activation_bytes
+from minims.memory import activation_bytes
 from lessons.support.figures import draw_key_sets, memory_axes, new_figure, read_log, save_figure
 from minims.functional import range_attention
 from minims.models import build_model
@@ -256,7 +256,7 @@ unigram_loss = report_runs(runs, "10",
 # Four vanilla layers against four retina layers (window 32, $k = 4$), with one and with two coarse
 # scales, at two sequence lengths. The measure is lesson 08's (the bytes `saved_bytes` counts after
 # one training forward pass on random tokens), as the library packages it for lesson 11's
-# experiment: `minims.experiment.activation_bytes` gives all the bytes and those of the body (the
+# experiment: `minims.memory.activation_bytes` gives all the bytes and those of the body (the
 # layers without the output head and the loss); we use all of them. Next to each, the keys one
 # query scores.
 

@@ -42,7 +42,7 @@ import json
 import math
 import tempfile
 
-from minims import experiment
+from minims import experiment, memory
 from lessons.support.figures import lessons_out_dir
 from minims.models import build_model
 
@@ -72,7 +72,8 @@ from minims.models import build_model
 
 # %%
 print(inspect.getsource(experiment.split_loss))
-print(inspect.getsource(experiment.activation_bytes))
+print(inspect.getsource(memory.forward_bytes))
+print(inspect.getsource(memory.activation_bytes))
 
 # %% [markdown]
 # ## 2. The grid
@@ -189,7 +190,7 @@ candidates = [("vanilla, 12 layers", "vanilla", dict(n_layer=12)),
 claim = {}
 for label, name, options in candidates:
     model = build_model(name, vocab_size=100, block_size=T_claim, n_embd=C_claim, n_head=4, **options)
-    _, body = experiment.activation_bytes(model, 2, T_claim, 100)
+    _, body = memory.activation_bytes(model, 2, T_claim)
     claim[label] = (model.config.n_layer, body)
 ref = claim["vanilla, 14 layers"][1]
 for label, (n_layer, body) in claim.items():

@@ -202,7 +202,7 @@ if not GPU:
 
 # %%
 minims.set_backend(BACKEND)
-with minims.backend.track_memory() as mem:
+with minims.memory.track_memory() as mem:
     _, loss = gpu_model(x, y)
     held_gpu = saved_bytes(loss)
     loss.backward()

@@ -44,7 +44,7 @@ solution("00.1", wrong=lambda: (lambda a: a / a.max()))(lambda: normalize)
 def _00_2():
     out = {}
     for name, dtype in (("float32", "float32"), ("float64", "float64"), ("bool", bool)):
-        with minims.backend.track_memory() as mem:
+        with minims.memory.track_memory() as mem:
             a = minims.backend.xp.ones((1000, 1000), dtype=dtype)
         out[name] = mem["peak"]
         del a
@@ -394,7 +394,7 @@ def _08_3():
 
 def held_bytes(name, T, **options):
     """Lessons 09 and 10's measure: all bytes held for backward (4 heads, width 64, V = 50)."""
-    from minims.experiment import activation_bytes
+    from minims.memory import activation_bytes
     from minims.models import build_model
     model = build_model(name, vocab_size=50, block_size=T, n_head=4, n_embd=64, **options)
     return activation_bytes(model, 2, T, 50)[0]
@@ -495,7 +495,7 @@ def _11_1():
 
 
 def claim_ratio(T):
-    from minims.experiment import activation_bytes
+    from minims.memory import activation_bytes
     from minims.models import build_model
     body = {}
     for name, options in (("vanilla", dict(n_layer=14)), ("bottom-up", dict(layout="2-26-2"))):

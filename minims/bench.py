@@ -27,14 +27,8 @@ import time
 
 import numpy
 
-from . import backend
+from . import backend, tuning
 from .errors import ArgumentParser
-
-
-def blas_threads():
-    """Threads the OpenBLAS that NumPy loaded will use, or None where that cannot be read."""
-    get = backend.openblas_function("get_num_threads")
-    return None if get is None else int(get())
 
 
 def environment():
@@ -44,7 +38,7 @@ def environment():
         "backend": backend.get_backend(),
         "cpu_count": os.cpu_count(),
         "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
-        "blas_threads": blas_threads(),
+        "blas_threads": tuning.blas_threads(),
         "numpy": numpy.__version__,
         "python": platform.python_version(),
         "threads_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -299,7 +293,7 @@ def bench_memory(args):
     """memory: saved activation bytes (all, and attention's alone) and peak bytes per model,
     T = 256 … max_t, at equal total depth; then the growth exponent in T of each, fitted
     over all T and over the last doubling (where the T² parts dominate)."""
-    from .memory import saved_bytes
+    from .memory import saved_bytes, track_memory
     from .models import MODELS, build_model
     ts = [t for t in (256, 512, 1024, 2048, 4096, 8192) if t <= args.max_t]
     keys = ("saved_bytes", "attention_bytes", "peak_bytes")
@@ -310,7 +304,7 @@ def bench_memory(args):
             model = build_model(name, args.vocab_size, T, **_model_kwargs(args))
             rng = numpy.random.default_rng(0)
             idx = rng.integers(0, args.vocab_size, size=(args.batch_size, T + 1))
-            with backend.track_memory() as mem:
+            with track_memory() as mem:
                 _, loss = model(idx[:, :-1], idx[:, 1:])
                 by_op = saved_bytes(loss, by="op")
                 held = saved_bytes(loss)
@@ -459,7 +453,7 @@ def _main(argv):
     args.repeat = (1 if decode else 10) if args.repeat is None else args.repeat
     _check_args(args)
     backend.set_backend(args.backend)
-    backend.reuse_freed_memory()  # as the trainer does (measured: see its docstring)
+    tuning.reuse_freed_memory()  # as the trainer does (measured: see its docstring)
     if args.case in ("engine", "model"):
         if args.processes:
             result = bench_vanilla_processes(args)

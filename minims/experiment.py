@@ -36,11 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
+from . import backend, tuning
 from .errors import ArgumentParser
 from .engine import no_grad
 from .files import write_text
-from .memory import saved_bytes
+from .memory import activation_bytes
 
 LN2 = math.log(2.0)
 
@@ -142,17 +142,6 @@ def split_loss(model, ids, block_size, batch_size, max_tokens=None):
             total += float(loss.item()) * y.size
             count += y.size
     return total / count
-
-
-def activation_bytes(model, batch_size, block_size, vocab_size):
-    """Bytes saved for backward by one training forward pass at (batch_size, block_size):
-    (all of them, those of the body: without the output head and loss)."""
-    idx = np.random.default_rng(0).integers(0, vocab_size, size=(batch_size, block_size + 1))
-    _, loss = model(idx[:, :-1], idx[:, 1:])
-    held = saved_bytes(loss)
-    body = sum(v for k, v in saved_bytes(loss, by="scope", depth=1).items()
-               if k not in ("lm_head", "ln_f", ""))
-    return held, body
 
 
 def point_memory(folder, settings):
@@ -507,7 +496,7 @@ def main(argv=None):
 def _main(argv):
     args = build_parser().parse_args(argv)
     backend.set_backend(args.backend)
-    backend.reuse_freed_memory()   # as the trainer does: the --time-steps figures too
+    tuning.reuse_freed_memory()   # as the trainer does: the --time-steps figures too
     if args.out_dir is None:
         args.out_dir = f"out/{args.experiment}" + ("-quick" if args.quick else "")
     run_experiment(args)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
-from . import checkpoint
+from . import checkpoint, tuning
 from .errors import ArgumentParser, CheckpointError, UsageError, run_cli
 from .models import model_from_description
 from .tokenizers import tokenizer_from_dict
@@ -121,7 +121,7 @@ def _main(argv):
     args = build_parser().parse_args(argv)
     check_options(args.max_new_tokens, args.temperature, args.top_k, args.seed)
     backend.set_backend(args.backend)
-    backend.reuse_freed_memory()
+    tuning.reuse_freed_memory()
     path = Path(args.ckpt) if args.ckpt else Path(args.out_dir) / checkpoint.CKPT_NAME
     model, tokenizer, _ = load_model(path)
     if not 1 <= args.slide <= model.config.block_size:

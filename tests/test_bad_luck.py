@@ -278,7 +278,7 @@ def test_refusal_compares_the_estimate_with_free_memory(tmp_path, text_file, cap
     from types import SimpleNamespace
 
     from minims import backend
-    from minims import footprint
+    from minims import memory as footprint
     monkeypatch.setattr(footprint, "available_bytes", lambda: 2 ** 20)
     built = []
     monkeypatch.setattr(train_loop.AdamW, "__init__", lambda *a, **k: built.append(1))
@@ -297,7 +297,7 @@ def test_refusal_compares_the_estimate_with_free_memory(tmp_path, text_file, cap
 @pytest.mark.parametrize("name", ["vanilla", "top-down", "bottom-up", "retina"])
 def test_parameter_estimate_is_close(name):
     """The pre-allocation estimate is within 10 % of the real count, for every model."""
-    from minims import footprint
+    from minims import memory as footprint
     from minims.models import build_model
     for C, L, V, T in [(16, 2, 50, 32), (32, 4, 300, 64), (64, 3, 80, 16)]:
         model = build_model(name, vocab_size=V, block_size=T, n_layer=L, n_head=2, n_embd=C)

@@ -421,7 +421,7 @@ def test_reshard_rules():
 
 
 def test_blas_threads_per_rank_keep_the_users_choice():
-    from minims.bench import blas_threads
+    from minims.tuning import blas_threads, set_blas_threads
     assert distributed.set_blas_threads_per_rank(2, {"OPENBLAS_NUM_THREADS": "3"}) is None
     assert distributed.set_blas_threads_per_rank(2, {"OMP_NUM_THREADS": "3"}) is None
     before = blas_threads()
@@ -433,7 +433,7 @@ def test_blas_threads_per_rank_keep_the_users_choice():
             assert blas_threads() == 1
     finally:
         if before is not None:
-            distributed._openblas_set_threads(before)
+            set_blas_threads(before)
 
 
 def test_single_world_is_the_identity():

@@ -178,7 +178,7 @@ def _check_00_1(normalize):
 @checker("00.2", "bytes per number")
 def _check_00_2(answer):
     """Answer: {"float32": bytes, "float64": bytes, "bool": bytes} measured for one (1000, 1000)
-    array each with minims.backend.track_memory()."""
+    array each with minims.memory.track_memory()."""
     expected = {"float32": 4_000_000, "float64": 8_000_000, "bool": 1_000_000}
     for key, value in expected.items():
         if key not in answer:
@@ -539,22 +539,21 @@ def _check_07_3(shorten_strided):
 # --- lessons 08-10: the measures the lessons use ------------------------------------------------
 
 def _scope_bytes(name, T, **options):
-    """Lesson 08's memory_by_scope: saved_bytes by top-level module, batch 2, 4 heads, width 64, V 50."""
+    """Lesson 08's memory_by_scope: memory.forward_bytes by top-level module, batch 2, 4 heads,
+    width 64, V 50."""
     from minims import memory
     from minims.models import build_model
     model = build_model(name, vocab_size=50, block_size=T, n_head=4, n_embd=64, **options)
-    ids = numpy.random.default_rng(0).integers(0, 50, size=(2, T + 1))
-    _, loss = model(ids[:, :-1], ids[:, 1:])
-    return memory.saved_bytes(loss, by="scope", depth=1)
+    return memory.forward_bytes(model, 2, T, by="scope", depth=1)
 
 
 def _held_bytes(name, T, **options):
-    """Lessons 09 and 10's measure: experiment.activation_bytes (all bytes), batch 2, 4 heads,
+    """Lessons 09 and 10's measure: memory.activation_bytes (all bytes), batch 2, 4 heads,
     width 64, V 50."""
-    from minims.experiment import activation_bytes
+    from minims import memory
     from minims.models import build_model
     model = build_model(name, vocab_size=50, block_size=T, n_head=4, n_embd=64, **options)
-    return activation_bytes(model, 2, T, 50)[0]
+    return memory.activation_bytes(model, 2, T)[0]
 
 
 def _same_bytes(got, want):
@@ -784,7 +783,7 @@ def _check_11_1(answer):
 
 
 def _claim_ratio(T):
-    from minims.experiment import activation_bytes
+    from minims.memory import activation_bytes
     from minims.models import build_model
     body = {}
     for name, options in (("vanilla", dict(n_layer=14)), ("bottom-up", dict(layout="2-26-2"))):
@@ -815,6 +814,7 @@ def _check_11_3(record):
     """Answer: the record experiment.run_point returned for your point, trained with the quick
     settings (a point not in experiment.QUICK_GRID)."""
     from minims import experiment
+    from minims.memory import activation_bytes
     from minims.models import model_from_description
     if record["name"] in {name for name, _, _ in experiment.QUICK_GRID}:
         return False, f"{record['name']} is already in the quick grid: choose another model or depth"
@@ -822,7 +822,7 @@ def _check_11_3(record):
         return False, f"valid bpc {record['valid_bpc']}: not a trained point"
     model = model_from_description({"model": record["model"], "config": record["config"]})
     s = experiment.QUICK_SETTINGS
-    held, _ = experiment.activation_bytes(model, s["batch_size"], s["block_size"], model.config.vocab_size)
+    held, _ = activation_bytes(model, s["batch_size"], s["block_size"])
     if held != record["activation_bytes"]:
         return False, f"the record says {record['activation_bytes']:,} bytes, its model holds {held:,}"
     return True, (f"{record['name']}: {held / 1e6:.2f} MB, valid bpc {record['valid_bpc']:.3f}; place it "

@@ -46,6 +46,7 @@ import sys
 import time
 import traceback
 
+from .. import tuning
 from ..errors import MinimsError, report
 
 # (rank variable, size variable) pairs set by MPI launchers, most common first
@@ -348,8 +349,8 @@ def set_blas_threads_per_rank(local_size, environ=None):
     """Give each of `local_size` ranks on this host max(1, cores // local_size) OpenBLAS
     threads, unless OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set. Returns the count set,
     or None if the user's setting was kept. NumPy has loaded OpenBLAS already, so the count is
-    set through OpenBLAS's own function (best effort, Linux) and in the environment (for
-    child processes)."""
+    set through OpenBLAS's own function (minims/tuning.py, best effort) and in the environment
+    (for child processes)."""
     environ = os.environ if environ is None else environ
     if "OPENBLAS_NUM_THREADS" in environ or "OMP_NUM_THREADS" in environ:
         return None
@@ -359,19 +360,8 @@ def set_blas_threads_per_rank(local_size, environ=None):
         cores = os.cpu_count() or 1
     n = max(1, cores // max(1, local_size))
     environ["OPENBLAS_NUM_THREADS"] = str(n)
-    _openblas_set_threads(n)
+    tuning.set_blas_threads(n)
     return n
-
-
-def _openblas_set_threads(n):
-    """Set the threads of the OpenBLAS NumPy loaded (it read OPENBLAS_NUM_THREADS at import,
-    so the variable alone is too late); False where its function cannot be found."""
-    from .. import backend
-    set_threads = backend.openblas_function("set_num_threads")
-    if set_threads is None:
-        return False
-    set_threads(int(n))
-    return True
 
 
 # ---------------------------------------------------------------------------------------

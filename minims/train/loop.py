@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
-from .. import checkpoint, files, footprint
+from .. import checkpoint, files, memory, tuning
 from . import distributed
 from ..data import get_batch, prepare, unigram_ppl
 from ..engine import no_grad
@@ -162,7 +162,7 @@ def _fmt_time(s):
 class StepMeter:
     """Wall time, tokens and peak memory of the training steps (the loop's metering).
 
-    `with meter.step(): ...` times one step. The first is traced (backend.track_memory gives
+    `with meter.step(): ...` times one step. The first is traced (memory.track_memory gives
     `peak_mem`), which slows it, so its time is kept out of the rates unless it is the run's
     only step (`only_step`); the others end with backend.synchronize(), so a GPU's queued work
     is counted. `rate()` is tokens/s over all counted steps, `window_rate()` since the last
@@ -177,7 +177,7 @@ class StepMeter:
     def step(self):
         first, t0 = self.steps == 0, time.perf_counter()
         if first:   # peak memory of one step (tracing every step would slow all of them)
-            with backend.track_memory() as mem:
+            with memory.track_memory() as mem:
                 yield
             self.peak_mem = mem["peak"]
         else:
@@ -214,7 +214,7 @@ class Trainer:
         self.world = world = distributed.current()
         self.verbose = verbose and world.is_root
         backend.set_backend(args.backend)            # before any array is made
-        backend.reuse_freed_memory()                 # a faster step (see its docstring)
+        tuning.reuse_freed_memory()                 # a faster step (see its docstring)
         if not args.resume:
             check_args(args)                  # bad flags: refused before any folder is made
         self.out_dir = Path(args.out_dir)
@@ -332,15 +332,15 @@ class Trainer:
 
     def _check_memory(self, config):
         """Refuse, before allocating, a run that cannot fit in the backend's free memory."""
-        self.memory_estimate = footprint.training_bytes(config, self.args.batch_size)
-        self.memory_free = footprint.available_bytes()
+        self.memory_estimate = memory.training_bytes(config, self.args.batch_size)
+        self.memory_free = memory.available_bytes()
         if self.memory_free is not None and self.memory_estimate["total"] > self.memory_free:
             raise self._out_of_memory("planning the run")
 
     def _out_of_memory(self, doing, saved=""):
-        free = "unknown" if self.memory_free is None else footprint.gib(self.memory_free)
+        free = "unknown" if self.memory_free is None else memory.gib(self.memory_free)
         return OutOfMemory(f"not enough memory ({doing}): this model and batch need "
-                           f"{footprint.describe(self.memory_estimate)} to train, {backend.get_backend()} has "
+                           f"{memory.describe(self.memory_estimate)} to train, {backend.get_backend()} has "
                            f"{free} free{saved}; use a smaller --n-embd, --n-layer, --block-size or "
                            "--batch-size")
 
