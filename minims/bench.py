@@ -28,7 +28,7 @@ import time
 import numpy
 
 from . import backend, tuning
-from .errors import ArgumentParser
+from .cli import ArgumentParser, run_cli
 
 
 def environment():
@@ -403,8 +403,7 @@ def build_parser():
 
 
 def main(argv=None):
-    """The command line -> exit code (errors mapped by minims.errors.run_cli)."""
-    from .errors import run_cli
+    """The command line -> exit code (errors mapped by minims.cli.run_cli)."""
     return run_cli(_main, argv)
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend, tuning
-from .errors import ArgumentParser
+from .cli import ArgumentParser, run_cli
 from .engine import no_grad
 from .files import write_text
 from .memory import activation_bytes
@@ -488,8 +488,7 @@ def build_parser():
 
 
 def main(argv=None):
-    """The command line -> exit code (errors mapped by minims.errors.run_cli)."""
-    from .errors import run_cli
+    """The command line -> exit code (errors mapped by minims.cli.run_cli)."""
     return run_cli(_main, argv)
 
 

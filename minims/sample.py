@@ -26,7 +26,8 @@ import numpy as np
 
 from . import backend
 from . import checkpoint, tuning
-from .errors import ArgumentParser, CheckpointError, UsageError, run_cli
+from .cli import ArgumentParser, run_cli
+from .errors import CheckpointError, UsageError
 from .models import model_from_description
 from .tokenizers import tokenizer_from_dict
 
@@ -112,7 +113,7 @@ def sample_stream(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperatu
 
 
 def main(argv=None):
-    """The command line -> exit code (errors mapped by minims.errors.run_cli; Ctrl-C keeps the
+    """The command line -> exit code (errors mapped by minims.cli.run_cli; Ctrl-C keeps the
     text already printed and exits 130)."""
     return run_cli(_main, argv)
 

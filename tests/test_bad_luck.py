@@ -25,7 +25,8 @@ from minims import bench, checkpoint, data, experiment, functional
 from minims import sample as sample_cli
 from minims import train as train_cli
 from minims.train import loop as train_loop
-from minims.errors import CheckpointError, DataError, MinimsError, UsageError, run_cli
+from minims.cli import run_cli
+from minims.errors import CheckpointError, DataError, MinimsError, UsageError
 
 from tiny_runs import REPO, read_log, small_text, tiny, weights  # noqa: E402
 
@@ -397,7 +398,7 @@ def test_experiment_and_bench_map_errors_the_same_way(tmp_path, capsys):
 @pytest.mark.parametrize("argv", [["--max-iters", "abc"], ["--bogus"], ["--lr"]])
 def test_a_malformed_flag_is_one_line_in_every_command(argv, capsys):
     """argparse's own errors (an unknown flag, a missing or non-numeric value) are one line
-    too, not the usage block (minims.errors.ArgumentParser)."""
+    too, not the usage block (minims.cli.ArgumentParser)."""
     from minims import sample, train
     for main, args in [(train.main, argv), (experiment.main, ["tradeoff", *argv]),
                        (bench.main, ["engine", *argv]), (sample.main, argv)]:

@@ -335,7 +335,7 @@ def launch(main, argv=None):
         try:
             code = main(argv)
         except KeyboardInterrupt:
-            print("interrupted (Ctrl-C)", file=sys.stderr)   # as minims.errors.run_cli says it
+            print("interrupted (Ctrl-C)", file=sys.stderr)   # as minims.cli.run_cli says it
             code = 130
         except BaseException:       # a bug: the traceback, then stop every rank
             traceback.print_exc()

@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 
 from .. import backend
-from ..errors import ArgumentParser, CheckpointError, DataError, UsageError
+from ..cli import ArgumentParser
+from ..errors import CheckpointError, DataError, UsageError
 from ..models import MODELS, ModelConfig, canonical_name
 
 BASE_FIELDS = [f.name for f in dataclasses.fields(ModelConfig)]

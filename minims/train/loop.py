@@ -58,7 +58,8 @@ from .. import checkpoint, files, memory, tuning
 from . import distributed
 from ..data import get_batch, prepare, unigram_ppl
 from ..engine import no_grad
-from ..errors import CheckpointError, DataError, MinimsError, OutOfMemory, UsageError, file_error, run_cli
+from ..cli import run_cli
+from ..errors import CheckpointError, DataError, MinimsError, OutOfMemory, UsageError, file_error
 from ..models import MODELS, canonical_name
 from ..optim import AdamW, clip_grad_norm, cosine_lr
 from .flags import (args_dict, check_args, merge_resume_args, model_config, parse_args,
@@ -615,7 +616,7 @@ def train(args, verbose=True):
 
 
 def main(argv=None):
-    """The command line -> exit code (errors mapped by minims.errors.run_cli)."""
+    """The command line -> exit code (errors mapped by minims.cli.run_cli)."""
     def body(argv):
         train(parse_args(argv))
     return run_cli(body, argv)
