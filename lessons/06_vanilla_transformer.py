@@ -377,12 +377,13 @@ print(f"our model, valid: loss {valid_loss:.3f}  perplexity {math.exp(valid_loss
 # %% [markdown]
 # ## 6. Sampling
 #
-# `model.generate` (one implementation for every minims model) feeds the text so far, takes the
-# logits at the last position, divides them by a temperature (below 1: more conservative), keeps the
-# `top_k` most likely characters, samples one, appends it, and repeats. A seed makes it reproducible:
+# `model.generate` is `minims.sampling.generate`, the one sampler of every minims model: its loop
+# feeds the text so far, takes the logits at the last position (`next_logits`), divides them by a
+# temperature (below 1: more conservative), keeps the `top_k` most likely characters, samples one,
+# appends it, and repeats. A seed makes it reproducible:
 
 # %%
-print(inspect.getsource(LanguageModel.generate))
+print(inspect.getsource(minims.sampling._sample_tokens))
 
 # %%
 prompt = "Elizabeth"

@@ -358,8 +358,8 @@ def test_ctrl_c_anywhere_is_one_line_and_130(tmp_path, text_file, capsys, monkey
     assert train_cli.main(tiny(tmp_path, text_file, "--resume", "--max-iters", "10")) == 0
     capsys.readouterr()
     with monkeypatch.context() as m:                 # while sampling
-        from minims.models.vanilla import VanillaLM
-        m.setattr(VanillaLM, "generate_tokens", interrupt)     # what the sampler streams from
+        from minims import sampling
+        m.setattr(sampling, "generate_tokens", interrupt)      # what the sampler streams from
         code = sample_cli.main(["--out-dir", str(tmp_path / "out")])
         err = capsys.readouterr().err
         assert one_line(err, code, 130) and err == "interrupted (Ctrl-C)\n"

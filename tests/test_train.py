@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import minims
-from minims import checkpoint, functional
+from minims import checkpoint, functional, sampling
 from minims import sample as sample_cli
 from minims import train as train_cli
 from minims.train import flags as train_flags
@@ -269,5 +269,5 @@ def test_sampling_works_for_every_model(tmp_path, text_file, name):
         tokenizer="word", min_freq=1), verbose=False)
     assert metrics["iter"] == 2
     model, tok, _ = sample_cli.load_model(tmp_path / "out" / "ckpt.npz")
-    text = sample_cli.sample(model, tok, "It was", max_new_tokens=20, seed=0)
-    assert text and text == sample_cli.sample(model, tok, "It was", max_new_tokens=20, seed=0)
+    text = sampling.sample(model, tok, "It was", max_new_tokens=20, seed=0)
+    assert text and text == sampling.sample(model, tok, "It was", max_new_tokens=20, seed=0)
