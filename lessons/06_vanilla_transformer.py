@@ -55,7 +55,7 @@ from minims.models.base import LanguageModel
 from minims.models.vanilla import VanillaLM
 from minims.nn import MLP, Block, CausalSelfAttention, Embedding, LayerNorm, Linear, Module, init_parameters
 from minims.optim import AdamW, clip_grad_norm, cosine_lr
-from minims.train import Trainer, make_args, train_step
+from minims.train import Trainer, make_args, setup, train_step
 
 # %% [markdown]
 # ## 1. The data: Austen, one character at a time
@@ -267,14 +267,14 @@ for title, key in (("per block", block_of), ("per kind of layer", kind_of)):
 # %% [markdown]
 # ## 4. Training, with the library's trainer
 #
-# The trainer (`python -m minims.train`, or `minims.train.Trainer` from code) runs the same loop for
-# every model (nanoGPT's): draw a batch, forward, backward, clip, step, and every `eval_interval`
-# steps estimate the train and valid losses on fixed batches, append them to `log.jsonl` and save a
-# checkpoint. The loop, from the library (`self.step()` draws the batches and calls `train_step`;
-# the meter times the steps):
+# The trainer (`python -m minims.train`, or `minims.train.setup(args).run()` from code) runs the
+# same loop for every model (nanoGPT's): every `eval_interval` steps estimate the train and valid
+# losses on fixed batches, append them to `log.jsonl` and save a checkpoint; then draw the batches
+# and take one step with `train_step` (forward, backward, clip, AdamW, printed above). The loop, from
+# the library (the meter times the steps, the console prints):
 
 # %%
-print(inspect.getsource(Trainer.loop))
+print(inspect.getsource(Trainer.run))
 
 # %% [markdown]
 # Its parts, each printed from the library:
@@ -321,7 +321,7 @@ args = make_args(model="vanilla", block_size=block_size, batch_size=batch_size, 
                  grad_clip=1.0, weight_decay=0.1, eval_interval=5 if QUICK else 25,
                  eval_iters=2 if QUICK else 4, out_dir=str(run_dir), overwrite=True,
                  cache_dir=str(ROOT / ".cache"), seed=0)
-trainer = Trainer(args, verbose=False)    # verbose=True also prints every evaluation
+trainer = setup(args, verbose=False)      # verbose=True also prints every evaluation
 result = trainer.run()
 model = trainer.model                      # the trained model, built by the trainer from args
 step_ms = 1000 * batch_size * block_size / result["tokens_per_s"]

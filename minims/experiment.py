@@ -164,7 +164,7 @@ def point_folder(out_dir, name, seed):
 
 def run_point(name, model, options, settings, seed, args, eval_tokens, score_test):
     """Train one point with one seed (or reuse its finished result) -> its result dict."""
-    from .train import Trainer, make_args
+    from .train import make_args, setup
     folder = point_folder(args.out_dir, name, seed)
     result_path = folder / "result.json"
     if result_path.exists():
@@ -180,7 +180,7 @@ def run_point(name, model, options, settings, seed, args, eval_tokens, score_tes
                       resume=(folder / "ckpt.npz").exists(), **settings, **options)
     print(f"[{name} seed {seed}] training {model} {options} ...", flush=True)
     t0 = time.perf_counter()
-    trainer = Trainer(targs, verbose=args.verbose)
+    trainer = setup(targs, verbose=args.verbose)
     metrics = trainer.run()
     m, s = trainer.model, settings
     held, body = activation_bytes(m, s["batch_size"], s["block_size"], trainer.tokenizer.vocab_size)

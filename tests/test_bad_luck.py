@@ -25,6 +25,7 @@ from minims import bench, checkpoint, data, experiment, functional
 from minims import sample as sample_cli
 from minims import train as train_cli
 from minims.train import loop as train_loop
+from minims.train import pipeline as train_setup
 from minims.cli import run_cli
 from minims.errors import CheckpointError, DataError, MinimsError, UsageError
 
@@ -260,13 +261,14 @@ def test_model_too_big_is_refused_with_the_estimate(tmp_path, text_file, capsys)
 
 
 def test_a_late_memory_error_says_the_same(tmp_path, text_file, capsys, monkeypatch):
-    real_step = train_cli.Trainer.step
+    real_step, steps = train_loop.train_step, []
 
-    def step(self):
-        if self.iter == 7:
+    def step(*args, **kwargs):
+        steps.append(1)
+        if len(steps) == 8:                             # the step from iter 7
             raise MemoryError("Unable to allocate 112. GiB for an array")
-        return real_step(self)
-    monkeypatch.setattr(train_cli.Trainer, "step", step)
+        return real_step(*args, **kwargs)
+    monkeypatch.setattr(train_loop, "train_step", step)
     code = train_cli.main(tiny(tmp_path, text_file, "--max-iters", "10"))
     err = capsys.readouterr().err
     assert one_line(err, code, 2), err
@@ -282,7 +284,7 @@ def test_refusal_compares_the_estimate_with_free_memory(tmp_path, text_file, cap
     from minims import memory as footprint
     monkeypatch.setattr(footprint, "available_bytes", lambda: 2 ** 20)
     built = []
-    monkeypatch.setattr(train_loop.AdamW, "__init__", lambda *a, **k: built.append(1))
+    monkeypatch.setattr(train_setup.AdamW, "__init__", lambda *a, **k: built.append(1))
     code = train_cli.main(tiny(tmp_path, text_file, "--n-embd", "256", "--n-head", "4", "--max-iters", "1"))
     err = capsys.readouterr().err
     assert one_line(err, code, 2) and "numpy has 1.0 MiB free" in err and not built
@@ -337,7 +339,7 @@ def test_ctrl_c_anywhere_is_one_line_and_130(tmp_path, text_file, capsys, monkey
     def interrupt(*a, **k):
         raise KeyboardInterrupt
     with monkeypatch.context() as m:                 # while tokenising
-        m.setattr(train_loop, "prepare", interrupt)
+        m.setattr(train_setup, "prepare", interrupt)
         code = train_cli.main(tiny(tmp_path, text_file, "--max-iters", "5"))
         err = capsys.readouterr().err
         assert one_line(err, code, 130) and err == "interrupted (Ctrl-C)\n"
@@ -436,13 +438,14 @@ def test_resume_with_a_raised_max_iters_keeps_the_schedule(tmp_path, text_file, 
 def test_interrupted_run_resumes_exactly_without_lr_decay_iters(tmp_path, text_file, monkeypatch):
     common = ["--max-iters", "20", "--dropout", "0.1"]
     assert train_cli.main(tiny(tmp_path, text_file, *common, out="straight")) == 0
-    real = train_cli.Trainer.step
+    real, steps = train_loop.train_step, []
 
-    def step(self):
-        if self.iter == 12:
+    def step(*args, **kwargs):
+        steps.append(1)
+        if len(steps) == 13:                            # the step from iter 12
             raise KeyboardInterrupt
-        return real(self)
-    monkeypatch.setattr(train_cli.Trainer, "step", step)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(train_loop, "train_step", step)
     assert train_cli.main(tiny(tmp_path, text_file, *common, out="split")) == 130
     monkeypatch.undo()
     assert train_cli.main(tiny(tmp_path, text_file, "--resume", out="split")) == 0

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from minims import backend, memory
+from minims import memory
 from minims.memory import saved_bytes
 from minims.models import MODELS, build_model
 

@@ -2,6 +2,6 @@
 import sys
 
 from . import distributed
-from .loop import main
+from .pipeline import main
 
 sys.exit(distributed.launch(main))
