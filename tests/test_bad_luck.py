@@ -281,8 +281,8 @@ def test_refusal_compares_the_estimate_with_free_memory(tmp_path, text_file, cap
     from types import SimpleNamespace
 
     from minims import backend
-    from minims import memory as footprint
-    monkeypatch.setattr(footprint, "available_bytes", lambda: 2 ** 20)
+    from minims import memory
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2 ** 20)
     built = []
     monkeypatch.setattr(train_setup.AdamW, "__init__", lambda *a, **k: built.append(1))
     code = train_cli.main(tiny(tmp_path, text_file, "--n-embd", "256", "--n-head", "4", "--max-iters", "1"))
@@ -294,17 +294,17 @@ def test_refusal_compares_the_estimate_with_free_memory(tmp_path, text_file, cap
     gpu = SimpleNamespace(cuda=SimpleNamespace(Device=lambda: device), get_default_memory_pool=lambda: pool)
     monkeypatch.setattr(backend, "get_backend", lambda: "cupy")
     monkeypatch.setattr(backend, "xp", gpu)
-    assert footprint.available_bytes() == 6 * 2 ** 30
+    assert memory.available_bytes() == 6 * 2 ** 30
 
 
 @pytest.mark.parametrize("name", ["vanilla", "top-down", "bottom-up", "retina"])
 def test_parameter_estimate_is_close(name):
     """The pre-allocation estimate is within 10 % of the real count, for every model."""
-    from minims import memory as footprint
+    from minims import memory
     from minims.models import build_model
     for C, L, V, T in [(16, 2, 50, 32), (32, 4, 300, 64), (64, 3, 80, 16)]:
         model = build_model(name, vocab_size=V, block_size=T, n_layer=L, n_head=2, n_embd=C)
-        estimate = footprint.parameter_count(**vars(model.config))
+        estimate = memory.parameter_count(**vars(model.config))
         assert abs(estimate - model.num_parameters()) <= 0.1 * model.num_parameters(), (C, L, V, T)
 
 

@@ -1,4 +1,4 @@
-"""Data-parallel training (minims/distributed.py): `mpiexec -n 2 python -m minims.train`.
+"""Data-parallel training (minims/train/distributed.py): `mpiexec -n 2 python -m minims.train`.
 
 The multi-process tests launch real MPI runs of a tiny float64 model and check:
 - 2 ranks with --batch-size b = 1 process with --batch-size b --grad-accum 2, to 1e-10 (loss log

@@ -19,7 +19,7 @@ import minims
 from minims import checkpoint, functional, sampling
 from minims import sample as sample_cli
 from minims import train as train_cli
-from minims.train import flags as train_flags
+from minims.train import flags
 from minims.models import MODELS, ModelConfig, build_model
 from minims.models.vanilla import VanillaLM
 from minims.optim import SGD
@@ -76,8 +76,8 @@ def test_help_lists_every_flag_and_every_model_option(capsys, toy_model):
 
 def test_model_options_reach_the_model_and_foreign_ones_fail(tmp_path, text_file, capsys, toy_model):
     args = train_cli.parse_args(tiny(tmp_path, text_file, "--model", "toy", "--toy-pool", "max"))
-    assert train_flags.model_kwargs(args)["toy_pool"] == "max"
-    assert "toy_k" not in train_flags.model_kwargs(args)          # absent: the config's default
+    assert flags.model_kwargs(args)["toy_pool"] == "max"
+    assert "toy_k" not in flags.model_kwargs(args)          # absent: the config's default
     code = train_cli.main(tiny(tmp_path, text_file, "--model", "vanilla", "--toy-pool", "max"))
     err = capsys.readouterr().err
     assert code == 2 and "--toy-pool is used by toy" in err and err.count("\n") == 1
