@@ -46,27 +46,24 @@ def check_sampling(max_new_tokens, temperature=1.0, top_k=None, seed=None, slide
     type, SamplingError for a value out of range; `slide` is checked against `block_size`
     when it is given."""
     if seed is not None and not isinstance(seed, numpy.random.Generator):
-        if not _is_int(seed):
-            raise TypeError(f"seed must be an integer, a numpy Generator or None, got {seed!r}")
-        if seed < 0:
-            raise SamplingError("seed", "must be >= 0", seed)
-    if not _is_int(max_new_tokens):
-        raise TypeError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
-    if max_new_tokens < 0:
-        raise SamplingError("max_new_tokens", "must be >= 0", max_new_tokens)
+        _check_int("seed", seed, "must be >= 0", lambda s: s >= 0, "an integer, a numpy Generator or None")
+    _check_int("max_new_tokens", max_new_tokens, "must be >= 0", lambda n: n >= 0)
     if isinstance(temperature, (bool, numpy.bool_)) or not isinstance(temperature, numbers.Real):
         raise TypeError(f"temperature must be a number, got {temperature!r}")
     if not (math.isfinite(temperature) and temperature > 0):
         raise SamplingError("temperature", "must be finite and > 0", temperature)
     if top_k is not None:
-        if not _is_int(top_k):
-            raise TypeError(f"top_k must be an integer or None, got {top_k!r}")
-        if top_k < 1:
-            raise SamplingError("top_k", "must be >= 1", top_k)
-    if not _is_int(slide):
-        raise TypeError(f"slide must be an integer, got {slide!r}")
-    if block_size is not None and not 1 <= slide <= block_size:
-        raise SamplingError("slide", f"must be an integer in [1, block_size={block_size}]", slide)
+        _check_int("top_k", top_k, "must be >= 1", lambda k: k >= 1, "an integer or None")
+    _check_int("slide", slide, f"must be an integer in [1, block_size={block_size}]",
+               lambda s: block_size is None or 1 <= s <= block_size)
+
+
+def _check_int(option, value, rule, ok, kinds="an integer"):
+    """TypeError unless `value` is an integer; SamplingError(option, rule) unless `ok(value)`."""
+    if not _is_int(value):
+        raise TypeError(f"{option} must be {kinds}, got {value!r}")
+    if not ok(value):
+        raise SamplingError(option, rule, value)
 
 
 # --- token ids ---------------------------------------------------------------------------------
