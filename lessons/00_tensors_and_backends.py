@@ -255,8 +255,9 @@ print("Check passed: tensors, the xp handle, scatter_add and seeded init behave 
 # ## Exercises
 #
 # Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **A backend-agnostic function.** Write `normalize(a)` that returns `a / rms(a)` for an array of
 #    the active backend, without importing NumPy inside it.

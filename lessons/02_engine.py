@@ -223,8 +223,9 @@ print("Check passed: recording, ordering, accumulation, unbroadcast and freeing 
 # ## Exercises
 #
 # Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **Your own op.** Write `class Sin(minims.Function)` with `forward(ctx, a)` returning
 #    `minims.backend.xp.sin(a)` and a `backward`. Check it on `Sin.apply(x)` against `np.cos`.

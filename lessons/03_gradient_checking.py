@@ -331,8 +331,9 @@ print(f"Check passed: {len(rows)} ops agree with central differences (worst "
 # ## Exercises
 #
 # Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **float32 hides small bugs.** Plant a subtle bug: make `DiagonalSoftmax.backward` return the
 #    *correct* gradient `y * (g - (g * y).sum(axis=-1, keepdims=True))` times `1 + 1e-4`. Does the

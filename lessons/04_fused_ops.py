@@ -289,8 +289,9 @@ print("Check passed: stable log-softmax, fused == composed in float64, harness o
 # ## Exercises
 #
 # Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **Cross-entropy from its parts.** Show numerically that `F.cross_entropy(z, t)` equals
 #    `-(F.log_softmax(z) * onehot).sum() / N`, gradients included.

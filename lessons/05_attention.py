@@ -425,8 +425,9 @@ print("Check passed: fused == step by step, causal (invariance, sensitivity, gra
 # ## Exercises
 #
 # Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **Break the mask.** Replace `np.tril` by `np.tril(..., k=1)` in section 2 (each position may also
 #    see the next one) and rerun the causality test of section 4 on the step-by-step version.

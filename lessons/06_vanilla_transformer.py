@@ -330,11 +330,12 @@ print(f"trained {result['iter']} steps in {result['wall_s']:.1f} s ({step_ms:.0f
 
 # %% [markdown]
 # *Speed.* On two busy, shared CPU cores we measured about 80 ms per step for this model (B = 16,
-# T = 64, three blocks of width 64; 300 steps in 27 s, the whole lesson in 42 s); your number is
-# printed above. If it is several times slower,
-# check that NumPy's BLAS runs one thread (`OPENBLAS_NUM_THREADS=1`, set at the top of this lesson;
-# `MKL_NUM_THREADS=1` for MKL builds): with many threads on few cores, small matrix products spend
-# their time waiting.
+# T = 64, three blocks of width 64; 300 steps in 27 s, the whole lesson in 42 s, plus about 5 s
+# since section 5 scores the whole validation book); your number is printed above. If it is
+# several times slower, check that NumPy's BLAS runs one thread (`OPENBLAS_NUM_THREADS=1`, set at
+# the top of this lesson; `MKL_NUM_THREADS=1` for MKL builds): with many threads on few cores,
+# small matrix products spend their time waiting. (The trainer chooses for itself when run from a
+# shell: `--threads auto`, see `minims/threads.py`.)
 #
 # The log holds one record per evaluation. Plotted, the two curves tell what the numbers alone do
 # not: whether the loss still falls (train longer), and whether valid parts from train (memorising).
@@ -360,19 +361,50 @@ plot_loss_curves({f"vanilla, {n_layer} layers": log}, "06_loss_curves",
 
 # %%
 def estimate_loss(model, ids, n_batches, seed=1):
+    """Mean loss over `n_batches` random batches of windows -> (mean, its standard error)."""
     eval_rng = np.random.default_rng(seed)
     model.eval()
     with minims.no_grad():
         values = [model(*get_batch(ids, batch_size, block_size, eval_rng))[1].item()
                   for _ in range(n_batches)]
     model.train()
-    return float(np.mean(values))
+    return float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(n_batches))
 
 
-valid_loss = estimate_loss(model, splits["valid"], 5 if QUICK else 10)
+valid_loss, valid_se = estimate_loss(model, splits["valid"], 5 if QUICK else 10)
 print(f"uniform guess   : loss {math.log(V):.3f}  perplexity {V:6.2f}")
 print(f"unigram baseline: loss {math.log(unigram):.3f}  perplexity {unigram:6.2f}")
 print(f"our model, valid: loss {valid_loss:.3f}  perplexity {math.exp(valid_loss):6.2f}")
+
+# %% [markdown]
+# **Why two valid losses?** The trainer printed one at the end of training (section 4), and we
+# have just computed another, a little different. Both are *estimates* of one number, the mean
+# loss over every character of the validation book, each from a small random sample of it: the
+# trainer's from its `eval_iters` fixed batches (4 here, drawn by its own seeded generator, the
+# same at every evaluation, so that its curve compares like with like), ours from 10 other
+# batches. A mean of n batch losses misses the true value by about its **standard error** (the
+# spread of the batch losses divided by $\sqrt{n}$), now and then by two or three. Scoring the
+# whole book once (each character predicted once, in consecutive windows:
+# `minims.experiment.split_loss` in `minims/experiment/measure.py`, lesson 11's measure) gives the
+# number both are estimating; it takes a few seconds.
+
+# %%
+from minims.experiment import split_loss
+
+n_scored = 8192 if QUICK else len(splits["valid"]) - 1
+whole_loss = split_loss(model, splits["valid"], block_size, 64, max_tokens=n_scored)
+scored = "the first 8,192 characters" if QUICK else f"all {n_scored:,} characters"
+for label, value in ((f"the trainer's estimate, {args.eval_iters} batches", f"{result['val_loss']:.3f}"),
+                     (f"ours, {5 if QUICK else 10} other batches",
+                      f"{valid_loss:.3f} ± {valid_se:.3f} (standard error)"),
+                     (f"{scored}, each scored once", f"{whole_loss:.3f}")):
+    print(f"{label:<48} valid loss {value}")
+
+# %% [markdown]
+# In our run: 2.344 from the trainer's 4 batches, 2.380 ± 0.013 from our 10, and 2.351 for the
+# whole book. Ours missed by about two standard errors, the trainer's happened to land closer.
+# For comparing models, use one fixed set of windows for all of them (the trainer does) or,
+# better, the whole split (lesson 11 does).
 
 # %% [markdown]
 # ## 6. Sampling
@@ -483,8 +515,9 @@ print(f"Check passed: trained {result['iter']} steps, valid loss {valid_loss:.3f
 # ## Exercises
 #
 # Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **Depth vs memory.** Rebuild the model with `n_layer=2` and `n_layer=8` and compare
 #    `minims.memory.saved_bytes(loss)` for one batch. Then double `block_size`. Which grows faster?

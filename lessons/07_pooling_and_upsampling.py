@@ -310,8 +310,9 @@ print(f"Check passed: the library's shorten/upsample are causal; pooling without
 # ## Exercises
 #
 # Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **Two scales (pitfall 2).** Draw `dependency_picture` for `upsample(shorten(shorten(eye, 2), 2), 4)`
 #    with `T = 16`: causal? Then build the broken variant "shift at the first level only":

@@ -278,8 +278,9 @@ print(f"Check passed: the top-down model is causal, trains (valid loss {result['
 # ## Exercises
 #
 # Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **The window.** Rebuild the memory table with `window=8, 32, 128` at $T = 1024$. Plot (or
 #    print) the fine stack's bytes against the window. Is it linear in $w$?

@@ -347,8 +347,9 @@ print(f"Check passed: every past token is seen exactly once, the retina model is
 # ## Exercises
 #
 # Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **The leaky mask (pitfall 8).** Change the rule in a copy of `retina_picture`: let the window
 #    start at $a = t-w+1$ (fine keys $\max(0, a) \dots t$, not rounded to a block start) and show

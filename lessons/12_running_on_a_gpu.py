@@ -287,8 +287,9 @@ print("Check passed: same seed, same weights; ids checked; timing synchronized; 
 # ## Exercises
 #
 # Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **Where the GPU wins.** On a GPU, run `python -m minims.bench speed --backend cupy` with
 #    `--block-size 128`, then `512` and `2048` (and `--batch-size 1` if memory runs out). How do the

@@ -476,7 +476,7 @@ def _quick_grid(out_dir, seeds):
     argv = ["tradeoff", "--quick", "--seeds", seeds, "--max-iters", "2", "--out-dir", str(out_dir),
             "--cache-dir", str(ROOT / ".cache")]
     assert experiment.main(argv) == 0
-    return json.loads((Path(out_dir) / "results.json").read_text())
+    return json.loads((Path(out_dir) / "results" / "tradeoff.json").read_text())
 
 
 @functools.lru_cache(maxsize=None)

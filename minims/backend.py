@@ -9,11 +9,18 @@ place that knows where the two libraries differ:
 - `to_numpy`: CuPy arrays must be copied to the host explicitly.
 - `host_rng`: parameters are drawn on the host from a seeded NumPy generator, so a NumPy
   run and a CuPy run with the same seed start from identical weights.
+- `to_floats`: several values read from the GPU with one copy. Every device → host read
+  makes the host wait until the GPU has finished all queued work (a synchronisation), so a
+  training step reads its loss and gradient norm together, once.
+- `fuse`: a function of arrays made only of elementwise operations becomes one GPU kernel
+  (`cupy.fuse`) on CuPy, and stays a plain function on NumPy; `fusing()` says whether the
+  ops use such kernels (on CuPy, unless `MINIMS_FUSE=0`).
 
 Choose the backend with `minims.set_backend("numpy" | "cupy")` or the environment variable
 `MINIMS_BACKEND`. Measuring memory on either backend is minims/memory.py's job; tuning the
-process (the C allocator, BLAS threads) is minims/tuning.py's.
+process is minims/allocator.py's (the C allocator) and minims/threads.py's (BLAS threads).
 """
+import functools
 import os
 import sys
 
@@ -160,6 +167,84 @@ def get_rng_state():
 
 def set_rng_state(state):
     _rng.bit_generator.state = state
+
+
+def is_device_array(a):
+    """Whether `a` is an array of the active CuPy backend (False on NumPy: no device)."""
+    return name == "cupy" and isinstance(a, xp.ndarray)
+
+
+def to_floats(values):
+    """Python floats of `values` (0-d arrays of either backend, NumPy scalars or numbers), those
+    on the GPU read with ONE device → host copy. (ours)
+
+    Each read from the GPU waits for every queued kernel first (a synchronisation: the GPU then
+    idles until the host queues more work); reading n values one by one (`float(a)`, `.item()`)
+    costs n of them, `to_floats` one. Values on the host cost nothing. Exact: a float32 value or
+    an integer below 2**53 comes back unchanged."""
+    values = list(values)
+    on_device = [i for i, v in enumerate(values) if is_device_array(v)]
+    if on_device:
+        host = to_numpy(xp.stack([values[i].reshape(()) for i in on_device]))
+        for i, v in zip(on_device, host):
+            values[i] = v
+    return [float(v) for v in values]
+
+
+# Fused kernels: None = on CuPy only (the default), True/False = always/never (tests set it;
+# MINIMS_FUSE=0 turns them off, e.g. to tell a kernel's failure from the rest on a new GPU).
+use_fused = {"0": False, "1": True}.get(os.environ.get("MINIMS_FUSE", ""))
+
+
+def fusing():
+    """Whether the ops run their fused elementwise kernels (`fuse`) rather than their in-place
+    NumPy chains: on CuPy by default (see `use_fused`). On NumPy a fused function is a plain
+    expression, which makes more temporaries than the in-place chain, so it is not used there."""
+    return name == "cupy" if use_fused is None else use_fused
+
+
+def fuse(fn):
+    """Decorator: `fn(*arrays)` → array or tuple of arrays, made only of elementwise operations
+    (arithmetic, `backend.xp` ufuncs such as `xp.tanh`, Python number constants; no reductions,
+    methods, indexing or control flow on values), becomes one GPU kernel on CuPy: `cupy.fuse`
+    compiles it the first time it runs there (per dtype and ndim) and reads every input once
+    and writes every output once, where the same chain of operations launches one kernel per
+    operation, each a round trip through GPU memory. On NumPy the decorated function just
+    calls `fn` (so does it on CuPy when `fusing()` is off): the same formula, so a CPU test
+    checks what the GPU kernel computes. Inputs broadcast against one another as in a ufunc
+    (e.g. a (…, 1) row statistic against (…, C)). (ours; cupy.fuse is CuPy's)"""
+    kernels = cache()                  # emptied by set_backend: a kernel belongs to one CuPy
+
+    @functools.wraps(fn)
+    def run(*arrays):
+        if name != "cupy" or not fusing():
+            return fn(*arrays)
+        kernel = kernels.get(fn)
+        if kernel is None:
+            kernel = kernels[fn] = xp.fuse(kernel_name=f"minims_{fn.__name__}")(fn)
+        return kernel(*arrays)
+    return run
+
+
+def device_info():
+    """What GPU numbers depend on, on CuPy: CuPy's version, the device's name and memory (GiB),
+    the CUDA runtime and driver versions (e.g. 12080 = 12.8); {} on NumPy. Best effort: a field
+    that cannot be read is left out."""
+    if name != "cupy":
+        return {}
+    info = {"cupy": getattr(xp, "__version__", "?")}
+    runtime = xp.cuda.runtime
+    for key, read in (("gpu", lambda: runtime.getDeviceProperties(xp.cuda.Device().id)["name"]),
+                      ("gpu_memory_gib", lambda: runtime.getDeviceProperties(
+                          xp.cuda.Device().id)["totalGlobalMem"] / 2 ** 30),
+                      ("cuda_runtime", runtime.runtimeGetVersion),
+                      ("cuda_driver", runtime.driverGetVersion)):
+        try:
+            value = read()
+        except Exception:   # (an old CuPy, a driver without the call: the field is left out)
+            continue
+        info[key] = value.decode() if isinstance(value, bytes) else value
+    return info
 
 
 def synchronize():

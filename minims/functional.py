@@ -101,8 +101,11 @@ def scaled_dot_product_attention(q, k, v, causal=True, mask=None, scale=None):
 
 
 def _ids(idx):
-    """An integer index array on the backend, from a Tensor, NumPy or backend array, or list."""
-    ids = idx.data if isinstance(idx, Tensor) else backend.asarray(idx)
+    """An integer index array from a Tensor, NumPy or backend array, or list: a backend array
+    stays where it is, anything else becomes a NumPy array (the op checks it on the host)."""
+    ids = idx.data if isinstance(idx, Tensor) else idx
+    if not backend.is_device_array(ids):
+        ids = numpy.asarray(ids)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"ids must be integers, got {ids.dtype}")
     return ids

@@ -188,13 +188,17 @@ def parameter_count(vocab_size, block_size, n_layer, n_embd, pool=1, n_scales=0,
                     upsample_kind="repeat", combine=None, band=None, **_):
     """Estimated number of parameters of a model with these settings: the blocks, plus the
     learned pooling (k·C² + C per scale; per scale and layer in the retina model, the one with
-    a `band`) and upsampling (k·C² + k·C per scale) maps where a multi-scale model has them."""
+    a `band`) and upsampling (k·C² + k·C per scale) maps where a multi-scale model has them,
+    and the attention layer of each attention pooling or upsampling (12·C² + 15·C per scale)."""
     V, T, C, L, k, S = vocab_size, block_size, n_embd, n_layer, pool, n_scales
     count = V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C + C * V
+    attention = 12 * C * C + 15 * C                                  # nn/cross_attention.py
     if pool_kind == "linear":
         count += (S if band is None else L * S) * (k * C * C + C)
-    if upsample_kind == "linear" and combine != "aggregate":
-        count += S * (k * C * C + k * C)
+    if pool_kind == "attention":
+        count += S * attention
+    if upsample_kind in ("linear", "attention") and combine != "aggregate":
+        count += S * (k * C * C + k * C + (attention if upsample_kind == "attention" else 0))
     return count
 
 

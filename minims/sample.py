@@ -11,10 +11,15 @@ tokens.
 
 The checkpoint carries everything needed: the model's description (rebuilt with
 `model_from_description`, so every registered model works), its weights and the tokenizer.
-The same --seed gives the same text. Characters (or words) the tokenizer never saw in
-training become <unk>. Exit code 2 with a one-line error for a missing or corrupt checkpoint,
-a checkpoint whose weights hold NaN or inf, an unusable backend or a bad flag
-(minims/errors.py); 130 on Ctrl-C.
+The same --seed gives the same text. The prompt is read as the training text was: Windows
+line ends become "\\n" (`tokenizers.normalize_text`, the one normalisation of minims). A
+prompt character a character-level model never saw in training is refused, naming it and
+its offset: the model never learnt <unk>. A word-level model learnt <unk> from the words
+rarer than --min-freq, so an unseen prompt word is read as <unk>, and the sampler names
+those words on stderr (refused like characters if no training word was that rare, as with
+--min-freq 1). Exit code 2 with a one-line error for a missing or corrupt checkpoint, a
+checkpoint whose weights hold NaN or inf, a prompt the model cannot read, a command line
+that is not UTF-8, an unusable backend or a bad flag (minims/errors.py); 130 on Ctrl-C.
 """
 import argparse
 import os
@@ -23,13 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
-from . import checkpoint, tuning
+from . import allocator, backend, checkpoint, threads
 from .cli import ArgumentParser, run_cli
 from .errors import CheckpointError, UsageError
 from .models import model_from_description
 from .sampling import SamplingError, sample_stream
-from .tokenizers import tokenizer_from_dict
+from .tokenizers import normalize_text, tokenizer_from_dict
 
 
 def build_parser():
@@ -38,8 +42,10 @@ def build_parser():
     p.add_argument("--out-dir", default="out", help="run folder whose ckpt.npz is used")
     p.add_argument("--ckpt", default=None, help="a checkpoint file (instead of OUT_DIR/ckpt.npz)")
     p.add_argument("--prompt", default="\n\n",
-                   help="text to continue (its last block_size tokens are the context) (default: "
-                        "%(default)r, a paragraph break: a fresh paragraph)")
+                   help="text to continue (its last block_size tokens are the context), with line "
+                        "ends normalised as the training data's were; a character the model never "
+                        "saw is refused, an unseen word becomes <unk> (default: %(default)r, a "
+                        "paragraph break: a fresh paragraph)")
     p.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="divide the logits by this (< 1: safer text, > 1: wilder)")
@@ -52,6 +58,7 @@ def build_parser():
                         "block_size tokens")
     p.add_argument("--backend", choices=backend.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
                    help="array library: numpy (CPU) or cupy (NVIDIA GPU)")
+    threads.add_threads_flag(p, " (auto gives one for the small products of decoding)")
     return p
 
 
@@ -82,16 +89,24 @@ def main(argv=None):
 def _main(argv):
     args = build_parser().parse_args(argv)
     backend.set_backend(args.backend)
-    tuning.reuse_freed_memory()
+    allocator.reuse_freed_memory()
     path = Path(args.ckpt) if args.ckpt else Path(args.out_dir) / checkpoint.CKPT_NAME
     model, tokenizer, _ = load_model(path)
-    try:                              # the sampler checks every option (once, here)
+    # a decoding step's largest product: the whole context re-run (rows = block_size)
+    threads.apply_threads(args.threads, threads.product_size(model.config.block_size, model.config.n_embd))
+    try:                              # the sampler checks every option (once, here) and the prompt
         pieces = sample_stream(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,
                                args.top_k, args.seed, slide=args.slide)
     except SamplingError as e:        # named by its flag
         raise UsageError(f"--{e.option.replace('_', '-')} {e.rule}, got {e.value}") from None
     first = next(pieces, "")          # a first step that fails (NaN logits) fails before any output
-    print(args.prompt + first, end="", flush=True)
+    unknown = tokenizer.unknown(args.prompt)
+    if unknown:                       # a word model that learnt <unk>: say what it reads so
+        offset, word = unknown[0]
+        more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
+        print(f"note: the model reads {word!r} (offset {offset}){more} as <unk>: words it never "
+              "saw in training", file=sys.stderr, flush=True)
+    print(normalize_text(args.prompt) + first, end="", flush=True)
     try:
         for piece in pieces:          # each token as it is generated: Ctrl-C keeps what is shown
             print(piece, end="", flush=True)

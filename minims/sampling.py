@@ -13,6 +13,10 @@ tokens; slide an integer in [1, block_size] (below). A wrong type raises TypeErr
 of range `SamplingError` (a ValueError naming the option, which the command line turns into
 its flag).
 
+Text (`sample_stream`, `sample`): the prompt is read as the training text was (`encode_prompt`:
+line ends normalised; a token the model never learnt is refused, or read as <unk> by a word
+model that met <unk> in training), and each new token's text is given as it is sampled.
+
 Past block_size (ours): when the context is full, the oldest `slide` tokens are dropped at
 once. With slide=1 (the default) the context is always the last block_size tokens, so every
 position moves with every new token and the cached path must re-run the whole context (a
@@ -26,6 +30,7 @@ import numbers
 import numpy
 
 from . import backend
+from .errors import UsageError
 
 
 class SamplingError(ValueError):
@@ -147,16 +152,37 @@ def slide_context(context, block_size, slide=1):
 def sample_stream(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperature=1.0, top_k=None,
                   seed=0, cache=True, slide=1):
     """The continuation of `prompt` (a str) as it is generated: an iterator of the text of each
-    new token (the pieces join to what `sample` returns; same seed, same text). Its last
-    block_size tokens are the context; characters (or words) the tokenizer never saw become
-    <unk>. Checked at the call like `generate_tokens`; SamplingError also for a prompt that
-    holds no token."""
-    ids = numpy.asarray(tokenizer.encode(prompt), dtype=numpy.int64)
-    if ids.size == 0:
-        raise SamplingError("prompt", f"must hold at least one {tokenizer.kind}-level token", repr(prompt))
+    new token (the pieces join to what `sample` returns; same seed, same text). The prompt is
+    read by `encode_prompt`, and its last block_size tokens are the context. Checked at the
+    call: the options like `generate_tokens`, the prompt by `encode_prompt`."""
+    ids = encode_prompt(tokenizer, prompt)
     context = ids[-model.config.block_size:]                          # (T,) with T ≤ block_size
     tokens = generate_tokens(model, context[None, :], max_new_tokens, temperature, top_k, seed, cache, slide)
     return _new_text(tokenizer, context, tokens)
+
+
+def encode_prompt(tokenizer, prompt):
+    """The ids of `prompt`, (T,) int64, read as training text was (`normalize_text`).
+
+    Raises UsageError (a ValueError) for a prompt with no token, or with a token that maps
+    to <unk> when the model never met <unk> in training (`tokenizer.unk_in_training` false:
+    always for characters; for words when none was rarer than min_freq, as with min_freq 1),
+    naming the first such token and its offset in `prompt` as given (ours: an untrained
+    embedding would steer the text silently). Unseen words of a word tokenizer that did meet
+    <unk> become <unk>, as rare words did in training; `tokenizer.unknown(prompt)` lists them.
+    """
+    unknown = tokenizer.unknown(prompt)
+    if unknown and not tokenizer.unk_in_training:
+        offset, token = unknown[0]
+        what, noun = ((f"{token!r} (U+{ord(token):04X})", "character") if tokenizer.kind == "char"
+                      else (repr(token), "word"))
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise UsageError(f"the prompt holds {what} at offset {offset}{more}, a {noun} the model "
+                         "never saw in training; leave it out or replace it")
+    ids = numpy.asarray(tokenizer.encode(prompt), dtype=numpy.int64)
+    if ids.size == 0:
+        raise UsageError(f"the prompt {prompt!r} holds no {tokenizer.kind}-level token; give some text")
+    return ids
 
 
 def _new_text(tokenizer, context, tokens):

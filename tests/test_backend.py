@@ -19,7 +19,7 @@ from hypothesis import given, settings, strategies as st
 
 import minims
 import minims.functional as F
-from minims import Tensor, backend, memory, tuning
+from minims import Tensor, allocator, backend, memory
 from minims.backend import BackendUnavailable
 
 from fake_cupy import FakeArray, install
@@ -32,27 +32,6 @@ INSTALL_HINT = "pip install -e '.[cuda12]'"
 def numpy_afterwards():
     """Whatever a test does, the next one starts on the NumPy backend."""
     yield
-    minims.set_backend("numpy")
-
-
-def _reset_backend_caches(monkeypatch):
-    """Empty minims' module-level caches of backend arrays (`*_cache` dicts keyed by the
-    backend's name, e.g. causal masks) and the CuPy peak-memory hook, restoring them after
-    the test: arrays of the fake must never reach a later test that uses real CuPy."""
-    monkeypatch.setattr(memory, "_peak_hook", None)
-    for module_name, module in list(sys.modules.items()):
-        if module is not None and (module_name == "minims" or module_name.startswith("minims.")):
-            for attr, value in list(vars(module).items()):
-                if attr.endswith("_cache") and isinstance(value, dict):
-                    monkeypatch.setattr(module, attr, {})
-
-
-@pytest.fixture
-def fake_cupy(monkeypatch):
-    """A fresh fake cupy/cupyx in sys.modules, with the caches of backend arrays emptied."""
-    cupy = install(monkeypatch)
-    _reset_backend_caches(monkeypatch)
-    yield cupy
     minims.set_backend("numpy")
 
 
@@ -335,8 +314,8 @@ def test_reuse_freed_memory_takes_a_c_int_limit():
     trim at every free, the opposite of the intent); a valid call says whether it applied."""
     for bad in (0, -5, 1 << 40, 2.5):
         with pytest.raises(ValueError, match="limit_bytes"):
-            tuning.reuse_freed_memory(bad)
-    assert tuning.reuse_freed_memory() in (True, False)
+            allocator.reuse_freed_memory(bad)
+    assert allocator.reuse_freed_memory() in (True, False)
 
 
 

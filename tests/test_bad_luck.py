@@ -415,7 +415,7 @@ def test_a_missing_command_names_its_choices(capsys):
     assert one_line(err, code, 2) and "one of: engine, model, speed, memory, attention, decode" in err
     code = experiment.main([])
     err = capsys.readouterr().err
-    assert one_line(err, code, 2) and "one of: ablate, tradeoff" in err
+    assert one_line(err, code, 2) and "one of: ablate, lr, tradeoff" in err
 
 
 # ================================================================ 2. the resume contract

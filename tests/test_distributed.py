@@ -115,7 +115,7 @@ RANK_SCRIPT = textwrap.dedent('''
                 return getattr(self.comm, name)
         world.comm = Counting(world.comm)
     if spec.get("other_data") and world.rank == 1:
-        pipeline._data_digest = lambda splits: "not the same"
+        pipeline.data_digest = lambda splits: "not the same"
     steps, train_step = [], loop.train_step          # the loop's optimizer step, watched
     if spec.get("perturb") and world.rank == 1:      # rank 1's weights drift at step 3
 
@@ -419,22 +419,6 @@ def test_reshard_rules():
     assert h["args"]["grad_accum"] == 1
     with pytest.raises(CheckpointError, match=r"4 ranks cannot split them.*\[1, 2, 3, 6\]"):
         resume.reshard(_header(2, 3), 4, "ckpt")
-
-
-def test_blas_threads_per_rank_keep_the_users_choice():
-    from minims.tuning import blas_threads, set_blas_threads
-    assert distributed.set_blas_threads_per_rank(2, {"OPENBLAS_NUM_THREADS": "3"}) is None
-    assert distributed.set_blas_threads_per_rank(2, {"OMP_NUM_THREADS": "3"}) is None
-    before = blas_threads()
-    environ = {}
-    try:
-        n = distributed.set_blas_threads_per_rank(10**6, environ)
-        assert n == 1 and environ == {"OPENBLAS_NUM_THREADS": "1"}
-        if before is not None:
-            assert blas_threads() == 1
-    finally:
-        if before is not None:
-            set_blas_threads(before)
 
 
 def test_single_world_is_the_identity():

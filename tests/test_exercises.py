@@ -89,3 +89,33 @@ def test_patched_keeps_getsource_and_leaves_the_original():
     assert minims.Tensor.backward is original
     with pytest.raises(ValueError, match="exactly once"):
         patched(original, "no such text", "x")
+
+
+# Exercises whose answer is, or holds, a word from a fixed set: compared without case or
+# surrounding space (lessons.support.exercises.same_word), so "Delay" is "delay".
+WORD_ANSWERS = ("04.3", "06.1", "07.2")
+
+
+def _respelled(answer):
+    """The answer as a learner might type it: each word in the other case, with spaces around."""
+    if isinstance(answer, str):
+        return f"  {answer.swapcase()} "
+    if isinstance(answer, dict):
+        return {k: _respelled(v) if isinstance(v, str) else v for k, v in answer.items()}
+    return answer
+
+
+@pytest.mark.parametrize("ex", WORD_ANSWERS)
+def test_words_are_compared_without_case_or_surrounding_space(ex, capsys):
+    right, wrong = SOL.SOLUTIONS[ex](), SOL.WRONG[ex]()
+    assert _respelled(right) != right
+    assert check(ex, _respelled(right)) is True, capsys.readouterr().out
+    assert check(ex, _respelled(wrong)) is False
+
+
+def test_delay_with_a_capital_passes_and_other_words_are_named(capsys):
+    from lessons.support.exercises import same_word
+    assert check("07.2", "Delay") is True
+    assert check("07.2", "later") is False
+    assert '"delay" or "shift"' in capsys.readouterr().out
+    assert same_word(" Mul\n", "mul") and not same_word(3, "3") and not same_word("de lay", "delay")

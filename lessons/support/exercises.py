@@ -5,9 +5,11 @@ Every exercise of a lesson has an id "NN.i" (lesson NN, exercise i) and a checke
     from lessons.support.exercises import check
     check("05.3", my_answer)      # prints "05.3 right: ..." or "05.3 not yet: <what is off>"
 
-`check` returns True or False, so a notebook cell can also assert it. What an answer is (a
-number, a dict, a function) is said in the exercise's text and in the checker's docstring
-(`help_for("05.3")`). The reference solutions live in `lessons/solutions.py`; the test suite
+`check` returns True or False, so a notebook cell can also assert it. What form an answer takes
+(a number, a dict, a function) is said in the exercise's text and in the checker's docstring
+(`help_for("05.3")` prints it; it never gives the answer away). An answer that is a word from a
+fixed set ("delay", "layers", an op's name) is compared with `same_word`, without case or
+surrounding space: "Delay " is "delay". The reference solutions live in `lessons/solutions.py`; the test suite
 runs each through its checker, and a wrong answer through it too, so neither can rot.
 
 Scaffolding:
@@ -54,8 +56,16 @@ def check(exercise, answer):
 
 
 def help_for(exercise):
-    """What the checker of exercise "NN.i" expects as an answer (its docstring)."""
+    """What form the checker of exercise "NN.i" expects the answer in (its docstring: a number,
+    a dict with these keys, a function of these arguments), as a string; not the answer."""
     return inspect.getdoc(CHECKERS[exercise][1])
+
+
+def same_word(answer, expected):
+    """True when `answer` is the word `expected` whatever its case and surrounding spaces; False
+    for an answer that is not a string. Every checker whose answer is a word uses it (ours: a
+    learner's "Delay" means "delay")."""
+    return isinstance(answer, str) and answer.strip().casefold() == expected.strip().casefold()
 
 
 # --- scaffolding ------------------------------------------------------------------------------
@@ -377,7 +387,7 @@ def _check_04_3(op_name):
     y = 0.5 * x * (1 + (c * (x + 0.044715 * x ** 3)).tanh())
     by_op = memory.saved_bytes(y, by="op")
     top = max(by_op, key=by_op.get)
-    if op_name == top:
+    if same_word(op_name, top):
         return True, f"{top} saves {by_op[top]:,} of {sum(by_op.values()):,} bytes: each Mul keeps both operands"
     return False, f"{op_name!r}: print saved_bytes(y, by='op') and take the largest"
 
@@ -462,7 +472,7 @@ def _check_06_1(answer):
     if not 2 <= m2T / m2 <= 4:
         return False, f"twice the length gave {m2T / m2:.2f}×; expect between 2× (linear parts) and 4× (attention)"
     want = "block_size" if m2T / m2 > (m8 / m2) ** (1 / 2) else "layers"
-    if answer.get("faster") != want:
+    if not same_word(answer.get("faster"), want):
         return False, f"per doubling, your numbers say {want} grows the memory faster"
     return True, (f"doubling T: ×{m2T / m2:.2f}; doubling depth: ×{(m8 / m2) ** 0.5:.2f}: layers add "
                   "memory linearly, attention grows with T²")
@@ -514,9 +524,11 @@ def _check_07_1(answer):
 def _check_07_2(answer):
     """Answer: "delay" or "shift": which recipe is staler (the newest token a position sees is
     further in its past)."""
-    if answer == "delay":
+    if same_word(answer, "delay"):
         return True, ("with k = 2 the delay gives position t the block ending at t − 1 − t mod 2, "
                       "the shift the one ending at t − t mod 2: the delay is one token staler")
+    if not same_word(answer, "shift"):
+        return False, f"{answer!r}: answer with one of the two words, \"delay\" or \"shift\""
     return False, "compare the newest token each position sees in the two pictures"
 
 
@@ -769,9 +781,9 @@ def _surviving_pairs(rows):
 
 @checker("11.1", "noise")
 def _check_11_1(answer):
-    """Answer: {"results": the dict of results.json of a run with two or more seeds, "survive":
-    [(name, name), ...]}: the pairs of points whose mean valid bpc differ by more than the sum
-    of their two spreads (the ± of the table)."""
+    """Answer: {"results": the dict of tradeoff.json (OUT_DIR/results/ for the quick grid) of a
+    run with two or more seeds, "survive": [(name, name), ...]}: the pairs of points whose mean
+    valid bpc differ by more than the sum of their two spreads (the ± of the table)."""
     rows = answer["results"]["rows"]
     if min(len(r["seeds"]) for r in rows) < 2:
         return False, "run two or more seeds (--seeds 0,1,2): one seed has no spread"
@@ -816,7 +828,7 @@ def _check_11_3(record):
     from minims import experiment
     from minims.memory import activation_bytes
     from minims.models import model_from_description
-    if record["name"] in {name for name, _, _ in experiment.QUICK_GRID}:
+    if record["name"] in {point.name for point in experiment.QUICK_GRID}:
         return False, f"{record['name']} is already in the quick grid: choose another model or depth"
     if not (math.isfinite(record["valid_bpc"]) and record["valid_bpc"] > 0.1):
         return False, f"valid bpc {record['valid_bpc']}: not a trained point"

@@ -70,7 +70,7 @@ def new_figure(nrows=1, ncols=1, figsize=(6.4, 4.0), **subplot_kw):
     return fig
 
 
-def save_figure(fig, name, dpi=110):
+def save_figure(fig, name, dpi=100):
     """Save `fig` as <lessons_out_dir()>/<name>.png, print the path, show it inline in a notebook;
     -> the Path written (None when `fig` is None, i.e. without matplotlib).
 

@@ -85,7 +85,7 @@ class LanguageModel(Module):
 
     def embed(self, idx):
         """(B, T) token ids → (B, T, C) token + position embeddings."""
-        return self.wte(idx) + self.wpe(backend.xp.arange(idx.shape[1]))
+        return self.wte(idx) + self.wpe(numpy.arange(idx.shape[1]))  # (positions checked on the host)
 
     def head(self, x):
         """(B, T, C) → (B, T, V) logits."""
@@ -96,9 +96,13 @@ class LanguageModel(Module):
         return self.lm_head.step(self.ln_f.step(x))[:, 0]
 
     def check_idx(self, idx, max_len=None):
-        """idx as a backend integer array (B, T) with 1 ≤ T ≤ block_size (or ≤ max_len), or a
-        clear error."""
-        idx = backend.asarray(as_array(idx))
+        """idx as an integer array (B, T) with 1 ≤ T ≤ block_size (or ≤ max_len), or a clear
+        error. Ids on the host stay there (a NumPy array; the embedding copies them to the
+        device), so that checking their range costs a GPU nothing; ids already on the device
+        are checked with one read of their minimum and maximum."""
+        idx = as_array(idx)
+        if not backend.is_device_array(idx):
+            idx = numpy.asarray(idx)
         if idx.ndim != 2:
             raise ValueError(f"idx must have shape (B, T), got {idx.shape}")
         if idx.dtype.kind not in "iu":
@@ -108,9 +112,10 @@ class LanguageModel(Module):
             raise ValueError("the prompt is empty: give at least one token")
         if not 1 <= T <= limit:
             raise ValueError(f"sequence length {T} is outside 1..block_size={self.config.block_size}")
-        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
-            raise ValueError(f"token ids must be in [0, {self.config.vocab_size - 1}], got "
-                             f"[{int(idx.min())}, {int(idx.max())}]")
+        if idx.size:
+            lo, hi = (int(v) for v in backend.to_floats([idx.min(), idx.max()]))
+            if lo < 0 or hi >= self.config.vocab_size:
+                raise ValueError(f"token ids must be in [0, {self.config.vocab_size - 1}], got [{lo}, {hi}]")
         return idx
 
     def forward(self, idx, targets=None):
@@ -172,7 +177,7 @@ class LanguageModel(Module):
         if cache.batch is not None and tokens.size != cache.batch:
             raise ValueError(f"a step takes one token per row of the cache ({cache.batch}), got "
                              f"{tokens.size}")
-        ids = backend.asarray(tokens.astype(numpy.int64).reshape(-1, 1))  # (B, 1)
+        ids = tokens.astype(numpy.int64).reshape(-1, 1)               # (B, 1), checked on the host
         x = self.wte.step(ids) + self.wpe.weight.data[t:t + 1]        # (position t < block_size)
         cache.T += 1
         return x

@@ -35,6 +35,10 @@ Choices (ours):
 - The coarse keys and values are the layer's own key/value projections of the pooled input
   (for mean pooling that is the same as pooling the keys and values). `pool_kind="linear"`
   learns one map of each block of k per scale and layer instead.
+- No attention pooling (Hourglass's, `pool_kind="attention"` in the top-down and bottom-up
+  models; refused here with a ValueError): it would give every layer and scale an attention
+  from each block to all the tokens before it, about T²/(2k) scores per head, plus a
+  feed-forward, to make keys that the retina pools precisely to hold less than T² per layer.
 - Blocks are pooled without a shift: the visibility rule above shows a block only once it
   has ended. T not divisible by kˢ: the input is zero-padded at the end; a partial block
   ends after T−1, so no query ever sees it.
@@ -173,6 +177,11 @@ class RetinaConfig(ModelConfig):
             raise ValueError(f"the retina window must be >= 1 token, got {self.window}")
         if self.band < 0:
             raise ValueError(f"band must be >= 0, got {self.band}")
+        if self.pool_kind == "attention":
+            raise ValueError("pool_kind must be 'mean' or 'linear' here, not 'attention': attention "
+                             "pooling would add to every layer and scale an attention from each block to "
+                             "all tokens before it (about T^2/(2k) scores per head) and a feed-forward, "
+                             "for keys the retina pools to save memory")
 
 
 @register_model("retina")

@@ -18,12 +18,18 @@ from ..engine import Function, Tensor, normalize_axes
 from .basic import as_rows
 
 
-def _check_ids(ids, n, what):
-    """Out-of-range ids must fail loudly: NumPy wraps negative ids and CuPy wraps all of them."""
-    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n):
-        valid = f"[0, {n - 1}]" if n else "empty (there are 0 rows to pick from)"
-        raise IndexError(f"{what} out of range: got ids in [{int(ids.min())}, {int(ids.max())}], "
-                         f"valid range is {valid}")
+def _checked_ids(ids, n, what):
+    """`ids` (a NumPy or backend integer array) on the backend, once checked to lie in [0, n).
+    Out-of-range ids must fail loudly: NumPy wraps negative ids and CuPy wraps all of them.
+    Ids on the host (the usual case: batches are drawn there) are checked there, before the
+    copy to the device, at no cost to a GPU; ids already on a GPU cost one device → host read
+    of their minimum and maximum (a synchronisation)."""
+    if ids.size:
+        lo, hi = (int(v) for v in backend.to_floats([ids.min(), ids.max()]))
+        if lo < 0 or hi >= n:
+            valid = f"[0, {n - 1}]" if n else "empty (there are 0 rows to pick from)"
+            raise IndexError(f"{what} out of range: got ids in [{lo}, {hi}], valid range is {valid}")
+    return backend.asarray(ids)
 
 
 _vectors = backend.cache()
@@ -67,7 +73,7 @@ class Softmax(Function):
         if x.size == 0:  # nothing to normalise (and no maximum of an empty axis)
             y = x.copy()
         else:
-            y = backend.xp.exp(x - x.max(axis=axis, keepdims=True))
+            y = _exp_shifted(x, x.max(axis=axis, keepdims=True))
             y /= y.sum(axis=axis, keepdims=True)
         ctx.save(y)
         ctx.axis = axis
@@ -76,7 +82,21 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved
-        return y * (g - (g * y).sum(axis=ctx.axis, keepdims=True))
+        return _softmax_grad(y, g, (g * y).sum(axis=ctx.axis, keepdims=True))
+
+
+# The elementwise parts of softmax, fused into one kernel each on a GPU (`backend.fuse`; the
+# reductions stay outside, their (…, 1) results broadcast over the rows). Also attention's.
+@backend.fuse
+def _exp_shifted(x, m):
+    """exp(x − m), m the row maximum: every exponent ≤ 0, so none overflows."""
+    return backend.xp.exp(x - m)
+
+
+@backend.fuse
+def _softmax_grad(y, g, s):
+    """dx = y ⊙ (g − s), s = Σ_j g_j y_j per row (the derivation above)."""
+    return y * (g - s)
 
 
 class LogSoftmax(Function):
@@ -107,8 +127,7 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, targets):
         z = as_rows(logits)                                           # (N, V)
-        y = targets.reshape(-1)                                       # (N,)
-        _check_ids(y, z.shape[1], "targets")
+        y = _checked_ids(targets.reshape(-1), z.shape[1], "targets")  # (N,)
         logp = _log_softmax(z, axis=-1)                               # (N, V)
         rows = backend.xp.arange(len(y))
         loss = -logp[rows, y].mean() if len(y) else numpy.nan
@@ -140,6 +159,10 @@ class GELU(Function):
 
     @staticmethod
     def forward(ctx, x):
+        if backend.fusing():
+            y, t = _gelu_forward(x)
+            ctx.save(x, t)
+            return y
         t = x * x
         t *= _GELU_C * 0.044715
         t += _GELU_C
@@ -154,6 +177,8 @@ class GELU(Function):
     @staticmethod
     def backward(ctx, g):
         x, t = ctx.saved
+        if backend.fusing():
+            return _gelu_backward(x, t, g)
         # ½ x (1 − t²) c (1 + 3a x²)  +  ½ (1 + t)
         d = x * x
         d *= 3 * 0.044715 * _GELU_C
@@ -167,6 +192,22 @@ class GELU(Function):
         d *= g
         d *= 0.5
         return d
+
+
+# GELU as one kernel each way on a GPU (`backend.fuse`): the in-place chains above, written as
+# expressions in the same order (on NumPy both give the same bits; tests/test_gpu_paths.py).
+@backend.fuse
+def _gelu_forward(x):
+    """→ (y, t): y = ½ x (1 + t), t = tanh(c (x + 0.044715 x³))."""
+    t = backend.xp.tanh((x * x * (_GELU_C * 0.044715) + _GELU_C) * x)
+    return (t + 1) * x * 0.5, t
+
+
+@backend.fuse
+def _gelu_backward(x, t, g):
+    """dx = g ⊙ [½ x (1 − t²) c (1 + 3a x²) + ½ (1 + t)]."""
+    d = (x * x * (3 * 0.044715 * _GELU_C) + _GELU_C) * x * (1 - t * t)
+    return (d + 1 + t) * g * 0.5
 
 
 class LayerNorm(Function):
@@ -186,6 +227,8 @@ class LayerNorm(Function):
     def forward(ctx, x, weight, bias, eps=1e-5):
         xhat, r = normalize(x, eps)
         ctx.save(xhat, r, weight)
+        if backend.fusing():
+            return _layer_norm_affine(xhat, weight, bias)
         y = xhat * weight
         y += bias
         return y
@@ -194,10 +237,14 @@ class LayerNorm(Function):
     def backward(ctx, g):
         xhat, r, weight = ctx.saved
         C = max(xhat.shape[-1], 1)
-        gh = g * weight
-        dx = gh - _rowsum(gh, 1 / C)
-        dx -= xhat * _rowsum(gh * xhat, 1 / C)
-        dx *= r
+        if backend.fusing():
+            gh, ghx = _layer_norm_grad_parts(g, weight, xhat)
+            dx = _layer_norm_grad(gh, _rowsum(gh, 1 / C), xhat, _rowsum(ghx, 1 / C), r)
+        else:
+            gh = g * weight
+            dx = gh - _rowsum(gh, 1 / C)
+            dx -= xhat * _rowsum(gh * xhat, 1 / C)
+            dx *= r
         rows = as_rows(g)
         dw = (rows * as_rows(xhat)).sum(axis=0) if ctx.needs_grad[1] else None
         db = rows.sum(axis=0) if ctx.needs_grad[2] else None
@@ -210,10 +257,49 @@ def normalize(x, eps=1e-5):
     shifted by its first value first). The op's forward, and decoding's `LayerNorm.step`."""
     mean = _column(x.shape[-1], x.dtype, 1 / max(x.shape[-1], 1))   # (C, 1); an empty row: 0
     xc = x - x[..., :1]                                               # d = x − x₀
+    if backend.fusing():
+        xc, sq = _layer_norm_center(xc, xc @ mean)
+        r = 1 / backend.xp.sqrt(sq @ mean + eps)                      # (…, 1)
+        return _layer_norm_scale(xc, r), r
     xc -= xc @ mean                                                   # x − μ = d − μ_d
     r = 1 / backend.xp.sqrt((xc * xc) @ mean + eps)                   # (…, 1)
     xc *= r                                                           # x̂, in place
     return xc, r
+
+
+# Layer norm's elementwise passes, fused on a GPU (`backend.fuse`): four kernels forward (d;
+# d − μ_d with its square; x̂; y) instead of six, two backward for dx instead of six; the row
+# means stay products with a constant vector. Same operations in the same order as above.
+@backend.fuse
+def _layer_norm_center(d, mu):
+    """→ (x − μ, (x − μ)²) from d = x − x₀ and its row mean μ_d (…, 1)."""
+    xc = d - mu
+    return xc, xc * xc
+
+
+@backend.fuse
+def _layer_norm_scale(xc, r):
+    """x̂ = (x − μ) · r."""
+    return xc * r
+
+
+@backend.fuse
+def _layer_norm_affine(xhat, weight, bias):
+    """y = x̂ ⊙ w + b."""
+    return xhat * weight + bias
+
+
+@backend.fuse
+def _layer_norm_grad_parts(g, weight, xhat):
+    """→ (ĝ, ĝ ⊙ x̂) with ĝ = g ⊙ w."""
+    gh = g * weight
+    return gh, gh * xhat
+
+
+@backend.fuse
+def _layer_norm_grad(gh, gh_mean, xhat, ghx_mean, r):
+    """dx = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))."""
+    return (gh - gh_mean - xhat * ghx_mean) * r
 
 
 class Linear(Function):
@@ -244,7 +330,7 @@ class Embedding(Function):
     # it came from; ids repeat, so this must be a scatter-add, never `dw[idx] += g`.
     @staticmethod
     def forward(ctx, weight, ids):
-        _check_ids(ids, weight.shape[0], "token ids")
+        ids = _checked_ids(ids, weight.shape[0], "token ids")
         ctx.save(ids)
         ctx.shape = weight.shape
         return weight[ids]
@@ -359,9 +445,12 @@ class ScaledDotProductAttention(Function):
             S = qs[..., a:b, :] @ kT[..., :kb]                        # (B, nh, b−a, kb)
             if bias is not None:  # (one band: a = 0, the whole bias)
                 S[..., a:] += bias[..., a:b, a:kb]
-            if S.size:  # (no maximum to take with no queries and no keys)
-                S -= S.max(axis=-1, keepdims=True)
-            P = xp.exp(S, out=S)
+            if backend.fusing():  # one kernel (a new array) instead of two passes over S
+                P = _exp_shifted(S, S.max(axis=-1, keepdims=True)) if S.size else S
+            else:
+                if S.size:  # (no maximum to take with no queries and no keys)
+                    S -= S.max(axis=-1, keepdims=True)
+                P = xp.exp(S, out=S)
             P *= 1 / _rowsum(P)
             xp.matmul(P, v[..., :kb, :], out=out[..., a:b, :])
             Ps.append(P)
@@ -382,8 +471,11 @@ class ScaledDotProductAttention(Function):
             gb = g[..., a:b, :]
             dv[..., :kb, :] += P.swapaxes(-1, -2) @ gb                # (B, nh, kb, hs)
             dS = gb @ vT[..., :kb]                                    # (B, nh, b−a, kb)
-            dS -= D[..., a:b, :]
-            dS *= P
+            if backend.fusing():
+                dS = _softmax_grad(P, dS, D[..., a:b, :])
+            else:
+                dS -= D[..., a:b, :]
+                dS *= P
             xp.matmul(dS, k[..., :kb, :], out=dq[..., a:b, :])        # (B, nh, b−a, hs)
             dk[..., :kb, :] += dS.swapaxes(-1, -2) @ qs[..., a:b, :]
         dq *= ctx.scale

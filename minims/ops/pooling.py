@@ -48,14 +48,15 @@ keep broken variants of 1–3 and 8 and check that the leak test catches them):
    keeps at least its own key (an all-masked row would give NaN).
 9. Nothing may take statistics over the sequence axis (no batch norm over time, no mean over T).
 
-The layers built on these ops, `Pool` and `Unpool` (mean or learned pooling, repeat or learned
-upsampling), are in minims/nn/pooling.py; the model options that choose them in
-minims/models/multiscale.py.
+The layers built on these ops, `Pool` and `Unpool` (mean, learned or attention pooling;
+repeat, learned or attention upsampling), are in minims/nn/pooling.py, with the causal masks
+of the attention kinds; the model options that choose them in minims/models/multiscale.py.
 
 Decoding one token at a time (ours): `Pool.complete(n)` says how many pooled steps n inputs
-determine, `Pool.pool_at` computes one pooled step and `Unpool.fine_at` one upsampled step,
-each equal to the matching row of `forward`. A new pooling or upsampling kind implements
-`forward` and that one method; the decoding tests check the two agree.
+determine, `Pool.pool_at` computes one pooled step and `Unpool.add_at` one fine step of
+`Unpool.add_to` (the fine stream plus the upsampled coarse one), each equal to the matching
+row of the whole-sequence call. A new pooling or upsampling kind implements both; the
+decoding tests check the two agree.
 """
 from .. import backend
 from ..engine import Function

@@ -15,14 +15,15 @@ def _torch():
     return torch
 
 
-def torch_gpt(state, n_head, dtype="float32", requires_grad=True):
-    """Build (params, forward) from a minims vanilla state_dict.
+def torch_gpt(state, n_head, dtype="float32", requires_grad=True, device="cpu"):
+    """Build (params, forward) from a minims vanilla state_dict, its tensors on `device`
+    ("cpu", or "cuda" beside minims' CuPy backend).
 
-    forward(idx, targets=None) -> (logits, loss), idx a LongTensor (B, T).
+    forward(idx, targets=None) -> (logits, loss), idx a LongTensor (B, T) on that device.
     """
     torch = _torch()
     F = torch.nn.functional
-    params = {k: torch.tensor(v, dtype=getattr(torch, dtype), requires_grad=requires_grad)
+    params = {k: torch.tensor(v, dtype=getattr(torch, dtype), requires_grad=requires_grad, device=device)
               for k, v in state.items()}
     n_layer = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
 
@@ -55,14 +56,16 @@ def torch_gpt(state, n_head, dtype="float32", requires_grad=True):
     return params, forward
 
 
-def torch_adamw(params, lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1):
-    """torch.optim.AdamW with minims' decay rule: matrices only, not the positional table."""
+def torch_adamw(params, lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, foreach=False):
+    """torch.optim.AdamW with minims' decay rule: matrices only, not the positional table.
+    `foreach=False` (the default here) updates one parameter at a time, as minims does;
+    None lets PyTorch choose (on a GPU, its faster multi-tensor kernels)."""
     torch = _torch()
     decay = [p for k, p in params.items() if p.ndim >= 2 and k != "wpe.weight"]
     rest = [p for k, p in params.items() if not (p.ndim >= 2 and k != "wpe.weight")]
     return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                               {"params": rest, "weight_decay": 0.0}],
-                             lr=lr, betas=betas, eps=eps, foreach=False)
+                             lr=lr, betas=betas, eps=eps, foreach=foreach)
 
 
 __all__ = ["torch_gpt", "torch_adamw"]

@@ -32,9 +32,8 @@ below. One process per rank; every rank holds the whole model. (ours: the plan o
   passes to every rank) ends all ranks with the usual one line from rank 0 and the usual exit
   code. A failure of one rank alone (the other ranks wait inside a collective) is printed by
   that rank as one line, then `MPI_Abort` stops every rank with its exit code; never a hang.
-- Threads: with several ranks on one host, each rank's OpenBLAS gets
-  max(1, cores // ranks on this host) threads, unless OPENBLAS_NUM_THREADS or OMP_NUM_THREADS
-  is set (then that is kept): N ranks times all cores each would oversubscribe the machine.
+- Threads: the trainer gives each rank its share of the host's idle cores for its BLAS
+  (`local_size` ranks; minims/threads.py), so N ranks do not each start one thread per core.
 - GPUs (`--backend cupy`): rank r uses GPU local_rank % (GPUs on the host); gradients are
   summed on the GPU with NCCL (`cupy.cuda.nccl`, its unique id broadcast over MPI), or, where
   CuPy was built without NCCL, copied to the host and summed with MPI.
@@ -47,7 +46,6 @@ import sys
 import time
 import traceback
 
-from .. import tuning
 from ..errors import MinimsError, report
 
 # (rank variable, size variable) pairs set by MPI launchers, most common first
@@ -160,7 +158,6 @@ class MPIWorld(Single):
         self._control = self.comm.Dup()   # for the failure handshake, apart from the training's calls
         self._draws = None                # dropout draws per micro-batch (rank_stream)
         self._reduce_on_device = None
-        set_blas_threads_per_rank(local_size)
 
     # --- set-up -------------------------------------------------------------------------
     def start_run(self, backend_name):
@@ -346,25 +343,6 @@ def launch(main, argv=None):
     if not code:
         return 0
     return world.stop(code, captured.getvalue())
-
-
-def set_blas_threads_per_rank(local_size, environ=None):
-    """Give each of `local_size` ranks on this host max(1, cores // local_size) OpenBLAS
-    threads, unless OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set. Returns the count set,
-    or None if the user's setting was kept. NumPy has loaded OpenBLAS already, so the count is
-    set through OpenBLAS's own function (minims/tuning.py, best effort) and in the environment
-    (for child processes)."""
-    environ = os.environ if environ is None else environ
-    if "OPENBLAS_NUM_THREADS" in environ or "OMP_NUM_THREADS" in environ:
-        return None
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:     # not Linux
-        cores = os.cpu_count() or 1
-    n = max(1, cores // max(1, local_size))
-    environ["OPENBLAS_NUM_THREADS"] = str(n)
-    tuning.set_blas_threads(n)
-    return n
 
 
 # ---------------------------------------------------------------------------------------

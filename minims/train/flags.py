@@ -18,6 +18,7 @@ from .. import backend
 from ..cli import ArgumentParser
 from ..errors import UsageError
 from ..models import MODELS, ModelConfig, canonical_name
+from ..threads import add_threads_flag
 
 # --help: what the command does (above the flags) and how it runs and fails (below them)
 DESCRIPTION = """The trainer: `python -m minims.train` trains any registered model on Austen or your own text.
@@ -33,10 +34,9 @@ with --batch-size b --grad-accum N (with --grad-accum g: of g*N), to rounding: r
 micro-batches r*g ... r*g+g-1 that one process would, and one Allreduce averages the gradients.
 Evaluation is split over the ranks and summed. Rank 0 alone creates, locks and writes OUT_DIR
 and prints; the checkpoint records the number of ranks, and --resume on another number N'
-re-shards exactly (--grad-accum g*N/N' per rank) or refuses when N' does not divide g*N. Each
-rank's OpenBLAS gets cores/(ranks on the host) threads unless OPENBLAS_NUM_THREADS or
-OMP_NUM_THREADS is set. An error every rank meets ends the run as below; a rank failing alone
-stops all (MPI_Abort).
+re-shards exactly (--grad-accum g*N/N' per rank) or refuses when N' does not divide g*N. With
+--threads auto each rank's BLAS gets its share of the host's idle cores (minims/threads.py).
+An error every rank meets ends the run as below; a rank failing alone stops all (MPI_Abort).
 
 Exit codes: 0 done; 2 a usage, data, backend, checkpoint, file-system or memory error (one
 line on stderr; minims/errors.py); 3 the loss became NaN or infinite (training stopped, the
@@ -49,7 +49,8 @@ BASE_FIELDS = [f.name for f in dataclasses.fields(ModelConfig)]
 # --grad-clip). --data may name the same text by another path (its token ids are checked).
 # Every other flag given with --resume must equal the checkpoint's value.
 RESUMABLE = {"backend", "max_iters", "lr_decay_iters", "eval_interval", "eval_iters",
-             "out_dir", "cache_dir", "resume", "overwrite", "lr", "min_lr", "grad_clip", "data"}
+             "out_dir", "cache_dir", "resume", "overwrite", "lr", "min_lr", "grad_clip", "data",
+             "threads"}
 
 
 def _flag(name):
@@ -127,6 +128,7 @@ def build_parser():
                    help="start a new run even if --out-dir already holds a checkpoint (it is replaced)")
     g.add_argument("--seed", type=int, default=0,
                    help="seeds the weights, the training batches and dropout")
+    add_threads_flag(g)
 
     g = p.add_argument_group("data")
     g.add_argument("--data", default="austen", metavar="austen|PATH",

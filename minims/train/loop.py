@@ -20,7 +20,7 @@ from .. import backend
 from ..data import get_batch
 from ..engine import no_grad
 from ..errors import MinimsError
-from ..optim import clip_grad_norm, cosine_lr
+from ..optim import clip_grad_norm, cosine_lr, grad_squares
 from .meter import Console, StepMeter
 
 
@@ -50,12 +50,15 @@ def train_step(model, optimizer, batches, lr, grad_clip=None, reduce=None):
     for x, y in batches:
         _, loss = model(x, y)
         (loss * scale).backward()
-        total += float(loss.item()) * scale
+        total = total + loss.data * scale        # left on the device: read once, below
     if reduce is not None:
         total = reduce(optimizer.params, total)
+    # the step's one device → host read (each makes the host wait for the GPU): the loss and
+    # every gradient's sum of squares, together
+    total, *squares = backend.to_floats([total, *grad_squares(optimizer.params)])
     if not math.isfinite(total):
         raise NonFiniteLoss(f"loss is {total}")
-    norm = clip_grad_norm(optimizer.params, grad_clip)
+    norm = clip_grad_norm(optimizer.params, grad_clip, squares)
     if not math.isfinite(norm):
         raise NonFiniteLoss(f"gradient norm is {norm} (loss {total:.4f})")
     optimizer.lr = lr
@@ -72,12 +75,13 @@ class Trainer:
     checkpoint."""
 
     def __init__(self, args, model, optimizer, data, folder, world, memory_plan, verbose=True,
-                 started=None):
+                 started=None, blas_threads=None):
         self.args, self.model, self.optimizer, self.folder, self.world = args, model, optimizer, folder, world
         self.tokenizer, self.splits = data.tokenizer, data.splits
         self.unigram_ppl, self.data_digest = data.unigram_ppl, data.digest
         self.memory_plan, self.console = memory_plan, Console(verbose and world.is_root)
         self.started = time.perf_counter() if started is None else started
+        self.blas_threads = blas_threads         # (count, why) from minims/threads.py
         # three independent streams from one seed: training batches, eval batches, dropout
         self.batch_rng = np.random.default_rng([args.seed, 0])
         backend.manual_seed([args.seed, 2])

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import backend, memory, tuning
+from .. import allocator, backend, memory, threads
 from ..cli import run_cli
 from ..data import prepare, unigram_ppl
-from ..errors import CheckpointError, DataError, OutOfMemory
+from ..errors import CheckpointError, DataError, OutOfMemory, UsageError
 from ..models import MODELS, canonical_name
 from ..optim import AdamW
 from . import distributed
@@ -45,12 +45,19 @@ def setup(args, verbose=True):
     started, world = time.perf_counter(), distributed.current()
     if not args.resume:
         check_args(args)                           # a new run's flags: refused before any folder is made
+    try:                     # --threads: this start's, never the checkpoint's (a machine's matter)
+        threads_setting = threads.parse_threads(getattr(args, "threads", "auto"))
+    except ValueError as e:
+        raise UsageError(f"--threads: {e}") from None
     folder = RunFolder(args.out_dir, world)        # made if missing, and locked
     try:
         args, ckpt, note = resolve(args, folder, world)
+        args.threads = threads_setting
         backend.set_backend(args.backend)          # before any array is made
-        tuning.reuse_freed_memory()                # a faster step (see its docstring)
+        allocator.reuse_freed_memory()             # a faster step (see its docstring)
         world.start_run(args.backend)
+        blas = threads.apply_threads(threads_setting, threads.product_size(args.batch_size * args.block_size,
+                                                                           args.n_embd), ranks=world.local_size)
         data = load_data(args, world)
         model_class, config = model_config_of(args, data.tokenizer.vocab_size, ckpt, folder)
         plan = MemoryPlan(config, args.batch_size)     # refused here if it cannot fit
@@ -59,7 +66,7 @@ def setup(args, verbose=True):
             optimizer = AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
         except MemoryError:
             raise plan.error("building the model") from None
-        trainer = Trainer(args, model, optimizer, data, folder, world, plan, verbose, started)
+        trainer = Trainer(args, model, optimizer, data, folder, world, plan, verbose, started, blas)
         if ckpt is not None:
             restore(trainer, ckpt)
             if note:
@@ -94,12 +101,13 @@ def load_data(args, world):
                             f"too few for --block-size {args.block_size}; use a longer text or a "
                             "smaller --block-size")
     data = RunData(tokenizer, splits, unigram_ppl(splits["train"], splits["valid"], tokenizer.vocab_size),
-                   _data_digest(splits))
+                   data_digest(splits))
     world.agree("the token ids of --data (every host needs the same files)", data.digest)
     return data
 
 
-def _data_digest(splits):
+def data_digest(splits):
+    """A short digest of the token ids of the three splits (a resume checks the text is the same)."""
     h = hashlib.sha256()
     for s in ("train", "valid", "test"):
         h.update(np.ascontiguousarray(splits[s]).tobytes())

@@ -1,56 +1,15 @@
-"""Process-wide tuning for speed: the C allocator and the BLAS threads (ours).
+"""The C allocator, tuned for a training step's arrays: `reuse_freed_memory` (ours).
 
-Apart from the NumPy/CuPy switch (minims/backend.py) because it changes the process, not the
-arrays: what it sets holds for every library in the process, so only the command-line tools
-(train, sample, bench, experiment) call it, never `import minims`. Both are best effort through
-ctypes, with no extra dependency: where a library cannot be found (not Linux, not glibc, not
-OpenBLAS) they do nothing and say so by their return value.
-
-- `reuse_freed_memory`: glibc's malloc keeps freed memory for the next array instead of handing
-  it back to the operating system (CuPy's pool does this on GPUs);
-- `blas_threads` / `set_blas_threads`: the threads of the OpenBLAS that NumPy loaded (a
-  data-parallel run gives each rank its share of the cores, minims/train/distributed.py).
+Process-wide, so only the command-line tools (train, sample, bench, experiment) call it, never
+`import minims`; apart from the NumPy/CuPy switch (minims/backend.py) because it changes the
+process, not the arrays. On the GPU, CuPy's default memory pool does the same for device
+memory, and minims leaves it in place: a training step's arrays reuse the blocks the previous
+step freed instead of asking the driver for memory. The other process-wide setting, how many
+threads BLAS runs on, is minims/threads.py. Best effort through ctypes, with no extra
+dependency: without glibc it does nothing and says so by its return value.
 """
 import ctypes
 import ctypes.util
-
-
-def openblas_function(name):
-    """The function `name` ("get_num_threads", "set_num_threads") of the OpenBLAS that NumPy
-    loaded, via ctypes, or None where it cannot be found (best effort: Linux, OpenBLAS builds;
-    no extra dependency). Builds spell it differently: scipy-openblas wheels as
-    `scipy_openblas_<name>64_`, 64-bit-integer builds as `openblas_<name>64_`."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:
-        return None
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for symbol in (f"scipy_openblas_{name}64_", f"openblas_{name}64_", f"openblas_{name}"):
-            if hasattr(lib, symbol):
-                return getattr(lib, symbol)
-    return None
-
-
-def blas_threads():
-    """Threads the OpenBLAS that NumPy loaded will use, or None where that cannot be read."""
-    get = openblas_function("get_num_threads")
-    return None if get is None else int(get())
-
-
-def set_blas_threads(n):
-    """Set the threads of the OpenBLAS NumPy loaded (it read OPENBLAS_NUM_THREADS at import,
-    so the variable alone is too late); False where its function cannot be found."""
-    set_threads = openblas_function("set_num_threads")
-    if set_threads is None:
-        return False
-    set_threads(int(n))
-    return True
-
 
 _allocator_tuned = False
 
