@@ -296,8 +296,8 @@ def test_a_plain_trainer_folder_is_adopted_resumed_or_scored(tmp_path, cache, ca
     assert one_line(err, code) and "lr 0.003 (asked: 0.002)" in err
 
 
-# The flags the coordinator gave `python -m minims.train` for the sweep (/work/exp/lr.jobs), one
-# per model; the lr sweep's points must be exactly these runs.
+# The flags the sweep's runs were first started with, by hand with `python -m minims.train`, one
+# per model; the lr sweep's points must be exactly these runs (so the runner adopts them).
 LR_JOBS = {
     "vanilla-4": "--model vanilla --n-layer 4",
     "vanilla-8": "--model vanilla --n-layer 8",
@@ -316,9 +316,10 @@ def test_the_lr_sweep_is_exactly_the_trainer_runs_of_its_jobs(cache):
     from minims.train.flags import model_config, parse_args
     data = experiment.load_data("austen", cache)
     points = {p.name: p for p in experiment.LR_GRID}
-    assert len(points) == 15
+    assert len(points) == 15 + sum(map(len, grids.EXTRA_LR_VALUES.values()))
     for model, flags in LR_JOBS.items():
-        for lr, min_lr in (("3e-3", "3.0e-04"), ("6e-3", "6.0e-04"), ("1.2e-2", "1.2e-03")):
+        for lr in grids.LR_VALUES + grids.EXTRA_LR_VALUES.get(model, ()):
+            min_lr = f"{float(lr) / 10:.1e}"
             point = points.pop(f"{model}/lr={lr}")
             assert point.seeds == (0,) and point.group == model
             args = parse_args(f"{LR_COMMON} {flags} --max-iters 3000 --lr {lr} --min-lr {min_lr}".split())
@@ -329,7 +330,7 @@ def test_the_lr_sweep_is_exactly_the_trainer_runs_of_its_jobs(cache):
             assert experiment.differences(theirs, experiment.point_settings(
                 point, experiment.LR_SETTINGS, 0, data)) == [], (model, lr)
             # and its folder is where the coordinator trains it
-            assert experiment.point_folder("/work/exp/lr", point.name, 0).parts[-2:] == (
+            assert experiment.point_folder("out/lr", point.name, 0).parts[-2:] == (
                 f"{model}__lr={lr}", "seed-0")
     assert not points
 
