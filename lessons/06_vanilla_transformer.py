@@ -49,13 +49,13 @@ import numpy as np
 import minims
 import minims.functional as F
 from minims.data import get_batch, prepare, unigram_ppl
-from minims.figures import lessons_out_dir, new_figure, plot_loss_curves, read_log, save_figure
+from lessons.support.figures import lessons_out_dir, new_figure, plot_loss_curves, read_log, save_figure
 from minims.models import build_model
 from minims.models.base import LanguageModel
 from minims.models.vanilla import VanillaLM
 from minims.nn import MLP, Block, CausalSelfAttention, Embedding, LayerNorm, Linear, Module, init_parameters
 from minims.optim import AdamW, clip_grad_norm, cosine_lr
-from minims.train import Trainer, make_args, train_step
+from minims.train import Trainer, make_args, setup, train_step
 
 # %% [markdown]
 # ## 1. The data: Austen, one character at a time
@@ -267,14 +267,14 @@ for title, key in (("per block", block_of), ("per kind of layer", kind_of)):
 # %% [markdown]
 # ## 4. Training, with the library's trainer
 #
-# The trainer (`python -m minims.train`, or `minims.train.Trainer` from code) runs the same loop for
-# every model (nanoGPT's): draw a batch, forward, backward, clip, step, and every `eval_interval`
-# steps estimate the train and valid losses on fixed batches, append them to `log.jsonl` and save a
-# checkpoint. The loop, from the library (`self.step()` draws the batches and calls `train_step`;
-# the meter times the steps):
+# The trainer (`python -m minims.train`, or `minims.train.setup(args).run()` from code) runs the
+# same loop for every model (nanoGPT's): every `eval_interval` steps estimate the train and valid
+# losses on fixed batches, append them to `log.jsonl` and save a checkpoint; then draw the batches
+# and take one step with `train_step` (forward, backward, clip, AdamW, printed above). The loop, from
+# the library (the meter times the steps, the console prints):
 
 # %%
-print(inspect.getsource(Trainer.loop))
+print(inspect.getsource(Trainer.run))
 
 # %% [markdown]
 # Its parts, each printed from the library:
@@ -321,7 +321,7 @@ args = make_args(model="vanilla", block_size=block_size, batch_size=batch_size, 
                  grad_clip=1.0, weight_decay=0.1, eval_interval=5 if QUICK else 25,
                  eval_iters=2 if QUICK else 4, out_dir=str(run_dir), overwrite=True,
                  cache_dir=str(ROOT / ".cache"), seed=0)
-trainer = Trainer(args, verbose=False)    # verbose=True also prints every evaluation
+trainer = setup(args, verbose=False)      # verbose=True also prints every evaluation
 result = trainer.run()
 model = trainer.model                      # the trained model, built by the trainer from args
 step_ms = 1000 * batch_size * block_size / result["tokens_per_s"]
@@ -409,12 +409,13 @@ for label, value in ((f"the trainer's estimate, {args.eval_iters} batches", f"{r
 # %% [markdown]
 # ## 6. Sampling
 #
-# `model.generate` (one implementation for every minims model) feeds the text so far, takes the
-# logits at the last position, divides them by a temperature (below 1: more conservative), keeps the
-# `top_k` most likely characters, samples one, appends it, and repeats. A seed makes it reproducible:
+# `model.generate` is `minims.sampling.generate`, the one sampler of every minims model: its loop
+# feeds the text so far, takes the logits at the last position (`next_logits`), divides them by a
+# temperature (below 1: more conservative), keeps the `top_k` most likely characters, samples one,
+# appends it, and repeats. A seed makes it reproducible:
 
 # %%
-print(inspect.getsource(LanguageModel.generate))
+print(inspect.getsource(minims.sampling._sample_tokens))
 
 # %%
 prompt = "Elizabeth"
@@ -513,7 +514,7 @@ print(f"Check passed: trained {result['iter']} steps, valid loss {valid_loss:.3f
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
 # `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
 # form the answer takes (a number, a dict with given keys, a function), not the answer itself.
 # Reference solutions, for after you tried: `lessons/solutions.py`.

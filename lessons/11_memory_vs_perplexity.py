@@ -22,12 +22,12 @@
 #   `lessons/results/`) shows.
 #
 # **Where this sits.** The package `minims/experiment/`, which trains every model of lessons 06
-# and 08–10 with the trainer of `minims/train.py` and measures it with `minims/memory.py`, one
+# and 08–10 with the trainer of `minims/train/` and measures it with `minims/memory.py`, one
 # concept per file: `grids.py` (which points each experiment trains, with which settings),
 # `identity.py` (a point is its full settings), `points.py` (training and scoring one point,
-# its committed result), `measure.py` (`split_loss`, `activation_bytes`, step times),
-# `convergence.py`, `ngram.py` (the count baselines), `tables.py`, `plots.py` and `cli.py` (the
-# command line). `from minims import experiment` gives all of their public names.
+# its committed result), `measure.py` (`split_loss`, step times), `convergence.py`, `ngram.py`
+# (the count baselines), `tables.py`, `plots.py` and `cli.py` (the command line).
+# `from minims import experiment` gives all of their public names.
 
 # %%
 import os
@@ -47,8 +47,8 @@ import json
 import math
 import tempfile
 
-from minims import experiment
-from minims.figures import lessons_out_dir
+from minims import experiment, memory
+from lessons.support.figures import lessons_out_dir
 from minims.models import build_model
 
 # %% [markdown]
@@ -77,7 +77,8 @@ from minims.models import build_model
 
 # %%
 print(inspect.getsource(experiment.split_loss))
-print(inspect.getsource(experiment.activation_bytes))
+print(inspect.getsource(memory.forward_bytes))
+print(inspect.getsource(memory.activation_bytes))
 
 # %% [markdown]
 # ## 2. The grid
@@ -215,7 +216,7 @@ candidates = [("vanilla, 12 layers", "vanilla", dict(n_layer=12)),
 claim = {}
 for label, name, options in candidates:
     model = build_model(name, vocab_size=100, block_size=T_claim, n_embd=C_claim, n_head=4, **options)
-    _, body = experiment.activation_bytes(model, 2, T_claim, 100)
+    _, body = memory.activation_bytes(model, 2, T_claim)
     claim[label] = (model.config.n_layer, body)
 ref = claim["vanilla, 14 layers"][1]
 for label, (n_layer, body) in claim.items():
@@ -307,7 +308,7 @@ tmp.cleanup()
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
 # `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
 # form the answer takes (a number, a dict with given keys, a function), not the answer itself.
 # Reference solutions, for after you tried: `lessons/solutions.py`.

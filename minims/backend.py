@@ -9,12 +9,6 @@ place that knows where the two libraries differ:
 - `to_numpy`: CuPy arrays must be copied to the host explicitly.
 - `host_rng`: parameters are drawn on the host from a seeded NumPy generator, so a NumPy
   run and a CuPy run with the same seed start from identical weights.
-- `memory_stats`: bytes in use and peak bytes (tracemalloc on NumPy, the CuPy memory pool
-  plus a memory hook on CuPy).
-- `reuse_freed_memory`: on the CPU, keep freed array memory in the process for the next
-  array instead of handing it back to the operating system (CuPy's pool does this on GPUs:
-  minims leaves CuPy's default memory pool in place, so a training step's arrays reuse the
-  blocks the previous step freed instead of asking the driver for memory).
 - `to_floats`: several values read from the GPU with one copy. Every device → host read
   makes the host wait until the GPU has finished all queued work (a synchronisation), so a
   training step reads its loss and gradient norm together, once.
@@ -23,13 +17,12 @@ place that knows where the two libraries differ:
   ops use such kernels (on CuPy, unless `MINIMS_FUSE=0`).
 
 Choose the backend with `minims.set_backend("numpy" | "cupy")` or the environment variable
-`MINIMS_BACKEND`.
+`MINIMS_BACKEND`. Measuring memory on either backend is minims/memory.py's job; tuning the
+process is minims/allocator.py's (the C allocator) and minims/threads.py's (BLAS threads).
 """
-import contextlib
 import functools
 import os
 import sys
-import tracemalloc
 
 import numpy
 
@@ -51,7 +44,6 @@ class BackendUnavailable(RuntimeError):
 name = "numpy"
 xp = numpy
 _cupyx = None
-_peak_hook = None
 
 
 _caches = []
@@ -262,7 +254,7 @@ def synchronize():
 
 
 def nccl():
-    """CuPy's NCCL bindings (`cupy.cuda.nccl`, for minims.distributed on several GPUs), or
+    """CuPy's NCCL bindings (`cupy.cuda.nccl`, for minims.train.distributed on several GPUs), or
     None on NumPy or where CuPy was built without NCCL."""
     if name != "cupy":
         return None
@@ -272,123 +264,6 @@ def nccl():
     except ImportError:
         return None
     return module if getattr(module, "available", True) else None
-
-
-_allocator_tuned = False
-
-
-def reuse_freed_memory(limit_bytes=1 << 30):
-    """Ask the C allocator (glibc's malloc) to keep freed memory for reuse; True if it did.
-
-    Why (ours, measured): a training step makes and frees hundreds of arrays of 0.1–8 MiB
-    (B·T·4C activations, the T×T attention bands). glibc serves such sizes with a fresh
-    `mmap` and unmaps them at `free`, so every new array starts as untouched pages that the
-    kernel must fault in and zero, one 4 KiB page at a time, before NumPy writes into them.
-    On the 2-core test machine, forward + backward of the attention op at B=8, n_head=4,
-    hs=32 took 16 → 8 ms at T=256 and 47 → 31 ms at T=512 with this on (medians of 30, one
-    process each way), and one training step of the 4-layer vanilla model 147 → 135 ms (glibc
-    adapts its threshold to the sizes it sees freed, so a long run recovers part of this by
-    itself). With arrays up to 32 MiB (glibc's largest setting) taken from the
-    heap and up to `limit_bytes` of freed heap kept, the next step reuses the pages already
-    mapped: no faults, no zeroing. The cost: the process keeps up to `limit_bytes` it is not
-    using (the same trade as CuPy's memory pool and PyTorch's CUDA caching allocator).
-
-    Process-wide, so the command-line tools (train, sample, bench, experiment) call it and the
-    library never does on import. Best effort: a no-op (False) without glibc (macOS, musl,
-    Windows). Memory accounting (`memory_stats`, tracemalloc) is unaffected. Raises
-    ValueError for a `limit_bytes` that is not an int in [1, 2**31 − 1] (mallopt takes a C int).
-    """
-    global _allocator_tuned
-    if not isinstance(limit_bytes, int) or not 0 < limit_bytes < 2 ** 31:
-        raise ValueError(f"limit_bytes must be an int in [1, 2**31 − 1] (a C int), got {limit_bytes!r}")
-    if _allocator_tuned:
-        return True
-    import ctypes
-    import ctypes.util
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
-    _allocator_tuned = bool(mallopt(M_MMAP_THRESHOLD, 32 << 20) and mallopt(M_TRIM_THRESHOLD, limit_bytes))
-    return _allocator_tuned
-
-
-# ---------------------------------------------------------------------------------------
-# Memory: bytes in use and peak bytes of the active backend.
-# ---------------------------------------------------------------------------------------
-
-def _cupy_peak_hook():
-    """A CuPy memory hook that records the pool's peak used bytes (built on first use)."""
-    global _peak_hook
-    if _peak_hook is None:
-        pool = xp.get_default_memory_pool()
-
-        class PeakHook(xp.cuda.memory_hook.MemoryHook):
-            name = "minims_peak"
-
-            def __init__(self):
-                self.peak = pool.used_bytes()
-
-            def malloc_postprocess(self, **kwargs):
-                self.peak = max(self.peak, pool.used_bytes())
-
-        _peak_hook = PeakHook()
-        _peak_hook.__enter__()  # installed for the rest of the process
-    return _peak_hook
-
-
-def reset_peak_memory():
-    """Start measuring peak memory from now (starts tracemalloc on NumPy if needed)."""
-    if name == "cupy":
-        hook = _cupy_peak_hook()
-        hook.peak = xp.get_default_memory_pool().used_bytes()
-    else:
-        if not tracemalloc.is_tracing():
-            tracemalloc.start()
-        tracemalloc.reset_peak()
-
-
-def memory_stats():
-    """{"in_use": bytes, "peak": bytes} since the last `reset_peak_memory()`.
-
-    On NumPy this counts what tracemalloc sees (NumPy reports its buffers to it), so it is
-    zero until `reset_peak_memory()` or `track_memory()` starts tracing. On CuPy it reads the
-    default memory pool.
-    """
-    if name == "cupy":
-        pool = xp.get_default_memory_pool()
-        used = pool.used_bytes()
-        peak = max(_cupy_peak_hook().peak, used)
-        return {"in_use": int(used), "peak": int(peak)}
-    if not tracemalloc.is_tracing():
-        return {"in_use": 0, "peak": 0}
-    used, peak = tracemalloc.get_traced_memory()
-    return {"in_use": int(used), "peak": int(peak)}
-
-
-@contextlib.contextmanager
-def track_memory():
-    """Measure the peak bytes allocated inside the block: `with track_memory() as m: ...; m["peak"]`.
-
-    The result is relative to what was in use when the block started. On NumPy, tracemalloc
-    is stopped again afterwards if it was not running before (it slows Python down).
-    """
-    was_tracing = name == "numpy" and tracemalloc.is_tracing()
-    reset_peak_memory()
-    start = memory_stats()["in_use"]
-    result = {}
-    try:
-        yield result
-    finally:
-        synchronize()
-        stats = memory_stats()
-        result["peak"] = stats["peak"] - start
-        result["in_use"] = stats["in_use"] - start
-        if name == "numpy" and not was_tracing:
-            tracemalloc.stop()
 
 
 class _Unavailable:

@@ -34,8 +34,8 @@ import time
 
 import numpy
 
-from . import backend, threads
-from .errors import ArgumentParser
+from . import allocator, backend, threads
+from .cli import ArgumentParser, run_cli
 
 
 def environment():
@@ -126,7 +126,7 @@ def _torch_step(state, args, x, y, with_optimizer):
     if device is None:
         return None
     import torch
-    from .torch_gpt import torch_adamw, torch_gpt
+    from .testing.torch_gpt import torch_adamw, torch_gpt
     params, forward = torch_gpt(state, args.n_head, dtype=args.dtype, device=device)
     opt = (torch_adamw(params, foreach=None if device == "cuda" else False)
            if with_optimizer else None)
@@ -159,7 +159,7 @@ def step_matrix_products(model, B, T):
     """
     from . import functional as F
     from .nn.layers import Linear
-    from .nn.attention import CausalSelfAttention
+    from .nn.transformer import CausalSelfAttention
     rng = numpy.random.default_rng(0)
     dtype = model.config.dtype if hasattr(model, "config") else "float32"
     shared = {}
@@ -305,7 +305,7 @@ def bench_attention(args):
         q, k, v = (Tensor(rng.standard_normal(shape).astype(args.dtype), requires_grad=True)
                    for _ in range(3))
         g = rng.standard_normal(shape).astype(args.dtype)
-        bias = F._mask_bias(None, True, T, T, numpy.dtype(args.dtype))
+        bias = F.mask_bias(None, True, T, T, numpy.dtype(args.dtype))
 
         def case(n_bands):
             def run():
@@ -363,7 +363,7 @@ def bench_memory(args):
     """memory: saved activation bytes (all, and attention's alone) and peak bytes per model,
     T = 256 … max_t, at equal total depth; then the growth exponent in T of each, fitted
     over all T and over the last doubling (where the T² parts dominate)."""
-    from .memory import saved_bytes
+    from .memory import saved_bytes, track_memory
     from .models import MODELS, build_model
     ts = [t for t in (256, 512, 1024, 2048, 4096, 8192) if t <= args.max_t]
     keys = ("saved_bytes", "attention_bytes", "peak_bytes")
@@ -374,7 +374,7 @@ def bench_memory(args):
             model = build_model(name, args.vocab_size, T, **_model_kwargs(args))
             rng = numpy.random.default_rng(0)
             idx = rng.integers(0, args.vocab_size, size=(args.batch_size, T + 1))
-            with backend.track_memory() as mem:
+            with track_memory() as mem:
                 _, loss = model(idx[:, :-1], idx[:, 1:])
                 by_op = saved_bytes(loss, by="op")
                 held = saved_bytes(loss)
@@ -488,8 +488,7 @@ def _widths(text):
 
 
 def main(argv=None):
-    """The command line -> exit code (errors mapped by minims.errors.run_cli)."""
-    from .errors import run_cli
+    """The command line -> exit code (errors mapped by minims.cli.run_cli)."""
     return run_cli(_main, argv)
 
 
@@ -546,7 +545,7 @@ def _main(argv):
         args.batch_size = 16 if trainer_sizes else 8
     _check_args(args)
     backend.set_backend(args.backend)
-    backend.reuse_freed_memory()  # as the trainer does (measured: see its docstring)
+    allocator.reuse_freed_memory()  # as the trainer does (measured: see its docstring)
     rows_per_step = 1 * args.block_size if decode else args.batch_size * args.block_size
     chosen = threads.apply_threads(args.threads, threads.product_size(rows_per_step, args.n_embd))
     if args.case in ("engine", "model"):

@@ -4,7 +4,7 @@
     python -m minims.sample --prompt "It is a truth" --max-new-tokens 300 --temperature 0.8 --seed 1
 
 Tokens are printed as they are generated (flushed, so Ctrl-C keeps what was shown; exit
-code 130), each one a cached decoding step of the model (`LanguageModel.generate_tokens`)
+code 130), each one a cached decoding step of the model (minims/sampling.py, the one sampler)
 until the context holds block_size tokens; past that, with the default --slide 1, every new
 token re-runs the whole context (positions are absolute), and --slide N does it once per N
 tokens.
@@ -22,17 +22,17 @@ checkpoint whose weights hold NaN or inf, a prompt the model cannot read, a comm
 that is not UTF-8, an unusable backend or a bad flag (minims/errors.py); 130 on Ctrl-C.
 """
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from . import backend
-from . import checkpoint, threads
-from .errors import ArgumentParser, CheckpointError, UsageError, run_cli
+from . import allocator, backend, checkpoint, threads
+from .cli import ArgumentParser, run_cli
+from .errors import CheckpointError, UsageError
 from .models import model_from_description
+from .sampling import SamplingError, sample_stream
 from .tokenizers import normalize_text, tokenizer_from_dict
 
 
@@ -80,88 +80,26 @@ def load_model(path):
     return model.eval(), tokenizer, header
 
 
-def check_options(max_new_tokens=300, temperature=1.0, top_k=None, seed=0):
-    """UsageError naming the flag for a value the sampler cannot use."""
-    if max_new_tokens < 0:
-        raise UsageError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise UsageError(f"--temperature must be a finite number > 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise UsageError(f"--top-k must be at least 1, got {top_k}")
-    if seed is not None and seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {seed}")
-
-
-def encode_prompt(tokenizer, prompt):
-    """The ids of `prompt`, (T,) int64, read as training text was (`normalize_text`).
-
-    Raises UsageError (a ValueError) for a prompt with no token, or with a token that maps
-    to <unk> when the model never met <unk> in training (`tokenizer.unk_in_training` false:
-    always for characters; for words when none was rarer than min_freq, as with min_freq 1),
-    naming the first such token and its offset in `prompt` as given (ours: an untrained
-    embedding would steer the text silently). Unseen words of a word tokenizer that did meet
-    <unk> become <unk>, as rare words did in training; `tokenizer.unknown(prompt)` lists them.
-    """
-    unknown = tokenizer.unknown(prompt)
-    if unknown and not tokenizer.unk_in_training:
-        offset, token = unknown[0]
-        what, noun = ((f"{token!r} (U+{ord(token):04X})", "character") if tokenizer.kind == "char"
-                      else (repr(token), "word"))
-        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
-        raise UsageError(f"the prompt holds {what} at offset {offset}{more}, a {noun} the model "
-                         "never saw in training; leave it out or replace it")
-    ids = np.asarray(tokenizer.encode(prompt), dtype=np.int64)
-    if ids.size == 0:
-        raise UsageError(f"the prompt {prompt!r} holds no {tokenizer.kind}-level token; give some text")
-    return ids
-
-
-def sample(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperature=1.0, top_k=None, seed=0):
-    """The generated continuation of `prompt` (without the prompt), as text."""
-    check_options(max_new_tokens, temperature, top_k, seed)
-    return "".join(sample_stream(model, tokenizer, prompt, max_new_tokens, temperature, top_k, seed))
-
-
-def sample_stream(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperature=1.0, top_k=None,
-                  seed=0, cache=True, slide=1):
-    """The continuation of `prompt` as it is generated: yields the text of each new token
-    (the pieces join to what `sample` returns; same seed, same text). The prompt is read by
-    `encode_prompt` (UsageError for one the model cannot read)."""
-    check_options(max_new_tokens, temperature, top_k, seed)
-    ids = encode_prompt(tokenizer, prompt)
-    context = ids[-model.config.block_size:]                          # (T,) with T ≤ block_size
-    tokens = model.generate_tokens(context[None, :], max_new_tokens, temperature=temperature,
-                                   top_k=top_k, seed=seed, cache=cache, slide=slide)
-    # decode context + continuation together and emit what is new: the word tokenizer's
-    # spacing depends on the tokens before (no space before "," or after an opening quote)
-    out, shown = list(context), len(tokenizer.decode(context))
-    for token in tokens:
-        out.append(int(token[0]))
-        text = tokenizer.decode(np.asarray(out))
-        yield text[shown:]
-        shown = len(text)
-
-
 def main(argv=None):
-    """The command line -> exit code (errors mapped by minims.errors.run_cli; Ctrl-C keeps the
+    """The command line -> exit code (errors mapped by minims.cli.run_cli; Ctrl-C keeps the
     text already printed and exits 130)."""
     return run_cli(_main, argv)
 
 
 def _main(argv):
     args = build_parser().parse_args(argv)
-    check_options(args.max_new_tokens, args.temperature, args.top_k, args.seed)
     backend.set_backend(args.backend)
-    backend.reuse_freed_memory()
+    allocator.reuse_freed_memory()
     path = Path(args.ckpt) if args.ckpt else Path(args.out_dir) / checkpoint.CKPT_NAME
     model, tokenizer, _ = load_model(path)
     # a decoding step's largest product: the whole context re-run (rows = block_size)
     threads.apply_threads(args.threads, threads.product_size(model.config.block_size, model.config.n_embd))
-    if not 1 <= args.slide <= model.config.block_size:
-        raise UsageError(f"--slide must be in [1, block_size={model.config.block_size}], got {args.slide}")
-    pieces = sample_stream(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,
-                           args.top_k, args.seed, slide=args.slide)
-    first = next(pieces, "")          # a bad prompt or option fails here, before any output
+    try:                              # the sampler checks every option (once, here) and the prompt
+        pieces = sample_stream(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,
+                               args.top_k, args.seed, slide=args.slide)
+    except SamplingError as e:        # named by its flag
+        raise UsageError(f"--{e.option.replace('_', '-')} {e.rule}, got {e.value}") from None
+    first = next(pieces, "")          # a first step that fails (NaN logits) fails before any output
     unknown = tokenizer.unknown(args.prompt)
     if unknown:                       # a word model that learnt <unk>: say what it reads so
         offset, word = unknown[0]

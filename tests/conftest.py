@@ -1,5 +1,5 @@
-"""Shared test set-up: a fixed hypothesis profile, the tests folder on sys.path, and the backend
-the tests run on.
+"""Shared test set-up: a fixed hypothesis profile, the tests folder and the repository root (for
+`lessons.support`, which the lessons tests import) on sys.path, and the backend the tests run on.
 
 MINIMS_TEST_BACKEND picks the backend every test starts on:
 - `numpy` (the default): the CPU, as CI runs.
@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Derandomized and without deadlines: the same examples on every run (no flaky CI), and no
 # failures because a 2-core machine was busy. `HYPOTHESIS_PROFILE=dev` explores more;
@@ -90,8 +91,8 @@ def _reset_backend_caches(monkeypatch):
     """Empty minims' module-level caches of backend arrays (`*_cache` dicts keyed by the
     backend's name, e.g. causal masks) and the CuPy peak-memory hook, restoring them after
     the test: arrays of the fake must never reach a later test that uses real CuPy."""
-    from minims import backend
-    monkeypatch.setattr(backend, "_peak_hook", None)
+    from minims import memory
+    monkeypatch.setattr(memory, "_peak_hook", None)
     for module_name, module in list(sys.modules.items()):
         if module is not None and (module_name == "minims" or module_name.startswith("minims.")):
             for attr, value in list(vars(module).items()):

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minims import bench, checkpoint, errors, experiment, sample as sample_cli, tokenizers
-from minims import causality as leak, train as train_cli
+from minims import bench, checkpoint, cli, experiment, sample as sample_cli, tokenizers
+from minims import sampling, train as train_cli
+from minims.testing import causality as leak
 from minims.data import load_corpus
 from minims.models import build_model
 from minims.tokenizers import WordTokenizer, build_tokenizer, tokenizer_from_dict
@@ -96,18 +97,18 @@ def test_main_refuses_surrogate_strings_with_one_line(capsys, main, argv, where)
 
 
 def test_not_utf8_names_the_first_bad_byte_or_character():
-    assert errors.not_utf8("plain text, é and €") is None
-    assert errors.not_utf8("ab\udcffc") == "byte 0xff at offset 2"
-    assert errors.not_utf8("é\udcff") == "byte 0xff at offset 2"                # offsets count bytes
-    assert errors.not_utf8("\udce9t\udce9") == "byte 0xe9 at offset 0"           # Latin-1 "été"
-    assert errors.not_utf8("x\ud800") == "character U+D800 (a lone surrogate) at character offset 1"
-    assert errors.not_utf8("\udcc3\udca9") == "character U+DCC3 (a lone surrogate) at character offset 0"
+    assert cli.not_utf8("plain text, é and €") is None
+    assert cli.not_utf8("ab\udcffc") == "byte 0xff at offset 2"
+    assert cli.not_utf8("é\udcff") == "byte 0xff at offset 2"                # offsets count bytes
+    assert cli.not_utf8("\udce9t\udce9") == "byte 0xe9 at offset 0"           # Latin-1 "été"
+    assert cli.not_utf8("x\ud800") == "character U+D800 (a lone surrogate) at character offset 1"
+    assert cli.not_utf8("\udcc3\udca9") == "character U+DCC3 (a lone surrogate) at character offset 0"
 
 
 def test_the_library_names_a_surrogate_in_a_prompt(char_ckpt):
     model, tok, _ = sample_cli.load_model(char_ckpt)
     with pytest.raises(ValueError, match=r"'\\udcff' \(U\+DCFF\) at offset 2"):
-        sample_cli.sample(model, tok, "it\udcffwas", max_new_tokens=3)
+        sampling.sample(model, tok, "it\udcffwas", max_new_tokens=3)
 
 
 # ---------------------------------------------------------------- prompts read as data is
@@ -148,14 +149,14 @@ def test_a_prompt_character_the_model_never_saw_is_named(char_ckpt, capsys, prom
     assert captured.out == "" and one_line(captured.err) and message in captured.err
     model, tok, _ = sample_cli.load_model(char_ckpt)
     with pytest.raises(ValueError, match=re.escape(message)):
-        sample_cli.sample(model, tok, prompt)
+        sampling.sample(model, tok, prompt)
     assert tok.unknown(prompt)[0] == (offset, prompt[offset])
 
 
 def test_the_count_of_further_unknown_characters_is_given(char_ckpt):
     model, tok, _ = sample_cli.load_model(char_ckpt)
     with pytest.raises(ValueError, match=r"'X' \(U\+0058\) at offset 0 \(and 2 more\)"):
-        list(sample_cli.sample_stream(model, tok, "XitYZ"))
+        list(sampling.sample_stream(model, tok, "XitYZ"))
 
 
 def test_word_level_unseen_words_are_unk_when_the_model_learnt_unk(monkeypatch, capsys):
@@ -168,7 +169,7 @@ def test_word_level_unseen_words_are_unk_when_the_model_learnt_unk(monkeypatch, 
     captured = capsys.readouterr()
     assert captured.err == ("note: the model reads 'a' (offset 8) and 3 more as <unk>: words it never "
                             "saw in training\n")
-    text = sample_cli.sample(model, tok, "it was\na zebra, truth", max_new_tokens=5)
+    text = sampling.sample(model, tok, "it was\na zebra, truth", max_new_tokens=5)
     assert captured.out == "it was\na zebra, truth" + text + "\n"
     ids = tok.encode("it was\r\na zebra, truth")                 # what the model reads
     assert ids.tolist() == [tok.stoi["it"], tok.stoi["was"], 0, 0, 0, 0]
@@ -184,7 +185,7 @@ def test_word_level_unseen_words_are_refused_when_unk_never_occurred(monkeypatch
     assert captured.out == "" and one_line(captured.err)
     assert "the prompt holds 'zebra' at offset 10, a word the model never saw in training" in captured.err
     with pytest.raises(ValueError, match="'zebra' at offset 10"):
-        sample_cli.sample(model, tok, "it was\r\n\r\nzebra")
+        sampling.sample(model, tok, "it was\r\n\r\nzebra")
 
 
 def test_unk_in_training_is_kept_by_to_dict_and_guessed_for_old_dicts():

@@ -19,7 +19,7 @@ import pytest
 
 import minims
 import minims.functional as F
-from minims import Tensor, backend
+from minims import Tensor, backend, memory
 
 from conftest import cuda_problem
 
@@ -115,12 +115,12 @@ def test_out_of_range_ids_raise_on_cupy():
 
 def test_memory_and_synchronize_on_cupy():
     minims.set_backend("cupy")
-    with backend.track_memory() as mem:
+    with memory.track_memory() as mem:
         y = Tensor(np.ones(1_000_000)) * 2.0              # 8 MB each, on the GPU
         backend.synchronize()
         del y
     assert mem["peak"] >= 8_000_000
-    stats = backend.memory_stats()
+    stats = memory.memory_stats()
     assert stats["peak"] >= stats["in_use"] >= 0
 
 

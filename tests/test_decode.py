@@ -13,9 +13,10 @@ from hypothesis import given, settings, strategies as st
 from minims import backend, to_numpy
 from minims.engine import no_grad
 from minims.models import MODELS, build_model
-from minims.models.base import slide_context
+from minims import sampling
+from minims.sampling import slide_context
 
-from minims import causality as leak
+from minims.testing import causality as leak
 from test_models import draw_options
 
 NAMES = sorted(MODELS)
@@ -294,18 +295,18 @@ def test_the_sampler_prints_each_token_as_it_comes(tiny_sampler, monkeypatch, ma
     out = Recorder()
     monkeypatch.setattr("sys.stdout", out)
     assert sample_cli.main(["--prompt", "it was", "--max-new-tokens", str(max_new), "--seed", "4"]) == 0
-    text = sample_cli.sample(model, tok, "it was", max_new_tokens=max_new, seed=4)
+    text = sampling.sample(model, tok, "it was", max_new_tokens=max_new, seed=4)
     assert out.text() == "it was" + text + "\n"
-    pieces = list(sample_cli.sample_stream(model, tok, "it was", max_new_tokens=max_new, seed=4))
+    pieces = list(sampling.sample_stream(model, tok, "it was", max_new_tokens=max_new, seed=4))
     assert len(pieces) == max_new and "".join(pieces) == text
     shown = ["it was" + "".join(pieces[:i + 1]) for i in range(max(1, max_new))]
     assert out.flushed == shown + ["it was" + text + "\n"]          # flushed after every token
-    assert "".join(sample_cli.sample_stream(model, tok, "it was", max_new, seed=4, cache=False)) == text
+    assert "".join(sampling.sample_stream(model, tok, "it was", max_new, seed=4, cache=False)) == text
 
 
 def test_an_interrupted_sample_keeps_what_was_printed(tiny_sampler, monkeypatch):
     sample_cli, model, tok = tiny_sampler
-    generate_tokens = model.generate_tokens
+    generate_tokens = sampling.generate_tokens
 
     def interrupted(*args, **kwargs):
         for i, token in enumerate(generate_tokens(*args, **kwargs)):
@@ -313,12 +314,12 @@ def test_an_interrupted_sample_keeps_what_was_printed(tiny_sampler, monkeypatch)
                 raise KeyboardInterrupt
             yield token
 
-    monkeypatch.setattr(model, "generate_tokens", interrupted)
+    monkeypatch.setattr(sampling, "generate_tokens", interrupted)
     out = Recorder()
     monkeypatch.setattr("sys.stdout", out)
     assert sample_cli.main(["--prompt", "it was", "--max-new-tokens", "20", "--seed", "4"]) == 130
     monkeypatch.undo()
-    five = sample_cli.sample(model, tok, "it was", max_new_tokens=5, seed=4)
+    five = sampling.sample(model, tok, "it was", max_new_tokens=5, seed=4)
     assert out.flushed[-1] == "it was" + five + "\n"
 
 
@@ -331,6 +332,22 @@ def test_a_bad_sampler_option_prints_nothing_but_the_error(tiny_sampler, capsys,
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and word in captured.err
     assert "error: " in captured.err and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("flag,value,option", [("--temperature", "0", dict(temperature=0.0)),
+                                               ("--top-k", "0", dict(top_k=0)),
+                                               ("--max-new-tokens", "-1", dict(max_new_tokens=-1)),
+                                               ("--seed", "-3", dict(seed=-3)), ("--slide", "9", dict(slide=9))])
+def test_the_command_line_reports_the_samplers_own_check_under_its_flag(tiny_sampler, capsys, flag, value,
+                                                                        option):
+    """One sampler checks the options (minims/sampling.py); the command line says the same, with
+    the flag for the name."""
+    sample_cli, model, _ = tiny_sampler
+    assert sample_cli.main(["--prompt", "it was", flag, value]) == 2
+    with pytest.raises(sampling.SamplingError) as e:
+        sampling.check_sampling(**{"max_new_tokens": 3, **option}, block_size=model.config.block_size)
+    assert e.value.option.replace("_", "-") == flag[2:]
+    assert capsys.readouterr().err == f"error: {flag} {e.value.rule}, got {e.value.value}\n"
 
 
 def test_the_sampler_refuses_a_checkpoint_with_nan_weights(tmp_path, capsys):
@@ -353,7 +370,7 @@ def test_the_sampler_slides_the_context_past_block_size(tiny_sampler, capsys):
     sample_cli, model, tok = tiny_sampler
     assert sample_cli.main(["--prompt", "it was", "--max-new-tokens", "30", "--slide", "4"]) == 0
     out = capsys.readouterr().out
-    pieces = sample_cli.sample_stream(model, tok, "it was", 30, seed=0, slide=4, cache=False)
+    pieces = sampling.sample_stream(model, tok, "it was", 30, seed=0, slide=4, cache=False)
     assert out == "it was" + "".join(pieces) + "\n"
 
 
@@ -411,7 +428,7 @@ def test_buffer_behaves_like_a_list_with_absolute_indices(ops):
 
 
 def test_sample_rows_refuses_rows_it_cannot_sample_from():
-    from minims.models.base import sample_rows
+    from minims.sampling import sample_rows
     rng = np.random.default_rng(0)
     for row, match in [([0.5, np.nan], "not finite"), ([np.inf, 0.0], "not finite"), ([0.0, 0.0], "sums to 0")]:
         with pytest.raises(ValueError, match=match):
@@ -423,7 +440,7 @@ def test_sample_rows_refuses_rows_it_cannot_sample_from():
 def test_sample_rows_draws_what_generator_choice_draws(seed, B, V):
     """The vectorised sampler must pick the very tokens `rng.choice(V, p=row)` picks, row by
     row and draw after draw (so a seed samples the same text as before it existed)."""
-    from minims.models.base import sample_rows
+    from minims.sampling import sample_rows
     z = np.random.default_rng(seed).standard_normal((B, V)) * 4
     p = np.exp(z - z.max(-1, keepdims=True))
     p /= p.sum(-1, keepdims=True)

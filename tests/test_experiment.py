@@ -200,8 +200,8 @@ def test_committed_results_rebuild_every_table_without_checkpoints(tmp_path, cac
 
 
 def plots_available():
-    from minims.figures import have_matplotlib
-    return have_matplotlib()
+    import importlib.util
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def test_a_diverging_point_is_left_out_and_named_and_the_grid_goes_on(tmp_path, cache, capsys, monkeypatch):
@@ -254,14 +254,16 @@ def test_a_plain_trainer_folder_is_adopted_resumed_or_scored(tmp_path, cache, ca
     folder = experiment.point_folder(out, "vanilla-1", 0)
     argv = quick("tradeoff", out, cache, "--only", "vanilla-1", "--seeds", "0", "--max-iters", "6")
     # a partial run: stopped by Ctrl-C after its checkpoint at step 5
-    real_step = train.Trainer.step
+    from minims.train import loop
+    real_step, steps = loop.train_step, []
 
-    def stop_at_5(self):
-        if self.iter == 5:
+    def stop_at_5(*args, **kwargs):
+        steps.append(1)
+        if len(steps) == 6:                                        # the step from iter 5
             raise KeyboardInterrupt
-        return real_step(self)
+        return real_step(*args, **kwargs)
     with monkeypatch.context() as m:
-        m.setattr(train.Trainer, "step", stop_at_5)
+        m.setattr(loop, "train_step", stop_at_5)
         assert train.main(_train_flags(folder, cache, 6)) == 130
     partial = (folder / "log.jsonl").read_text().splitlines()
     assert [json.loads(r)["iter"] for r in partial] == [0, 5]
@@ -311,7 +313,7 @@ LR_COMMON = ("--data austen --tokenizer char --block-size 512 --batch-size 4 --n
 
 def test_the_lr_sweep_is_exactly_the_trainer_runs_of_its_jobs(cache):
     from dataclasses import asdict
-    from minims.train_flags import model_config, parse_args
+    from minims.train.flags import model_config, parse_args
     data = experiment.load_data("austen", cache)
     points = {p.name: p for p in experiment.LR_GRID}
     assert len(points) == 15 + sum(map(len, grids.EXTRA_LR_VALUES.values()))
@@ -491,7 +493,7 @@ def test_figures_draw_labels_baselines_and_curves(tmp_path):
 
 def test_grids_spell_out_every_option_and_mark_one_default_per_model():
     from minims.models import MODELS, build_model
-    from minims.train_flags import BASE_FIELDS
+    from minims.train.flags import BASE_FIELDS
     import dataclasses
     for grid in (grids.ABLATE_GRID, grids.TRADEOFF_GRID, grids.LR_GRID, grids.QUICK_GRID):
         for point in grid:

@@ -80,24 +80,24 @@ def test_a_training_step_reads_from_the_gpu_once(fake_cupy, name, micro_batches)
     train_step(model, optimizer, batches, lr=1e-3, grad_clip=1.0)            # (warm caches)
     n, sites = syncs_of(fake_cupy, lambda: train_step(model, optimizer, batches, lr=1e-3, grad_clip=1.0))
     assert n == 1, f"{n} device → host reads in one training step (1 expected): {sites}"
-    assert list(sites) == [next(s for s in sites if "train.py" in s and "train_step" in s)]
+    assert list(sites) == [next(s for s in sites if "loop.py" in s and "train_step" in s)]
     assert fake_cupy.calls["set_allocator"] == fake_cupy.calls["set_pinned_memory_allocator"] == 0
 
 
 def test_the_trainer_s_step_reads_from_the_gpu_once(fake_cupy, tmp_path):
-    """`Trainer.step()` (what `python -m minims.train --backend cupy` runs per step: draw the
-    batch on the host, then `train_step`) reads once too. (The loop around it also calls
-    `backend.synchronize()` once per step, to time the step: a wait, but no copy.)"""
+    """The loop's step (what `python -m minims.train --backend cupy` runs per step: draw the
+    batch on the host, then `train_step`) reads once too: two runs that differ only in their
+    number of steps (evaluated and saved at the start and at the end alike) differ by one read
+    per step. (The loop also calls `backend.synchronize()` once per step, to time the step: a
+    wait, but no copy.)"""
     from minims import train as train_cli
     from tiny_runs import small_text, tiny
-    args = train_cli.parse_args(tiny(tmp_path, small_text(tmp_path), "--backend", "cupy", "--max-iters", "5"))
-    trainer = train_cli.Trainer(args, verbose=False)
-    try:
-        trainer.step()
-        n, sites = syncs_of(fake_cupy, trainer.step)
-    finally:
-        trainer.close()
-    assert n == 1, sites
+    text, reads = small_text(tmp_path), {}
+    for steps in (3, 5):
+        args = train_cli.parse_args(tiny(tmp_path, text, "--backend", "cupy", "--max-iters", str(steps),
+                                         "--eval-interval", "100", out=f"out{steps}"))
+        reads[steps], sites = syncs_of(fake_cupy, train_cli.setup(args, verbose=False).run)
+    assert reads[5] - reads[3] == 2, sites
 
 
 def test_the_count_catches_a_read_added_to_the_hot_path(fake_cupy, monkeypatch):

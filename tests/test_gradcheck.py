@@ -9,12 +9,12 @@ import pytest
 from hypothesis import Phase, given, settings, strategies as st
 
 import minims
-from minims.gradcheck import check_integer_op, check_op, missing_specs
-from op_specs import EXAMPLES, SPECS
+from minims.testing.gradcheck import check_integer_op, check_op, missing_specs
+from minims.testing.op_specs import EXAMPLES, SPECS
 
 
 def test_every_registered_op_has_a_spec():
-    assert missing_specs(minims.OPS, SPECS) == [], "register a spec in tests/op_specs.py"
+    assert missing_specs(minims.OPS, SPECS) == [], "register a spec in minims/testing/op_specs.py"
 
 
 def test_harness_refuses_an_op_without_a_spec():

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from minims import backend
+from minims import memory
 from minims.memory import saved_bytes
 from minims.models import MODELS, build_model
 
@@ -127,7 +127,7 @@ def test_scopes_split_the_memory_by_scale():
 def test_peak_memory_is_reported_for_forward_and_backward(name):
     m = model(name, T=128)
     idx = np.random.default_rng(0).integers(0, 32, size=(2, 128))
-    with backend.track_memory() as mem:
+    with memory.track_memory() as mem:
         _, loss = m(idx, idx)
         held = saved_bytes(loss)
         loss.backward()

@@ -12,7 +12,7 @@ from minims import backend, to_numpy
 from minims.models import MODELS, ModelConfig, build_model, model_from_description
 from minims.optim import AdamW
 
-from minims import causality as leak
+from minims.testing import causality as leak
 
 NAMES = sorted(MODELS)
 V, BLOCK = 11, 32

@@ -1,7 +1,7 @@
-"""The scale operators (minims/scale.py), their layers (minims/nn/pooling.py) and range attention
-(minims/range_attention.py, minims/nn/local_attention.py):
+"""The scale operators (minims/ops/pooling.py), their layers (minims/nn/pooling.py) and range attention
+(minims/ops/range_attention.py, minims/nn/local_attention.py):
 values, errors, and the leak test on each operator's round trip, with the broken variants of
-the pitfalls of minims/scale.py made to fail it (they live here, never in the library)."""
+the pitfalls of minims/ops/pooling.py made to fail it (they live here, never in the library)."""
 import math
 
 import numpy as np
@@ -13,12 +13,11 @@ import minims.functional as F
 from minims import Tensor
 from minims.nn.local_attention import LocalSelfAttention
 from minims.nn.pooling import Pool, Unpool
-from minims.range_attention import local_ranges, range_attention
 from minims.models.retina import RetinaAttention, retina_ranges
 from minims.nn import Block, Embedding, Linear, Module, ModuleList, init_parameters
-from minims.scale import pad_end, shift_right, shorten, upsample
+from minims.functional import local_ranges, pad_end, range_attention, shift_right, shorten, upsample
 
-from minims import causality as leak
+from minims.testing import causality as leak
 
 V, C = 7, 8
 

@@ -9,6 +9,7 @@ import pytest
 
 from minims import bench, threads
 from minims import train as train_cli
+from minims.errors import UsageError
 from minims.threads import MIN_THREADED_PRODUCT as MIN, choose_threads, resolve_threads
 
 from tiny_runs import small_text, tiny
@@ -114,7 +115,7 @@ def test_bad_threads_are_one_line_and_exit_2(tmp_path, capsys):
     assert train_cli.main(["--threads", "0"]) == 2
     assert "--threads: expected a whole number >= 1 or 'auto', got '0'" in capsys.readouterr().err
     args = train_cli.make_args(threads="many", out_dir=str(tmp_path / "out"))
-    with pytest.raises(train_cli.UsageError, match="--threads: expected a whole number"):
+    with pytest.raises(UsageError, match="--threads: expected a whole number"):
         train_cli.train(args)
     assert not (tmp_path / "out").exists()
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 import minims
-from minims import checkpoint, functional, to_numpy
+from minims import checkpoint, functional, sampling, to_numpy
 from minims import sample as sample_cli
 from minims import train as train_cli
-from minims import train_flags
+from minims.train import flags
 from minims.models import MODELS, ModelConfig, build_model
 from minims.models.vanilla import VanillaLM
 from minims.optim import SGD
@@ -77,8 +77,8 @@ def test_help_lists_every_flag_and_every_model_option(capsys, toy_model):
 
 def test_model_options_reach_the_model_and_foreign_ones_fail(tmp_path, text_file, capsys, toy_model):
     args = train_cli.parse_args(tiny(tmp_path, text_file, "--model", "toy", "--toy-pool", "max"))
-    assert train_flags.model_kwargs(args)["toy_pool"] == "max"
-    assert "toy_k" not in train_flags.model_kwargs(args)          # absent: the config's default
+    assert flags.model_kwargs(args)["toy_pool"] == "max"
+    assert "toy_k" not in flags.model_kwargs(args)          # absent: the config's default
     code = train_cli.main(tiny(tmp_path, text_file, "--model", "vanilla", "--toy-pool", "max"))
     err = capsys.readouterr().err
     assert code == 2 and "--toy-pool is used by toy" in err and err.count("\n") == 1
@@ -270,5 +270,5 @@ def test_sampling_works_for_every_model(tmp_path, text_file, name):
         tokenizer="word", min_freq=1), verbose=False)
     assert metrics["iter"] == 2
     model, tok, _ = sample_cli.load_model(tmp_path / "out" / "ckpt.npz")
-    text = sample_cli.sample(model, tok, "It was", max_new_tokens=20, seed=0)
-    assert text and text == sample_cli.sample(model, tok, "It was", max_new_tokens=20, seed=0)
+    text = sampling.sample(model, tok, "It was", max_new_tokens=20, seed=0)
+    assert text and text == sampling.sample(model, tok, "It was", max_new_tokens=20, seed=0)

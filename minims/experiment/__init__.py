@@ -64,7 +64,7 @@ from .grids import (ABLATE_GRID, ABLATE_SETTINGS, EXPERIMENTS, LR_GRID, LR_SETTI
                     QUICK_SETTINGS, TRADEOFF_GRID, TRADEOFF_LR, TRADEOFF_MAX_ITERS, TRADEOFF_SETTINGS,
                     Point)
 from .identity import differences, folder_settings, load_data, point_settings
-from .measure import activation_bytes, split_loss, time_steps
+from .measure import split_loss, time_steps
 from .ngram import ngram_bpc
 from .plots import curves_figure, curves_plot, tradeoff_figure, tradeoff_plot
 from .points import point_folder, result_folder, run_point
@@ -72,7 +72,7 @@ from .tables import matches_defaults, summarise
 
 __all__ = ["ABLATE_GRID", "ABLATE_SETTINGS", "EXPERIMENTS", "LR_GRID", "LR_SETTINGS", "QUICK_GRID",
            "QUICK_SETTINGS", "TRADEOFF_GRID", "TRADEOFF_LR", "TRADEOFF_MAX_ITERS", "TRADEOFF_SETTINGS",
-           "Point", "activation_bytes", "build_parser", "curves_figure", "curves_plot", "differences",
+           "Point", "build_parser", "curves_figure", "curves_plot", "differences",
            "folder_settings", "load_data", "main", "matches_defaults", "ngram_bpc", "only_names",
            "pair_test", "parse_seeds", "point_folder", "point_settings", "point_test", "result_folder",
            "run_experiment", "run_point", "split_loss", "summarise", "time_steps", "tradeoff_figure",

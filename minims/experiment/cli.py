@@ -11,9 +11,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .. import backend, threads
+from .. import allocator, backend, threads
 from ..train import NonFiniteLoss
-from ..errors import ArgumentParser, UsageError
+from ..cli import ArgumentParser, run_cli
+from ..errors import UsageError
 from ..files import LockedError, write_text
 from .grids import EXPERIMENTS, quick
 from .identity import load_data, refuse_mismatches
@@ -226,8 +227,7 @@ def build_parser():
 
 
 def main(argv=None):
-    """The command line -> exit code (errors mapped by minims.errors.run_cli)."""
-    from ..errors import run_cli
+    """The command line -> exit code (errors mapped by minims.cli.run_cli)."""
     return run_cli(_main, argv)
 
 
@@ -236,7 +236,7 @@ def _main(argv):
     if args.time_steps < 0:
         raise UsageError(f"--time-steps must be >= 0, got {args.time_steps}")
     backend.set_backend(args.backend)
-    backend.reuse_freed_memory()   # as the trainer does: the --time-steps figures too
+    allocator.reuse_freed_memory()   # as the trainer does: the --time-steps figures too
     if args.out_dir is None:
         args.out_dir = f"out/{args.experiment}" + ("-quick" if args.quick else "")
     run_experiment(args)

@@ -27,7 +27,7 @@ from ..errors import UsageError
 # The trainer's settings that decide a run's numbers (besides the model's config, the data and
 # the seed). The backend, folders, BLAS threads (--threads) and the number of processes do not:
 # they compute the same function (data-parallel ranks make the update of --grad-accum,
-# minims/distributed.py).
+# minims/train/distributed.py).
 TRAINING_KEYS = ("batch_size", "grad_accum", "max_iters", "lr", "min_lr", "warmup_iters",
                  "lr_decay_iters", "weight_decay", "grad_clip", "eval_interval", "eval_iters")
 # What the trainer's config.json cannot tell (it records the token ids' digest in the checkpoint)
@@ -59,8 +59,8 @@ class DataInfo:
 def load_data(data, cache_dir, tokenizer="char"):
     """Read --data once: its text's digest, its token ids (through the trainer's cache) -> DataInfo."""
     from ..data import load_corpus, prepare
-    from ..train import _data_digest
-    from ..train_flags import resolved_data
+    from ..train.pipeline import data_digest
+    from ..train.resume import resolved_data
     corpus = load_corpus(data)
     h = hashlib.sha256()
     for split in ("train", "valid", "test"):
@@ -69,7 +69,7 @@ def load_data(data, cache_dir, tokenizer="char"):
         h.update(text)
     tok, splits = prepare(data, tokenizer, cache_dir=cache_dir)
     return DataInfo(name=resolved_data(data), tokenizer=tokenizer, source=corpus["source"],
-                    text_sha256=h.hexdigest(), ids_sha256=_data_digest(splits),
+                    text_sha256=h.hexdigest(), ids_sha256=data_digest(splits),
                     vocab_size=tok.vocab_size,
                     chars={s: len(corpus[s]) for s in ("train", "valid", "test")}, splits=splits)
 
@@ -77,7 +77,7 @@ def load_data(data, cache_dir, tokenizer="char"):
 def trainer_args(point, settings, seed, data, cache_dir, out_dir, backend, threads="auto"):
     """The trainer's arguments (minims.train.make_args) that train `point` with `seed`; `threads`
     is the trainer's --threads (N or "auto", minims/threads.py), not part of the point."""
-    from ..train_flags import make_args
+    from ..train.flags import make_args
     training = point.training(settings)
     training.setdefault("lr_decay_iters", training["max_iters"])    # the cosine spans the run
     return make_args(model=point.model, data=data.name, tokenizer=data.tokenizer, seed=seed,
@@ -89,7 +89,7 @@ def point_settings(point, settings, seed, data):
     """The full settings of `point` trained with `seed` on `data` (a DataInfo): a flat dict of
     data, text and token-id digests, tokenizer, model, every field of the model's config, every
     training setting (TRAINING_KEYS) and the seed. UsageError if the options are invalid."""
-    from ..train_flags import model_config
+    from ..train.flags import model_config
     from dataclasses import asdict
     args = trainer_args(point, settings, seed, data, None, "", "numpy")
     config = asdict(model_config(args, data.vocab_size))

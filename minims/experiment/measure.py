@@ -1,4 +1,5 @@
-"""Measuring one model: its loss on a whole split, its activation memory, its step time (ours).
+"""Measuring one model: its loss on a whole split, its activation memory (minims/memory.py's
+`activation_bytes`), its step time (ours).
 
 Memory and step time are properties of the code and the model's shape, not of its training:
 they are measured again on models built from a point's recorded config whenever the tables are
@@ -10,7 +11,7 @@ import numpy as np
 
 from .. import backend
 from ..engine import no_grad
-from ..memory import saved_bytes
+from ..memory import activation_bytes
 
 
 def split_loss(model, ids, block_size, batch_size, max_tokens=None):
@@ -40,17 +41,6 @@ def split_loss(model, ids, block_size, batch_size, max_tokens=None):
     return total / count
 
 
-def activation_bytes(model, batch_size, block_size, vocab_size):
-    """Bytes saved for backward by one training forward pass at (batch_size, block_size):
-    (all of them, those of the body: without the output head and loss)."""
-    idx = np.random.default_rng(0).integers(0, vocab_size, size=(batch_size, block_size + 1))
-    _, loss = model(idx[:, :-1], idx[:, 1:])
-    held = saved_bytes(loss)
-    body = sum(v for k, v in saved_bytes(loss, by="scope", depth=1).items()
-               if k not in ("lm_head", "ln_f", ""))
-    return held, body
-
-
 def build(model, config):
     """A fresh model (random weights) from a point's recorded model name and config."""
     from ..models import model_from_description
@@ -58,8 +48,8 @@ def build(model, config):
 
 
 def config_memory(model, config, batch_size, block_size):
-    """activation_bytes of a model built from its recorded config: (all, body)."""
-    return activation_bytes(build(model, config), batch_size, block_size, config["vocab_size"])
+    """minims.memory.activation_bytes of a model built from its recorded config: (all, body)."""
+    return activation_bytes(build(model, config), batch_size, block_size)
 
 
 def time_steps(rows, batch_size, block_size, rounds):

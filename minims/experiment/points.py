@@ -23,7 +23,8 @@ from pathlib import Path
 from .. import backend
 from ..files import write_text
 from .identity import differences, folder_settings, point_settings, refuse_mismatches, trainer_args
-from .measure import activation_bytes, split_loss
+from ..memory import activation_bytes
+from .measure import split_loss
 
 LN2 = math.log(2.0)
 RESULT_NAME, CURVE_NAME = "result.json", "log.jsonl"
@@ -49,9 +50,10 @@ def write_json(path, obj):
 
 
 def read_curve(path):
-    """The evaluation records of a log.jsonl (minims.figures.read_log: bad lines skipped)."""
-    from ..figures import read_log
-    return read_log(path)
+    """The evaluation records of a log.jsonl (minims/train/run_folder.py's read_log: lines
+    that are not records are skipped)."""
+    from ..train.run_folder import read_log
+    return read_log(path)[0]
 
 
 def committed_seeds(results_dir, experiment, name):
@@ -113,7 +115,8 @@ def train_point(point, settings, seed, data, out_dir, eval_chars, score_test, ca
     match), then score it -> (result dict, curve records). `threads`: the trainer's --threads (N
     or "auto": the trainer decides for itself, minims/threads.py). Refuses a folder trained with
     other settings (UsageError); a folder in use by another process raises files.LockedError."""
-    from ..train import LOG_NAME, Trainer
+    from ..train import setup
+    from ..train.run_folder import LOG_NAME
     folder = point_folder(out_dir, point.name, seed)
     requested = point_settings(point, settings, seed, data)
     recorded = folder_settings(folder)
@@ -128,10 +131,10 @@ def train_point(point, settings, seed, data, out_dir, eval_chars, score_test, ca
     print(f"[{point.name} seed {seed}] {'resuming the run in ' + str(folder) if resume else 'training'} "
           f"({point.model}, lr {requested['lr']:g}) ...", flush=True)
     t0 = time.perf_counter()
-    trainer = Trainer(targs, verbose=verbose)
+    trainer = setup(targs, verbose=verbose)
     metrics = trainer.run()
     model, s = trainer.model, trainer.args
-    held, body = activation_bytes(model, s.batch_size, s.block_size, model.config.vocab_size)
+    held, body = activation_bytes(model, s.batch_size, s.block_size)
     batch = 4 * s.batch_size
     valid = split_loss(model, data.splits["valid"], s.block_size, batch, eval_chars)
     test = split_loss(model, data.splits["test"], s.block_size, batch, eval_chars) if score_test else None

@@ -2,7 +2,7 @@
 
 Paper: Subramanian et al. (2020), the bottom-up multi-scale model ("interleaving causal
 transformer layers with pooling"), built with the causal shortening and upsampling operators
-of minims/scale.py (whose docstring states the causality rule for changing scale).
+of minims/ops/pooling.py (whose docstring states the causality rule for changing scale).
 
 The idea. Representations are built from the bottom up: the token stream is shortened
 causally to blocks of k, a stack of coarse layers runs on them, its output is shortened again
@@ -80,7 +80,7 @@ from dataclasses import dataclass
 import numpy
 
 from .. import backend
-from ..range_attention import range_attention
+from .. import functional as F
 from ..nn import Block, Buffer, KVCache, LayerNorm, ModuleList, Parameter, attend, split_heads
 from ..nn.cross_attention import CrossAttentionLayers
 from ..nn.layers import as_array
@@ -129,7 +129,7 @@ class Aggregate(CrossAttentionLayers):
             if cache is not None:
                 cache[s].append(*keyvals[-1])
         ranges = aggregate_ranges(T, self.k, tuple(c.shape[1] for c in coarse), self.shift)
-        y = range_attention(q, keyvals, ranges, chunk=16)            # (B, nh, T, hs)
+        y = F.range_attention(q, keyvals, ranges, chunk=16)          # (B, nh, T, hs)
         return self.residual(x, y)                                    # (B, T, C)
 
     def add_block(self, c, s, cache):

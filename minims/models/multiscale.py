@@ -11,7 +11,7 @@ give it a help text in `_OPTIONS` (and its choices in `_CHOICES`), then declare 
 from dataclasses import dataclass, field
 
 from ..nn.pooling import POOL_KINDS, UPSAMPLE_KINDS
-from ..scale import check_factor
+from ..functional import check_factor
 from .base import ModelConfig
 
 # --- the options ------------------------------------------------------------------------------

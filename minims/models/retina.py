@@ -1,7 +1,7 @@
 """The retina model: one fine stream whose attention sees the past at a falling resolution.
 
 Paper: Subramanian et al. (2020), the multi-scale model that "compresses the representations
-of tokens further in the past", with the visibility rule of pitfall 8 (minims/scale.py) and
+of tokens further in the past", with the visibility rule of pitfall 8 (minims/ops/pooling.py) and
 an exact partition of the past over S scales (ours, below).
 
 The idea. Like the retina, whose receptive fields grow away from its centre, each layer looks
@@ -67,7 +67,6 @@ import numpy
 
 from .. import backend
 from .. import functional as F
-from ..range_attention import range_attention
 from ..nn import Block, Buffer, CausalSelfAttention, KVCache, ModuleList, attend, split_heads
 from ..nn.pooling import Pool
 from .base import DecodeCache, LanguageModel, ModelConfig
@@ -133,7 +132,7 @@ class RetinaAttention(CausalSelfAttention):
                 cache.inputs[s].append(pooled)
                 cache.coarse[s - 1].append(*keyvals[-1])
         ranges = retina_ranges(T, self.k, self.window, self.n_scales, self.band)
-        return range_attention(q, keyvals, ranges, self.chunk)       # (B, nh, T, hs)
+        return F.range_attention(q, keyvals, ranges, self.chunk)     # (B, nh, T, hs)
 
     def attend_step(self, q, k, v, x, cache):
         """The next position t only (q, k, v arrays (B, nh, 1, hs); x (B, 1, C) an array), with this

@@ -1,7 +1,7 @@
 """The top-down model: a coarse stack models the sequence of blocks and conditions the fine one.
 
 Paper: Subramanian et al. (2020), the top-down multi-scale model, built with the causal
-shortening and upsampling operators of minims/scale.py (whose docstring states the causality
+shortening and upsampling operators of minims/ops/pooling.py (whose docstring states the causality
 rule for changing scale and its pitfalls).
 
 The idea. Long-range structure (topic, plot, who is speaking) changes slowly, so it can be

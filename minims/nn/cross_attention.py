@@ -23,10 +23,10 @@ KVCache and `step` runs one query over the first n cached positions, on plain ar
 import numpy
 
 from ..engine import Tensor
-from ..range_attention import range_attention
-from .attention import attend, merge_heads, split_heads
-from .layers import MLP, Dropout, LayerNorm, Linear, as_array
+from ..functional import range_attention
+from .layers import Dropout, LayerNorm, Linear, as_array
 from .module import Module
+from .transformer import MLP, attend, merge_heads, split_heads
 
 
 class CrossAttentionLayers(Module):

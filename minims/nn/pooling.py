@@ -1,7 +1,7 @@
 """Pooling and upsampling as layers: `Pool` (mean, learned or attention) and `Unpool`
 (repeat, learned or attention).
 
-Built on the causal operators of minims/scale.py, whose docstring states the causality rule
+Built on the causal operators of minims/ops/pooling.py, whose docstring states the causality rule
 and the numbered pitfalls the comments here point to.
 
 The attention kinds are Hourglass's (Nawrot et al. 2021, "Hierarchical Transformers Are More
@@ -26,8 +26,7 @@ import numpy
 
 from .. import backend
 from ..engine import Tensor
-from ..ops import concat
-from ..scale import check_factor, pad_end, shift_right, shorten, upsample, zero_steps
+from ..functional import check_factor, concat, pad_end, shift_right, shorten, upsample, zero_steps
 from .cross_attention import PrefixCrossAttention
 from .cache import KVCache
 from .layers import Linear

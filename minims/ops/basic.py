@@ -11,9 +11,9 @@ import math
 
 import numpy
 
-from . import backend
+from .. import backend
 # engine.py imports this module at its end (the cycle is explained there)
-from .engine import Function, Tensor, normalize_axes, normalize_axis, normalize_permutation
+from ..engine import Function, normalize_axes, normalize_axis, normalize_permutation
 
 
 def as_rows(a):
@@ -349,24 +349,3 @@ class Where(Function):
         condition = ctx.saved[0]
         zero = backend.xp.zeros((), dtype=g.dtype)
         return backend.xp.where(condition, g, zero), backend.xp.where(condition, zero, g)
-
-
-def concat(tensors, axis=0):
-    """Join tensors along an existing axis (negative counting from the end)."""
-    if not len(tensors):
-        raise ValueError("concat needs at least one tensor")
-    return Concat.apply(*tensors, axis=axis)
-
-
-def stack(tensors, axis=0):
-    """Join tensors along a new axis (an axis of the result, negative counting from the end)."""
-    if not len(tensors):
-        raise ValueError("stack needs at least one tensor")
-    return Stack.apply(*tensors, axis=axis)
-
-
-def where(condition, a, b):
-    """Pick from a where condition holds, else from b (gradients flow to a and b)."""
-    if isinstance(condition, Tensor):
-        condition = condition.data
-    return Where.apply(a, b, condition=backend.asarray(condition))

@@ -25,7 +25,8 @@ The ops (`ShiftPool`, `Upsample`) work on axis 1 of (B, T, …) arrays, group ne
 upsampling gradient with a reshape-sum (never a fancy-index `+=`, pitfall 4). Lengths that k
 does not divide are padded at the END and cropped after upsampling (pitfall 5): padding at the
 front would move the block boundaries, so a prompt would be cut into different blocks during
-generation than during training.
+generation than during training. Code calls them through minims/functional.py: `shorten`,
+`upsample`, `shift_right`, `pad_end` and `check_factor`.
 
 The pitfalls: how implementations of changing scale leak the future, or break (numbered, so the
 code, the tests and the lessons can point here; tests/test_scale.py and tests/test_models.py
@@ -57,14 +58,9 @@ determine, `Pool.pool_at` computes one pooled step and `Unpool.add_at` one fine 
 row of the whole-sequence call. A new pooling or upsampling kind implements both; the
 decoding tests check the two agree.
 """
-import numpy
+from .. import backend
+from ..engine import Function
 
-from . import backend
-from .engine import Function, Tensor
-from .ops import concat
-
-
-# --- the ops ------------------------------------------------------------------------------
 
 class ShiftPool(Function):
     # y_j = (1/k) Σ_{r<k} x_{jk+r−shift},  x_i = 0 for i < 0   (shift = k−1: the causal rule)
@@ -107,69 +103,3 @@ class Upsample(Function):
     def backward(ctx, g):
         k = ctx.k
         return g.reshape(g.shape[0], g.shape[1] // k, k, *g.shape[2:]).sum(axis=2)
-
-
-# --- the functional API -------------------------------------------------------------------
-
-def check_factor(k, T=None, pad=False):
-    """k must be an integer ≥ 1; without padding also k ≤ T and k divides T."""
-    if isinstance(k, bool) or not isinstance(k, (int, numpy.integer)) or k < 1:
-        raise ValueError(f"pooling factor k must be an integer >= 1, got {k!r}")
-    if T is None or pad:
-        return
-    if k > T:
-        raise ValueError(f"pooling factor k={k} is larger than the sequence length T={T}")
-    if T % k:
-        raise ValueError(f"sequence length T={T} is not divisible by k={k}: pass pad=True to pad "
-                         f"at the end (then crop after upsampling with upsample(..., T={T}))")
-
-
-def zero_steps(x, n):
-    """A constant (B, n, …) block of zeros in x's dtype."""
-    return Tensor(backend.xp.zeros((x.shape[0], n) + tuple(x.shape[2:]), dtype=x.dtype))
-
-
-def pad_end(x, k):
-    """Zero-pad axis 1 of (B, T, …) at the END up to a multiple of k (pitfall 5)."""
-    n = (-x.shape[1]) % k
-    return x if n == 0 else concat([x, zero_steps(x, n)], axis=1)
-
-
-def shift_right(x, n):
-    """Shift axis 1 right by n steps: zeros enter at the start, the last n steps fall off."""
-    T = x.shape[1]
-    if n == 0:  # x[:, :T-0] is fine, but a zero shift needs no op at all (pitfall 6)
-        return x
-    n = min(n, T)
-    if n == T:
-        return zero_steps(x, T)
-    return concat([zero_steps(x, n), x[:, :T - n]], axis=1)
-
-
-def shorten(x, k, shift=True, pad=False):
-    """(B, T, …) → (B, T/k, …): shift right by k−1 (`shift=True`), then mean of each block of k.
-
-    With `pad=True`, T need not be a multiple of k (nor ≥ k): zeros are added at the end and
-    the result has ⌈T/k⌉ steps. k = 1 returns x itself.
-    """
-    check_factor(k, x.shape[1], pad)
-    if pad:
-        x = pad_end(x, k)
-    if k == 1:
-        return x
-    return ShiftPool.apply(x, k=k, shift=k - 1 if shift else 0)
-
-
-def upsample(x, k, T=None):
-    """(B, Tc, …) → (B, Tc·k, …): repeat each coarse step k times; crop to the first T steps."""
-    check_factor(k)
-    y = x if k == 1 else Upsample.apply(x, k=k)
-    if T is None or T == y.shape[1]:
-        return y
-    if not (x.shape[1] - 1) * k < T <= y.shape[1]:
-        raise ValueError(f"cannot crop {x.shape[1]} coarse steps × k={k} to T={T} fine steps")
-    return y[:, :T]
-
-
-__all__ = ["ShiftPool", "Upsample", "shorten", "upsample", "pad_end", "shift_right", "zero_steps",
-           "check_factor"]

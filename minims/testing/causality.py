@@ -12,7 +12,7 @@ tokens of row 0 from t on and look at the logits.
 If you add a model to minims, call this on it (any `model(idx) -> (logits, loss)` works):
 
     import numpy as np
-    from minims.causality import assert_causal
+    from minims.testing.causality import assert_causal
     from minims.models import build_model
     model = build_model("my-model", vocab_size=50, block_size=12, dtype="float64")
     assert_causal(model, np.random.default_rng(0).integers(0, 50, size=(2, 12)))
@@ -36,7 +36,7 @@ AssertionError with the details when it fails). Run them in float64 and eval mod
   output; its gradient must be exactly zero at positions > s and in row 1, non-zero at s.
 - `check_prefix`: model(x[:, :L])[:, j] == model(x)[:, j] for j < L (what generate relies on).
 - `find_leak`: the first position t whose invariance check fails, or None; `check_all` the
-  four checks at one t. The pitfalls they catch are listed in minims/scale.py's docstring.
+  four checks at one t. The pitfalls they catch are listed in minims/ops/pooling.py's docstring.
 """
 import numpy as np
 

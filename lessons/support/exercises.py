@@ -2,7 +2,7 @@
 
 Every exercise of a lesson has an id "NN.i" (lesson NN, exercise i) and a checker here:
 
-    from minims.exercises import check
+    from lessons.support.exercises import check
     check("05.3", my_answer)      # prints "05.3 right: ..." or "05.3 not yet: <what is off>"
 
 `check` returns True or False, so a notebook cell can also assert it. What form an answer takes
@@ -27,8 +27,8 @@ import textwrap
 
 import numpy
 
-from . import backend
-from .engine import Tensor
+from minims import backend
+from minims.engine import Tensor
 
 CHECKERS = {}     # "NN.i" -> (title, checker(answer) -> (ok: bool, message: str))
 
@@ -188,7 +188,7 @@ def _check_00_1(normalize):
 @checker("00.2", "bytes per number")
 def _check_00_2(answer):
     """Answer: {"float32": bytes, "float64": bytes, "bool": bytes} measured for one (1000, 1000)
-    array each with minims.backend.track_memory()."""
+    array each with minims.memory.track_memory()."""
     expected = {"float32": 4_000_000, "float64": 8_000_000, "bool": 1_000_000}
     for key, value in expected.items():
         if key not in answer:
@@ -235,7 +235,7 @@ def _check_01_1(backward):
 def _check_01_2(dlogits):
     """Answer: your function dlogits(Yhat, labels) -> dL/dYhat by hand for
     L = minims.functional.cross_entropy(Yhat, labels) (mean over the N rows)."""
-    from . import functional as F
+    from minims import functional as F
     rng = numpy.random.default_rng(1)
     Yhat = rng.standard_normal((6, 4))
     labels = rng.integers(0, 4, 6)
@@ -345,7 +345,7 @@ def _check_03_3(answer):
 def _check_04_1(ce_from_parts):
     """Answer: your function ce_from_parts(z, t) -> the loss Tensor
     -(F.log_softmax(z) * onehot).sum() / N, for a Tensor z (N, V) and integer targets t (N,)."""
-    from . import functional as F
+    from minims import functional as F
     rng = numpy.random.default_rng(2)
     z0, t = rng.standard_normal((5, 7)), rng.integers(0, 7, 5)
     za, zb = Tensor(z0, requires_grad=True), Tensor(z0, requires_grad=True)
@@ -381,7 +381,7 @@ def _check_04_2(backward):
 def _check_04_3(op_name):
     """Answer: the name of the primitive op (as saved_bytes(y, by="op") prints it) that saves the
     most bytes in the composed GELU 0.5·x·(1 + tanh(c·(x + 0.044715·x³)))."""
-    from . import memory
+    from minims import memory
     x = Tensor(numpy.random.default_rng(4).standard_normal((64, 64)), requires_grad=True)
     c = math.sqrt(2 / math.pi)
     y = 0.5 * x * (1 + (c * (x + 0.044715 * x ** 3)).tanh())
@@ -399,7 +399,7 @@ def _check_05_1(attention):
     """Answer: your step-by-step function attention(q, k, v, allowed) -> O (Tensors (B, nh, T, hs),
     `allowed` a boolean (T, T) "may attend" array). Checked: with np.tril it is causal, with
     np.tril(..., k=1) the outputs at t-1 move when the inputs from t on change."""
-    from . import functional as F
+    from minims import functional as F
     rng = numpy.random.default_rng(5)
     T, t = 8, 5
     q, k, v = rng.standard_normal((3, 1, 2, T, 4))
@@ -433,7 +433,7 @@ def _check_05_2(answer):
         return False, "measure at least three values of n_head"
     # causal attention keeps its probabilities in bands of queries, each with the keys up to
     # its end: band [a, b) holds (b − a)·b numbers per head
-    from .functional import ATTENTION_BAND_SIZE, causal_bands
+    from minims.functional import ATTENTION_BAND_SIZE, causal_bands
     per_head = sum((b - a) * kb for a, b, kb in causal_bands(T))
     for nh in heads:
         if P[nh] != nh * per_head * 4:
@@ -508,7 +508,7 @@ def _check_07_1(answer):
     """Answer: {"causal": bool, "leaking_rows": [t, ...]} for T = 16: whether
     upsample(shorten(shorten(eye, 2), 2), 4) is causal, and the rows t of the broken variant
     upsample(shorten_without_shift(shorten(eye, 2), 2), 4) that depend on the future."""
-    from .scale import shorten, upsample
+    from minims.functional import shorten, upsample
     eye = Tensor(numpy.eye(16)[None])
     x = shorten(eye, 2)
     broken = x.reshape(1, 4, 2, 16).mean(axis=2)              # the second pooling without its shift
@@ -537,7 +537,7 @@ def _check_07_3(shorten_strided):
     """Answer: your function shorten_strided(x, k): shift_right(x, k - 1), then
     reshape(B, k, T // k, C).mean(axis=1). Checked: it leaks, as the picture of the round trip
     shows (rows t that depend on a later position)."""
-    from .scale import shift_right, upsample
+    from minims.functional import shift_right, upsample
     T, k = 12, 3
     eye = Tensor(numpy.eye(T)[None])
     mine = shorten_strided(eye, k)
@@ -551,22 +551,21 @@ def _check_07_3(shorten_strided):
 # --- lessons 08-10: the measures the lessons use ------------------------------------------------
 
 def _scope_bytes(name, T, **options):
-    """Lesson 08's memory_by_scope: saved_bytes by top-level module, batch 2, 4 heads, width 64, V 50."""
-    from . import memory
-    from .models import build_model
+    """Lesson 08's memory_by_scope: memory.forward_bytes by top-level module, batch 2, 4 heads,
+    width 64, V 50."""
+    from minims import memory
+    from minims.models import build_model
     model = build_model(name, vocab_size=50, block_size=T, n_head=4, n_embd=64, **options)
-    ids = numpy.random.default_rng(0).integers(0, 50, size=(2, T + 1))
-    _, loss = model(ids[:, :-1], ids[:, 1:])
-    return memory.saved_bytes(loss, by="scope", depth=1)
+    return memory.forward_bytes(model, 2, T, by="scope", depth=1)
 
 
 def _held_bytes(name, T, **options):
-    """Lessons 09 and 10's measure: experiment.activation_bytes (all bytes), batch 2, 4 heads,
+    """Lessons 09 and 10's measure: memory.activation_bytes (all bytes), batch 2, 4 heads,
     width 64, V 50."""
-    from .experiment import activation_bytes
-    from .models import build_model
+    from minims import memory
+    from minims.models import build_model
     model = build_model(name, vocab_size=50, block_size=T, n_head=4, n_embd=64, **options)
-    return activation_bytes(model, 2, T, 50)[0]
+    return memory.activation_bytes(model, 2, T)[0]
 
 
 def _same_bytes(got, want):
@@ -598,7 +597,7 @@ def _check_08_1(answer):
 def _coarse_lag(k, mode, T=32):
     """The largest t - i over positions t >= k, i the newest token the coarse path has seen at t
     (lesson 07's round trip on an identity: shift and pool, or pool and delay by a block)."""
-    from .scale import shift_right, shorten, upsample
+    from minims.functional import shift_right, shorten, upsample
     eye = Tensor(numpy.eye(T)[None])                                       # (1, T, T)
     coarse = shorten(eye, k) if mode == "shift" else shift_right(shorten(eye, k, shift=False), 1)
     seen = upsample(coarse, k).numpy()[0] != 0                             # (T, T): t <- i
@@ -611,7 +610,7 @@ def _check_08_2(answer):
     (what assert_causal told you), "lag": {"shift": n, "delay": n}}: for the model's pool k, the
     largest number of tokens by which the coarse context at a position t >= k trails t (t minus
     the newest token the coarse path has seen). The checker runs its own perturbation test."""
-    from .causality import causality_report
+    from minims.testing.causality import causality_report
     model = answer["model"]
     mode = getattr(model.config, "causal_mode", None)
     if mode != "delay":
@@ -693,7 +692,7 @@ def _check_09_2(answer):
 def _check_09_3(t):
     """Answer: the first token t (an int) that sees block 1 of scale 2 in the aggregation
     layer, for T = 18, k = 3 and two scales (lengths (6, 2))."""
-    from .models.bottom_up import aggregate_ranges
+    from minims.models.bottom_up import aggregate_ranges
     lo, hi = aggregate_ranges(18, 3, (6, 2))[2]
     first = next(u for u in range(18) if lo[u] <= 1 < hi[u])
     if t == first:
@@ -757,7 +756,7 @@ def _check_10_2(answer):
 def _check_10_3(answer):
     """Answer: {"keys": {8: mean keys per query, 64: mean keys per query}} at T = 128 with the
     retina model's default pooling factor and one scale (retina_ranges); then train both windows."""
-    from .models.retina import RetinaConfig, retina_ranges
+    from minims.models.retina import RetinaConfig, retina_ranges
     k = RetinaConfig.__dataclass_fields__["pool"].default
     for w in (8, 64):
         ranges = retina_ranges(128, k, w, 1, 2)
@@ -796,8 +795,8 @@ def _check_11_1(answer):
 
 
 def _claim_ratio(T):
-    from .experiment import activation_bytes
-    from .models import build_model
+    from minims.memory import activation_bytes
+    from minims.models import build_model
     body = {}
     for name, options in (("vanilla", dict(n_layer=14)), ("bottom-up", dict(layout="2-26-2"))):
         model = build_model(name, vocab_size=100, block_size=T, n_embd=128, n_head=4, **options)
@@ -826,15 +825,16 @@ def _check_11_2(answer):
 def _check_11_3(record):
     """Answer: the record experiment.run_point returned for your point, trained with the quick
     settings (a point not in experiment.QUICK_GRID)."""
-    from . import experiment
-    from .models import model_from_description
+    from minims import experiment
+    from minims.memory import activation_bytes
+    from minims.models import model_from_description
     if record["name"] in {point.name for point in experiment.QUICK_GRID}:
         return False, f"{record['name']} is already in the quick grid: choose another model or depth"
     if not (math.isfinite(record["valid_bpc"]) and record["valid_bpc"] > 0.1):
         return False, f"valid bpc {record['valid_bpc']}: not a trained point"
     model = model_from_description({"model": record["model"], "config": record["config"]})
     s = experiment.QUICK_SETTINGS
-    held, _ = experiment.activation_bytes(model, s["batch_size"], s["block_size"], model.config.vocab_size)
+    held, _ = activation_bytes(model, s["batch_size"], s["block_size"])
     if held != record["activation_bytes"]:
         return False, f"the record says {record['activation_bytes']:,} bytes, its model holds {held:,}"
     return True, (f"{record['name']}: {held / 1e6:.2f} MB, valid bpc {record['valid_bpc']:.3f}; place it "

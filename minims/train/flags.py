@@ -1,23 +1,47 @@
-"""The trainer's command line: its flags, parsing, checks, and merging flags on --resume.
+"""The trainer's command line: its --help text, its flags, parsing and checking them.
 
-`python -m minims.train` (minims/train.py) calls `parse_args`; code calls `make_args(**options)`.
-Model-specific flags (e.g. `--pool`) are not written here: they are made from the config
-dataclass of every registered model (each field a model's config adds to ModelConfig becomes a
-flag, its type taken from its default, an int, float or str, and its help and choices from the
-field's metadata, minims/models/multiscale.py's `option`), so a new model appears in --help
-with no change to this file.
+`python -m minims.train` calls `parse_args`; code calls `make_args(**options)` (the same
+defaults). Model-specific flags (e.g. `--pool`) are not written here: they are made from the
+config dataclass of every registered model (each field a model's config adds to ModelConfig
+becomes a flag, its type taken from its default, an int, float or str, and its help and choices
+from the field's metadata, minims/models/multiscale.py's `option`), so a new model appears in
+--help with no change to this file. How the flags meet a checkpoint on --resume (which may
+change) is minims/train/resume.py.
 """
 import argparse
 import dataclasses
 import json
 import math
 import os
-from pathlib import Path
 
-from . import backend
-from .errors import ArgumentParser, CheckpointError, DataError, UsageError
-from .models import MODELS, ModelConfig, canonical_name
-from .threads import add_threads_flag
+from .. import backend
+from ..cli import ArgumentParser
+from ..errors import UsageError
+from ..models import MODELS, ModelConfig, canonical_name
+from ..threads import add_threads_flag
+
+# --help: what the command does (above the flags) and how it runs and fails (below them)
+DESCRIPTION = """The trainer: `python -m minims.train` trains any registered model on Austen or your own text.
+
+    python -m minims.train                                  # char-level vanilla model on Austen
+    python -m minims.train --model top-down --pool 4        # a multi-scale model (flags from its config)
+    python -m minims.train --resume                         # continue the run in --out-dir exactly
+    python -m minims.train --backend cupy                   # on an NVIDIA GPU"""
+
+EPILOG = """Several processes: `mpiexec -n N python -m minims.train --batch-size b ...` trains data-parallel
+(minims/train/distributed.py). N ranks with --batch-size b make exactly the update of one process
+with --batch-size b --grad-accum N (with --grad-accum g: of g*N), to rounding: rank r computes the
+micro-batches r*g ... r*g+g-1 that one process would, and one Allreduce averages the gradients.
+Evaluation is split over the ranks and summed. Rank 0 alone creates, locks and writes OUT_DIR
+and prints; the checkpoint records the number of ranks, and --resume on another number N'
+re-shards exactly (--grad-accum g*N/N' per rank) or refuses when N' does not divide g*N. With
+--threads auto each rank's BLAS gets its share of the host's idle cores (minims/threads.py).
+An error every rank meets ends the run as below; a rank failing alone stops all (MPI_Abort).
+
+Exit codes: 0 done; 2 a usage, data, backend, checkpoint, file-system or memory error (one
+line on stderr; minims/errors.py); 3 the loss became NaN or infinite (training stopped, the
+last good checkpoint is kept); 130 interrupted with Ctrl-C (the last checkpoint is kept;
+continue with --resume). A traceback means a bug in minims: please report it."""
 
 BASE_FIELDS = [f.name for f in dataclasses.fields(ModelConfig)]
 # Flags that may change when resuming: they steer the run (how long, how often it is
@@ -89,11 +113,8 @@ def _model_name(text):
 
 
 def build_parser():
-    from . import train                  # its docstring is the command's description
-    doc = train.__doc__
     p = ArgumentParser(prog="python -m minims.train", formatter_class=_HelpFormatter,
-                       description=doc.split("\n\n")[0] + "\n\n" + doc.split("\n\n")[1],
-                       epilog="\n\n".join(doc.split("\n\n")[-2:]))
+                       description=DESCRIPTION, epilog=EPILOG)
     g = p.add_argument_group("run")
     g.add_argument("--backend", choices=backend.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
                    help="array library: numpy (CPU) or cupy (NVIDIA GPU; pip install -e '.[cuda12]')")
@@ -246,45 +267,6 @@ def args_dict(args):
 def same_json(a, b):
     """Equal after a JSON round trip (tuples become lists in checkpoints)."""
     return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
-
-
-def merge_resume_args(args, header, path):
-    """The checkpoint's arguments, with the resumable flags given now; a flag given now that
-    would change the model, the data or the optimisation is an error."""
-    stored, config = header["args"], header["model"]["config"]
-    merged = {**args_dict(parse_args([])), **stored}   # flags newer than the checkpoint: defaults
-    for k in sorted(args._given):
-        now = getattr(args, k)
-        if k in RESUMABLE:
-            merged[k] = now
-            continue
-        if k == "model":
-            then = header["model"]["model"]
-        elif k in config:
-            then = config[k]
-        else:
-            then = stored.get(k, "(not set)")
-        if not same_json(now, then):
-            raise CheckpointError(f"{path}: --{k.replace('_', '-')} {now} does not match the checkpoint's "
-                                  f"{then}; drop the flag to resume, or start a new run in another --out-dir")
-    if merged.get("lr_decay_iters") is None:
-        # a checkpoint from before the horizon was stored: its run decayed over its --max-iters
-        merged["lr_decay_iters"] = max(int(stored.get("max_iters", merged["max_iters"])), 1)
-    if "data" not in args._given and merged["data"] != "austen" and not Path(merged["data"]).is_absolute():
-        # written before --data was stored resolved: relative to the folder that run started in
-        if not Path(merged["data"]).expanduser().exists():
-            raise DataError(f"{merged['data']}: the checkpoint's --data, a path relative to the folder "
-                            "the run started in, is not found from here; give --data with its path")
-    resumed = argparse.Namespace(**merged)
-    resumed._given = set(args._given) | (set(stored) & set(model_options()))
-    return resumed
-
-
-def resolved_data(data):
-    """--data as stored: 'austen', or the absolute path (so a run resumes from any folder)."""
-    if data == "austen":
-        return data
-    return str(Path(data).expanduser().resolve())
 
 
 def model_config(args, vocab_size):

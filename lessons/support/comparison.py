@@ -12,7 +12,7 @@ kinds of pooling and upsampling, ...) keep the model's own defaults, read from i
                               "vanilla 4": BASELINE}, "08")
     runs["vanilla 4"]["result"]["val_loss"], runs["vanilla 4"]["sample"]
 
-Each run trains with `minims.train.Trainer` into `<lessons_out_dir()>/<lesson>_run/<label>/`
+Each run trains with `minims.train.setup(args).run()` into `<lessons_out_dir()>/<lesson>_run/<label>/`
 (its log.jsonl and checkpoint; a run there from an earlier time is replaced).
 """
 import math
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy
 
-from .figures import lessons_out_dir, plot_loss_curves, read_log
-from .train import Trainer, make_args
+from lessons.support.figures import lessons_out_dir, plot_loss_curves, read_log
+from minims.train import make_args, setup
 
 # Shared by lessons 08-10: a 4-layer model of width 64 on 128 characters, 100 steps of 16 sequences.
 SETTINGS = dict(block_size=128, batch_size=16, n_embd=64, n_head=4, max_iters=100, eval_interval=20,
@@ -56,7 +56,7 @@ def train_same_budget(runs, lesson, quick=False, cache_dir=None, new_tokens=120,
         run_dir = folder / slug(label)
         args = make_args(model=name, **settings, **options, out_dir=str(run_dir), overwrite=True,
                          **({} if cache_dir is None else {"cache_dir": str(cache_dir)}))
-        trainer = Trainer(args, verbose=verbose)
+        trainer = setup(args, verbose=verbose)
         result = trainer.run()
         tok = trainer.tokenizer
         context = tok.encode(PROMPT)[None, :].astype(numpy.int64)            # (1, len(PROMPT))
@@ -70,7 +70,7 @@ def train_same_budget(runs, lesson, quick=False, cache_dir=None, new_tokens=120,
 def report(runs, lesson, title):
     """Print what `train_same_budget` returned, side by side: each run's parameters and valid
     loss from its first to its last evaluation, the unigram baseline, the loss curves (saved as
-    `<lesson>_loss_curves.png`, see minims.figures) and a sample from each.
+    `<lesson>_loss_curves.png`, see lessons.support.figures) and a sample from each.
     -> the unigram baseline's loss (nats per token)."""
     unigram = math.log(next(iter(runs.values()))["result"]["unigram_ppl"])
     width = max(len(label) for label in runs) + 2

@@ -25,7 +25,8 @@ below. One process per rank; every rank holds the whole model. (ours: the plan o
 - Files: only rank 0 creates, locks (OUT_DIR/lock), reads and writes OUT_DIR (checkpoint,
   log, config); its file errors are raised on every rank (`on_root`); a resumed checkpoint
   is read by rank 0 and broadcast (`on_root`), so the hosts need not share a file system,
-  only the data. Every checkpoint checks that all ranks still hold the same weights.
+  only the data. Every checkpoint checks that all ranks still hold the same weights, and a
+  run resumed on another number of ranks is re-sharded (minims/train/resume.py).
 - Failures: `launch()` runs the trainer's `main`. A failure every rank meets (a bad flag, a
   missing file, a NaN loss: the loss is reduced, so all ranks see it; Ctrl-C, which mpiexec
   passes to every rank) ends all ranks with the usual one line from rank 0 and the usual exit
@@ -45,7 +46,7 @@ import sys
 import time
 import traceback
 
-from .errors import MinimsError, report
+from ..errors import MinimsError, report
 
 # (rank variable, size variable) pairs set by MPI launchers, most common first
 LAUNCHER_VARS = (("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
@@ -128,7 +129,7 @@ class Single:
         pass
 
     @contextlib.contextmanager
-    def rank_stream(self, rng, n_mine, probe):
+    def rank_stream(self, rng, model, batches):
         yield
 
     def share(self, batches):
@@ -162,7 +163,7 @@ class MPIWorld(Single):
     def start_run(self, backend_name):
         """Called by each new Trainer after `backend.set_backend`: forget the last run's dropout
         count; on CuPy, pick this rank's GPU and make the NCCL communicator."""
-        from . import backend
+        from .. import backend
         self._draws = None
         if backend_name != "cupy":
             return
@@ -185,7 +186,7 @@ class MPIWorld(Single):
         self._reduce_on_device = reduce_nccl
 
     def _reduce_via_host(self, buf):
-        from . import backend
+        from .. import backend
         host = backend.to_numpy(buf)
         self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
         buf[...] = backend.asarray(host)
@@ -203,7 +204,7 @@ class MPIWorld(Single):
         """Average the gradients of `params` (in place) and `loss` over the ranks -> the mean
         loss. ONE Allreduce over a flat buffer holding every gradient and the loss; a
         parameter without a gradient (unused in the graph, the same on every rank) keeps None."""
-        from . import backend
+        from .. import backend
         with_grad = [p for p in params if p.grad is not None]
         if not with_grad:
             return self.sum_floats([loss])[0] / self.size
@@ -226,19 +227,21 @@ class MPIWorld(Single):
         return float(buf[n])
 
     @contextlib.contextmanager
-    def rank_stream(self, rng, n_mine, probe):
-        """Run this rank's `n_mine` micro-batches on the shared dropout stream `rng` (a NumPy
-        Generator on PCG64) from where the single process would start them, and leave `rng`
-        where the single process ends the step.
+    def rank_stream(self, rng, model, batches):
+        """Run this rank's micro-batches `batches` of `model` on the shared dropout stream `rng`
+        (a NumPy Generator on PCG64) from where the single process would start them, and leave
+        `rng` where the single process ends the step.
 
-        probe(): one forward pass of one micro-batch (no graph), run once to count the
-        numbers a micro-batch draws. Raises RuntimeError if a micro-batch then draws another
-        count (the runs would no longer match a single process)."""
+        The numbers a micro-batch draws are counted once, by one forward pass of the first
+        (no graph). Raises RuntimeError if a micro-batch then draws another count (the runs
+        would no longer match a single process)."""
         import numpy
-        bits = rng.bit_generator
+        from ..engine import no_grad
+        n_mine, bits = len(batches), rng.bit_generator
         start = bits.state
         if self._draws is None:
-            probe()
+            with no_grad():
+                model(*batches[0])
             self._draws = pcg64_distance(start, bits.state)
             bits.state = start
         d = self._draws
@@ -332,7 +335,7 @@ def launch(main, argv=None):
         try:
             code = main(argv)
         except KeyboardInterrupt:
-            print("interrupted (Ctrl-C)", file=sys.stderr)   # as minims.errors.run_cli says it
+            print("interrupted (Ctrl-C)", file=sys.stderr)   # as minims.cli.run_cli says it
             code = 130
         except BaseException:       # a bug: the traceback, then stop every rank
             traceback.print_exc()
@@ -340,32 +343,6 @@ def launch(main, argv=None):
     if not code:
         return 0
     return world.stop(code, captured.getvalue())
-
-
-# ---------------------------------------------------------------------------------------
-# Resuming with another number of ranks
-# ---------------------------------------------------------------------------------------
-
-def reshard(header, size, path):
-    """Adapt a checkpoint's header (in place) to `size` ranks -> a note (str) if it changed.
-
-    A run of N ranks with --grad-accum g takes g·N micro-batches per step; on `size` ranks the
-    same run needs --grad-accum g·N/size, exact as long as `size` divides g·N. Otherwise a
-    CheckpointError says why and which numbers of ranks would work."""
-    from .checkpoint import CheckpointError
-    then = int(header.get("world_size", 1))
-    if then == size:
-        return None
-    g = int(header["args"]["grad_accum"])
-    total = g * then
-    if total % size:
-        divisors = [n for n in range(1, total + 1) if total % n == 0]
-        raise CheckpointError(f"{path}: the checkpoint's run takes {total} micro-batches per step "
-                              f"({then} rank(s) x --grad-accum {g}); {size} ranks cannot split them "
-                              f"evenly, so the run would change: resume on {divisors} ranks")
-    header["args"]["grad_accum"] = total // size
-    return (f"re-sharded: the checkpoint was written by {then} rank(s) with --grad-accum {g}; on {size} "
-            f"rank(s) each takes --grad-accum {total // size}, the same {total} micro-batches per step")
 
 
 # ---------------------------------------------------------------------------------------
@@ -406,5 +383,5 @@ def pcg64_distance(state_from, state_to):
 
 def fingerprint(params):
     """A float summarizing the weights (for `agree`): ranks that took different steps differ."""
-    from . import backend
+    from .. import backend
     return math.fsum(float(backend.to_numpy(p.data).astype("float64").sum()) for p in params)

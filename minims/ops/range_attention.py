@@ -13,13 +13,10 @@ masks what lies outside each query's range with −inf (exactly 0 after the soft
 only the probabilities of those slices for backward. With ranges of width ≤ w the saved
 arrays are O(T·(chunk + w)) per head instead of the T×T of dense attention.
 """
-import functools
-import math
-
 import numpy
 
-from . import backend
-from .engine import Function
+from .. import backend
+from ..engine import Function
 
 _plans = {}
 
@@ -117,46 +114,3 @@ class RangeAttention(Function):
                 dq[..., c0:c1, :] += dS @ keys[s][..., a:b, :]
                 dkv[2 * s][..., a:b, :] += dS.swapaxes(-1, -2) @ qc
         return (dq, *dkv)
-
-
-def _check_ranges(ranges, Tq, lengths):
-    ranges = tuple((numpy.asarray(lo, dtype=numpy.int64), numpy.asarray(hi, dtype=numpy.int64))
-                   for lo, hi in ranges)
-    if len(ranges) != len(lengths):
-        raise ValueError(f"{len(lengths)} key sets but {len(ranges)} ranges")
-    seen = numpy.zeros(Tq, dtype=numpy.int64)
-    for (lo, hi), n in zip(ranges, lengths):
-        if lo.shape != (Tq,) or hi.shape != (Tq,):
-            raise ValueError(f"ranges must be arrays of shape ({Tq},), got {lo.shape} and {hi.shape}")
-        if (lo < 0).any() or (hi > n).any():
-            raise ValueError(f"a key range falls outside the {n} keys of its set")
-        seen += numpy.maximum(hi - lo, 0)
-    if (seen == 0).any():
-        raise ValueError(f"query {int(numpy.argmin(seen))} has no key to attend to "
-                         "(its softmax would be 0/0)")
-    return ranges
-
-
-def range_attention(q, keyvals, ranges, chunk=64, scale=None):
-    """softmax(q Kᵀ/√hs) V where query t sees keys [lo_s[t], hi_s[t]) of each key set s.
-
-    q (B, nh, T, hs); keyvals a list of (k_s, v_s), each (B, nh, T_s, hs); ranges a list of
-    (lo_s, hi_s) integer arrays of shape (T,). Saves O(T·(chunk + range widths)) per head.
-    """
-    Tq, hs = q.shape[-2], q.shape[-1]
-    ranges = _check_ranges(ranges, Tq, [k.shape[-2] for k, _ in keyvals])
-    scale = 1.0 / math.sqrt(hs) if scale is None else scale
-    flat = [a for pair in keyvals for a in pair]
-    return RangeAttention.apply(q, *flat, ranges=ranges, scale=scale, chunk=int(chunk))
-
-
-@functools.lru_cache(maxsize=64)
-def local_ranges(T, window):
-    """Query t sees the tokens [max(0, t−w+1), t]: the last w, itself included."""
-    t = numpy.arange(T)
-    lo, hi = numpy.maximum(0, t - window + 1), t + 1
-    lo.flags.writeable = hi.flags.writeable = False
-    return ((lo, hi),)
-
-
-__all__ = ["RangeAttention", "range_attention", "local_ranges"]

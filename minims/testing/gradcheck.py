@@ -2,7 +2,7 @@
 
 An `OpSpec` says how to draw inputs for an op, how to call it through the public API, and how
 to compute its forward pass independently with plain NumPy. The specs of minims' own ops are
-in tests/op_specs.py (they draw inputs with hypothesis, a test dependency); this module needs
+in minims/testing/op_specs.py (they draw inputs with hypothesis, a test dependency); this module needs
 NumPy only, so an op you write can be checked with `check_op(spec, arrays, options)`. `check_op`
 then verifies, in float64:
   1. forward values against the NumPy reference — or, where the reference (NumPy) raises

@@ -1,7 +1,9 @@
 """One spec per registered op: how to draw its inputs, call it, and compute it in NumPy.
 
-`tests/test_gradcheck.py` runs every spec through the generic harness and fails when a
-registered op has none. To add an op: register its Function, then add a spec here.
+`tests/test_gradcheck.py` runs every spec through the generic harness (minims/testing/gradcheck.py)
+and fails when a registered op has none; lessons 03 and 04 run them too. To add an op: register
+its Function, then add a spec here. Drawing inputs needs hypothesis, a test dependency
+(`pip install -e '.[test]'`): import this module only where that is installed.
 """
 import math
 from fractions import Fraction
@@ -12,9 +14,7 @@ from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 import minims
 import minims.functional as F
-from minims.gradcheck import OpSpec
-from minims.range_attention import range_attention
-from minims.scale import ShiftPool, Upsample
+from minims.testing.gradcheck import OpSpec
 
 SMALL = dict(min_dims=1, max_dims=3, min_side=1, max_side=4)
 
@@ -300,7 +300,7 @@ def draw_banded_attention(draw):
 def call_banded_attention(q, k, v, n_bands):
     T = q.shape[-2]
     dtype = q.dtype if q.dtype.kind == "f" else np.float32  # (integer inputs compute in float32)
-    bias = F._mask_bias(None, True, T, T, dtype)
+    bias = F.mask_bias(None, True, T, T, dtype)
     return F.ScaledDotProductAttention.apply(q, k, v, bias=bias, scale=1 / math.sqrt(q.shape[-1]),
                                              n_bands=n_bands)
 
@@ -319,7 +319,7 @@ def call_dropout(x, p, seed):
     return F.dropout(x, p, training=True)
 
 
-# --- scale operators and range attention (minims/scale.py, minims/range_attention.py) -------
+# --- scale operators and range attention (minims/ops/pooling.py, minims/ops/range_attention.py)
 
 def draw_shift_pool(draw):
     k, Tc = draw(st.integers(1, 4)), draw(st.integers(1, 3))
@@ -366,7 +366,7 @@ def draw_range_attention(draw):
 
 
 def call_range_attention(q, *kv, ranges, chunk):
-    return range_attention(q, list(zip(kv[0::2], kv[1::2])), ranges, chunk=chunk)
+    return F.range_attention(q, list(zip(kv[0::2], kv[1::2])), ranges, chunk=chunk)
 
 
 def ref_range_attention(q, *kv, ranges, chunk):
@@ -432,10 +432,10 @@ SPECS = {
     "ScaledDotProductAttention (bands)": OpSpec(
         draw_banded_attention, call_banded_attention,
         lambda q, k, v, n_bands: ref_attention(q, k, v, causal=True, mask=None)),
-    # scale operators and range attention (minims/scale.py, minims/range_attention.py)
-    "ShiftPool": OpSpec(draw_shift_pool, lambda x, k, shift: ShiftPool.apply(x, k=k, shift=shift),
+    # scale operators and range attention (minims/ops/pooling.py, minims/ops/range_attention.py)
+    "ShiftPool": OpSpec(draw_shift_pool, lambda x, k, shift: F.ShiftPool.apply(x, k=k, shift=shift),
                         ref_shift_pool),
-    "Upsample": OpSpec(draw_upsample, lambda x, k: Upsample.apply(x, k=k), ref_upsample),
+    "Upsample": OpSpec(draw_upsample, lambda x, k: F.Upsample.apply(x, k=k), ref_upsample),
     "RangeAttention": OpSpec(draw_range_attention, call_range_attention, ref_range_attention),
 }
 
