@@ -325,11 +325,12 @@ def bench_threads(args):
     """threads: tokens/s of one training step (forward, backward, AdamW) of the vanilla model at
     each of --widths, with one BLAS thread and with one per core, the two alternating step by
     step (medians), the typical product's size (`threads.product_size`, millions of
-    multiply-adds) and the threads --threads auto picks on a quiet machine (load 0) and at the
-    load of other work measured before the run (`threads.other_load`)."""
+    multiply-adds) and the threads --threads auto picks on a quiet machine (no other work) and
+    with the other work measured before the run (`threads.other_work_now`)."""
     from .models import build_model
     from .optim import AdamW
-    cores, load = threads.available_cores(), threads.other_load()
+    cores = threads.available_cores()
+    other = threads.other_work_now()[0]
     counts = {"1 thread": 1}
     if cores > 1:
         counts[f"{cores} threads"] = cores
@@ -348,8 +349,8 @@ def bench_threads(args):
         if cores > 1:
             row["ratio"] = row[f"{cores} threads tok/s"] / row["1 thread tok/s"]
         row["auto, quiet"] = threads.choose_threads(size, cores, 0.0)
-        row["load"] = load
-        row["auto, now"] = threads.choose_threads(size, cores, load)
+        row["other work"] = other
+        row["auto, now"] = threads.choose_threads(size, cores, other)
         rows.append(row)
     return rows
 
@@ -575,9 +576,9 @@ def _main(argv):
         rows = bench_memory(args)
         columns = ["model", "T", "saved_bytes", "attention_bytes", "peak_bytes"]
     env = environment()  # (after the run: it reports PyTorch's threads only if the run used it)
-    env["threads_chosen"] = threads.describe(*chosen) if args.case != "threads" else (
+    env["threads_chosen"] = chosen.describe() if args.case != "threads" else (
         f"1 and {threads.available_cores()} alternating; MIN_THREADED_PRODUCT = "
-        f"{threads.MIN_THREADED_PRODUCT:,} (provisional)")
+        f"{threads.MIN_THREADED_PRODUCT:,}")
     config = {k: getattr(args, k) for k in ("n_layer", "n_embd", "n_head", "block_size",
                                             "batch_size", "vocab_size", "dtype", "repeat")}
     if decode:                                          # (decoding runs one sequence)

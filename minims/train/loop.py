@@ -75,13 +75,13 @@ class Trainer:
     checkpoint."""
 
     def __init__(self, args, model, optimizer, data, folder, world, memory_plan, verbose=True,
-                 started=None, blas_threads=None):
+                 started=None, threads=None):
         self.args, self.model, self.optimizer, self.folder, self.world = args, model, optimizer, folder, world
         self.tokenizer, self.splits = data.tokenizer, data.splits
         self.unigram_ppl, self.data_digest = data.unigram_ppl, data.digest
         self.memory_plan, self.console = memory_plan, Console(verbose and world.is_root)
         self.started = time.perf_counter() if started is None else started
-        self.blas_threads = blas_threads         # (count, why) from minims/threads.py
+        self.threads = threads         # the BLAS threads (minims/threads.py's BlasThreads), or None
         # three independent streams from one seed: training batches, eval batches, dropout
         self.batch_rng = np.random.default_rng([args.seed, 0])
         backend.manual_seed([args.seed, 2])
@@ -113,6 +113,8 @@ class Trainer:
                     folder.append_log(record)
                     self.save()
                     self.console.evaluation(record)
+                    if self.threads:     # --threads auto: re-decided from the other work since the last time
+                        self.threads.recheck(self.console.print)
                     meter.new_window()
                 if self.iter >= a.max_iters:
                     break

@@ -9,7 +9,7 @@ the throughput and the wall time. Under mpiexec only rank 0 prints. (ours)
 import contextlib
 import time
 
-from .. import backend, memory, threads
+from .. import backend, memory
 
 
 class StepMeter:
@@ -71,8 +71,8 @@ class Console:
         a, tok, splits = trainer.args, trainer.tokenizer, trainer.splits
         self.print(f"data: {a.data} ({a.tokenizer}-level, vocab {tok.vocab_size}) | "
                    f"train {len(splits['train']):,} tokens | valid {len(splits['valid']):,} tokens")
-        on = backend.get_backend() + (f", {threads.describe(*trainer.blas_threads)}"
-                                      if backend.get_backend() == "numpy" and trainer.blas_threads else "")
+        on = backend.get_backend() + (f", {trainer.threads.describe()}"
+                                      if backend.get_backend() == "numpy" and trainer.threads else "")
         self.print(f"model: {a.model}, {trainer.model.num_parameters() / 1e6:.2f} M parameters, {a.dtype} "
                    f"on {on} | {trainer.tokens_per_step:,} tokens per step")
         self.print(f"unigram baseline: valid ppl {trainer.unigram_ppl:.2f} (a model must beat this)")
