@@ -334,6 +334,7 @@ def _blocked_keys(mask, causal, Tq, Tk):
 def _block(S, value, causal, blocked, a, b, kb):
     """Set the entries of a band's scores S (…, b−a, kb) (queries [a, b), keys [0, kb)) that
     the causal rule or `blocked` (…, Tq or 1, Tk or 1) forbid to `value`, by selection."""
+    value = S.dtype.type(value)  # (a NumPy scalar: CuPy's copyto takes it in every version)
     if causal:  # only the band's diagonal block [a, b) × [a, kb) holds future keys
         backend.xp.copyto(S[..., a:], value, where=_future(b - a, kb - a))
     if blocked is not None:  # (an axis of size 1 broadcasts, so it is kept whole)

@@ -86,7 +86,7 @@ class RangeAttention(Function):
             for s, a, b, _, blocked in windows:
                 S = qc @ keys[s][..., a:b, :].swapaxes(-1, -2)          # (B, nh, Q, b−a)
                 if blocked is not None:
-                    xp.copyto(S, -numpy.inf, where=blocked)
+                    xp.copyto(S, S.dtype.type(-numpy.inf), where=blocked)
                 parts.append(S)
             S = parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=-1)  # (B, nh, Q, W)
             S -= S.max(axis=-1, keepdims=True)
@@ -121,7 +121,7 @@ class RangeAttention(Function):
                 dS -= D
                 dS *= Pw
                 if blocked is not None:
-                    xp.copyto(dS, 0, where=blocked)
+                    xp.copyto(dS, dS.dtype.type(0), where=blocked)
                 dS *= ctx.scale
                 dq[..., c0:c1, :] += dS @ keys[s][..., a:b, :]
                 dkv[2 * s][..., a:b, :] += dS.swapaxes(-1, -2) @ qc
