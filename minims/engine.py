@@ -20,9 +20,9 @@ The whole engine in one file (in the spirit of micrograd and early tinygrad):
   recursion limit), adds up contributions of a node used twice, accumulates into leaf
   `.grad` across calls, keeps no intermediate grads and releases saved arrays afterwards.
 - In-place changes are versioned (as PyTorch's version counter): assigning to `t.data`
-  (an optimizer step, `load_state_dict`) bumps `t.version`; an op notes the versions of its
-  inputs and output, and `backward()` refuses, naming the op and the tensor, to run an op
-  whose saved arrays belong to a tensor changed since (see `Tensor.version`).
+  (an optimizer step, `load_state_dict`) bumps `t.version`; `backward()` refuses, naming the
+  op and the tensor, to run an op whose saved arrays belong to a tensor changed since its
+  forward pass (see `Tensor.version` and `_check_unchanged`).
 """
 import contextlib
 import math
@@ -38,6 +38,7 @@ DEFAULT_FLOAT = numpy.dtype(numpy.float32)  # Python floats and lists, and float
 
 _grad_enabled = True
 _scope = []  # name stack for memory accounting (see `name_scope`)
+_clock = 0   # in-place changes made so far, to any tensor (see `Tensor.version`)
 
 
 @contextlib.contextmanager
@@ -116,7 +117,7 @@ def normalize_permutation(axes, ndim, op):
 class Context:
     """What a Function instance remembers between forward and backward."""
 
-    __slots__ = ("saved", "parents", "needs_grad", "scope", "released", "arrays", "versions",
+    __slots__ = ("saved", "parents", "needs_grad", "scope", "released", "arrays", "clock",
                  "__dict__")
 
     def __init__(self):
@@ -177,12 +178,9 @@ class Function:
                 ctx.parents = tensors
                 ctx.needs_grad = needs_grad
                 ctx.scope = _scope[-1] if _scope else ""
-                # what backward checks its saved arrays against (`_check_unchanged`): the
-                # arrays and versions of the inputs and the output, as they are now
+                # for `_check_unchanged`: the arrays of the inputs and the output, and when
                 arrays.append(data)
-                ctx.arrays = arrays
-                ctx.versions = [t._version[0] for t in tensors]
-                ctx.versions.append(out._version[0])
+                ctx.arrays, ctx.clock = arrays, _clock
                 out.requires_grad = True
                 out._ctx = ctx
         return out
@@ -290,26 +288,30 @@ def _view_version(array, tensors):
         for t in tensors:
             if base is t._data or base is t._data.base:
                 return t._version
-    return [0]
+    return [0, 0]
 
 
 def _check_unchanged(node, ctx):
     """Raise if `ctx`'s op saved an array (or a view of one) of an input, or of its output
     `node`, that has been changed in place since the forward pass: its backward would compute
-    the gradient at the new values, silently. Costs a comparison of version numbers unless
-    a version moved on; only then are the saved arrays compared with the array the tensor
-    had at the forward pass (an op that saved nothing of it, like Add, still runs)."""
-    tensors = (*ctx.parents, node)
-    for i, (t, array, version) in enumerate(zip(tensors, ctx.arrays, ctx.versions)):
-        if t._version[0] != version and any(backend.xp.may_share_memory(s, array)
-                                            for s in ctx.saved if hasattr(s, "shape")):
+    the gradient at the new values, silently.
+
+    Free when no tensor at all changed since (the clock did not move: a training step's
+    forward and backward); else each tensor's last change is compared with the op's clock,
+    and only for one changed after it are the saved arrays compared with the array the
+    tensor had at the forward pass (an op that saved nothing of it, like Add, still runs)."""
+    if ctx.clock == _clock:
+        return
+    for i, (t, array) in enumerate(zip((*ctx.parents, node), ctx.arrays)):
+        if t._version[1] > ctx.clock and any(backend.xp.may_share_memory(s, array)
+                                             for s in ctx.saved if hasattr(s, "shape")):
             which = "its output" if t is node else f"its input {i}"
             name = getattr(t, "name", None)
             raise RuntimeError(
                 f"{ctx.op.__name__}{f' (in {ctx.scope})' if ctx.scope else ''} cannot run "
                 f"backward: it saved {which} ({f'parameter {name!r}, ' if name else ''}"
                 f"{t.dtype}, shape {t.shape}) at the forward pass, and that tensor was changed "
-                f"in place since (version {version}, now {t._version[0]}: an optimizer step, "
+                f"in place since (now at version {t._version[0]}: an optimizer step, "
                 "load_state_dict or an assignment to .data). Call backward() before changing "
                 "it, or run the forward pass again.")
 
@@ -349,7 +351,7 @@ class Tensor:
     __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
 
     def __init__(self, data, requires_grad=False, dtype=None):
-        version = [0]
+        version = [0, 0]
         if isinstance(data, Tensor):
             data, version = data._data, data._version
         if dtype is None and not hasattr(data, "dtype"):
@@ -357,7 +359,7 @@ class Tensor:
         self._data = backend.asarray(data, dtype=dtype)
         if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require grad, got {self._data.dtype}")
-        self._version = version if self._data is data else [0]  # (Tensor(t) shares t's array)
+        self._version = version if self._data is data else [0, 0]  # (Tensor(t) shares t's array)
         self.requires_grad = requires_grad
         self.grad = None
         self._ctx = None
@@ -366,7 +368,7 @@ class Tensor:
     def _wrap(cls, array, version=None):
         t = cls.__new__(cls)
         t._data, t.grad, t.requires_grad, t._ctx = array, None, False, None
-        t._version = [0] if version is None else version
+        t._version = [0, 0] if version is None else version
         return t
 
     # --- the array, and its in-place changes ------------------------------------------
@@ -379,8 +381,11 @@ class Tensor:
 
     @data.setter
     def data(self, array):
+        global _clock
         self._data = array
-        self._version[0] += 1
+        _clock += 1
+        self._version[0] += 1       # changes so far,
+        self._version[1] = _clock   # and the clock at the last one (for `_check_unchanged`)
 
     @property
     def version(self):
