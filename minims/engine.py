@@ -397,8 +397,9 @@ class Tensor:
         `.data`, so the optimizers' steps, `Module.load_state_dict` and `init_parameters`.
         Not caught: writes into the elements of the array itself (`t.data[...] = x`,
         `t.data[0] += 1`, writes to the array a Tensor was made from without a copy, or to
-        `t.numpy()` on NumPy): a NumPy or CuPy array tells no one when it is written to (the
-        same holds for PyTorch's `.data`). Assign instead: `t.data = new_array`."""
+        `t.numpy()` on NumPy): a NumPy or CuPy array tells no one when it is written to
+        (PyTorch sees no change made through `.data` at all). Assign instead:
+        `t.data = new_array`, or `t.data += x`."""
         return self._version[0]
 
     # --- basic facts ------------------------------------------------------------------
