@@ -139,7 +139,7 @@ finally:
 #    or to matplotlib without an explicit copy: `minims.to_numpy(a)` / `tensor.numpy()`. Such copies are
 #    slow, so keep them out of inner loops (`loss.item()` once per log line, not per step).
 # 3. **Memory is pooled.** CuPy keeps freed blocks for reuse, so the OS sees the pool, not your
-#    arrays; `minims.backend.memory_stats()` reads the pool.
+#    arrays; `minims.memory.memory_stats()` reads the pool.
 # 4. **float64 can be far slower** than float32 on GPUs (up to 64× on consumer cards), so we train in
 #    float32 there too.
 
@@ -219,7 +219,7 @@ print(inspect.getsource(init_parameters))
 # %% [markdown]
 # ## 7. Counting bytes
 #
-# The paper compares models by memory, so minims can measure it. `backend.track_memory()` reports
+# The paper compares models by memory, so minims can measure it. `memory.track_memory()` reports
 # the peak bytes allocated inside a block (tracemalloc on NumPy, the memory pool on CuPy). Lessons
 # 02 and 05 meet the other tool, `minims.memory.saved_bytes`, which counts the activations a graph
 # keeps for backward.
@@ -227,7 +227,7 @@ print(inspect.getsource(init_parameters))
 # %%
 n = 256 if QUICK else 1024
 for dtype in ("float32", "float64"):
-    with minims.backend.track_memory() as m:
+    with minims.memory.track_memory() as m:
         x = minims.backend.xp.ones((n, n), dtype=dtype)
         y = x @ x                               # a second (n, n) array
     print(f"{dtype}: two {n}x{n} arrays -> peak {m['peak'] / 2**20:.2f} MiB "
@@ -254,16 +254,17 @@ print("Check passed: tensors, the xp handle, scatter_add and seeded init behave 
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **A backend-agnostic function.** Write `normalize(a)` that returns `a / rms(a)` for an array of
 #    the active backend, without importing NumPy inside it.
 #    *Hint:* take `xp = minims.backend.xp` inside the function; test it with
 #    `minims.backend.asarray([3.0, 4.0])`.
 #    *Check:* `check("00.1", normalize)`; `normalize(a)` -> an array of the active backend.
-# 2. **Bytes per number.** Use `minims.backend.track_memory()` to measure a `(1000, 1000)` array in
+# 2. **Bytes per number.** Use `minims.memory.track_memory()` to measure a `(1000, 1000)` array in
 #    float32 and in float64, and a `(1000, 1000)` boolean mask.
 #    *Hint:* expect about 4 MB, 8 MB and 1 MB; a boolean takes a whole byte.
 #    *Check:* `check("00.2", {"float32": bytes, "float64": bytes, "bool": bytes})`.

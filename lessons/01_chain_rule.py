@@ -197,9 +197,10 @@ print("Check passed: the engine's gradients equal the hand-derived ones to float
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **ReLU instead of tanh.** Replace `np.tanh` by `np.maximum(A, 0)` and `.tanh()` by `.relu()`,
 #    and fix the hand backward. *Hint:* the local derivative is `(A > 0)`, an elementwise mask.

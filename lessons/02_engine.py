@@ -18,7 +18,7 @@
 # - the rules you can rely on: leaf gradients accumulate, a graph can be walked back only once,
 #   `no_grad()` records nothing.
 #
-# **Where this sits.** `minims/engine.py` is the whole engine (about 300 lines); `minims/ops.py` holds the
+# **Where this sits.** `minims/engine.py` is the whole engine (about 300 lines); `minims/ops/basic.py` holds the
 # primitive ops. We read the library's **own** code here with `inspect.getsource`, never a copy,
 # so what you read is what runs.
 
@@ -62,7 +62,7 @@ print(inspect.getsource(minims.Function))
 # $\partial(ab)/\partial a = b$ and $\partial(ab)/\partial b = a$, and skips gradients nobody wants:
 
 # %%
-print(inspect.getsource(minims.ops.Mul))
+print(inspect.getsource(minims.ops.basic.Mul))
 print("registered ops:", ", ".join(sorted(minims.OPS)))
 
 # %% [markdown]
@@ -222,9 +222,10 @@ print("Check passed: recording, ordering, accumulation, unbroadcast and freeing 
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **Your own op.** Write `class Sin(minims.Function)` with `forward(ctx, a)` returning
 #    `minims.backend.xp.sin(a)` and a `backward`. Check it on `Sin.apply(x)` against `np.cos`.
@@ -237,7 +238,7 @@ print("Check passed: recording, ordering, accumulation, unbroadcast and freeing 
 #    *Check:* `check("02.2", list(loss._topological_order()))`.
 # 3. **Break it on purpose.** In a copy of `backward` (not in the library!), replace
 #    `grads[key] + pg` by `pg`, and rerun the sections above. Which section's check fails first?
-#    *Hint:* `broken = minims.exercises.patched(Tensor.backward, "grads[key] + pg", "pg")` makes the
+#    *Hint:* `broken = lessons.support.exercises.patched(Tensor.backward, "grads[key] + pg", "pg")` makes the
 #    copy (`inspect.getsource(broken)` shows it); set `Tensor.backward = broken`, rerun, and put the
 #    original back. Look for the first example that uses a value twice.
 #    *Check:* `check("02.3", section_number)`; the section's number, an int.

@@ -14,12 +14,13 @@
 # - how to test a backward pass you wrote: compare it with **central differences**;
 # - why we check along **random directions** instead of one coordinate at a time;
 # - why the check must run in **float64**, and why it must stay away from **kinks** (ReLU at 0);
-# - how minims' own property-based harness (`minims/gradcheck.py`, `tests/op_specs.py`) checks every
-#   registered op, and how it catches a planted bug: a softmax whose backward keeps only the
-#   Jacobian's diagonal (the bug ML-From-Scratch shipped for years).
+# - how minims' own property-based harness (`minims/testing/gradcheck.py` and the op specs
+#   in `minims/testing/op_specs.py`) checks every registered op, and how it catches a planted
+#   bug: a softmax whose backward keeps only the Jacobian's diagonal (the bug ML-From-Scratch
+#   shipped for years).
 #
-# **Where this sits.** Every op minims registers must have a spec in `tests/op_specs.py`; the test
-# suite fails otherwise. The fused ops of lesson 04 and the attention of lesson 05 are trusted only
+# **Where this sits.** Every op minims registers must have a spec in `minims/testing/op_specs.py`;
+# the test suite fails otherwise. The fused ops of lesson 04 and the attention of lesson 05 are trusted only
 # because this harness checks them.
 
 # %%
@@ -40,14 +41,12 @@ import numpy as np
 import minims
 import minims.functional as F
 from minims import Tensor
-from minims.figures import new_figure, save_figure
+from lessons.support.figures import new_figure, save_figure
 
-from minims.gradcheck import OpSpec, check_op
+from minims.testing.gradcheck import OpSpec, check_op
 
-# The op specs live with the tests (they draw inputs with hypothesis): put tests/ on the path.
-sys.path.insert(0, str(ROOT / "tests"))
 try:
-    from op_specs import SPECS
+    from minims.testing.op_specs import SPECS
 except ImportError as e:  # op_specs draws inputs with hypothesis, a test dependency
     raise SystemExit(f"lesson 03 runs the test harness, which needs hypothesis: "
                      f"pip install -e '.[test]' (or pip install hypothesis). ({e})")
@@ -157,7 +156,7 @@ print(f"{'x':>8} {'backward':>9} {'central diff.':>14}")
 for xi, g, n in zip(xs, xt.grad, numeric):
     print(f"{xi:8.0e} {g:9.2f} {n:14.2f}" + ("   <- kink inside [x-eps, x+eps]" if abs(xi) < eps else ""))
 print("the ReLU spec keeps inputs away from 0:", SPECS["ReLU"].draw.__qualname__,
-      "with away_from_zero=0.1 (see tests/op_specs.py)")
+      "with away_from_zero=0.1 (see minims/testing/op_specs.py)")
 
 # %% [markdown]
 # ## 4. The harness on one op: GELU
@@ -331,15 +330,16 @@ print(f"Check passed: {len(rows)} ops agree with central differences (worst "
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **float32 hides small bugs.** Plant a subtle bug: make `DiagonalSoftmax.backward` return the
 #    *correct* gradient `y * (g - (g * y).sum(axis=-1, keepdims=True))` times `1 + 1e-4`. Does the
 #    float64 harness catch it? Would a float32 check, with the loose tolerance float32 forces on you,
 #    have caught it? *Hint:* compare 1e-4 with the float32 column of section 1;
-#    `minims.exercises.gradient_check(lambda t: Op.apply(t), x, dtype)` runs one check in `"float64"`
+#    `lessons.support.exercises.gradient_check(lambda t: Op.apply(t), x, dtype)` runs one check in `"float64"`
 #    or `"float32"`, with the step and tolerance each dtype forces, and says whether it caught a bug.
 #    *Check:* `check("03.1", {"float64_caught": ..., "float32_caught": ...})`.
 # 2. **A kink on purpose.** Call `check_op(SPECS["ReLU"], [np.array([0.0, 1e-7, 1.0])], {})`.

@@ -17,9 +17,9 @@
 # - how to derive the backward passes of softmax, log-softmax, cross-entropy, layer norm and GELU;
 # - how to check them: against the same maths built from primitives, and with lesson 03's harness.
 #
-# **Where this sits.** `minims/functional.py`. Every layer of the vanilla transformer (lesson 06) and
-# of the paper's multi-scale models calls these ops; their derivations sit beside the code, in the
-# comment above each `backward` (the llm.c habit). Here we write them out in full.
+# **Where this sits.** `minims/ops/nn.py` (called as `minims.functional.softmax`, ...). Every layer
+# of the vanilla transformer (lesson 06) and of the paper's multi-scale models calls these ops; their
+# derivations sit beside the code, in the comment above each `backward` (the llm.c habit). Here we write them out in full.
 
 # %%
 import os
@@ -42,12 +42,11 @@ import minims
 import minims.functional as F
 from minims import Tensor
 
-from minims.gradcheck import check_op
+from minims.testing.gradcheck import check_op
 
-sys.path.insert(0, str(ROOT / "tests"))  # the op specs of lesson 03 live with the tests
 try:
-    from op_specs import SPECS
-except ImportError as e:
+    from minims.testing.op_specs import SPECS   # the op specs of lesson 03
+except ImportError as e:  # they draw inputs with hypothesis, a test dependency
     raise SystemExit(f"lesson 04 runs the test harness, which needs hypothesis: "
                      f"pip install -e '.[test]' (or pip install hypothesis). ({e})")
 
@@ -78,7 +77,7 @@ print("minims F.log_softmax(z):        ", stable)
 with np.errstate(over="ignore"):
     print("in float32, exp(100) is already", np.exp(np.float32(100)), "(the largest float32 is",
           np.finfo(np.float32).max, ")")
-print(inspect.getsource(F._log_softmax))
+print(inspect.getsource(minims.ops.nn._log_softmax))
 
 # %% [markdown]
 # ## 2. The softmax backward (the full Jacobian, not its diagonal)
@@ -289,9 +288,10 @@ print("Check passed: stable log-softmax, fused == composed in float64, harness o
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **Cross-entropy from its parts.** Show numerically that `F.cross_entropy(z, t)` equals
 #    `-(F.log_softmax(z) * onehot).sum() / N`, gradients included.

@@ -42,7 +42,7 @@ import numpy as np
 import minims
 import minims.functional as F
 from minims import Tensor
-from minims.figures import memory_axes, new_figure, save_figure
+from lessons.support.figures import memory_axes, new_figure, save_figure
 from minims.nn import CausalSelfAttention, init_parameters, merge_heads, split_heads
 
 rng = np.random.default_rng(0)
@@ -332,7 +332,7 @@ if fig is not None:
 # A local window (section 5) lets each query see $w$ keys, yet the fused op above still builds and
 # saves the whole $T \times T$ matrix, zeros included. The multi-scale models of lessons 08–10 need
 # the saving to be real, so the library has a second attention op, `RangeAttention`
-# (`minims/range_attention.py`; the local-attention layer built on it is in
+# (`minims/ops/range_attention.py`; the local-attention layer built on it is in
 # `minims/nn/local_attention.py`): query $t$ sees one contiguous **range** of keys $[lo_t, hi_t)$ in
 # each of a few key sets (fine tokens, pooled blocks...). It walks the queries in chunks; for each
 # chunk it scores only the smallest slice of keys that covers the chunk's ranges, and saves only
@@ -344,7 +344,7 @@ if fig is not None:
 
 # %%
 from minims.nn.local_attention import LocalSelfAttention
-from minims.range_attention import RangeAttention
+from minims.ops.range_attention import RangeAttention
 
 print(inspect.getsource(RangeAttention.forward))
 print(inspect.getsource(LocalSelfAttention.attend))
@@ -425,9 +425,10 @@ print("Check passed: fused == step by step, causal (invariance, sensitivity, gra
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **Break the mask.** Replace `np.tril` by `np.tril(..., k=1)` in section 2 (each position may also
 #    see the next one) and rerun the causality test of section 4 on the step-by-step version.

@@ -49,13 +49,13 @@ import numpy as np
 import minims
 import minims.functional as F
 from minims.data import get_batch, prepare, unigram_ppl
-from minims.figures import lessons_out_dir, new_figure, plot_loss_curves, read_log, save_figure
+from lessons.support.figures import lessons_out_dir, new_figure, plot_loss_curves, read_log, save_figure
 from minims.models import build_model
 from minims.models.base import LanguageModel
 from minims.models.vanilla import VanillaLM
 from minims.nn import MLP, Block, CausalSelfAttention, Embedding, LayerNorm, Linear, Module, init_parameters
 from minims.optim import AdamW, clip_grad_norm, cosine_lr
-from minims.train import Trainer, make_args, train_step
+from minims.train import Trainer, make_args, setup, train_step
 
 # %% [markdown]
 # ## 1. The data: Austen, one character at a time
@@ -267,14 +267,14 @@ for title, key in (("per block", block_of), ("per kind of layer", kind_of)):
 # %% [markdown]
 # ## 4. Training, with the library's trainer
 #
-# The trainer (`python -m minims.train`, or `minims.train.Trainer` from code) runs the same loop for
-# every model (nanoGPT's): draw a batch, forward, backward, clip, step, and every `eval_interval`
-# steps estimate the train and valid losses on fixed batches, append them to `log.jsonl` and save a
-# checkpoint. The loop, from the library (`self.step()` draws the batches and calls `train_step`;
-# the meter times the steps):
+# The trainer (`python -m minims.train`, or `minims.train.setup(args).run()` from code) runs the
+# same loop for every model (nanoGPT's): every `eval_interval` steps estimate the train and valid
+# losses on fixed batches, append them to `log.jsonl` and save a checkpoint; then draw the batches
+# and take one step with `train_step` (forward, backward, clip, AdamW, printed above). The loop, from
+# the library (the meter times the steps, the console prints):
 
 # %%
-print(inspect.getsource(Trainer.loop))
+print(inspect.getsource(Trainer.run))
 
 # %% [markdown]
 # Its parts, each printed from the library:
@@ -321,7 +321,7 @@ args = make_args(model="vanilla", block_size=block_size, batch_size=batch_size, 
                  grad_clip=1.0, weight_decay=0.1, eval_interval=5 if QUICK else 25,
                  eval_iters=2 if QUICK else 4, out_dir=str(run_dir), overwrite=True,
                  cache_dir=str(ROOT / ".cache"), seed=0)
-trainer = Trainer(args, verbose=False)    # verbose=True also prints every evaluation
+trainer = setup(args, verbose=False)      # verbose=True also prints every evaluation
 result = trainer.run()
 model = trainer.model                      # the trained model, built by the trainer from args
 step_ms = 1000 * batch_size * block_size / result["tokens_per_s"]
@@ -330,11 +330,12 @@ print(f"trained {result['iter']} steps in {result['wall_s']:.1f} s ({step_ms:.0f
 
 # %% [markdown]
 # *Speed.* On two busy, shared CPU cores we measured about 80 ms per step for this model (B = 16,
-# T = 64, three blocks of width 64; 300 steps in 27 s, the whole lesson in 42 s); your number is
-# printed above. If it is several times slower,
-# check that NumPy's BLAS runs one thread (`OPENBLAS_NUM_THREADS=1`, set at the top of this lesson;
-# `MKL_NUM_THREADS=1` for MKL builds): with many threads on few cores, small matrix products spend
-# their time waiting.
+# T = 64, three blocks of width 64; 300 steps in 27 s, the whole lesson in 42 s, plus about 5 s
+# since section 5 scores the whole validation book); your number is printed above. If it is
+# several times slower, check that NumPy's BLAS runs one thread (`OPENBLAS_NUM_THREADS=1`, set at
+# the top of this lesson; `MKL_NUM_THREADS=1` for MKL builds): with many threads on few cores,
+# small matrix products spend their time waiting. (The trainer chooses for itself when run from a
+# shell: `--threads auto`, see `minims/threads.py`.)
 #
 # The log holds one record per evaluation. Plotted, the two curves tell what the numbers alone do
 # not: whether the loss still falls (train longer), and whether valid parts from train (memorising).
@@ -360,29 +361,61 @@ plot_loss_curves({f"vanilla, {n_layer} layers": log}, "06_loss_curves",
 
 # %%
 def estimate_loss(model, ids, n_batches, seed=1):
+    """Mean loss over `n_batches` random batches of windows -> (mean, its standard error)."""
     eval_rng = np.random.default_rng(seed)
     model.eval()
     with minims.no_grad():
         values = [model(*get_batch(ids, batch_size, block_size, eval_rng))[1].item()
                   for _ in range(n_batches)]
     model.train()
-    return float(np.mean(values))
+    return float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(n_batches))
 
 
-valid_loss = estimate_loss(model, splits["valid"], 5 if QUICK else 10)
+valid_loss, valid_se = estimate_loss(model, splits["valid"], 5 if QUICK else 10)
 print(f"uniform guess   : loss {math.log(V):.3f}  perplexity {V:6.2f}")
 print(f"unigram baseline: loss {math.log(unigram):.3f}  perplexity {unigram:6.2f}")
 print(f"our model, valid: loss {valid_loss:.3f}  perplexity {math.exp(valid_loss):6.2f}")
 
 # %% [markdown]
-# ## 6. Sampling
-#
-# `model.generate` (one implementation for every minims model) feeds the text so far, takes the
-# logits at the last position, divides them by a temperature (below 1: more conservative), keeps the
-# `top_k` most likely characters, samples one, appends it, and repeats. A seed makes it reproducible:
+# **Why two valid losses?** The trainer printed one at the end of training (section 4), and we
+# have just computed another, a little different. Both are *estimates* of one number, the mean
+# loss over every character of the validation book, each from a small random sample of it: the
+# trainer's from its `eval_iters` fixed batches (4 here, drawn by its own seeded generator, the
+# same at every evaluation, so that its curve compares like with like), ours from 10 other
+# batches. A mean of n batch losses misses the true value by about its **standard error** (the
+# spread of the batch losses divided by $\sqrt{n}$), now and then by two or three. Scoring the
+# whole book once (each character predicted once, in consecutive windows:
+# `minims.experiment.split_loss` in `minims/experiment/measure.py`, lesson 11's measure) gives the
+# number both are estimating; it takes a few seconds.
 
 # %%
-print(inspect.getsource(LanguageModel.generate))
+from minims.experiment import split_loss
+
+n_scored = 8192 if QUICK else len(splits["valid"]) - 1
+whole_loss = split_loss(model, splits["valid"], block_size, 64, max_tokens=n_scored)
+scored = "the first 8,192 characters" if QUICK else f"all {n_scored:,} characters"
+for label, value in ((f"the trainer's estimate, {args.eval_iters} batches", f"{result['val_loss']:.3f}"),
+                     (f"ours, {5 if QUICK else 10} other batches",
+                      f"{valid_loss:.3f} ± {valid_se:.3f} (standard error)"),
+                     (f"{scored}, each scored once", f"{whole_loss:.3f}")):
+    print(f"{label:<48} valid loss {value}")
+
+# %% [markdown]
+# In our run: 2.344 from the trainer's 4 batches, 2.380 ± 0.013 from our 10, and 2.351 for the
+# whole book. Ours missed by about two standard errors, the trainer's happened to land closer.
+# For comparing models, use one fixed set of windows for all of them (the trainer does) or,
+# better, the whole split (lesson 11 does).
+
+# %% [markdown]
+# ## 6. Sampling
+#
+# `model.generate` is `minims.sampling.generate`, the one sampler of every minims model: its loop
+# feeds the text so far, takes the logits at the last position (`next_logits`), divides them by a
+# temperature (below 1: more conservative), keeps the `top_k` most likely characters, samples one,
+# appends it, and repeats. A seed makes it reproducible:
+
+# %%
+print(inspect.getsource(minims.sampling._sample_tokens))
 
 # %%
 prompt = "Elizabeth"
@@ -481,9 +514,10 @@ print(f"Check passed: trained {result['iter']} steps, valid loss {valid_loss:.3f
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **Depth vs memory.** Rebuild the model with `n_layer=2` and `n_layer=8` and compare
 #    `minims.memory.saved_bytes(loss)` for one batch. Then double `block_size`. Which grows faster?

@@ -20,7 +20,7 @@
 # - a deliberately broken version without the shift, which fails that test, and the list of
 #   the other ways implementations leak.
 #
-# **Where this sits.** `minims/scale.py`. Lessons 08–10 build the paper's three multi-scale models
+# **Where this sits.** `minims/ops/pooling.py`. Lessons 08–10 build the paper's three multi-scale models
 # (Subramanian et al. 2020) from these operators. A language model that leaks (lets position t see
 # token t+1, the very token it must predict) trains to a wonderful loss and is worthless, so we
 # learn to catch leaks before we train anything.
@@ -45,8 +45,9 @@ import numpy as np
 import minims
 from minims import Tensor
 from minims.nn import Block, Embedding, Linear, Module, init_parameters
-from minims.figures import draw_dependencies, new_figure, save_figure
-from minims.scale import ShiftPool, Upsample, shift_right, shorten, upsample
+from lessons.support.figures import draw_dependencies, new_figure, save_figure
+from minims.functional import shift_right, shorten, upsample
+from minims.ops.pooling import ShiftPool, Upsample
 
 # %% [markdown]
 # ## 1. The rule
@@ -256,7 +257,7 @@ print(f"\nthe correct round trip leaks at {len(failures['correct'])} positions, 
 # %% [markdown]
 # The broken version fails exactly where the picture said it would: changing token $t$ inside a
 # block moves the logits of the earlier positions of the same block ($t \bmod k \neq 0$). Leaks live
-# at **block edges**, which is why the project's test (the checks of `minims/causality.py`, run on
+# at **block edges**, which is why the project's test (the checks of `minims/testing/causality.py`, run on
 # every model and on every operator in `tests/test_scale.py`) draws $t$ near $jk-1, jk, jk+1$. It also checks:
 # that the logits at $t$ *do* change when only $x_t$ changes (a model that shifted too far would
 # pass the invariance test while wasting its input); that the gradient from logits[s] is exactly
@@ -266,7 +267,7 @@ print(f"\nthe correct round trip leaks at {len(failures['correct'])} positions, 
 # ## 5. The pitfalls, briefly
 #
 # No public implementation of this paper exists; these are the ways implementations of its peers
-# (Hourglass, MEGABYTE, SpaceByte) go wrong, and how `minims/scale.py` avoids each:
+# (Hourglass, MEGABYTE, SpaceByte) go wrong, and how `minims/ops/pooling.py` avoids each:
 #
 # 1. **No shift, or a shift of k−2**: block-start positions see their own target (above).
 # 2. **Several scales, shifting only at the first**: pooling the pooled sequence again needs its own
@@ -308,9 +309,10 @@ print(f"Check passed: the library's shorten/upsample are causal; pooling without
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **Two scales (pitfall 2).** Draw `dependency_picture` for `upsample(shorten(shorten(eye, 2), 2), 4)`
 #    with `T = 16`: causal? Then build the broken variant "shift at the first level only":
@@ -323,7 +325,7 @@ print(f"Check passed: the library's shorten/upsample are causal; pooling without
 #    *Hint:* `Unpool` is a module with no parameters in its "repeat" kind; call it on `Tensor(c[None])`.
 #    *Check:* `check("07.2", "delay" or "shift")`.
 # 3. **The strided mistake (pitfall 3).** Write `shorten_strided(x, k)`: the shift
-#    `minims.scale.shift_right(x, k - 1)` (imported above), then `.reshape(B, k, T // k, C).mean(axis=1)`;
+#    `minims.functional.shift_right(x, k - 1)` (imported above), then `.reshape(B, k, T // k, C).mean(axis=1)`;
 #    put it in `RoundTrip` and run the leak test. At how many positions does it leak?
 #    *Hint:* coarse $j$ now mixes positions $j-k+1+mT/k$ for $m = 0 \dots k-1$: far in the future.
 #    *Check:* `check("07.3", shorten_strided)`; `shorten_strided(x, k)` -> the coarse Tensor.

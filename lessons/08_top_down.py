@@ -20,7 +20,7 @@
 #   local attention in the fine stack buys at long sequences.
 #
 # **Where this sits.** `minims/models/top_down.py`, built from lesson 07's operators
-# (`minims/scale.py`) and, optionally, the local attention of `minims/nn/local_attention.py` (the
+# (`minims/ops/pooling.py`) and, optionally, the local attention of `minims/nn/local_attention.py` (the
 # `RangeAttention` op that lesson 05, section 7, printed and checked: the memory of section 5 rests on it).
 
 # %%
@@ -42,11 +42,11 @@ import math
 import numpy as np
 
 import minims
-from minims.causality import assert_causal, causality_report
-from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
-from minims.comparison import report as report_runs
-from minims.figures import read_log
-from minims.memory import saved_bytes
+from minims.testing.causality import assert_causal, causality_report
+from lessons.support.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
+from lessons.support.comparison import report as report_runs
+from lessons.support.figures import read_log
+from minims.memory import forward_bytes
 from minims.models import build_model
 from minims.models.top_down import TopDownLM
 
@@ -156,13 +156,13 @@ print("the walk-through reproduces model(idx) exactly:", walk_matches)
 # must move (the fine stream sees its own token). We test every $t$, so the block edges
 # ($t = jk-1, jk, jk+1$), where leaks live, are all covered.
 #
-# This test is part of the library, `minims/causality.py`, because every model needs it (yours
-# too, if you add one): `causality_report(model, idx)` returns, for each $t$, the largest change
-# before $t$, at $t$, and in the untouched row; `assert_causal(model, idx)` checks those three
-# rules and names the first $t$ that breaks one. Here is the report:
+# This test is part of the library, `minims/testing/causality.py`, because every model needs it
+# (yours too, if you add one): `causality_report(model, idx)` returns, for each $t$, the largest
+# change before $t$, at $t$, and in the untouched row; `assert_causal(model, idx)` checks those
+# three rules and names the first $t$ that breaks one. Here is the report:
 
 # %%
-print(inspect.getsource(minims.causality.causality_report))
+print(inspect.getsource(minims.testing.causality.causality_report))
 report = causality_report(model, idx)
 print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1e}, "
       f"in the untouched row = {report[:, 2].max():.1e}, smallest change at t = {report[:, 1].min():.1e}")
@@ -170,14 +170,14 @@ print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1
 # %% [markdown]
 # The project runs `assert_causal` on every registered model (`tests/test_causality.py`), and a
 # stricter version of this test, with randomised $O(1)$ weights (small initial weights can hide a
-# leak behind a saturated softmax), gradient checks and prefix consistency: `minims/causality.py` and
-# `tests/test_models.py`.
+# leak behind a saturated softmax), gradient checks and prefix consistency:
+# `minims/testing/causality.py` and `tests/test_models.py`.
 #
 # ## 4. Training on Austen, beside a vanilla model
 #
-# The trainer (`minims/train.py`, the one loop for every model) builds the model by name, so
+# The trainer (`minims/train/`, the one loop for every model) builds the model by name, so
 # training the top-down model is the same call as for the vanilla one. A comparison is only fair
-# with the same budget: `minims.comparison.train_same_budget` trains each model with the same
+# with the same budget: `lessons.support.comparison.train_same_budget` trains each model with the same
 # settings (`SETTINGS`: data, width, batch, sequence length, optimizer, seed) for the same
 # **fixed number of steps**, and samples from each. Lessons 09 and 10 use the same settings and
 # the same vanilla model, so the three lessons' curves can be set side by side. Options we do not
@@ -210,16 +210,15 @@ unigram_loss = report_runs(runs, "08",
 #
 # `saved_bytes(loss, by="scope", depth=1)` adds up the activations the graph holds for backward,
 # per top-level module: `fine` (the token-level layers), `coarse` (all coarse stacks), and the
-# head. We compare, at two sequence lengths, a vanilla model with 4 layers, a top-down model with
-# the same 4 layers split 2 coarse + 2 fine, the same with local attention (window 32) in the fine
+# head; `minims.memory.forward_bytes` takes it after one training forward pass on random tokens.
+# We compare, at two sequence lengths, a vanilla model with 4 layers, a top-down model with the
+# same 4 layers split 2 coarse + 2 fine, the same with local attention (window 32) in the fine
 # stack, and a deeper top-down model (6 coarse + 2 fine).
 
 # %%
 def memory_by_scope(name, T, B=2, **options):
     model = build_model(name, vocab_size=V, block_size=T, n_head=4, n_embd=64, **options)
-    ids = np.random.default_rng(0).integers(0, V, size=(B, T + 1))
-    _, loss = model(ids[:, :-1], ids[:, 1:])
-    return saved_bytes(loss, by="scope", depth=1)
+    return forward_bytes(model, B, T, by="scope", depth=1)
 
 
 variants = [("vanilla 4", "vanilla", dict(n_layer=4)),
@@ -278,9 +277,10 @@ print(f"Check passed: the top-down model is causal, trains (valid loss {result['
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **The window.** Rebuild the memory table with `window=8, 32, 128` at $T = 1024$. Plot (or
 #    print) the fine stack's bytes against the window. Is it linear in $w$?

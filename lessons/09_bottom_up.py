@@ -20,7 +20,7 @@
 #   why this is the model that can be *deep and cheap* at the same time.
 #
 # **Where this sits.** `minims/models/bottom_up.py`, built from lesson 07's operators and the
-# range attention of `minims/range_attention.py` (`RangeAttention`, printed and checked in lesson 05,
+# range attention of `minims/ops/range_attention.py` (`RangeAttention`, printed and checked in lesson 05,
 # section 7: the aggregation layer's memory rests on it). The paper's headline model (30 layers, a smaller
 # memory footprint than a vanilla model less than half as deep) is most naturally of this kind.
 
@@ -43,15 +43,15 @@ import numpy as np
 
 import minims
 from minims import Tensor
-from minims.causality import assert_causal, causality_report
-from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
-from minims.comparison import report as report_runs
-from minims.experiment import activation_bytes
+from minims.testing.causality import assert_causal, causality_report
+from lessons.support.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
+from lessons.support.comparison import report as report_runs
+from minims.memory import activation_bytes
 from minims.memory import saved_bytes
 from minims.models import build_model
-from minims.figures import draw_dependencies, new_figure, read_log, save_figure
+from lessons.support.figures import draw_dependencies, new_figure, read_log, save_figure
 from minims.models.bottom_up import Aggregate, BottomUpLM, aggregate_ranges
-from minims.scale import shorten
+from minims.functional import shorten
 
 # %% [markdown]
 # ## 1. The idea
@@ -134,7 +134,7 @@ for t in range(T_pic):
 # %% [markdown]
 # The same as pictures. Left: the keys each token sees, in key units (its own key, then the
 # blocks of each scale). Right: what reaches token $t$ through each scale, in token units: input
-# token $i$ feeds the blocks it is pooled into (`minims.scale.shorten`, lesson 07's operator), a
+# token $i$ feeds the blocks it is pooled into (`minims.functional.shorten`, lesson 07's operator), a
 # block also reads the earlier blocks of its scale (the coarse stack is causal), and token $t$ reads
 # the blocks it sees. Red would be a token from the future.
 
@@ -219,7 +219,7 @@ print("the walk-through reproduces model(idx) exactly:", walk_matches)
 # %% [markdown]
 # ## 4. Is the whole model causal?
 #
-# The same black-box test as in lesson 08, from `minims/causality.py`: for every $t$, change row 0's
+# The same black-box test as in lesson 08, from `minims/testing/causality.py`: for every $t$, change row 0's
 # tokens from $t$ on. No logit before $t$ may move (float64, exact), row 1 must not move, and the
 # logits at $t$ must.
 
@@ -232,7 +232,7 @@ print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1
 # ## 5. Training on Austen, beside a vanilla model
 #
 # The same comparison as in lesson 08, with the same settings, the same number of steps and the
-# same 4-layer vanilla model (`minims.comparison.train_same_budget`); only the model changes. Our
+# same 4-layer vanilla model (`lessons.support.comparison.train_same_budget`); only the model changes. Our
 # bottom-up model "1-2-1" also has 4 layers: 1 pre, 2 coarse and 1 post. Options we do not give
 # keep the model's defaults (upsampling back to the tokens), printed below. From a shell:
 # `python -m minims.train --model bottom-up --layout 1-2-1 --block-size 128 --n-embd 64
@@ -257,7 +257,7 @@ unigram_loss = report_runs(runs, "09",
 # We measure the activations held for backward for a vanilla model with 4 layers, a bottom-up
 # model with the same 4 layers ("1-2-1": 1 pre, 2 coarse, and the aggregation layer), and a
 # bottom-up model with **10** layers, 8 of them at the coarse scale ("1-8-1"). The measure is
-# lesson 08's, packaged in the library as `minims.experiment.activation_bytes` (lesson 11's
+# lesson 08's, packaged in the library as `minims.memory.activation_bytes` (lesson 11's
 # experiment uses it): `saved_bytes` of one training forward pass on random tokens. Then we split
 # the deep model's bytes by top-level module with `saved_bytes(loss, by="scope", depth=1)`.
 
@@ -318,9 +318,10 @@ print(f"Check passed: the bottom-up model is causal, trains (valid loss {result[
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **Where is the break-even?** Keep `pre` and `post` at 1 and grow the coarse stack
 #    ("1-8-1", "1-16-1", "1-32-1") at $T = 1024$. How deep can the bottom-up model go before it holds

@@ -20,7 +20,7 @@
 #   against a vanilla model: $O(T(w + T/k))$ per layer instead of $O(T^2)$.
 #
 # **Where this sits.** `minims/models/retina.py` (the attention layer and its key ranges) and
-# `minims/range_attention.py` (the range attention that stores only the keys each query uses).
+# `minims/ops/range_attention.py` (the range attention that stores only the keys each query uses).
 
 # %%
 import os
@@ -41,12 +41,12 @@ import numpy as np
 
 import minims
 import minims.functional as F
-from minims.causality import assert_causal, causality_report
-from minims.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
-from minims.comparison import report as report_runs
-from minims.experiment import activation_bytes
-from minims.figures import draw_key_sets, memory_axes, new_figure, read_log, save_figure
-from minims.range_attention import range_attention
+from minims.testing.causality import assert_causal, causality_report
+from lessons.support.comparison import BASELINE, QUICK_SETTINGS, SETTINGS, train_same_budget
+from lessons.support.comparison import report as report_runs
+from minims.memory import activation_bytes
+from lessons.support.figures import draw_key_sets, memory_axes, new_figure, read_log, save_figure
+from minims.functional import range_attention
 from minims.models import build_model
 from minims.models.retina import RetinaAttention, retina_ranges
 
@@ -213,7 +213,7 @@ print("the walk-through reproduces the layer exactly:", walk_matches)
 # %% [markdown]
 # ## 4. Is the whole model causal?
 #
-# The same black-box test as in lessons 08 and 09, from `minims/causality.py`: for every $t$, change
+# The same black-box test as in lessons 08 and 09, from `minims/testing/causality.py`: for every $t$, change
 # row 0's tokens from $t$ on; nothing before $t$ may move (float64, exact), nor row 1; the logits at
 # $t$ must move. Masked keys get $-\infty$ before the softmax, so their weights are exactly 0, not
 # merely small.
@@ -227,7 +227,7 @@ print(f"checked t = 0..{T - 1}: largest change before t = {report[:, 0].max():.1
 # ## 5. Training on Austen, beside a vanilla model
 #
 # The comparison of lessons 08 and 09, with the same settings, the same number of steps and the
-# same 4-layer vanilla model (`minims.comparison.train_same_budget`). Our retina model has 4
+# same 4-layer vanilla model (`lessons.support.comparison.train_same_budget`). Our retina model has 4
 # layers and a window of 32 tokens; the pooling factor and the kind of pooling keep the model's
 # defaults, printed below. From a shell: `python -m minims.train --model retina --n-layer 4
 # --window 32 --block-size 128 --n-embd 64 --batch-size 16 --max-iters 100 --lr 3e-3 --warmup-iters 10`.
@@ -256,7 +256,7 @@ unigram_loss = report_runs(runs, "10",
 # Four vanilla layers against four retina layers (window 32, $k = 4$), with one and with two coarse
 # scales, at two sequence lengths. The measure is lesson 08's (the bytes `saved_bytes` counts after
 # one training forward pass on random tokens), as the library packages it for lesson 11's
-# experiment: `minims.experiment.activation_bytes` gives all the bytes and those of the body (the
+# experiment: `minims.memory.activation_bytes` gives all the bytes and those of the body (the
 # layers without the output head and the loss); we use all of them. Next to each, the keys one
 # query scores.
 
@@ -346,9 +346,10 @@ print(f"Check passed: every past token is seen exactly once, the retina model is
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **The leaky mask (pitfall 8).** Change the rule in a copy of `retina_picture`: let the window
 #    start at $a = t-w+1$ (fine keys $\max(0, a) \dots t$, not rounded to a block start) and show

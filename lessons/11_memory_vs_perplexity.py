@@ -13,16 +13,21 @@
 # **What you'll learn**
 # - what the paper claims, and how minims measures the same two quantities: activation memory
 #   (bytes held for backward), valid **bits per character** and time per training step;
-# - how to run the project's experiments (`python -m minims.experiment tradeoff` and `ablate`) and
-#   read their results: a table, a plot, and the **Pareto frontier** (the models nothing beats on
-#   both axes);
+# - how to run the project's experiments (`python -m minims.experiment tradeoff`, `lr` and
+#   `ablate`) and read their results: a table, a plot, and the **Pareto frontier** (the models
+#   nothing beats on both axes);
 # - the memory half of the headline claim, checked without any training: a 30-layer hierarchical
 #   model against a vanilla model with less than half the layers;
 # - why a run this small is a smoke test, not evidence, and what the real run (committed in
 #   `lessons/results/`) shows.
 #
-# **Where this sits.** `minims/experiment.py`, which trains every model of lessons 06 and 08–10
-# with the trainer of `minims/train.py` and measures it with `minims/memory.py`.
+# **Where this sits.** The package `minims/experiment/`, which trains every model of lessons 06
+# and 08–10 with the trainer of `minims/train/` and measures it with `minims/memory.py`, one
+# concept per file: `grids.py` (which points each experiment trains, with which settings),
+# `identity.py` (a point is its full settings), `points.py` (training and scoring one point,
+# its committed result), `measure.py` (`split_loss`, step times), `convergence.py`, `ngram.py`
+# (the count baselines), `tables.py`, `plots.py` and `cli.py` (the command line).
+# `from minims import experiment` gives all of their public names.
 
 # %%
 import os
@@ -42,8 +47,8 @@ import json
 import math
 import tempfile
 
-from minims import experiment
-from minims.figures import lessons_out_dir
+from minims import experiment, memory
+from lessons.support.figures import lessons_out_dir
 from minims.models import build_model
 
 # %% [markdown]
@@ -72,17 +77,21 @@ from minims.models import build_model
 
 # %%
 print(inspect.getsource(experiment.split_loss))
-print(inspect.getsource(experiment.activation_bytes))
+print(inspect.getsource(memory.forward_bytes))
+print(inspect.getsource(memory.activation_bytes))
 
 # %% [markdown]
 # ## 2. The grid
 #
 # All points share the data (Austen at **character** level: with a word vocabulary of thousands the
 # output head, the same in every model, would hold most of the memory), the width, the optimizer,
-# the schedule, the seeds and the number of tokens seen. Only the model and its depth change:
-# vanilla models at several depths, and each hierarchical model at about twice those depths, at a
-# context of $T = 512$ where attention memory matters. The ablation grid varies one modelling
-# choice at a time (the ones the code marks "(ours)"); its winners are the models' defaults. The
+# the schedule and the number of tokens seen. Only the model and its depth change, and each model
+# family's peak learning rate (`TRADEOFF_LR`, picked by the `lr` sweep): vanilla models at several
+# depths, and each hierarchical model at about twice those depths, at a context of $T = 512$ where
+# attention memory matters. Every point is a `Point` (`minims/experiment/grids.py`) that spells
+# out all of its model's options, so a row keeps its meaning when a default changes. The ablation
+# grid varies one modelling choice at a time (the ones the code marks "(ours)", and the attention
+# pooling and upsampling of lesson 07's Hourglass); its winners are the models' defaults. The
 # three grids (the third, `--quick`, is a smoke test):
 
 # %%
@@ -90,17 +99,20 @@ for title, grid, settings in (("tradeoff", experiment.TRADEOFF_GRID, experiment.
                               ("ablate", experiment.ABLATE_GRID, experiment.ABLATE_SETTINGS),
                               ("quick (--quick)", experiment.QUICK_GRID, experiment.QUICK_SETTINGS)):
     print(f"{title}: {settings}")
-    for name, model, options in grid:
-        print(f"  {name:<34} {model:<10} {options}")
+    for point in grid:
+        lr = "" if point.lr is None else f" lr {point.lr:g}"
+        print(f"  {point.name:<34} {point.model:<10} {point.options}{lr}")
 
 # %% [markdown]
 # ## 3. Running the quick grid
 #
 # `experiment.main` is the command line as a function. We run the quick grid into a temporary
 # folder (from a shell: `python -m minims.experiment tradeoff --quick`, which writes
-# `out/tradeoff-quick/`). Each point trains in its own subfolder with the trainer's resumable
-# checkpoints, and a finished point is never retrained: run the same command again and it only
-# rebuilds the table. In quick mode (`MINIMS_QUICK=1`) we also cut the steps to 3 per point.
+# `out/tradeoff-quick/`). Each point and seed trains in its own folder, `points/NAME/seed-S/`,
+# with the trainer's resumable checkpoints; when it finishes, its result and learning curve are
+# written under `results/tradeoff/points/` (for the full grid: `lessons/results/`, committed), and
+# a point with a result is never retrained: run the same command again and it only rebuilds the
+# table. In quick mode (`MINIMS_QUICK=1`) we also cut the steps to 3 per point.
 
 # %%
 tmp = tempfile.TemporaryDirectory()
@@ -114,7 +126,7 @@ print("exit code:", exit_code, "| files:", sorted(p.name for p in out_dir.iterdi
 # %% [markdown]
 # ## 4. Reading the results
 #
-# `results.json` holds one row per point (mean and spread over its seeds) and one record per point
+# `results/tradeoff.json` holds one row per point (mean and spread over its seeds) and one record per point
 # and seed. Two memory columns: `activation_bytes` counts everything, `body_activation_bytes`
 # leaves out the output head and the loss, which are the same in every model. The figures below use
 # all of it, as the committed results do.
@@ -124,7 +136,7 @@ print("exit code:", exit_code, "| files:", sorted(p.name for p in out_dir.iterdi
 # for a vanilla point there is a multi-scale point with less memory and a lower perplexity.
 
 # %%
-results = json.loads((out_dir / "results.json").read_text())
+results = json.loads((out_dir / "results" / "tradeoff.json").read_text())
 rows = sorted(results["rows"], key=lambda r: r["activation_bytes"])
 
 
@@ -141,20 +153,32 @@ print(f"{'point':<18} {'layers':>6} {'params':>9} {'all MB':>7} {'body MB':>8} {
 for r in rows:
     print(f"{r['name']:<18} {r['layers']:6d} {r['params']:9,d} {r['activation_bytes'] / MB:7.2f} "
           f"{r['body_activation_bytes'] / MB:8.2f} {r['valid_bpc']:10.3f}  {'*' if r['frontier'] else ''}")
-unigram_bpc = math.log2(results["results"][0]["unigram_ppl"])
-print(f"(unigram baseline: valid bpc {unigram_bpc:.3f}; {results['settings']['max_iters']} steps per point)")
+unigram_bpc = results["baselines_bpc"]["unigram"]   # counts from train, on the scored valid text
+steps = results["settings"]["max_iters"]
+print(f"unigram baseline: valid bpc {unigram_bpc:.3f} (a model that knows only how often each character "
+      f"occurs); {steps} steps per point")
+not_learned = [r["name"] for r in rows if r["valid_bpc"] >= unigram_bpc]
+if not_learned:
+    print(f"{len(not_learned)} of {len(rows)} points are WORSE than the unigram baseline: after {steps} steps "
+          f"they have not learned even the character frequencies ({', '.join(not_learned)}).")
+else:
+    print(f"every point beats the unigram baseline after {steps} steps.")
 
 # %% [markdown]
 # ### A plot, when matplotlib is installed
 #
-# (`pip install -e '.[plot]'`.) `experiment.plot` draws bpc against memory and against step time,
-# one line per family, the layer count next to each point, with matplotlib's object-oriented API.
-# As a script the figure is saved under `out/lessons/`; in a notebook it is shown too.
+# (`pip install -e '.[plot]'`.) `experiment.tradeoff_plot` (in `minims/experiment/plots.py`, the
+# runner's own figure) draws bpc against memory and against step time, one marker per family,
+# each point labelled by its layout, with matplotlib's object-oriented API, and the baselines we
+# give it as dotted lines, here the unigram one: a point above it has not learned yet.
+# (`experiment.tradeoff_figure` returns the figure instead of saving it.) As a script the figure
+# is saved under `out/lessons/`; in a notebook it is shown too.
 
 # %%
 fig_dir = lessons_out_dir()                      # out/lessons/ (the tests point it elsewhere)
 fig_dir.mkdir(parents=True, exist_ok=True)
-plot_path = experiment.plot(rows, fig_dir / "11_quick_tradeoff.png")
+plot_path = experiment.tradeoff_plot(rows, fig_dir / "11_quick_tradeoff.png", {"unigram": unigram_bpc},
+                                    title="the quick grid: labels are layouts", dpi=100)
 if plot_path is None:
     print("NOTE: no plot without matplotlib (pip install -e '.[plot]'); the table above holds the numbers.")
 else:
@@ -166,12 +190,15 @@ else:
 # %% [markdown]
 # ### How much to believe it
 #
-# Not much, at this size, and that is the lesson to take from it. Each point trained for a
-# handful of steps, from one seed, and was scored on the first 4,096 characters of the validation
-# book; the bpc are still near the unigram baseline printed under the table (a model that knows
-# only character frequencies). Differences of a few percent between points are noise: change `--seed` and the
-# order changes. What *is* reliable already is the memory column, which is exact and needs no
-# training at all. Section 6 shows the real run.
+# Not at all, at this size, and that is the lesson to take from it. Each point trained for a
+# handful of steps (15; 3 in quick mode), from one seed, and was scored on the first 4,096
+# characters of the validation book. After so few steps the models have **not learned**: in our
+# run every point lay *above* the unigram baseline (the dotted line; the line under the table
+# says how many do in yours), that is, they predicted worse than a table of character
+# frequencies. Their order says nothing about the models: change `--seed` and it changes.
+# What *is* reliable already is the memory column, which is exact and needs no training at all.
+# Section 6 shows the real run, where every model is well below the baseline (2.4-3.3 bpc
+# against 4.44).
 #
 # ## 5. The memory half of the headline, without training
 #
@@ -189,7 +216,7 @@ candidates = [("vanilla, 12 layers", "vanilla", dict(n_layer=12)),
 claim = {}
 for label, name, options in candidates:
     model = build_model(name, vocab_size=100, block_size=T_claim, n_embd=C_claim, n_head=4, **options)
-    _, body = experiment.activation_bytes(model, 2, T_claim, 100)
+    _, body = memory.activation_bytes(model, 2, T_claim)
     claim[label] = (model.config.n_layer, body)
 ref = claim["vanilla, 14 layers"][1]
 for label, (n_layer, body) in claim.items():
@@ -204,19 +231,25 @@ for label, (n_layer, body) in claim.items():
 # ## 6. The full runs, and how to read them
 #
 # ```bash
+# python -m minims.experiment lr          # the learning-rate sweep: 5 models x 3 rates -> lessons/results/lr.md
 # python -m minims.experiment ablate      # every (ours) choice, 2 seeds, T=256, 300 steps -> out/ablate/
-# python -m minims.experiment tradeoff    # 9 points x 2 seeds, T=512, 2,000 steps -> out/tradeoff/
+# python -m minims.experiment tradeoff    # 12 points x 2-3 seeds, T=512 -> out/tradeoff/, lessons/results/
 # python -m minims.experiment tradeoff --seeds 0 &  python -m minims.experiment tradeoff --seeds 1 &
-#                                         # two processes, one per seed; then run it once more
-#                                         # with the default --seeds 0,1 to write the tables
+#                                         # two processes, one per seed (a point being trained by
+#                                         # the other is skipped); each rewrites the tables from
+#                                         # every committed point
 # python -m minims.experiment tradeoff --only vanilla-2,retina-4   # a few points
+# python -m minims.experiment tradeoff --report-only --time-steps 10   # tables and figures only
 # python -m minims.experiment tradeoff --backend cupy  # on a GPU (lesson 12)
 # ```
 #
 # On a 2-core CPU each takes an hour or more: leave it running; Ctrl-C keeps every finished point
 # and the last checkpoint of the current one, and the same command continues. The results of a
-# full run are committed in `lessons/results/` (`tradeoff.md`, `ablation.md`, `tradeoff.png`), with
-# the command that made them; the README reads them.
+# full run are committed in `lessons/results/`: the tables and figures (`tradeoff.md`,
+# `ablation.md`, `tradeoff.png`, ...) and, for the runner of `minims/experiment/`, each finished
+# point's result and learning curve, so that a clone continues the grid where another machine
+# stopped. `lessons/results/README.md` describes the layout and the commands that made them; the
+# README reads them.
 #
 # How to read them: for each vanilla point, find the hierarchical points with at most its memory
 # and compare their valid bpc. The paper's claim holds here if a hierarchical model with about
@@ -247,9 +280,10 @@ else:
 # %% [markdown]
 # In the committed run two models answer yes: top-down 6-2 and bottom-up 1-6-1, each with eight
 # layers, most of them coarse, against the 4-layer vanilla model. The others are better too, but
-# hold more memory than the 0.8x the question allows. The README ("What it shows, honestly") says
-# how much of the gap is *speed of learning* under a short budget: the vanilla models had only
-# begun to leave the plateau where a character model predicts from the last character or two.
+# hold more memory than the 0.8x the question allows. `lessons/results/README.md` ("What the
+# 2,000-step grid showed") says how much of the gap is *speed of learning* under a short budget:
+# the vanilla models had only begun to leave the plateau where a character model predicts from
+# the last character or two.
 
 # %% [markdown]
 # ## Check
@@ -274,14 +308,17 @@ tmp.cleanup()
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
-# 1. **Noise.** Run the quick grid with `--seeds 0,1,2` and `--max-iters 200`. For each point, how
-#    wide is the spread (the ± in the table)? Which differences in section 4 survive? *Hint:* about
-#    a minute per seed on a laptop CPU; compare the spread of one point with the gaps between points.
-#    *Check:* `check("11.1", {"results": json.loads(Path(".../results.json").read_text()),
+# 1. **Noise.** Run the quick grid with `--seeds 0,1,2`, `--max-iters 200` and `--out-dir out/noise`
+#    (a folder of its own: a point is never reused with other settings, so the runner refuses a
+#    folder trained with other steps). For each point, how wide is the spread (the ± in the
+#    table)? Which differences in section 4 survive? *Hint:* about a minute per seed on a laptop
+#    CPU; compare the spread of one point with the gaps between points.
+#    *Check:* `check("11.1", {"results": json.loads(Path("out/noise/results/tradeoff.json").read_text()),
 #    "survive": [(name, name), ...]})`: the pairs of points whose mean valid bpc differ by more
 #    than the sum of their two spreads.
 # 2. **Longer sequences.** Repeat section 5 at $T = 512$ and $T = 1024$ (with `block_size` set to
@@ -293,6 +330,7 @@ tmp.cleanup()
 #    e.g. a deeper bottom-up model:
 #    `args = experiment.build_parser().parse_args(["tradeoff", "--quick", "--out-dir", "out/my-point"])`, then
 #    `experiment.run_point("bottom-up-1-6-1", "bottom-up", dict(layout="1-6-1"), experiment.QUICK_SETTINGS, 0, args, 4096, False)`.
-#    Is it on the frontier? *Hint:* `run_point` returns the same record as one entry of
-#    `results.json["results"]`.
+#    Is it on the frontier? *Hint:* `run_point` (in `minims/experiment/points.py`) trains the point
+#    in `out/my-point/points/bottom-up-1-6-1/seed-0/` and returns the same record as one entry of
+#    `results/tradeoff.json["results"]` (with its learning curve under "curve"); it commits nothing.
 #    *Check:* `check("11.3", record)`, the record `run_point` returned.

@@ -202,7 +202,7 @@ if not GPU:
 
 # %%
 minims.set_backend(BACKEND)
-with minims.backend.track_memory() as mem:
+with minims.memory.track_memory() as mem:
     _, loss = gpu_model(x, y)
     held_gpu = saved_bytes(loss)
     loss.backward()
@@ -286,9 +286,10 @@ print("Check passed: same seed, same weights; ids checked; timing synchronized; 
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a checker: `from minims.exercises import check, help_for`, then
-# `check("NN.i", your_answer)` prints *right* or what is off (`help_for("NN.i")` says what
-# the answer is). Reference solutions, for after you tried: `lessons/solutions.py`.
+# Each exercise has a checker: `from lessons.support.exercises import check, help_for`, then
+# `check("NN.i", your_answer)` prints *right* or what is off; `print(help_for("NN.i"))` shows what
+# form the answer takes (a number, a dict with given keys, a function), not the answer itself.
+# Reference solutions, for after you tried: `lessons/solutions.py`.
 #
 # 1. **Where the GPU wins.** On a GPU, run `python -m minims.bench speed --backend cupy` with
 #    `--block-size 128`, then `512` and `2048` (and `--batch-size 1` if memory runs out). How do the

@@ -1,6 +1,6 @@
 """Reference solutions to the exercises of lessons 00-12 (try them yourself first!).
 
-`SOLUTIONS["NN.i"]()` returns an answer that `minims.exercises.check("NN.i", answer)` accepts, and
+`SOLUTIONS["NN.i"]()` returns an answer that `lessons.support.exercises.check("NN.i", answer)` accepts, and
 `WRONG["NN.i"]()` a plausible wrong one that it rejects; tests/test_exercises.py runs both, so
 the checkers and the solutions cannot drift apart. Each solution is the smallest code that
 answers its exercise, at small sizes (seconds in all).
@@ -15,7 +15,7 @@ import numpy as np
 import minims
 import minims.functional as F
 from minims import Tensor
-from minims.exercises import gradient_check, patched
+from lessons.support.exercises import gradient_check, patched
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS, WRONG = {}, {}
@@ -44,7 +44,7 @@ solution("00.1", wrong=lambda: (lambda a: a / a.max()))(lambda: normalize)
 def _00_2():
     out = {}
     for name, dtype in (("float32", "float32"), ("float64", "float64"), ("bool", bool)):
-        with minims.backend.track_memory() as mem:
+        with minims.memory.track_memory() as mem:
             a = minims.backend.xp.ones((1000, 1000), dtype=dtype)
         out[name] = mem["peak"]
         del a
@@ -309,7 +309,7 @@ def _06_3():
 
 @solution("07.1", wrong=lambda: {"causal": True, "leaking_rows": []})
 def _07_1():
-    from minims.scale import shorten, upsample
+    from minims.functional import shorten, upsample
     eye = Tensor(np.eye(16)[None])
     correct = upsample(shorten(shorten(eye, 2), 2), 4).numpy()[0]
     x = shorten(eye, 2)
@@ -322,13 +322,13 @@ solution("07.2", wrong=lambda: "shift")(lambda: "delay")
 
 
 def shorten_strided(x, k):
-    from minims.scale import shift_right
+    from minims.functional import shift_right
     B, T, C = x.shape
     return shift_right(x, k - 1).reshape(B, k, T // k, C).mean(axis=1)
 
 
 def _shorten_neighbours(x, k):     # the correct pooling: not what the exercise asks for
-    from minims.scale import shorten
+    from minims.functional import shorten
     return shorten(x, k)
 
 
@@ -362,7 +362,7 @@ def _top_down(causal_mode):
 
 def coarse_lag(k, mode, T=32):
     """Lesson 07's round trip on an identity: the largest t - (newest token seen at t), t >= k."""
-    from minims.scale import shift_right, shorten, upsample
+    from minims.functional import shift_right, shorten, upsample
     eye = Tensor(np.eye(T)[None])
     coarse = shorten(eye, k) if mode == "shift" else shift_right(shorten(eye, k, shift=False), 1)
     seen = upsample(coarse, k).numpy()[0] != 0
@@ -371,7 +371,7 @@ def coarse_lag(k, mode, T=32):
 
 @solution("08.2", wrong=lambda: {"model": _top_down("delay"), "causal": True, "lag": {"shift": 3, "delay": 7}})
 def _08_2():
-    from minims.causality import assert_causal
+    from minims.testing.causality import assert_causal
     model = _top_down("delay")
     idx = np.random.default_rng(1).integers(0, 50, size=(2, 32))
     try:
@@ -394,7 +394,7 @@ def _08_3():
 
 def held_bytes(name, T, **options):
     """Lessons 09 and 10's measure: all bytes held for backward (4 heads, width 64, V = 50)."""
-    from minims.experiment import activation_bytes
+    from minims.memory import activation_bytes
     from minims.models import build_model
     model = build_model(name, vocab_size=50, block_size=T, n_head=4, n_embd=64, **options)
     return activation_bytes(model, 2, T, 50)[0]
@@ -476,7 +476,7 @@ def _quick_grid(out_dir, seeds):
     argv = ["tradeoff", "--quick", "--seeds", seeds, "--max-iters", "2", "--out-dir", str(out_dir),
             "--cache-dir", str(ROOT / ".cache")]
     assert experiment.main(argv) == 0
-    return json.loads((Path(out_dir) / "results.json").read_text())
+    return json.loads((Path(out_dir) / "results" / "tradeoff.json").read_text())
 
 
 @functools.lru_cache(maxsize=None)
@@ -495,7 +495,7 @@ def _11_1():
 
 
 def claim_ratio(T):
-    from minims.experiment import activation_bytes
+    from minims.memory import activation_bytes
     from minims.models import build_model
     body = {}
     for name, options in (("vanilla", dict(n_layer=14)), ("bottom-up", dict(layout="2-26-2"))):

@@ -11,7 +11,7 @@ Models", built from scratch on NumPy (CPU) or CuPy (CUDA):
 from . import backend
 from .backend import get_backend, set_backend, to_numpy
 from .engine import OPS, Function, Tensor, name_scope, no_grad
-from .ops import concat, stack, where
+from .functional import concat, stack, where
 from . import functional
 from . import memory
 

@@ -9,18 +9,20 @@ place that knows where the two libraries differ:
 - `to_numpy`: CuPy arrays must be copied to the host explicitly.
 - `host_rng`: parameters are drawn on the host from a seeded NumPy generator, so a NumPy
   run and a CuPy run with the same seed start from identical weights.
-- `memory_stats`: bytes in use and peak bytes (tracemalloc on NumPy, the CuPy memory pool
-  plus a memory hook on CuPy).
-- `reuse_freed_memory`: on the CPU, keep freed array memory in the process for the next
-  array instead of handing it back to the operating system (CuPy's pool does this on GPUs).
+- `to_floats`: several values read from the GPU with one copy. Every device → host read
+  makes the host wait until the GPU has finished all queued work (a synchronisation), so a
+  training step reads its loss and gradient norm together, once.
+- `fuse`: a function of arrays made only of elementwise operations becomes one GPU kernel
+  (`cupy.fuse`) on CuPy, and stays a plain function on NumPy; `fusing()` says whether the
+  ops use such kernels (on CuPy, unless `MINIMS_FUSE=0`).
 
 Choose the backend with `minims.set_backend("numpy" | "cupy")` or the environment variable
-`MINIMS_BACKEND`.
+`MINIMS_BACKEND`. Measuring memory on either backend is minims/memory.py's job; tuning the
+process is minims/allocator.py's (the C allocator) and minims/threads.py's (BLAS threads).
 """
-import contextlib
+import functools
 import os
 import sys
-import tracemalloc
 
 import numpy
 
@@ -42,7 +44,6 @@ class BackendUnavailable(RuntimeError):
 name = "numpy"
 xp = numpy
 _cupyx = None
-_peak_hook = None
 
 
 _caches = []
@@ -168,6 +169,84 @@ def set_rng_state(state):
     _rng.bit_generator.state = state
 
 
+def is_device_array(a):
+    """Whether `a` is an array of the active CuPy backend (False on NumPy: no device)."""
+    return name == "cupy" and isinstance(a, xp.ndarray)
+
+
+def to_floats(values):
+    """Python floats of `values` (0-d arrays of either backend, NumPy scalars or numbers), those
+    on the GPU read with ONE device → host copy. (ours)
+
+    Each read from the GPU waits for every queued kernel first (a synchronisation: the GPU then
+    idles until the host queues more work); reading n values one by one (`float(a)`, `.item()`)
+    costs n of them, `to_floats` one. Values on the host cost nothing. Exact: a float32 value or
+    an integer below 2**53 comes back unchanged."""
+    values = list(values)
+    on_device = [i for i, v in enumerate(values) if is_device_array(v)]
+    if on_device:
+        host = to_numpy(xp.stack([values[i].reshape(()) for i in on_device]))
+        for i, v in zip(on_device, host):
+            values[i] = v
+    return [float(v) for v in values]
+
+
+# Fused kernels: None = on CuPy only (the default), True/False = always/never (tests set it;
+# MINIMS_FUSE=0 turns them off, e.g. to tell a kernel's failure from the rest on a new GPU).
+use_fused = {"0": False, "1": True}.get(os.environ.get("MINIMS_FUSE", ""))
+
+
+def fusing():
+    """Whether the ops run their fused elementwise kernels (`fuse`) rather than their in-place
+    NumPy chains: on CuPy by default (see `use_fused`). On NumPy a fused function is a plain
+    expression, which makes more temporaries than the in-place chain, so it is not used there."""
+    return name == "cupy" if use_fused is None else use_fused
+
+
+def fuse(fn):
+    """Decorator: `fn(*arrays)` → array or tuple of arrays, made only of elementwise operations
+    (arithmetic, `backend.xp` ufuncs such as `xp.tanh`, Python number constants; no reductions,
+    methods, indexing or control flow on values), becomes one GPU kernel on CuPy: `cupy.fuse`
+    compiles it the first time it runs there (per dtype and ndim) and reads every input once
+    and writes every output once, where the same chain of operations launches one kernel per
+    operation, each a round trip through GPU memory. On NumPy the decorated function just
+    calls `fn` (so does it on CuPy when `fusing()` is off): the same formula, so a CPU test
+    checks what the GPU kernel computes. Inputs broadcast against one another as in a ufunc
+    (e.g. a (…, 1) row statistic against (…, C)). (ours; cupy.fuse is CuPy's)"""
+    kernels = cache()                  # emptied by set_backend: a kernel belongs to one CuPy
+
+    @functools.wraps(fn)
+    def run(*arrays):
+        if name != "cupy" or not fusing():
+            return fn(*arrays)
+        kernel = kernels.get(fn)
+        if kernel is None:
+            kernel = kernels[fn] = xp.fuse(kernel_name=f"minims_{fn.__name__}")(fn)
+        return kernel(*arrays)
+    return run
+
+
+def device_info():
+    """What GPU numbers depend on, on CuPy: CuPy's version, the device's name and memory (GiB),
+    the CUDA runtime and driver versions (e.g. 12080 = 12.8); {} on NumPy. Best effort: a field
+    that cannot be read is left out."""
+    if name != "cupy":
+        return {}
+    info = {"cupy": getattr(xp, "__version__", "?")}
+    runtime = xp.cuda.runtime
+    for key, read in (("gpu", lambda: runtime.getDeviceProperties(xp.cuda.Device().id)["name"]),
+                      ("gpu_memory_gib", lambda: runtime.getDeviceProperties(
+                          xp.cuda.Device().id)["totalGlobalMem"] / 2 ** 30),
+                      ("cuda_runtime", runtime.runtimeGetVersion),
+                      ("cuda_driver", runtime.driverGetVersion)):
+        try:
+            value = read()
+        except Exception:   # (an old CuPy, a driver without the call: the field is left out)
+            continue
+        info[key] = value.decode() if isinstance(value, bytes) else value
+    return info
+
+
 def synchronize():
     """Wait for queued GPU work (call before reading a timer); a no-op on NumPy."""
     if name == "cupy":
@@ -175,7 +254,7 @@ def synchronize():
 
 
 def nccl():
-    """CuPy's NCCL bindings (`cupy.cuda.nccl`, for minims.distributed on several GPUs), or
+    """CuPy's NCCL bindings (`cupy.cuda.nccl`, for minims.train.distributed on several GPUs), or
     None on NumPy or where CuPy was built without NCCL."""
     if name != "cupy":
         return None
@@ -185,145 +264,6 @@ def nccl():
     except ImportError:
         return None
     return module if getattr(module, "available", True) else None
-
-
-def openblas_function(name):
-    """The function `name` ("get_num_threads", "set_num_threads") of the OpenBLAS that NumPy
-    loaded, via ctypes, or None where it cannot be found (best effort: Linux, OpenBLAS builds;
-    no extra dependency). Builds spell it differently: scipy-openblas wheels as
-    `scipy_openblas_<name>64_`, 64-bit-integer builds as `openblas_<name>64_`."""
-    import ctypes
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:
-        return None
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for symbol in (f"scipy_openblas_{name}64_", f"openblas_{name}64_", f"openblas_{name}"):
-            if hasattr(lib, symbol):
-                return getattr(lib, symbol)
-    return None
-
-
-_allocator_tuned = False
-
-
-def reuse_freed_memory(limit_bytes=1 << 30):
-    """Ask the C allocator (glibc's malloc) to keep freed memory for reuse; True if it did.
-
-    Why (ours, measured): a training step makes and frees hundreds of arrays of 0.1–8 MiB
-    (B·T·4C activations, the T×T attention bands). glibc serves such sizes with a fresh
-    `mmap` and unmaps them at `free`, so every new array starts as untouched pages that the
-    kernel must fault in and zero, one 4 KiB page at a time, before NumPy writes into them.
-    On the 2-core test machine, forward + backward of the attention op at B=8, n_head=4,
-    hs=32 took 16 → 8 ms at T=256 and 47 → 31 ms at T=512 with this on (medians of 30, one
-    process each way), and one training step of the 4-layer vanilla model 147 → 135 ms (glibc
-    adapts its threshold to the sizes it sees freed, so a long run recovers part of this by
-    itself). With arrays up to 32 MiB (glibc's largest setting) taken from the
-    heap and up to `limit_bytes` of freed heap kept, the next step reuses the pages already
-    mapped: no faults, no zeroing. The cost: the process keeps up to `limit_bytes` it is not
-    using (the same trade as CuPy's memory pool and PyTorch's CUDA caching allocator).
-
-    Process-wide, so the command-line tools (train, sample, bench, experiment) call it and the
-    library never does on import. Best effort: a no-op (False) without glibc (macOS, musl,
-    Windows). Memory accounting (`memory_stats`, tracemalloc) is unaffected. Raises
-    ValueError for a `limit_bytes` that is not an int in [1, 2**31 − 1] (mallopt takes a C int).
-    """
-    global _allocator_tuned
-    if not isinstance(limit_bytes, int) or not 0 < limit_bytes < 2 ** 31:
-        raise ValueError(f"limit_bytes must be an int in [1, 2**31 − 1] (a C int), got {limit_bytes!r}")
-    if _allocator_tuned:
-        return True
-    import ctypes
-    import ctypes.util
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
-    _allocator_tuned = bool(mallopt(M_MMAP_THRESHOLD, 32 << 20) and mallopt(M_TRIM_THRESHOLD, limit_bytes))
-    return _allocator_tuned
-
-
-# ---------------------------------------------------------------------------------------
-# Memory: bytes in use and peak bytes of the active backend.
-# ---------------------------------------------------------------------------------------
-
-def _cupy_peak_hook():
-    """A CuPy memory hook that records the pool's peak used bytes (built on first use)."""
-    global _peak_hook
-    if _peak_hook is None:
-        pool = xp.get_default_memory_pool()
-
-        class PeakHook(xp.cuda.memory_hook.MemoryHook):
-            name = "minims_peak"
-
-            def __init__(self):
-                self.peak = pool.used_bytes()
-
-            def malloc_postprocess(self, **kwargs):
-                self.peak = max(self.peak, pool.used_bytes())
-
-        _peak_hook = PeakHook()
-        _peak_hook.__enter__()  # installed for the rest of the process
-    return _peak_hook
-
-
-def reset_peak_memory():
-    """Start measuring peak memory from now (starts tracemalloc on NumPy if needed)."""
-    if name == "cupy":
-        hook = _cupy_peak_hook()
-        hook.peak = xp.get_default_memory_pool().used_bytes()
-    else:
-        if not tracemalloc.is_tracing():
-            tracemalloc.start()
-        tracemalloc.reset_peak()
-
-
-def memory_stats():
-    """{"in_use": bytes, "peak": bytes} since the last `reset_peak_memory()`.
-
-    On NumPy this counts what tracemalloc sees (NumPy reports its buffers to it), so it is
-    zero until `reset_peak_memory()` or `track_memory()` starts tracing. On CuPy it reads the
-    default memory pool.
-    """
-    if name == "cupy":
-        pool = xp.get_default_memory_pool()
-        used = pool.used_bytes()
-        peak = max(_cupy_peak_hook().peak, used)
-        return {"in_use": int(used), "peak": int(peak)}
-    if not tracemalloc.is_tracing():
-        return {"in_use": 0, "peak": 0}
-    used, peak = tracemalloc.get_traced_memory()
-    return {"in_use": int(used), "peak": int(peak)}
-
-
-@contextlib.contextmanager
-def track_memory():
-    """Measure the peak bytes allocated inside the block: `with track_memory() as m: ...; m["peak"]`.
-
-    The result is relative to what was in use when the block started. On NumPy, tracemalloc
-    is stopped again afterwards if it was not running before (it slows Python down).
-    """
-    was_tracing = name == "numpy" and tracemalloc.is_tracing()
-    reset_peak_memory()
-    start = memory_stats()["in_use"]
-    result = {}
-    try:
-        yield result
-    finally:
-        synchronize()
-        stats = memory_stats()
-        result["peak"] = stats["peak"] - start
-        result["in_use"] = stats["in_use"] - start
-        if name == "numpy" and not was_tracing:
-            tracemalloc.stop()
 
 
 class _Unavailable:

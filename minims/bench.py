@@ -1,8 +1,9 @@
-"""Benchmarks: `python -m minims.bench {engine,model,speed,memory,attention,decode}` (`--help`).
+"""Benchmarks: `python -m minims.bench {engine,model,speed,memory,attention,decode,threads}` (`--help`).
 
 Speed is measured, never asserted: every case prints medians of runs alternating with one
 another in one process, so that background load hits all alike; engine, model and speed also
-time the same computation in PyTorch (when installed) and print the ratio.
+time the same computation in PyTorch (when installed) and print the ratio: on the CPU beside
+`--backend numpy`, on the GPU (CUDA) beside `--backend cupy`.
 
 - engine: forward + backward of a 4-layer, 128-wide, 4-head GPT stack (T=256, B=8, float32),
           and the GEMM floor: the step's matrix products alone, same shapes and threads.
@@ -17,6 +18,12 @@ time the same computation in PyTorch (when installed) and print the ratio.
 - decode: sampling speed (tokens/s) of every registered model with and without the decoding
           cache, at --block-size and at --decode-block-size (512): batch 1, a 1-token prompt
           extended to a full context (block_size − 1 new tokens), the two paths alternating.
+- threads: one training step of the trainer's default model (T=128, B=16) at several widths
+          (--widths), with one BLAS thread and with one per core, alternating step by step:
+          tokens/s of each and what --threads auto picks (quiet and now): the measurement
+          behind `threads.MIN_THREADED_PRODUCT`. Run it on a quiet machine.
+
+Every case but threads runs with --threads (default auto, as the trainer: minims/threads.py).
 """
 import argparse
 import json
@@ -27,14 +34,8 @@ import time
 
 import numpy
 
-from . import backend
-from .errors import ArgumentParser
-
-
-def blas_threads():
-    """Threads the OpenBLAS that NumPy loaded will use, or None where that cannot be read."""
-    get = backend.openblas_function("get_num_threads")
-    return None if get is None else int(get())
+from . import allocator, backend, threads
+from .cli import ArgumentParser, run_cli
 
 
 def environment():
@@ -44,11 +45,10 @@ def environment():
         "backend": backend.get_backend(),
         "cpu_count": os.cpu_count(),
         "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
-        "blas_threads": blas_threads(),
+        "blas_threads": threads.blas_threads(),
         "numpy": numpy.__version__,
         "python": platform.python_version(),
-        "threads_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                    "MKL_NUM_THREADS") if k in os.environ},
+        "threads_env": {k: os.environ[k] for k in threads.ENV_VARS if k in os.environ},
     }
     # the installed version without importing it: importing PyTorch starts its own thread
     # pools, which would disturb a process meant to time minims alone (--impl minims)
@@ -59,6 +59,9 @@ def environment():
         info["torch"] = None
     if "torch" in sys.modules:
         info["torch_threads"] = sys.modules["torch"].get_num_threads()
+        if backend.get_backend() == "cupy":
+            info["torch_cuda"] = sys.modules["torch"].version.cuda
+    info.update(backend.device_info())
     return info
 
 
@@ -66,14 +69,18 @@ def median_ms(times):
     return 1000.0 * float(numpy.median(times))
 
 
-def time_alternating(cases, warmup, repeat):
-    """Run each case `warmup` times, then `repeat` rounds in turn; {name: [seconds]}."""
-    for fn in cases.values():
+def time_alternating(cases, warmup, repeat, before=None):
+    """Run each case `warmup` times, then `repeat` rounds in turn; {name: [seconds]}.
+    `before(name)`, if given, runs untimed before each run of case `name`."""
+    before = before or (lambda name: None)
+    for name, fn in cases.items():
         for _ in range(warmup):
+            before(name)
             fn()
     times = {name: [] for name in cases}
     for _ in range(repeat):
         for name, fn in cases.items():
+            before(name)
             backend.synchronize()
             t0 = time.perf_counter()
             fn()
@@ -98,15 +105,32 @@ def _minims_step(model, x, y, optimizer=None):
     return step
 
 
-def _torch_step(state, args, x, y, with_optimizer):
+def torch_device():
+    """Where PyTorch runs beside the active backend: "cpu" beside NumPy, "cuda" beside CuPy;
+    None when PyTorch is not installed or, beside CuPy, cannot use the GPU."""
     try:
         import torch
     except ImportError:
         return None
-    from .torch_gpt import torch_adamw, torch_gpt
-    params, forward = torch_gpt(state, args.n_head, dtype=args.dtype)
-    opt = torch_adamw(params) if with_optimizer else None
-    tx, ty = torch.tensor(x), torch.tensor(y)
+    if backend.get_backend() == "numpy":
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else None
+
+
+def _torch_step(state, args, x, y, with_optimizer):
+    """PyTorch's training step of the same model and batch (None without PyTorch): on the CPU
+    beside NumPy, on the GPU beside CuPy (with PyTorch's default AdamW there, its multi-tensor
+    kernels: PyTorch eager as people run it on a GPU). Timed with `backend.synchronize()`,
+    which waits for the whole device, PyTorch's kernels included."""
+    device = torch_device()
+    if device is None:
+        return None
+    import torch
+    from .testing.torch_gpt import torch_adamw, torch_gpt
+    params, forward = torch_gpt(state, args.n_head, dtype=args.dtype, device=device)
+    opt = (torch_adamw(params, foreach=None if device == "cuda" else False)
+           if with_optimizer else None)
+    tx, ty = torch.tensor(x, device=device), torch.tensor(y, device=device)
 
     def step():
         _, loss = forward(tx, ty)
@@ -135,12 +159,19 @@ def step_matrix_products(model, B, T):
     """
     from . import functional as F
     from .nn.layers import Linear
-    from .nn.attention import CausalSelfAttention
+    from .nn.transformer import CausalSelfAttention
     rng = numpy.random.default_rng(0)
     dtype = model.config.dtype if hasattr(model, "config") else "float32"
+    shared = {}
 
     def arr(*shape):  # on the active backend (the floor of a CuPy run is the GPU's)
-        return backend.asarray(rng.standard_normal(shape).astype(dtype))
+        if backend.get_backend() == "cupy" and shape in shared:
+            # one operand per shape on a GPU: at GPU sizes the step's operands are several GB,
+            # longer to draw on the host than the benchmark; far above a GPU's caches, sharing
+            # them between layers changes no timing (on the CPU each product keeps its own)
+            return shared[shape]
+        a = shared[shape] = backend.asarray(rng.standard_normal(shape).astype(dtype))
+        return a
     N, pairs = B * T, []
     for _, m in model.named_modules():
         if isinstance(m, Linear):
@@ -170,7 +201,7 @@ def bench_vanilla(args, with_optimizer):
     cases = {}
     if args.impl in ("both", "minims"):
         cases["minims"] = _minims_step(model, x, y, AdamW(model.parameters()) if with_optimizer else None)
-    if args.impl in ("both", "torch") and backend.get_backend() == "numpy":
+    if args.impl in ("both", "torch"):
         torch_step = _torch_step(model.state_dict(), args, x, y, with_optimizer)
         if torch_step is not None:
             cases["torch"] = torch_step
@@ -218,7 +249,7 @@ def bench_vanilla_processes(args):
     flops = None
     base = [args.case, *(f"--{k.replace('_', '-')}={getattr(args, k)}" for k in (
         "backend", "n_layer", "n_embd", "n_head", "block_size", "batch_size", "vocab_size",
-        "dtype", "warmup", "repeat"))]
+        "dtype", "warmup", "repeat", "threads"))]
     for _ in range(args.processes):
         for side in sides:
             out = subprocess.run([sys.executable, "-m", "minims.bench", *base, "--impl", side, "--json"],
@@ -245,7 +276,7 @@ def bench_speed(args):
         model = build_model(name, args.vocab_size, args.block_size, **_model_kwargs(args))
         cases[name] = _minims_step(model, x, y, AdamW(model.parameters()))
         params[name] = model.num_parameters()
-        if name == "vanilla" and backend.get_backend() == "numpy":
+        if name == "vanilla":
             torch_step = _torch_step(model.state_dict(), args, x, y, True)
             if torch_step is not None:
                 cases["torch-vanilla"] = torch_step
@@ -289,6 +320,40 @@ def bench_attention(args):
     return rows
 
 
+def bench_threads(args):
+    """threads: tokens/s of one training step (forward, backward, AdamW) of the vanilla model at
+    each of --widths, with one BLAS thread and with one per core, the two alternating step by
+    step (medians), the typical product's size (`threads.product_size`, millions of
+    multiply-adds) and the threads --threads auto picks on a quiet machine (no other work) and
+    with the other work measured before the run (`threads.other_work_now`)."""
+    from .models import build_model
+    from .optim import AdamW
+    cores = threads.available_cores()
+    other = threads.other_work_now()[0]
+    counts = {"1 thread": 1}
+    if cores > 1:
+        counts[f"{cores} threads"] = cores
+    x, y = _batch(args)
+    tokens = args.batch_size * args.block_size
+    rows = []
+    for width in args.widths:
+        model = build_model("vanilla", args.vocab_size, args.block_size,
+                            **dict(_model_kwargs(args), n_embd=width))
+        step = _minims_step(model, x, y, AdamW(model.parameters()))
+        times = time_alternating(dict.fromkeys(counts, step), args.warmup, args.repeat,
+                                 before=lambda name: threads.set_blas_threads(counts[name]))
+        size = threads.product_size(tokens, width)
+        row = {"n_embd": width, "product_M": size / 1e6}
+        row.update({f"{name} tok/s": tokens / float(numpy.median(t)) for name, t in times.items()})
+        if cores > 1:
+            row["ratio"] = row[f"{cores} threads tok/s"] / row["1 thread tok/s"]
+        row["auto, quiet"] = threads.choose_threads(size, cores, 0.0)
+        row["other work"] = other
+        row["auto, now"] = threads.choose_threads(size, cores, other)
+        rows.append(row)
+    return rows
+
+
 def fit_exponent(ts, values):
     """Slope of log(value) against log(T): value ∝ T^slope."""
     return float(numpy.polyfit(numpy.log(ts), numpy.log(values), 1)[0])
@@ -298,7 +363,7 @@ def bench_memory(args):
     """memory: saved activation bytes (all, and attention's alone) and peak bytes per model,
     T = 256 … max_t, at equal total depth; then the growth exponent in T of each, fitted
     over all T and over the last doubling (where the T² parts dominate)."""
-    from .memory import saved_bytes
+    from .memory import saved_bytes, track_memory
     from .models import MODELS, build_model
     ts = [t for t in (256, 512, 1024, 2048, 4096, 8192) if t <= args.max_t]
     keys = ("saved_bytes", "attention_bytes", "peak_bytes")
@@ -309,7 +374,7 @@ def bench_memory(args):
             model = build_model(name, args.vocab_size, T, **_model_kwargs(args))
             rng = numpy.random.default_rng(0)
             idx = rng.integers(0, args.vocab_size, size=(args.batch_size, T + 1))
-            with backend.track_memory() as mem:
+            with track_memory() as mem:
                 _, loss = model(idx[:, :-1], idx[:, 1:])
                 by_op = saved_bytes(loss, by="op")
                 held = saved_bytes(loss)
@@ -380,14 +445,16 @@ def _fmt(v):
 def build_parser():
     p = ArgumentParser(prog="python -m minims.bench", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("case", choices=["engine", "model", "speed", "memory", "attention", "decode"],
+    p.add_argument("case", choices=["engine", "model", "speed", "memory", "attention", "decode", "threads"],
                    help="what to measure")
     p.add_argument("--backend", default="numpy", choices=backend.BACKENDS, help="array backend (default numpy)")
     p.add_argument("--n-layer", type=int, default=4, help="layers (default 4)")
     p.add_argument("--n-embd", type=int, default=128, help="width C (default 128)")
     p.add_argument("--n-head", type=int, default=4, help="attention heads (default 4)")
-    p.add_argument("--block-size", type=int, default=256, help="sequence length T (default 256)")
-    p.add_argument("--batch-size", type=int, default=8, help="batch size B (default 8)")
+    p.add_argument("--block-size", type=int, default=None,
+                   help="sequence length T (default 256; threads: 128, the trainer's)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="batch size B (default 8; threads: 16, the trainer's)")
     p.add_argument("--vocab-size", type=int, default=256, help="vocabulary size (default 256)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="default float32")
     p.add_argument("--warmup", type=int, default=None,
@@ -403,13 +470,25 @@ def build_parser():
                    help="engine/model: instead, run each implementation in its own fresh process, "
                         "N alternating pairs, and report the medians over processes (default 0: "
                         "one process, the implementations alternating step by step)")
+    p.add_argument("--widths", type=_widths, default=[32, 64, 96, 128, 192, 256, 512], metavar="C,C,...",
+                   help="threads: the widths n_embd measured (default 32,64,96,128,192,256,512)")
+    threads.add_threads_flag(p, "; the threads case sets them itself")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return p
 
 
+def _widths(text):
+    try:
+        widths = [int(w) for w in text.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"expected whole numbers >= 1 separated by commas, got {text!r}")
+    return widths
+
+
 def main(argv=None):
-    """The command line -> exit code (errors mapped by minims.errors.run_cli)."""
-    from .errors import run_cli
+    """The command line -> exit code (errors mapped by minims.cli.run_cli)."""
     return run_cli(_main, argv)
 
 
@@ -435,16 +514,19 @@ def _check_args(args):
             if T < 2:
                 raise UsageError(f"{flag} must be at least 2 for the decode case (it generates "
                                  f"block_size − 1 tokens), got {T}")
+    widths = args.widths if args.case == "threads" else [args.n_embd]
     for flag, T in sizes.items():
         for name, cls in (MODELS.items() if every_model else [("vanilla", None)]):
             config = cls.Config if cls is not None else ModelConfig
-            try:
-                config(vocab_size=args.vocab_size, block_size=T, n_layer=args.n_layer,
-                       n_head=args.n_head, n_embd=args.n_embd, dtype=args.dtype)
-            except ValueError as e:
-                where = (f"{flag} {T}, " if len(sizes) > 1 else "") + f"the {name} model"
-                raise UsageError(f"{e}" + (f" ({where}; this case runs every model)" if every_model
-                                           else "")) from None
+            for width in widths:
+                try:
+                    config(vocab_size=args.vocab_size, block_size=T, n_layer=args.n_layer,
+                           n_head=args.n_head, n_embd=width, dtype=args.dtype)
+                except ValueError as e:
+                    where = (f"{flag} {T}, " if len(sizes) > 1 else "") + f"the {name} model"
+                    raise UsageError(f"{e}" + (f" ({where}; this case runs every model)" if every_model
+                                               else f" (--widths {width})" if len(widths) > 1
+                                               else "")) from None
     smallest_t = {"memory": 256, "attention": 128}.get(args.case)
     if smallest_t and args.max_t < smallest_t:
         raise UsageError(f"--max-t must be at least {smallest_t} for the {args.case} case "
@@ -456,9 +538,16 @@ def _main(argv):
     decode = args.case == "decode"
     args.warmup = (1 if decode else 3) if args.warmup is None else args.warmup
     args.repeat = (1 if decode else 10) if args.repeat is None else args.repeat
+    trainer_sizes = args.case == "threads"
+    if args.block_size is None:
+        args.block_size = 128 if trainer_sizes else 256
+    if args.batch_size is None:
+        args.batch_size = 16 if trainer_sizes else 8
     _check_args(args)
     backend.set_backend(args.backend)
-    backend.reuse_freed_memory()  # as the trainer does (measured: see its docstring)
+    allocator.reuse_freed_memory()  # as the trainer does (measured: see its docstring)
+    rows_per_step = 1 * args.block_size if decode else args.batch_size * args.block_size
+    chosen = threads.apply_threads(args.threads, threads.product_size(rows_per_step, args.n_embd))
     if args.case in ("engine", "model"):
         if args.processes:
             result = bench_vanilla_processes(args)
@@ -475,6 +564,9 @@ def _main(argv):
     elif args.case == "attention":
         rows = bench_attention(args)
         columns = ["T", "16", "32", "64", "128", "none", "default"]
+    elif args.case == "threads":
+        rows = bench_threads(args)
+        columns = list(rows[0])
     elif decode:
         rows = bench_decode(args)
         columns = ["model", "block_size", "params", "cached_tok_s", "uncached_tok_s", "speedup",
@@ -483,12 +575,18 @@ def _main(argv):
         rows = bench_memory(args)
         columns = ["model", "T", "saved_bytes", "attention_bytes", "peak_bytes"]
     env = environment()  # (after the run: it reports PyTorch's threads only if the run used it)
+    env["threads_chosen"] = chosen.describe() if args.case != "threads" else (
+        f"1 and {threads.available_cores()} alternating; MIN_THREADED_PRODUCT = "
+        f"{threads.MIN_THREADED_PRODUCT:,}")
     config = {k: getattr(args, k) for k in ("n_layer", "n_embd", "n_head", "block_size",
                                             "batch_size", "vocab_size", "dtype", "repeat")}
     if decode:                                          # (decoding runs one sequence)
         config.update(batch_size=1, decode_block_size=args.decode_block_size)
     if args.case in ("engine", "model"):
         config.update(impl=args.impl, processes=args.processes)
+    if args.case == "threads":
+        config.update(widths=args.widths)
+        del config["n_embd"]
     if args.json:
         print(json.dumps({"case": args.case, "config": config, "environment": env, "rows": rows},
                          indent=2))

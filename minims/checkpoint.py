@@ -6,7 +6,7 @@ A checkpoint is a NumPy `.npz` archive (a zip of `.npy` arrays) with no pickled 
   `describe()` (registry name + config, enough to rebuild it), the iteration, the best valid
   loss so far, the tokenizer's `to_dict()`, the RNG states (the batch sampler's and the
   backend's host RNG for dropout), the training arguments, the number of data-parallel ranks
-  that wrote it (`world_size`, absent = 1; see minims/distributed.py), the optimizer's
+  that wrote it (`world_size`, absent = 1; see minims/train/distributed.py), the optimizer's
   scalars, and the names of the arrays below (so a file missing one is caught on load).
 - `model/<dotted name>`: the weights (`model.state_dict()`).
 - `optim/<buffer>/<i>`: the optimizer's per-parameter state, one array per parameter:

@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import DataError, file_error
 from .files import atomic_write
-from .tokenizers import TOKENIZERS, build_tokenizer, tokenizer_from_dict
+from .tokenizers import TOKENIZERS, build_tokenizer, normalize_text, tokenizer_from_dict
 
 AUSTEN_DIR = Path(__file__).resolve().parent.parent / "data" / "austen"
 AUSTEN_SPLITS = {
@@ -129,7 +129,7 @@ def _decode(raw, path):
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); "
                         "re-save it as UTF-8") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")   # Windows/old-Mac line ends -> "\n"
+    return normalize_text(text)          # Windows/old-Mac line ends -> "\n", as for prompts
 
 
 def prepare(data="austen", tokenizer="char", cache_dir=None, min_freq=2):

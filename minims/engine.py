@@ -567,10 +567,10 @@ def _to_backend_index(index):
     return tuple(convert(i) for i in index) if isinstance(index, tuple) else convert(index)
 
 
-# The ops live in minims/ops.py; imported here at the end because they subclass Function.
+# The ops live in minims/ops/basic.py; imported here at the end because they subclass Function.
 # An import cycle, kept on purpose (as in early tinygrad): Tensor's operators (+, @, sum, …)
 # need the op classes, and the ops need Function and Tensor. Splitting them keeps the engine
 # (graph, backward, no_grad) readable in one file and the maths of each op in another; this
-# line, after everything ops.py imports from here is defined, is the only place they meet.
-from .ops import (Add, Cast, Div, Exp, GetItem, Log, MatMul, Max, Mul, Neg, Pow,  # noqa: E402
+# line, after everything ops/basic.py imports from here is defined, is the only place they meet.
+from .ops.basic import (Add, Cast, Div, Exp, GetItem, Log, MatMul, Max, Mul, Neg, Pow,  # noqa: E402
                   ReLU, Reshape, Sqrt, Sub, Sum, Tanh, Transpose)

@@ -1,4 +1,4 @@
-"""The errors minims reports to a user, and the one place that turns them into an exit code.
+"""The errors minims reports to a user: one line each, naming the flag or the file and the fix.
 
 Two kinds of failure, told apart by type (ours):
 
@@ -6,8 +6,8 @@ Two kinds of failure, told apart by type (ours):
   unusable data file, a damaged checkpoint, a missing GPU, a full disk, a read-only folder, a
   model too big for memory. These raise a `MinimsError` subclass below, whose message is one
   line naming the flag or the file and saying what to do. Every command-line tool (train,
-  sample, experiment, bench) runs its body through `run_cli`, which prints that line on stderr
-  and returns the error's exit code (2, unless the class says otherwise).
+  sample, experiment, bench) runs its body through `minims.cli.run_cli`, which prints that line
+  (`report(e)`) on stderr and returns the error's exit code (2, unless the class says otherwise).
 - anything else is a bug in minims (a shape mismatch, a typo): it is not caught, so Python
   prints the full traceback with file and line numbers.
 
@@ -16,14 +16,12 @@ also subclass the built-in type that code catching them would expect (`DataError
 `ValueError`, `FileSystemError` an `OSError`, `OutOfMemory` a `MemoryError`), so `except
 ValueError` around library calls keeps working.
 """
-import argparse
 import errno
-import sys
 
 from .backend import BackendUnavailable
 
 __all__ = ["MinimsError", "UsageError", "DataError", "CheckpointError", "BackendUnavailable",
-           "FileSystemError", "OutOfMemory", "ArgumentParser", "file_error", "run_cli", "report"]
+           "FileSystemError", "OutOfMemory", "USER_ERRORS", "file_error", "report"]
 
 
 class MinimsError(Exception):
@@ -91,66 +89,3 @@ def report(e):
     """The one line printed for a user-facing error `e`."""
     label = getattr(e, "label", "error")
     return f"{label}: {' '.join(str(e).split())}"
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser, except that a bad command line (an unknown flag, a missing value,
-    `abc` for a number, a missing or unknown command) prints one line in the format of every
-    other user error, `error: … (see prog --help)`, naming the choices of a missing command,
-    instead of the whole usage block; exit code 2 (ours: train's usage block is 20 lines that
-    bury the one that matters)."""
-
-    def error(self, message):
-        message = " ".join(message.split())
-        for action in self._actions:           # a required command left out: say what it can be
-            if action.choices and not action.option_strings and "required" in message \
-                    and action.dest in message:
-                message += f" (one of: {', '.join(map(str, action.choices))})"
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
-
-def run_cli(body, argv=None):
-    """Run a command's `body(argv)` -> exit code; the shared error mapping of every CLI.
-
-    argparse's exit (usage error 2, --help 0) passes through as a code; a MinimsError or a
-    BackendUnavailable prints `report(e)` on stderr and returns its exit code; a MemoryError
-    that no code turned into an OutOfMemory prints one line too (exit 2); Ctrl-C prints one
-    line and returns 130; a closed stdout (`| head`) ends quietly. Anything else propagates
-    with its traceback: it is a bug.
-    """
-    try:
-        code = body(argv)
-    except SystemExit as e:                 # argparse: --help (0) or a usage error (2, printed)
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-    except USER_ERRORS as e:
-        _say(report(e))
-        return getattr(e, "exit_code", 2)
-    except MemoryError as e:
-        _say(f"error: out of memory ({' '.join(str(e).split()) or 'MemoryError'}); use a smaller "
-             "model, batch or block size")
-        return 2
-    except KeyboardInterrupt:
-        _say("interrupted (Ctrl-C)")
-        return 130
-    except BrokenPipeError:                 # the reader of our stdout went away: not an error
-        _silence_stdout()
-        return 0
-    return 0 if code is None else code
-
-
-def _say(line):
-    try:
-        sys.stdout.flush()                  # what was printed so far comes before the error
-    except (OSError, ValueError):
-        pass
-    print(line, file=sys.stderr, flush=True)
-
-
-def _silence_stdout():
-    """After a broken pipe, point stdout at /dev/null so Python's exit flush is silent."""
-    import os
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass

@@ -1,455 +1,43 @@
-"""Fused neural-network ops with hand-derived backward passes (`import minims.functional as F`).
+"""The one function API: `import minims.functional as F` (what torch.nn.functional is to PyTorch).
 
-The hot paths of a transformer, each one Function instead of a chain of primitives: fewer
-temporaries, fewer Python calls, and a numerically stable formulation. Each backward is
-derived in a short comment above it (llm.c style); the generic harness in tests/ checks them
-all against float64 central differences. Like the primitive ops they accept negative and
-tuple axes, zero-size dimensions, and integer inputs (computed in float32).
+The layers (minims/nn), the models and your code call the ops through these functions; each op
+itself is a `Function` class in minims/ops/, one family per file, its backward derived beside it:
+
+- the neural-network ops (minims/ops/nn.py): `softmax`, `log_softmax`, `cross_entropy`, `gelu`,
+  `layer_norm`, `linear`, `embedding`, `dropout`, `scaled_dot_product_attention`;
+- joining tensors (minims/ops/basic.py, whose other ops are Tensor's operators and methods):
+  `concat`, `stack`, `where`;
+- changing scale causally (minims/ops/pooling.py, with the causality rule and its numbered
+  pitfalls): `shorten`, `upsample`, `shift_right`, `pad_end`, `zero_steps`, `check_factor`;
+- attention over ranges of keys (minims/ops/range_attention.py): `range_attention`,
+  `local_ranges`.
+
+The functions check their arguments and call `Op.apply`. The op classes are importable from here
+too, for `Op.run` (the forward on plain arrays, no graph: the layers' decoding `step` methods) and
+for reading their derivations (`inspect.getsource(F.LayerNorm)`).
 """
+import functools
 import math
 
 import numpy
 
 from . import backend
-from .engine import Function, Tensor, normalize_axes
-from .ops import as_rows
-
-
-def _check_ids(ids, n, what):
-    """Out-of-range ids must fail loudly: NumPy wraps negative ids and CuPy wraps all of them."""
-    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n):
-        valid = f"[0, {n - 1}]" if n else "empty (there are 0 rows to pick from)"
-        raise IndexError(f"{what} out of range: got ids in [{int(ids.min())}, {int(ids.max())}], "
-                         f"valid range is {valid}")
-
-
-def _ids(idx):
-    """An integer index array on the backend, from a Tensor, NumPy or backend array, or list."""
-    ids = idx.data if isinstance(idx, Tensor) else backend.asarray(idx)
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"ids must be integers, got {ids.dtype}")
-    return ids
-
-
-_vectors = backend.cache()
-
-
-def _rowsum(a, scale=1):
-    """Sum over the last axis times `scale`, keeping it (…, 1), as a matrix product with a
-    constant vector: BLAS does this 3–4× faster than `a.sum(-1)` for the short rows of a
-    transformer, and the scale costs no extra pass."""
-    return a @ _column(a.shape[-1], a.dtype, scale)
-
-
-def _column(n, dtype, value):
-    """A cached (n, 1) array filled with `value`: `a @ _column(C, dtype, 1 / C)` is the row mean."""
-    key = (n, dtype, value)                  # (the cache is emptied when the backend changes)
-    column = _vectors.get(key)
-    if column is None:
-        column = _vectors[key] = backend.xp.full((n, 1), value, dtype=dtype)
-    return column
-
-
-# --- softmax family ---------------------------------------------------------------------
-
-def _log_softmax(x, axis):
-    """Stable log-softmax: shift by the max so exp never overflows (logits of ±1e4 are fine)."""
-    if x.size == 0:  # nothing to normalise (and no maximum of an empty axis)
-        return x.copy()
-    shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - backend.xp.log(backend.xp.exp(shifted).sum(axis=axis, keepdims=True))
-
-
-class Softmax(Function):
-    # y = exp(x) / Σ exp(x).  dy_i/dx_j = y_i (δ_ij − y_j), so
-    # dx = y ⊙ (g − Σ_j g_j y_j)   (the full Jacobian, not just its diagonal)
-    # `axis`: an int or a tuple (negative counting from the end), or None for all axes.
-    int_to_float = True
-
-    @staticmethod
-    def forward(ctx, x, axis=-1):
-        axis = normalize_axes(axis, x.ndim, "Softmax")
-        if x.size == 0:  # nothing to normalise (and no maximum of an empty axis)
-            y = x.copy()
-        else:
-            y = backend.xp.exp(x - x.max(axis=axis, keepdims=True))
-            y /= y.sum(axis=axis, keepdims=True)
-        ctx.save(y)
-        ctx.axis = axis
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved
-        return y * (g - (g * y).sum(axis=ctx.axis, keepdims=True))
-
-
-class LogSoftmax(Function):
-    # y = x − log Σ exp(x).  dy_i/dx_j = δ_ij − softmax_j, so
-    # dx = g − softmax(x) · Σ_i g_i,  with softmax(x) = exp(y)
-    int_to_float = True
-
-    @staticmethod
-    def forward(ctx, x, axis=-1):
-        axis = normalize_axes(axis, x.ndim, "LogSoftmax")
-        y = _log_softmax(x, axis)
-        ctx.save(y)
-        ctx.axis = axis
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved
-        return g - backend.xp.exp(y) * g.sum(axis=ctx.axis, keepdims=True)
-
-
-class CrossEntropy(Function):
-    # loss = mean_n [ log Σ_v exp(z_nv) − z_n,y_n ]   over N = all positions.
-    # dloss/dz_nv = (softmax(z_n)_v − [v = y_n]) / N
-    # No positions (N = 0): the mean of nothing is NaN, as in NumPy and PyTorch.
-    int_to_float = True
-
-    @staticmethod
-    def forward(ctx, logits, targets):
-        z = as_rows(logits)                                           # (N, V)
-        y = targets.reshape(-1)                                       # (N,)
-        _check_ids(y, z.shape[1], "targets")
-        logp = _log_softmax(z, axis=-1)                               # (N, V)
-        rows = backend.xp.arange(len(y))
-        loss = -logp[rows, y].mean() if len(y) else numpy.nan
-        ctx.save(logp, y)
-        ctx.shape = logits.shape
-        return backend.xp.asarray(loss, dtype=logits.dtype)
-
-    @staticmethod
-    def backward(ctx, g):
-        logp, y = ctx.saved
-        dz = backend.xp.exp(logp)                                           # softmax, (N, V)
-        dz[backend.xp.arange(len(y)), y] -= 1
-        if len(y):
-            dz *= g / len(y)
-        return dz.reshape(ctx.shape)
-
-
-# --- elementwise and normalisation ------------------------------------------------------
-
-_GELU_C = math.sqrt(2.0 / math.pi)
-
-
-class GELU(Function):
-    # GPT-2's tanh approximation: y = ½ x (1 + tanh u),  u = c (x + 0.044715 x³), c = √(2/π)
-    # dy/dx = ½ (1 + tanh u) + ½ x (1 − tanh² u) · c (1 + 3·0.044715 x²)
-    # (computed in place: this op runs on the widest activations, B·T·4C, so every
-    # temporary array costs)
-    int_to_float = True
-
-    @staticmethod
-    def forward(ctx, x):
-        t = x * x
-        t *= _GELU_C * 0.044715
-        t += _GELU_C
-        t *= x                                                        # u
-        backend.xp.tanh(t, out=t)
-        ctx.save(x, t)
-        y = t + 1
-        y *= x
-        y *= 0.5
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        x, t = ctx.saved
-        # ½ x (1 − t²) c (1 + 3a x²)  +  ½ (1 + t)
-        d = x * x
-        d *= 3 * 0.044715 * _GELU_C
-        d += _GELU_C
-        d *= x
-        one_minus_t2 = t * t
-        backend.xp.subtract(1, one_minus_t2, out=one_minus_t2)
-        d *= one_minus_t2
-        d += 1
-        d += t
-        d *= g
-        d *= 0.5
-        return d
-
-
-class LayerNorm(Function):
-    # Over the last axis (C features): x̂ = (x − μ) · r, r = 1/√(σ² + eps); y = x̂ ⊙ w + b.
-    # With ĝ = g ⊙ w:  dx = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))
-    #                  dw = Σ_rows g ⊙ x̂,  db = Σ_rows g
-    # The statistics, computed with care (ours): each row is first shifted by its own first
-    # value, d = x − x₀, then μ_d = Σ d / C and x − μ = d − μ_d (layer norm ignores a shift).
-    # The shift is exact for values within a factor 2 of x₀, so a constant row becomes
-    # exactly 0 (and y exactly the bias), and a large common offset (rows of 1e6 + noise)
-    # is removed without rounding before anything is summed; whatever rounding d has is
-    # relative to the row's spread, never to its offset. The naive Σx · (1/C) makes the
-    # mean of seven float32 1e6's 1000000.06 and turns a constant row into −0.9987.
-    int_to_float = True
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, eps=1e-5):
-        xhat, r = normalize(x, eps)
-        ctx.save(xhat, r, weight)
-        y = xhat * weight
-        y += bias
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        xhat, r, weight = ctx.saved
-        C = max(xhat.shape[-1], 1)
-        gh = g * weight
-        dx = gh - _rowsum(gh, 1 / C)
-        dx -= xhat * _rowsum(gh * xhat, 1 / C)
-        dx *= r
-        rows = as_rows(g)
-        dw = (rows * as_rows(xhat)).sum(axis=0) if ctx.needs_grad[1] else None
-        db = rows.sum(axis=0) if ctx.needs_grad[2] else None
-        return dx, dw, db
-
-
-def normalize(x, eps=1e-5):
-    """Layer norm without its gain and bias, on plain arrays: x (…, C) → (x̂, r), x̂ = (x − μ)·r
-    (…, C) and r = 1/√(σ² + eps) (…, 1) per row, computed as `LayerNorm` explains (each row
-    shifted by its first value first). The op's forward, and decoding's `LayerNorm.step`."""
-    mean = _column(x.shape[-1], x.dtype, 1 / max(x.shape[-1], 1))   # (C, 1); an empty row: 0
-    xc = x - x[..., :1]                                               # d = x − x₀
-    xc -= xc @ mean                                                   # x − μ = d − μ_d
-    r = 1 / backend.xp.sqrt((xc * xc) @ mean + eps)                   # (…, 1)
-    xc *= r                                                           # x̂, in place
-    return xc, r
-
-
-class Linear(Function):
-    # y = x W + b, with all leading dimensions of x folded into one matrix product:
-    # dx = g Wᵀ;  dW = xᵀ g (summed over every row);  db = Σ_rows g
-    @staticmethod
-    def forward(ctx, x, weight, bias=None):
-        x2 = as_rows(x)                                               # (N, in)
-        y = x2 @ weight                                               # (N, out)
-        if bias is not None:
-            y += bias
-        ctx.save(x2, weight)
-        ctx.shape = x.shape
-        return y.reshape(*x.shape[:-1], weight.shape[1])
-
-    @staticmethod
-    def backward(ctx, g):
-        x2, weight = ctx.saved
-        g2 = as_rows(g)                                               # (N, out)
-        dx = (g2 @ weight.T).reshape(ctx.shape) if ctx.needs_grad[0] else None
-        dw = x2.T @ g2 if ctx.needs_grad[1] else None
-        db = g2.sum(axis=0) if len(ctx.needs_grad) > 2 and ctx.needs_grad[2] else None
-        return dx, dw, db
-
-
-class Embedding(Function):
-    # out[b, t] = weight[idx[b, t]].  Backward: each row of g is added to the row of the id
-    # it came from; ids repeat, so this must be a scatter-add, never `dw[idx] += g`.
-    @staticmethod
-    def forward(ctx, weight, ids):
-        _check_ids(ids, weight.shape[0], "token ids")
-        ctx.save(ids)
-        ctx.shape = weight.shape
-        return weight[ids]
-
-    @staticmethod
-    def backward(ctx, g):
-        (ids,) = ctx.saved
-        dw = backend.xp.zeros(ctx.shape, dtype=g.dtype)
-        backend.scatter_add(dw, ids.reshape(-1), as_rows(g))
-        return dw
-
-
-class Dropout(Function):
-    # y = x / (1 − p) where m, 0 elsewhere, m ~ Bernoulli(1 − p) drawn on the host
-    # (reproducible on any backend from `backend.get_rng_state()`).  dx = g / (1 − p) where m,
-    # 0 elsewhere. Selected with the mask, not multiplied by it: a dropped inf or NaN becomes
-    # 0, as dropping says (x·m/(1 − p), PyTorch's formula, makes it NaN, since inf · 0 is).
-    int_to_float = True
-
-    @staticmethod
-    def forward(ctx, x, p):
-        keep = backend.asarray(backend.global_rng().random(x.shape) >= p)
-        ctx.save(keep)
-        ctx.scale = 1.0 / (1.0 - p)
-        return backend.xp.where(keep, x * ctx.scale, backend.xp.zeros((), x.dtype))
-
-    @staticmethod
-    def backward(ctx, g):
-        return backend.xp.where(ctx.saved[0], g * ctx.scale, backend.xp.zeros((), g.dtype))
-
-
-# --- attention ----------------------------------------------------------------------------
-
-# Causal attention runs in bands of this many queries (see the op). Measured (ours, `python
-# -m minims.bench attention`, B=8, nh=4, hs=32, forward + backward, 2-core machine): bands of
-# 32 were the fastest, or within the run-to-run noise of it, at T = 128…2048 (T = 256: 9.8 ms
-# against 10.3 for 64, 10.5 for 128 and 12.0 for one band; T = 512: 32.7 against 61.5 for one
-# band); smaller bands skip more of the masked triangle, but each band is a separate batch of
-# small matrix products.
-ATTENTION_BAND_SIZE = 32
-_future_cache = backend.cache()  # the causal rule's blocked keys per (Tq, Tk), emptied when
-                                 # the backend changes
-
-
-def _future(Tq, Tk):
-    """(Tq, Tk) booleans, True where key j lies in query i's future (j > i): what the causal
-    rule blocks. Cached: shared by every call (never write to it)."""
-    key = (backend.name, Tq, Tk)
-    if key not in _future_cache:
-        _future_cache[key] = backend.xp.triu(backend.xp.ones((Tq, Tk), dtype=bool), k=1)
-    return _future_cache[key]
-
-
-def _blocked_keys(mask, causal, Tq, Tk):
-    """A user's boolean "may attend" mask → the op's `blocked` array (True where a query may
-    not attend), at least 2-D and broadcastable to (..., Tq, Tk); None without a mask.
-
-    A (Tk,) key-padding mask becomes (1, Tk). Refused: a mask that is not boolean, one whose
-    last two sizes do not broadcast to (Tq, Tk), causal attention with Tq ≠ Tk, and a query
-    left with no key at all (its softmax would be 0/0), counting the causal rule.
-    """
-    if causal and Tq != Tk:
-        raise ValueError(f"causal=True needs as many queries as keys (got {Tq} and {Tk}); "
-                         "pass an explicit mask instead")
-    if mask is None:
-        return None
-    mask = mask.data if isinstance(mask, Tensor) else backend.asarray(mask)
-    if mask.dtype != bool:
-        raise TypeError(f"attention mask must be boolean ('may attend'), got {mask.dtype}")
-    if mask.ndim < 2:
-        mask = mask.reshape((1,) * (2 - mask.ndim) + mask.shape)
-    if mask.shape[-2] not in (1, Tq) or mask.shape[-1] not in (1, Tk):
-        raise ValueError(f"attention mask of shape {tuple(mask.shape)} does not broadcast to "
-                         f"(..., Tq, Tk) = (..., {Tq}, {Tk})")
-    allowed = mask & ~_future(Tq, Tk) if causal else mask
-    if not bool(allowed.any(axis=-1).all()):
-        raise ValueError("attention mask leaves a query with no key to attend to "
-                         "(its softmax would be 0/0)")
-    return ~mask
-
-
-def _block(S, value, causal, blocked, a, b, kb):
-    """Set the entries of a band's scores S (…, b−a, kb) (queries [a, b), keys [0, kb)) that
-    the causal rule or `blocked` (…, Tq or 1, Tk or 1) forbid to `value`, by selection."""
-    value = S.dtype.type(value)  # (a NumPy scalar: CuPy's copyto takes it in every version)
-    if causal:  # only the band's diagonal block [a, b) × [a, kb) holds future keys
-        backend.xp.copyto(S[..., a:], value, where=_future(b - a, kb - a))
-    if blocked is not None:  # (an axis of size 1 broadcasts, so it is kept whole)
-        rows = slice(a, b) if blocked.shape[-2] > 1 else slice(None)
-        keys = slice(0, kb) if blocked.shape[-1] > 1 else slice(None)
-        backend.xp.copyto(S, value, where=blocked[..., rows, keys])
-
-
-class ScaledDotProductAttention(Function):
-    # S = (s·Q) Kᵀ, masked,  P = softmax(S) (rows),  O = P V        (s = 1/√hs)
-    # dV = Pᵀ dO;  dP = dO Vᵀ;  dS = P ⊙ (dP − D);  dQ = s · dS K;  dK = dSᵀ (s·Q)
-    # where D = rowsum(dP ⊙ P) = rowsum(dO ⊙ O), one number per query: Σ_j P_ij (dO_i·V_j)
-    # = dO_i·(Σ_j P_ij V_j) = dO_i·O_i (the identity FlashAttention uses), so D costs a pass
-    # over the (Tq, hs) output instead of one over the (Tq, Tk) scores.
-    # Masking sets the blocked scores to −inf (exp(−inf) is exactly 0) by selection, not by
-    # adding a −inf bias: a blocked score that is +inf or NaN (a key holding inf) must not
-    # make inf − inf = NaN; and backward sets dS to exactly 0 there (not P ⊙ (…) = 0 · NaN
-    # when a query's row is NaN), as PyTorch's masked_fill does. (A non-finite value vector
-    # still reaches every query whose P·V runs over it, 0 · inf being NaN, as in PyTorch.)
-    # The scale is applied to Q (T·hs numbers) rather than to S (T·T numbers), and the
-    # softmax runs in place on S: the T×T arrays are the cost of attention.
-    # Leading dimensions broadcast (keys and values (B, 1, Tk, hs) shared by the heads of
-    # queries (B, nh, Tq, hs): multi-query attention): everything is computed in the
-    # broadcast shape, and the engine sums each gradient back to its input's shape.
-    # Causal attention is computed in `n_bands` bands of queries: band [a, b) only needs keys
-    # [0, b), so with n equal bands (n−1)/2n of the T×T work and memory (most of the masked
-    # triangle) is skipped, 3/8 with 4 bands, 7/16 with 8; and since every key before a is
-    # visible to the whole band, the causal rule only blocks keys in the band's diagonal
-    # block [a, b) × [a, b) (a `blocked` mask of the user's applies to all of [a, b) × [0, b)).
-    # The output (B, nh, Tq, hs) is a view of a (B, Tq, nh, hs) array, the layout the heads
-    # are merged in: merging them afterwards is free, and O saved for backward is the same
-    # buffer the output projection saves (counted once by minims.memory).
-    int_to_float = True
-
-    @staticmethod
-    def forward(ctx, q, k, v, blocked=None, causal=False, scale=1.0, n_bands=1):
-        xp = backend.xp
-        Tq, Tk, hs = q.shape[-2], k.shape[-2], v.shape[-1]
-        if blocked is not None and blocked.dtype != bool:
-            raise TypeError(f"attention's blocked keys must be booleans, got {blocked.dtype}")
-        if Tk == 0 and Tq > 0:
-            raise ValueError("attention over 0 keys: every query needs a key to attend to "
-                             "(its softmax would be 0/0)")
-        if n_bands > 1 and not (causal and Tq == Tk):
-            raise ValueError(f"attention in bands is causal, with as many queries as keys; "
-                             f"got causal={causal}, {Tq} queries and {Tk} keys")
-        lead = numpy.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2],
-                                      () if blocked is None else blocked.shape[:-2])  # (B, nh)
-        qs = q * scale                                                # (B, nh, Tq, hs)
-        if qs.shape[:-2] != lead:  # (the scores, and so dq, take the broadcast shape)
-            qs = xp.ascontiguousarray(xp.broadcast_to(qs, lead + qs.shape[-2:]))
-        # Contiguous operands: NumPy's batched matmul is slower on transposed views.
-        kT = xp.ascontiguousarray(k.swapaxes(-1, -2))                 # (B, nh, hs, Tk)
-        v = xp.ascontiguousarray(v)                                   # (B, nh, Tk, hs)
-        if lead:
-            out = xp.empty((*lead[:-1], Tq, lead[-1], hs), dtype=q.dtype)  # (B, Tq, nh, hs)
-            out = out.swapaxes(-2, -3)                                # (B, nh, Tq, hs), a view
-        else:
-            out = xp.empty((Tq, hs), dtype=q.dtype)
-        Ps = []
-        for a, b, kb in _bands(Tq, Tk, n_bands):
-            S = qs[..., a:b, :] @ kT[..., :kb]                        # (B, nh, b−a, kb)
-            _block(S, -numpy.inf, causal, blocked, a, b, kb)
-            if S.size:  # (no maximum to take with no queries and no keys)
-                S -= S.max(axis=-1, keepdims=True)
-            P = xp.exp(S, out=S)
-            P *= 1 / _rowsum(P)
-            xp.matmul(P, v[..., :kb, :], out=out[..., a:b, :])
-            Ps.append(P)
-        ctx.save(qs, kT, v, out, *Ps)
-        ctx.scale, ctx.n_bands, ctx.causal, ctx.blocked = scale, n_bands, causal, blocked
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        xp = backend.xp
-        qs, kT, v, out, *Ps = ctx.saved
-        lead, (Tq, Tk) = out.shape[:-2], (qs.shape[-2], v.shape[-2])
-        g = xp.ascontiguousarray(g)                                   # (B, nh, Tq, hs)
-        k = xp.ascontiguousarray(kT.swapaxes(-1, -2))                 # (B, nh, Tk, hs)
-        vT = xp.ascontiguousarray(v.swapaxes(-1, -2))                 # (B, nh, hs, Tk)
-        D = _rowsum(g * out)                                          # (B, nh, Tq, 1)
-        # in the broadcast shape; the engine sums them back to each input's (`unbroadcast`)
-        dq = xp.empty_like(qs)
-        dk = xp.zeros((*lead, Tk, k.shape[-1]), dtype=k.dtype)
-        dv = xp.zeros((*lead, Tk, v.shape[-1]), dtype=v.dtype)
-        for (a, b, kb), P in zip(_bands(Tq, Tk, ctx.n_bands), Ps):
-            gb = g[..., a:b, :]
-            dv[..., :kb, :] += P.swapaxes(-1, -2) @ gb                # (B, nh, kb, hs)
-            dS = gb @ vT[..., :kb]                                    # (B, nh, b−a, kb)
-            dS -= D[..., a:b, :]
-            dS *= P
-            _block(dS, 0, ctx.causal, ctx.blocked, a, b, kb)
-            xp.matmul(dS, k[..., :kb, :], out=dq[..., a:b, :])        # (B, nh, b−a, hs)
-            dk[..., :kb, :] += dS.swapaxes(-1, -2) @ qs[..., a:b, :]
-        dq *= ctx.scale
-        return dq, dk, dv
-
-
-def causal_bands(T):
-    """(first query, end query, end key) of each band in which causal attention over T
-    positions is computed (bands of ATTENTION_BAND_SIZE queries, one band for T ≤ that)."""
-    return _bands(T, T, max(1, -(-T // ATTENTION_BAND_SIZE)))
-
-
-def _bands(Tq, Tk, n_bands):
-    """(first query, end query, end key) of each band: `n_bands` bands of ⌈Tq/n_bands⌉
-    queries (the last one shorter when that does not divide Tq); with one band, everything."""
-    if n_bands == 1:
-        return [(0, Tq, Tk)]
-    size = -(-Tq // n_bands)
-    return [(a, min(a + size, Tq), min(a + size, Tq)) for a in range(0, Tq, size)]
-
-
-# --- the public functional API --------------------------------------------------------------
+from .engine import Tensor
+from .ops.basic import Concat, Stack, Where, as_rows
+from .ops.nn import (ATTENTION_BAND_SIZE, GELU, CrossEntropy, Dropout, Embedding, LayerNorm, Linear,
+                     LogSoftmax, ScaledDotProductAttention, Softmax, blocked_keys, causal_bands, normalize)
+from .ops.pooling import ShiftPool, Upsample
+from .ops.range_attention import RangeAttention
+
+__all__ = ["softmax", "log_softmax", "cross_entropy", "gelu", "layer_norm", "linear", "embedding",
+           "dropout", "scaled_dot_product_attention", "concat", "stack", "where", "shorten", "upsample",
+           "shift_right", "pad_end", "zero_steps", "check_factor", "range_attention", "local_ranges",
+           "normalize", "as_rows", "causal_bands", "blocked_keys", "ATTENTION_BAND_SIZE",
+           "Softmax", "LogSoftmax", "CrossEntropy", "GELU", "LayerNorm", "Linear", "Embedding", "Dropout",
+           "ScaledDotProductAttention", "Concat", "Stack", "Where", "ShiftPool", "Upsample", "RangeAttention"]
+
+
+# --- the neural-network ops ------------------------------------------------------------------
 
 def softmax(x, axis=-1):
     return Softmax.apply(x, axis=axis)
@@ -511,7 +99,7 @@ def scaled_dot_product_attention(q, k, v, causal=True, mask=None, scale=None):
     if k.shape[-1] != hs or v.shape[-2] != Tk:
         raise ValueError(f"attention needs q (..., Tq, hs), k (..., Tk, hs) and v (..., Tk, hs_v); "
                          f"got q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)}")
-    blocked = _blocked_keys(mask, causal, Tq, Tk)
+    blocked = blocked_keys(mask, causal, Tq, Tk)
     try:
         numpy.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2],
                                () if blocked is None else blocked.shape[:-2])
@@ -524,3 +112,144 @@ def scaled_dot_product_attention(q, k, v, causal=True, mask=None, scale=None):
     n_bands = len(causal_bands(Tq)) if causal else 1
     return ScaledDotProductAttention.apply(q, k, v, blocked=blocked, causal=causal, scale=scale,
                                            n_bands=n_bands)
+
+
+def _ids(idx):
+    """An integer index array from a Tensor, NumPy or backend array, or list: a backend array
+    stays where it is, anything else becomes a NumPy array (the op checks it on the host)."""
+    ids = idx.data if isinstance(idx, Tensor) else idx
+    if not backend.is_device_array(ids):
+        ids = numpy.asarray(ids)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"ids must be integers, got {ids.dtype}")
+    return ids
+
+
+# --- joining tensors ------------------------------------------------------------------------
+
+def concat(tensors, axis=0):
+    """Join tensors along an existing axis (negative counting from the end)."""
+    if not len(tensors):
+        raise ValueError("concat needs at least one tensor")
+    return Concat.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis=0):
+    """Join tensors along a new axis (an axis of the result, negative counting from the end)."""
+    if not len(tensors):
+        raise ValueError("stack needs at least one tensor")
+    return Stack.apply(*tensors, axis=axis)
+
+
+def where(condition, a, b):
+    """Pick from a where condition holds, else from b (gradients flow to a and b)."""
+    if isinstance(condition, Tensor):
+        condition = condition.data
+    return Where.apply(a, b, condition=backend.asarray(condition))
+
+
+# --- changing scale causally (the pitfalls: minims/ops/pooling.py) ------------------------------
+
+def check_factor(k, T=None, pad=False):
+    """k must be an integer ≥ 1; without padding also k ≤ T and k divides T."""
+    if isinstance(k, bool) or not isinstance(k, (int, numpy.integer)) or k < 1:
+        raise ValueError(f"pooling factor k must be an integer >= 1, got {k!r}")
+    if T is None or pad:
+        return
+    if k > T:
+        raise ValueError(f"pooling factor k={k} is larger than the sequence length T={T}")
+    if T % k:
+        raise ValueError(f"sequence length T={T} is not divisible by k={k}: pass pad=True to pad "
+                         f"at the end (then crop after upsampling with upsample(..., T={T}))")
+
+
+def zero_steps(x, n):
+    """A constant (B, n, …) block of zeros in x's dtype."""
+    return Tensor(backend.xp.zeros((x.shape[0], n) + tuple(x.shape[2:]), dtype=x.dtype))
+
+
+def pad_end(x, k):
+    """Zero-pad axis 1 of (B, T, …) at the END up to a multiple of k (pitfall 5)."""
+    n = (-x.shape[1]) % k
+    return x if n == 0 else concat([x, zero_steps(x, n)], axis=1)
+
+
+def shift_right(x, n):
+    """Shift axis 1 right by n steps: zeros enter at the start, the last n steps fall off."""
+    T = x.shape[1]
+    if n == 0:  # x[:, :T-0] is fine, but a zero shift needs no op at all (pitfall 6)
+        return x
+    n = min(n, T)
+    if n == T:
+        return zero_steps(x, T)
+    return concat([zero_steps(x, n), x[:, :T - n]], axis=1)
+
+
+def shorten(x, k, shift=True, pad=False):
+    """(B, T, …) → (B, T/k, …): shift right by k−1 (`shift=True`), then mean of each block of k.
+
+    With `pad=True`, T need not be a multiple of k (nor ≥ k): zeros are added at the end and
+    the result has ⌈T/k⌉ steps. k = 1 returns x itself.
+    """
+    check_factor(k, x.shape[1], pad)
+    if pad:
+        x = pad_end(x, k)
+    if k == 1:
+        return x
+    return ShiftPool.apply(x, k=k, shift=k - 1 if shift else 0)
+
+
+def upsample(x, k, T=None):
+    """(B, Tc, …) → (B, Tc·k, …): repeat each coarse step k times; crop to the first T steps."""
+    check_factor(k)
+    y = x if k == 1 else Upsample.apply(x, k=k)
+    if T is None or T == y.shape[1]:
+        return y
+    if not (x.shape[1] - 1) * k < T <= y.shape[1]:
+        raise ValueError(f"cannot crop {x.shape[1]} coarse steps × k={k} to T={T} fine steps")
+    return y[:, :T]
+
+
+# --- attention over ranges of keys -----------------------------------------------------------
+
+def _check_ranges(ranges, Tq, lengths):
+    ranges = tuple((numpy.asarray(lo, dtype=numpy.int64), numpy.asarray(hi, dtype=numpy.int64))
+                   for lo, hi in ranges)
+    if len(ranges) != len(lengths):
+        raise ValueError(f"{len(lengths)} key sets but {len(ranges)} ranges")
+    seen = numpy.zeros(Tq, dtype=numpy.int64)
+    for (lo, hi), n in zip(ranges, lengths):
+        if lo.shape != (Tq,) or hi.shape != (Tq,):
+            raise ValueError(f"ranges must be arrays of shape ({Tq},), got {lo.shape} and {hi.shape}")
+        if (lo < 0).any() or (hi > n).any():
+            raise ValueError(f"a key range falls outside the {n} keys of its set")
+        seen += numpy.maximum(hi - lo, 0)
+    if (seen == 0).any():
+        raise ValueError(f"query {int(numpy.argmin(seen))} has no key to attend to "
+                         "(its softmax would be 0/0)")
+    return ranges
+
+
+def range_attention(q, keyvals, ranges, chunk=64, scale=None):
+    """softmax(q Kᵀ/√hs) V where query t sees keys [lo_s[t], hi_s[t]) of each key set s.
+
+    q (B, nh, T, hs); keyvals a list of (k_s, v_s), each (B, nh, T_s, hs); ranges a list of
+    (lo_s, hi_s) integer arrays of shape (T,). Leading axes broadcast (k_s, v_s of shape
+    (B, 1, T_s, hs) serve every head; their gradients are summed over the heads). Saves
+    O(T·(chunk + range widths)) per head. Raises ValueError for ranges that leave a query
+    with no key, fall outside their key set or do not match T.
+    """
+    Tq, hs = q.shape[-2], q.shape[-1]
+    ranges = _check_ranges(ranges, Tq, [k.shape[-2] for k, _ in keyvals])
+    scale = 1.0 / math.sqrt(hs) if scale is None else scale
+    flat = [a for pair in keyvals for a in pair]
+    return RangeAttention.apply(q, *flat, ranges=ranges, scale=scale, chunk=int(chunk))
+
+
+@functools.lru_cache(maxsize=64)
+def local_ranges(T, window):
+    """Query t sees the tokens [max(0, t−w+1), t]: the last w, itself included."""
+    t = numpy.arange(T)
+    lo, hi = numpy.maximum(0, t - window + 1), t + 1
+    lo.flags.writeable = hi.flags.writeable = False
+    return ((lo, hi),)

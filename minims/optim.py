@@ -129,13 +129,23 @@ class SGD(Optimizer):
                 p.data -= self.lr * p.grad
 
 
-def clip_grad_norm(params, max_norm):
+def grad_squares(params):
+    """Σ g² of each parameter's gradient (those that have one), as 0-d arrays of the backend:
+    on a GPU they stay there until read, all at once (`backend.to_floats`)."""
+    return [(p.grad * p.grad).sum() for p in params if p.grad is not None]
+
+
+def clip_grad_norm(params, max_norm, squares=None):
     """Scale all gradients so that their global L2 norm is at most max_norm; returns the
     norm before clipping (a float; inf or nan if a gradient is not finite, and then the
     gradients are left as they are: scaling by max_norm/inf = 0 would turn each infinite
-    entry into inf · 0 = NaN and every finite one into 0)."""
+    entry into inf · 0 = NaN and every finite one into 0). `squares`: the floats of
+    `grad_squares(params)` if the caller has read them already (the trainer reads them with
+    the loss: one device → host read per step); else they are read here, at once."""
     grads = [p.grad for p in params if p.grad is not None]
-    total = math.sqrt(sum(float((g * g).sum()) for g in grads))
+    if squares is None:
+        squares = backend.to_floats(grad_squares(params))
+    total = math.sqrt(sum(squares))
     if max_norm is not None and max_norm > 0 and math.isfinite(total) and total > max_norm:
         scale = max_norm / (total + 1e-6)
         for g in grads:

@@ -4,31 +4,36 @@
     python -m minims.sample --prompt "It is a truth" --max-new-tokens 300 --temperature 0.8 --seed 1
 
 Tokens are printed as they are generated (flushed, so Ctrl-C keeps what was shown; exit
-code 130), each one a cached decoding step of the model (`LanguageModel.generate_tokens`)
+code 130), each one a cached decoding step of the model (minims/sampling.py, the one sampler)
 until the context holds block_size tokens; past that, with the default --slide 1, every new
 token re-runs the whole context (positions are absolute), and --slide N does it once per N
 tokens.
 
 The checkpoint carries everything needed: the model's description (rebuilt with
 `model_from_description`, so every registered model works), its weights and the tokenizer.
-The same --seed gives the same text. Characters (or words) the tokenizer never saw in
-training become <unk>. Exit code 2 with a one-line error for a missing or corrupt checkpoint,
-a checkpoint whose weights hold NaN or inf, an unusable backend or a bad flag
-(minims/errors.py); 130 on Ctrl-C.
+The same --seed gives the same text. The prompt is read as the training text was: Windows
+line ends become "\\n" (`tokenizers.normalize_text`, the one normalisation of minims). A
+prompt character a character-level model never saw in training is refused, naming it and
+its offset: the model never learnt <unk>. A word-level model learnt <unk> from the words
+rarer than --min-freq, so an unseen prompt word is read as <unk>, and the sampler names
+those words on stderr (refused like characters if no training word was that rare, as with
+--min-freq 1). Exit code 2 with a one-line error for a missing or corrupt checkpoint, a
+checkpoint whose weights hold NaN or inf, a prompt the model cannot read, a command line
+that is not UTF-8, an unusable backend or a bad flag (minims/errors.py); 130 on Ctrl-C.
 """
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from . import backend
-from . import checkpoint
-from .errors import ArgumentParser, CheckpointError, UsageError, run_cli
+from . import allocator, backend, checkpoint, threads
+from .cli import ArgumentParser, run_cli
+from .errors import CheckpointError, UsageError
 from .models import model_from_description
-from .tokenizers import tokenizer_from_dict
+from .sampling import SamplingError, sample_stream
+from .tokenizers import normalize_text, tokenizer_from_dict
 
 
 def build_parser():
@@ -37,8 +42,10 @@ def build_parser():
     p.add_argument("--out-dir", default="out", help="run folder whose ckpt.npz is used")
     p.add_argument("--ckpt", default=None, help="a checkpoint file (instead of OUT_DIR/ckpt.npz)")
     p.add_argument("--prompt", default="\n\n",
-                   help="text to continue (its last block_size tokens are the context) (default: "
-                        "%(default)r, a paragraph break: a fresh paragraph)")
+                   help="text to continue (its last block_size tokens are the context), with line "
+                        "ends normalised as the training data's were; a character the model never "
+                        "saw is refused, an unseen word becomes <unk> (default: %(default)r, a "
+                        "paragraph break: a fresh paragraph)")
     p.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="divide the logits by this (< 1: safer text, > 1: wilder)")
@@ -51,6 +58,7 @@ def build_parser():
                         "block_size tokens")
     p.add_argument("--backend", choices=backend.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
                    help="array library: numpy (CPU) or cupy (NVIDIA GPU)")
+    threads.add_threads_flag(p, " (auto gives one for the small products of decoding)")
     return p
 
 
@@ -72,64 +80,33 @@ def load_model(path):
     return model.eval(), tokenizer, header
 
 
-def check_options(max_new_tokens=300, temperature=1.0, top_k=None, seed=0):
-    """UsageError naming the flag for a value the sampler cannot use."""
-    if max_new_tokens < 0:
-        raise UsageError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise UsageError(f"--temperature must be a finite number > 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise UsageError(f"--top-k must be at least 1, got {top_k}")
-    if seed is not None and seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {seed}")
-
-
-def sample(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperature=1.0, top_k=None, seed=0):
-    """The generated continuation of `prompt` (without the prompt), as text."""
-    check_options(max_new_tokens, temperature, top_k, seed)
-    return "".join(sample_stream(model, tokenizer, prompt, max_new_tokens, temperature, top_k, seed))
-
-
-def sample_stream(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperature=1.0, top_k=None,
-                  seed=0, cache=True, slide=1):
-    """The continuation of `prompt` as it is generated: yields the text of each new token
-    (the pieces join to what `sample` returns; same seed, same text)."""
-    check_options(max_new_tokens, temperature, top_k, seed)
-    ids = np.asarray(tokenizer.encode(prompt), dtype=np.int64)
-    if ids.size == 0:
-        raise UsageError(f"the prompt {prompt!r} holds no {tokenizer.kind}-level token; give some text")
-    context = ids[-model.config.block_size:]                          # (T,) with T ≤ block_size
-    tokens = model.generate_tokens(context[None, :], max_new_tokens, temperature=temperature,
-                                   top_k=top_k, seed=seed, cache=cache, slide=slide)
-    # decode context + continuation together and emit what is new: the word tokenizer's
-    # spacing depends on the tokens before (no space before "," or after an opening quote)
-    out, shown = list(context), len(tokenizer.decode(context))
-    for token in tokens:
-        out.append(int(token[0]))
-        text = tokenizer.decode(np.asarray(out))
-        yield text[shown:]
-        shown = len(text)
-
-
 def main(argv=None):
-    """The command line -> exit code (errors mapped by minims.errors.run_cli; Ctrl-C keeps the
+    """The command line -> exit code (errors mapped by minims.cli.run_cli; Ctrl-C keeps the
     text already printed and exits 130)."""
     return run_cli(_main, argv)
 
 
 def _main(argv):
     args = build_parser().parse_args(argv)
-    check_options(args.max_new_tokens, args.temperature, args.top_k, args.seed)
     backend.set_backend(args.backend)
-    backend.reuse_freed_memory()
+    allocator.reuse_freed_memory()
     path = Path(args.ckpt) if args.ckpt else Path(args.out_dir) / checkpoint.CKPT_NAME
     model, tokenizer, _ = load_model(path)
-    if not 1 <= args.slide <= model.config.block_size:
-        raise UsageError(f"--slide must be in [1, block_size={model.config.block_size}], got {args.slide}")
-    pieces = sample_stream(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,
-                           args.top_k, args.seed, slide=args.slide)
-    first = next(pieces, "")          # a bad prompt or option fails here, before any output
-    print(args.prompt + first, end="", flush=True)
+    # a decoding step's largest product: the whole context re-run (rows = block_size)
+    threads.apply_threads(args.threads, threads.product_size(model.config.block_size, model.config.n_embd))
+    try:                              # the sampler checks every option (once, here) and the prompt
+        pieces = sample_stream(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature,
+                               args.top_k, args.seed, slide=args.slide)
+    except SamplingError as e:        # named by its flag
+        raise UsageError(f"--{e.option.replace('_', '-')} {e.rule}, got {e.value}") from None
+    first = next(pieces, "")          # a first step that fails (NaN logits) fails before any output
+    unknown = tokenizer.unknown(args.prompt)
+    if unknown:                       # a word model that learnt <unk>: say what it reads so
+        offset, word = unknown[0]
+        more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
+        print(f"note: the model reads {word!r} (offset {offset}){more} as <unk>: words it never "
+              "saw in training", file=sys.stderr, flush=True)
+    print(normalize_text(args.prompt) + first, end="", flush=True)
     try:
         for piece in pieces:          # each token as it is generated: Ctrl-C keeps what is shown
             print(piece, end="", flush=True)

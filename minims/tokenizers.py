@@ -19,8 +19,24 @@ from the training set.
   with an end-of-line token.)
 
 Common interface: `Tok().fit(text)`, `encode(text) -> int32 array`, `decode(ids) -> str`,
-`vocab_size`, `to_dict()` (JSON-serialisable, with a `"kind"` key) and `tokenizer_from_dict(d)`.
+`vocab_size`, `unknown(text)` (the tokens of `text` that would become `<unk>`, with their
+positions), `unk_in_training` (whether `<unk>` ever occurred in the training text), `to_dict()`
+(JSON-serialisable, with a `"kind"` key) and `tokenizer_from_dict(d)`.
+
+Text normalisation (ours): `normalize_text` turns Windows ("\\r\\n") and old-Mac ("\\r") line
+ends into "\\n". It is the one normalisation of minims: data.py applies it to every corpus as it
+is read, and `fit` and `encode` apply it to whatever text they are given, so a prompt typed with
+Windows line ends reads exactly as the same text did in training.
+
+Unknown tokens in a prompt (minims.sample refuses what the model cannot have learnt): a
+character tokenizer never meets `<unk>` in training (it is fitted on the training text), so its
+`<unk>` embedding is untrained and a prompt character outside the vocabulary is an error there.
+A word tokenizer replaces the words rarer than `min_freq` by `<unk>` in training too, so the
+model has learnt `<unk>` and an unseen prompt word is read as `<unk>`, by design (the sampler
+says which words on stderr); with `min_freq=1` no training word became `<unk>`, and unseen
+prompt words are refused as characters are.
 """
+import bisect
 import re
 from collections import Counter
 
@@ -42,15 +58,35 @@ _NO_SPACE_AFTER = set("([{-")
 _PAIRED = set('"_')   # quotes and _italics_ markers: opening ones hug the next word
 
 
+def normalize_text(text):
+    """`text` with Windows ("\\r\\n") and old-Mac ("\\r") line ends as "\\n" (ours): the one
+    normalisation applied to corpora (data.py), to the text a tokenizer is fitted on and to
+    everything it encodes, prompts included. Idempotent."""
+    if "\r" not in text:
+        return text
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def source_offset(text, offset):
+    """The offset in `text` of the character at `offset` in `normalize_text(text)` (ours: an
+    error about a prompt names the place in the text as the user typed it)."""
+    if "\r" not in text:
+        return offset
+    # the first prefix of text whose normalised form is longer than `offset` ends with it
+    return bisect.bisect_left(range(len(text)), offset + 1,
+                              key=lambda end: len(normalize_text(text[:end + 1])))
+
+
 class CharTokenizer:
     """Character-level tokenizer; id 0 is `<unk>`, ids 1.. are the sorted training characters."""
     kind = "char"
+    unk_in_training = False   # fitted on the training text: every training character is known
 
     def __init__(self):
         self.chars = None   # the sorted training characters; set by fit() or from_dict()
 
     def fit(self, text):
-        self.chars = sorted(set(text))
+        self.chars = sorted(set(normalize_text(text)))
         self._build()
         return self
 
@@ -68,11 +104,18 @@ class CharTokenizer:
 
     def encode(self, text):
         _check_fitted(self, self.chars)
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+        # surrogatepass: a lone surrogate (text made from bytes that are not UTF-8) is <unk>
+        codes = np.frombuffer(normalize_text(text).encode("utf-32-le", "surrogatepass"), dtype="<u4")
         ids = np.zeros(len(codes), dtype=np.int32)          # 0 = <unk> unless found below
         known = codes < len(self._lut)
         ids[known] = self._lut[codes[known]]
         return ids
+
+    def unknown(self, text):
+        """[(offset in `text`, character)] for each character of `text` outside the vocabulary
+        (those `encode` maps to <unk>), offsets counted in `text` as given."""
+        normal = normalize_text(text)
+        return [(source_offset(text, int(i)), normal[i]) for i in np.flatnonzero(self.encode(normal) == 0)]
 
     def decode(self, ids):
         ids = _check_ids(ids, self.vocab_size)
@@ -100,11 +143,13 @@ class WordTokenizer:
             raise ValueError(f"min_freq must be >= 1, got {min_freq}")
         self.min_freq = min_freq
         self.itos = None    # id -> token string; set by fit() or from_dict()
+        self.unk_in_training = None   # whether fit() replaced a rare word by <unk>
 
     @staticmethod
     def tokenize(text):
-        """Split text into token strings (words, punctuation, `<par>`), before any <unk>."""
-        return [PAR if t[0] == "\n" else t for t in _WORD_RE.findall(text)]
+        """Split text (normalised first) into token strings (words, punctuation, `<par>`),
+        before any <unk>."""
+        return [PAR if t[0] == "\n" else t for t in _WORD_RE.findall(normalize_text(text))]
 
     def fit(self, text):
         counts = Counter(self.tokenize(text))
@@ -112,6 +157,7 @@ class WordTokenizer:
         kept = sorted((w for w, n in counts.items() if n >= self.min_freq),
                       key=lambda w: (-counts[w], w))
         self.itos = [UNK, PAR] + kept
+        self.unk_in_training = len(kept) < len(counts)
         self._build()
         return self
 
@@ -127,6 +173,14 @@ class WordTokenizer:
         _check_fitted(self, self.itos)
         get = self.stoi.get
         return np.array([get(t, 0) for t in self.tokenize(text)], dtype=np.int32)
+
+    def unknown(self, text):
+        """[(offset in `text`, word)] for each token of `text` outside the vocabulary (those
+        `encode` maps to <unk>), offsets counted in `text` as given."""
+        _check_fitted(self, self.itos)
+        normal = normalize_text(text)
+        return [(source_offset(text, m.start()), m.group()) for m in _WORD_RE.finditer(normal)
+                if m.group()[0] != "\n" and m.group() not in self.stoi]
 
     def decode(self, ids):
         """Join tokens with spaces, except where English typesetting has none."""
@@ -149,12 +203,15 @@ class WordTokenizer:
 
     def to_dict(self):
         _check_fitted(self, self.itos)
-        return {"kind": self.kind, "min_freq": self.min_freq, "itos": list(self.itos)}
+        return {"kind": self.kind, "min_freq": self.min_freq, "itos": list(self.itos),
+                "unk_in_training": self.unk_in_training}
 
     @classmethod
     def from_dict(cls, d):
         tok = cls(min_freq=d["min_freq"])
         tok.itos = list(d["itos"])
+        # written before the key existed: any natural text has words rarer than min_freq >= 2
+        tok.unk_in_training = bool(d.get("unk_in_training", tok.min_freq > 1))
         tok._build()
         return tok
 

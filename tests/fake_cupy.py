@@ -13,12 +13,22 @@ NumPy, strict where CuPy is strict, so that a test can take the CuPy path for re
   `asnumpy`, `get_default_memory_pool()` (`used_bytes()`/`total_bytes()`, counting the
   bytes of live arrays), `cuda.memory_hook.MemoryHook`, and `cupyx.scatter_add`;
 - `calls`, a Counter of the CuPy-only entry points (asarray, asnumpy, scatter_add,
-  synchronize, ...), so that a test can assert the CuPy path was really taken.
+  synchronize, fuse, ...), so that a test can assert the CuPy path was really taken;
+- `syncs` and `sync_sites`: every device → host read, the operations that make the host
+  wait for the GPU on a real one (`asnumpy`, `.get()`, `.item()`, `.tolist()`, `bool()`,
+  `int()`, `float()`, `operator.index()` of an array, indexing with a boolean array,
+  `nonzero`/`unique`-like functions whose result size depends on the values), counted by
+  kind and by the line of minims that asked (`sync_sites`), so that a test can bound them
+  per training step and name the line that added one;
+- `fuse`: `cupy.fuse()` compiles an elementwise function into one kernel; the fake runs the
+  function on stand-ins that allow only what a fused kernel can do (arithmetic and ufunc
+  calls: no methods, no indexing, no reductions, no `bool()`), counting each call.
 
 Use `install(monkeypatch)` to put a fresh pair into `sys.modules`; the test must switch
 minims back to NumPy afterwards (see the fixture in tests/test_backend.py).
 """
 import collections
+import importlib.machinery
 import sys
 import types
 import weakref
@@ -69,6 +79,10 @@ class FakeArray(NDArrayOperatorsMixin):
     def __getattr__(self, name):
         if name.startswith("__"):  # no __array_interface__ etc.: NumPy must not see through
             raise AttributeError(name)
+        if name in ("item", "tolist", "tobytes"):      # host values: a device → host read
+            _record_sync(self._module, name)
+        elif name == "nonzero":
+            _record_sync(self._module, "nonzero")
         attr = getattr(self._a, name)
         if callable(attr):
             wrap = self._module._wrap
@@ -81,9 +95,12 @@ class FakeArray(NDArrayOperatorsMixin):
     def get(self):
         """The host copy, as `cupy.ndarray.get()` gives it."""
         self._module.calls["get"] += 1
+        _record_sync(self._module, "get")
         return self._a.copy()
 
     def __getitem__(self, index):
+        if _has_boolean_array(index):                  # the result's size is read back
+            _record_sync(self._module, "boolean index")
         return self._module._wrap(self._a[_unwrap(index)])
 
     def __setitem__(self, index, value):
@@ -96,15 +113,19 @@ class FakeArray(NDArrayOperatorsMixin):
         return (self._module._wrap(row) for row in self._a)
 
     def __bool__(self):
+        _record_sync(self._module, "bool")
         return bool(self._a)
 
     def __int__(self):
+        _record_sync(self._module, "int")
         return int(self._a)
 
     def __float__(self):
+        _record_sync(self._module, "float")
         return float(self._a)
 
     def __index__(self):
+        _record_sync(self._module, "index")
         return self._a.__index__()
 
     def __repr__(self):
@@ -120,6 +141,31 @@ def _unwrap(x):
     if isinstance(x, dict):
         return {k: _unwrap(v) for k, v in x.items()}
     return x
+
+
+# Functions whose result's size depends on the values: CuPy must read a count back from the
+# GPU before it can allocate the result (a synchronisation).
+SYNCING_FUNCTIONS = ("nonzero", "flatnonzero", "argwhere", "unique", "extract", "compress")
+
+
+def _record_sync(module, kind):
+    """Count one device → host read of `kind`, and the first line outside this file, NumPy
+    and minims/backend.py (whose helpers read on behalf of a caller) that caused it:
+    `sync_sites` says where a new synchronisation came from."""
+    module.syncs[kind] += 1
+    frame = sys._getframe(1)
+    while frame is not None and (frame.f_code.co_filename == __file__
+                                 or frame.f_code.co_filename.endswith("minims/backend.py")
+                                 or "numpy" in frame.f_code.co_filename.split("/")[-3:-1]):
+        frame = frame.f_back
+    if frame is not None:
+        where = f"{frame.f_code.co_filename.split('/')[-1]}:{frame.f_lineno} ({frame.f_code.co_name})"
+        module.sync_sites[f"{kind} at {where}"] += 1
+
+
+def _has_boolean_array(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(i, FakeArray) and i._a.dtype == bool and i._a.ndim > 0 for i in items)
 
 
 class FakeMemoryPool:
@@ -147,11 +193,79 @@ class FakeMemoryPool:
         self._used -= nbytes
 
 
+class _FusedVar(NDArrayOperatorsMixin):
+    """What a function compiled by `cupy.fuse` sees in place of an array: arithmetic and ufunc
+    calls only. Anything else a fused kernel cannot do raises, as real CuPy does when it
+    traces the function (methods, attributes, indexing, reductions, `bool()`, `out=`)."""
+
+    __slots__ = ("_a",)
+
+    def __init__(self, array):
+        self._a = array
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method != "__call__" or kwargs:
+            raise TypeError(f"cupy.fuse (fake): {ufunc.__name__}.{method}"
+                            f"{' with ' + ', '.join(kwargs) if kwargs else ''} is not elementwise")
+        for x in inputs:
+            if not isinstance(x, (_FusedVar, int, float, bool, numpy.generic)):
+                raise TypeError(f"cupy.fuse (fake): {type(x).__name__} operand in {ufunc.__name__}")
+        result = ufunc(*(x._a if isinstance(x, _FusedVar) else x for x in inputs))
+        return tuple(map(_FusedVar, result)) if isinstance(result, tuple) else _FusedVar(result)
+
+    def __getattr__(self, name):
+        raise TypeError(f"cupy.fuse (fake): .{name} is not available inside a fused kernel")
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("cupy.fuse (fake): a fused kernel's value cannot become a NumPy array")
+
+    def __bool__(self):
+        raise TypeError("cupy.fuse (fake): no Python control flow on values inside a fused kernel")
+
+    def __getitem__(self, index):
+        raise TypeError("cupy.fuse (fake): no indexing inside a fused kernel")
+
+
+def _make_fuse(cupy):
+    """`cupy.fuse(kernel_name=...)` (also usable bare, `@cupy.fuse`) for the fake module."""
+    def fuse(*args, kernel_name=None):
+        def compile(fn):
+            name = kernel_name or fn.__name__
+
+            def kernel(*inputs):
+                cupy.calls["fuse"] += 1
+                cupy.calls[f"fuse:{name}"] += 1
+                for x in inputs:
+                    if isinstance(x, numpy.ndarray):
+                        raise TypeError(f"cupy.fuse (fake) kernel {name}: a NumPy array argument; "
+                                        "move it with cupy.asarray")
+                    if not isinstance(x, (FakeArray, int, float, bool, numpy.generic)):
+                        raise TypeError(f"cupy.fuse (fake) kernel {name}: unsupported argument "
+                                        f"{type(x).__name__}")
+                out = fn(*(_FusedVar(x._a) if isinstance(x, FakeArray) else x for x in inputs))
+                outs = out if isinstance(out, tuple) else (out,)
+                if not all(isinstance(o, _FusedVar) for o in outs):
+                    raise TypeError(f"cupy.fuse (fake) kernel {name}: every output must be an "
+                                    "array computed from the inputs")
+                arrays = tuple(cupy._wrap(numpy.asarray(o._a)) for o in outs)
+                return arrays if isinstance(out, tuple) else arrays[0]
+            kernel.__name__ = name
+            return kernel
+        if len(args) == 1 and callable(args[0]):       # @cupy.fuse without parentheses
+            return compile(args[0])
+        return compile
+    return fuse
+
+
 def make_fake_cupy(available=True):
     """A fresh (cupy, cupyx) pair of fake modules; `available=False` mimics 'no CUDA device'."""
     cupy = types.ModuleType("cupy")
     cupy.__doc__ = "fake cupy for tests (tests/fake_cupy.py)"
+    cupy.__spec__ = importlib.machinery.ModuleSpec("cupy", None)   # (importlib.util.find_spec)
+    cupy.__version__ = "0+fake"
     cupy.calls = collections.Counter()
+    cupy.syncs = collections.Counter()          # device → host reads, by kind
+    cupy.sync_sites = collections.Counter()     # ... by kind and the line that asked
     cupy.ndarray = FakeArray
     cupy._is_fake = True
 
@@ -193,6 +307,8 @@ def make_fake_cupy(available=True):
 
     def asnumpy(a):
         cupy.calls["asnumpy"] += 1
+        if isinstance(a, FakeArray):
+            _record_sync(cupy, "asnumpy")
         return a._a.copy() if isinstance(a, FakeArray) else numpy.asarray(a)
 
     cupy.asnumpy = asnumpy
@@ -209,11 +325,14 @@ def make_fake_cupy(available=True):
             if is_ufunc and any(isinstance(a, numpy.ndarray) for a in args):
                 raise TypeError(f"Unsupported type {numpy.ndarray}: a NumPy array passed to "
                                 f"cupy.{name}; move it with cupy.asarray (fake cupy)")
+            if name in SYNCING_FUNCTIONS or (name == "where" and len(args) == 1):
+                _record_sync(cupy, name)
             return wrap(attr(*_unwrap(args), **_unwrap(kwargs)))
         func.__name__ = name
         return func
 
     cupy.__getattr__ = numpy_attribute
+    cupy.fuse = _make_fuse(cupy)
 
     # --- cupy.cuda ------------------------------------------------------------------------
     cuda = types.ModuleType("cupy.cuda")
@@ -227,6 +346,10 @@ def make_fake_cupy(available=True):
             cupy.calls["synchronize"] += 1
 
     cuda.Device = Device
+    cuda.runtime = types.SimpleNamespace(
+        getDeviceProperties=lambda device: {"name": b"fake GPU (tests/fake_cupy.py)",
+                                            "totalGlobalMem": 2 ** 34},
+        runtimeGetVersion=lambda: 0, driverGetVersion=lambda: 0)
 
     memory_hook = types.ModuleType("cupy.cuda.memory_hook")
     memory_hook._hooks = {}
@@ -252,10 +375,18 @@ def make_fake_cupy(available=True):
 
     memory_hook.MemoryHook = MemoryHook
     cuda.memory_hook = memory_hook
+
+    def allocator_setter(what):             # counted: minims must leave CuPy's pools in place
+        def set_(allocator=None):
+            cupy.calls[what] += 1
+        return set_
+    cuda.set_allocator = allocator_setter("set_allocator")
+    cuda.set_pinned_memory_allocator = allocator_setter("set_pinned_memory_allocator")
     cupy.cuda = cuda
 
     # --- cupyx ------------------------------------------------------------------------------
     cupyx = types.ModuleType("cupyx")
+    cupyx.__spec__ = importlib.machinery.ModuleSpec("cupyx", None)
 
     def scatter_add(a, slices, value):
         cupy.calls["scatter_add"] += 1

@@ -5,7 +5,7 @@ attention), masks of shape (Tk,) or (B, 1, 1, Tk) (key padding), on the full pat
 one band of queries) and the banded causal path (T > 32): forward and backward give what
 the same attention gives with every operand repeated to the full shape (B, nh, …), the
 gradients summed over the repeated axes. The harness checks the same draws against central
-differences (tests/op_specs.py, draw_attention); PyTorch checks them too
+differences (minims/testing/op_specs.py, draw_attention); PyTorch checks them too
 (tests/test_torch_oracle.py).
 """
 import numpy as np
@@ -90,7 +90,7 @@ def test_shapes_that_do_not_broadcast_are_refused():
 
 def test_range_attention_with_keys_shared_by_the_heads():
     """The same for the windowed attention of the multi-scale models."""
-    from minims.range_attention import local_ranges, range_attention
+    from minims.functional import local_ranges, range_attention
     q, k, v = operands(9)
     w = np.random.default_rng(9).standard_normal((B, NH, 9, HS))
 

@@ -19,7 +19,7 @@ from hypothesis import given, settings, strategies as st
 
 import minims
 import minims.functional as F
-from minims import Tensor, backend
+from minims import Tensor, allocator, backend, memory
 from minims.backend import BackendUnavailable
 
 from fake_cupy import FakeArray, install
@@ -32,27 +32,6 @@ INSTALL_HINT = "pip install -e '.[cuda12]'"
 def numpy_afterwards():
     """Whatever a test does, the next one starts on the NumPy backend."""
     yield
-    minims.set_backend("numpy")
-
-
-def _reset_backend_caches(monkeypatch):
-    """Empty minims' module-level caches of backend arrays (`*_cache` dicts keyed by the
-    backend's name, e.g. causal masks) and the CuPy peak-memory hook, restoring them after
-    the test: arrays of the fake must never reach a later test that uses real CuPy."""
-    monkeypatch.setattr(backend, "_peak_hook", None)
-    for module_name, module in list(sys.modules.items()):
-        if module is not None and (module_name == "minims" or module_name.startswith("minims.")):
-            for attr, value in list(vars(module).items()):
-                if attr.endswith("_cache") and isinstance(value, dict):
-                    monkeypatch.setattr(module, attr, {})
-
-
-@pytest.fixture
-def fake_cupy(monkeypatch):
-    """A fresh fake cupy/cupyx in sys.modules, with the caches of backend arrays emptied."""
-    cupy = install(monkeypatch)
-    _reset_backend_caches(monkeypatch)
-    yield cupy
     minims.set_backend("numpy")
 
 
@@ -198,16 +177,16 @@ def test_switching_back_to_numpy(fake_cupy):
 def test_memory_stats_read_the_cupy_pool(fake_cupy):
     minims.set_backend("cupy")
     pool = fake_cupy.get_default_memory_pool()
-    backend.reset_peak_memory()
+    memory.reset_peak_memory()
     big = Tensor(np.zeros(1_000_000))                     # 8 MB on the "device"
-    stats = backend.memory_stats()
+    stats = memory.memory_stats()
     assert stats["in_use"] == pool.used_bytes() >= 8_000_000
     del big                                               # freed: in use drops, the peak stays
-    after = backend.memory_stats()
+    after = memory.memory_stats()
     assert after["in_use"] <= stats["in_use"] - 8_000_000
     assert after["peak"] >= stats["in_use"]
 
-    with backend.track_memory() as mem:                   # the hook is installed only once
+    with memory.track_memory() as mem:                   # the hook is installed only once
         y = Tensor(np.ones(1_000_000)) * 2.0
         del y
     assert mem["peak"] >= 2 * 8_000_000                   # the input and the product
@@ -281,7 +260,7 @@ def test_dropout_masks_replay_from_the_rng_state():
 
 def test_track_memory_on_numpy_sees_a_big_allocation():
     was_tracing = tracemalloc.is_tracing()
-    with backend.track_memory() as mem:
+    with memory.track_memory() as mem:
         big = np.ones(1_000_000)                          # 8 MB
         del big
     assert mem["peak"] >= 8_000_000
@@ -292,7 +271,7 @@ def test_track_memory_on_numpy_sees_a_big_allocation():
 def test_memory_stats_are_zero_when_not_tracing():
     if tracemalloc.is_tracing():
         pytest.skip("tracemalloc is on for this process")
-    assert backend.memory_stats() == {"in_use": 0, "peak": 0}
+    assert memory.memory_stats() == {"in_use": 0, "peak": 0}
 
 
 def test_scatter_add_accumulates_repeated_indices_on_numpy():
@@ -333,11 +312,10 @@ def test_layers_and_models_start_identical_on_both_backends(fake_cupy):
 def test_reuse_freed_memory_takes_a_c_int_limit():
     """A limit mallopt cannot take is refused rather than wrapped (1 << 40 would become 0:
     trim at every free, the opposite of the intent); a valid call says whether it applied."""
-    from minims import backend
     for bad in (0, -5, 1 << 40, 2.5):
         with pytest.raises(ValueError, match="limit_bytes"):
-            backend.reuse_freed_memory(bad)
-    assert backend.reuse_freed_memory() in (True, False)
+            allocator.reuse_freed_memory(bad)
+    assert allocator.reuse_freed_memory() in (True, False)
 
 
 

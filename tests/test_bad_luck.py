@@ -24,7 +24,10 @@ import minims
 from minims import bench, checkpoint, data, experiment, functional
 from minims import sample as sample_cli
 from minims import train as train_cli
-from minims.errors import CheckpointError, DataError, MinimsError, UsageError, run_cli
+from minims.train import loop as train_loop
+from minims.train import pipeline as train_setup
+from minims.cli import run_cli
+from minims.errors import CheckpointError, DataError, MinimsError, UsageError
 
 from tiny_runs import REPO, read_log, small_text, tiny, weights  # noqa: E402
 
@@ -258,13 +261,14 @@ def test_model_too_big_is_refused_with_the_estimate(tmp_path, text_file, capsys)
 
 
 def test_a_late_memory_error_says_the_same(tmp_path, text_file, capsys, monkeypatch):
-    real_step = train_cli.Trainer.step
+    real_step, steps = train_loop.train_step, []
 
-    def step(self):
-        if self.iter == 7:
+    def step(*args, **kwargs):
+        steps.append(1)
+        if len(steps) == 8:                             # the step from iter 7
             raise MemoryError("Unable to allocate 112. GiB for an array")
-        return real_step(self)
-    monkeypatch.setattr(train_cli.Trainer, "step", step)
+        return real_step(*args, **kwargs)
+    monkeypatch.setattr(train_loop, "train_step", step)
     code = train_cli.main(tiny(tmp_path, text_file, "--max-iters", "10"))
     err = capsys.readouterr().err
     assert one_line(err, code, 2), err
@@ -277,10 +281,10 @@ def test_refusal_compares_the_estimate_with_free_memory(tmp_path, text_file, cap
     from types import SimpleNamespace
 
     from minims import backend
-    from minims import footprint
-    monkeypatch.setattr(footprint, "available_bytes", lambda: 2 ** 20)
+    from minims import memory
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2 ** 20)
     built = []
-    monkeypatch.setattr(train_cli.AdamW, "__init__", lambda *a, **k: built.append(1))
+    monkeypatch.setattr(train_setup.AdamW, "__init__", lambda *a, **k: built.append(1))
     code = train_cli.main(tiny(tmp_path, text_file, "--n-embd", "256", "--n-head", "4", "--max-iters", "1"))
     err = capsys.readouterr().err
     assert one_line(err, code, 2) and "numpy has 1.0 MiB free" in err and not built
@@ -290,17 +294,17 @@ def test_refusal_compares_the_estimate_with_free_memory(tmp_path, text_file, cap
     gpu = SimpleNamespace(cuda=SimpleNamespace(Device=lambda: device), get_default_memory_pool=lambda: pool)
     monkeypatch.setattr(backend, "get_backend", lambda: "cupy")
     monkeypatch.setattr(backend, "xp", gpu)
-    assert footprint.available_bytes() == 6 * 2 ** 30
+    assert memory.available_bytes() == 6 * 2 ** 30
 
 
 @pytest.mark.parametrize("name", ["vanilla", "top-down", "bottom-up", "retina"])
 def test_parameter_estimate_is_close(name):
     """The pre-allocation estimate is within 10 % of the real count, for every model."""
-    from minims import footprint
+    from minims import memory
     from minims.models import build_model
     for C, L, V, T in [(16, 2, 50, 32), (32, 4, 300, 64), (64, 3, 80, 16)]:
         model = build_model(name, vocab_size=V, block_size=T, n_layer=L, n_head=2, n_embd=C)
-        estimate = footprint.parameter_count(**vars(model.config))
+        estimate = memory.parameter_count(**vars(model.config))
         assert abs(estimate - model.num_parameters()) <= 0.1 * model.num_parameters(), (C, L, V, T)
 
 
@@ -335,7 +339,7 @@ def test_ctrl_c_anywhere_is_one_line_and_130(tmp_path, text_file, capsys, monkey
     def interrupt(*a, **k):
         raise KeyboardInterrupt
     with monkeypatch.context() as m:                 # while tokenising
-        m.setattr(train_cli, "prepare", interrupt)
+        m.setattr(train_setup, "prepare", interrupt)
         code = train_cli.main(tiny(tmp_path, text_file, "--max-iters", "5"))
         err = capsys.readouterr().err
         assert one_line(err, code, 130) and err == "interrupted (Ctrl-C)\n"
@@ -356,8 +360,8 @@ def test_ctrl_c_anywhere_is_one_line_and_130(tmp_path, text_file, capsys, monkey
     assert train_cli.main(tiny(tmp_path, text_file, "--resume", "--max-iters", "10")) == 0
     capsys.readouterr()
     with monkeypatch.context() as m:                 # while sampling
-        from minims.models.vanilla import VanillaLM
-        m.setattr(VanillaLM, "generate_tokens", interrupt)     # what the sampler streams from
+        from minims import sampling
+        m.setattr(sampling, "generate_tokens", interrupt)      # what the sampler streams from
         code = sample_cli.main(["--out-dir", str(tmp_path / "out")])
         err = capsys.readouterr().err
         assert one_line(err, code, 130) and err == "interrupted (Ctrl-C)\n"
@@ -396,7 +400,7 @@ def test_experiment_and_bench_map_errors_the_same_way(tmp_path, capsys):
 @pytest.mark.parametrize("argv", [["--max-iters", "abc"], ["--bogus"], ["--lr"]])
 def test_a_malformed_flag_is_one_line_in_every_command(argv, capsys):
     """argparse's own errors (an unknown flag, a missing or non-numeric value) are one line
-    too, not the usage block (minims.errors.ArgumentParser)."""
+    too, not the usage block (minims.cli.ArgumentParser)."""
     from minims import sample, train
     for main, args in [(train.main, argv), (experiment.main, ["tradeoff", *argv]),
                        (bench.main, ["engine", *argv]), (sample.main, argv)]:
@@ -411,7 +415,7 @@ def test_a_missing_command_names_its_choices(capsys):
     assert one_line(err, code, 2) and "one of: engine, model, speed, memory, attention, decode" in err
     code = experiment.main([])
     err = capsys.readouterr().err
-    assert one_line(err, code, 2) and "one of: ablate, tradeoff" in err
+    assert one_line(err, code, 2) and "one of: ablate, lr, tradeoff" in err
 
 
 # ================================================================ 2. the resume contract
@@ -434,13 +438,14 @@ def test_resume_with_a_raised_max_iters_keeps_the_schedule(tmp_path, text_file, 
 def test_interrupted_run_resumes_exactly_without_lr_decay_iters(tmp_path, text_file, monkeypatch):
     common = ["--max-iters", "20", "--dropout", "0.1"]
     assert train_cli.main(tiny(tmp_path, text_file, *common, out="straight")) == 0
-    real = train_cli.Trainer.step
+    real, steps = train_loop.train_step, []
 
-    def step(self):
-        if self.iter == 12:
+    def step(*args, **kwargs):
+        steps.append(1)
+        if len(steps) == 13:                            # the step from iter 12
             raise KeyboardInterrupt
-        return real(self)
-    monkeypatch.setattr(train_cli.Trainer, "step", step)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(train_loop, "train_step", step)
     assert train_cli.main(tiny(tmp_path, text_file, *common, out="split")) == 130
     monkeypatch.undo()
     assert train_cli.main(tiny(tmp_path, text_file, "--resume", out="split")) == 0

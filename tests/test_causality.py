@@ -1,15 +1,15 @@
-"""`minims.causality`, the black-box leak check a user runs on a new model: every registered
+"""`minims.testing.causality`, the black-box leak check a user runs on a new model: every registered
 model passes it, and models that leak (a future token, another row of the batch) or that
 never read their own token fail it, with a message naming the first bad t."""
 import numpy as np
 import pytest
 
-from minims.causality import assert_causal, causality_report
+from minims.testing.causality import assert_causal, causality_report
 from minims.models import MODELS, build_model
 from minims.models.vanilla import VanillaLM
-from minims.scale import shift_right, shorten, upsample
+from minims.functional import shift_right, shorten, upsample
 
-from minims import causality as leak
+from minims.testing import causality as leak
 
 V, T = 11, 12
 TINY = dict(n_embd=16, n_head=2, dtype="float64")

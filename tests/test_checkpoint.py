@@ -20,15 +20,14 @@ def test_checkpoint_write_is_atomic(tmp_path, text_file, monkeypatch):
     ckpt = tmp_path / "out" / "ckpt.npz"
     before = ckpt.read_bytes()
     args = train_cli.parse_args(tiny(tmp_path, text_file, "--resume", "--max-iters", "10"))
-    trainer = train_cli.Trainer(args, verbose=False)
-    trainer.step()
+    trainer = train_cli.setup(args, verbose=False)
 
     def killed(src, dst):                  # the process dies between the write and the rename
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", killed)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.save()
+    with pytest.raises(train_cli.TrainingInterrupted):     # five steps, then the write of iter 10
+        trainer.run()
     monkeypatch.undo()
     assert ckpt.read_bytes() == before and checkpoint.load(ckpt)["header"]["iter"] == 5
     # a real kill leaves the half-written temporary file behind: it is ignored and replaced

@@ -1,13 +1,13 @@
-"""minims.comparison: the runs lessons 08-10 compare train with the same settings and steps,
+"""lessons.support.comparison: the runs lessons 08-10 compare train with the same settings and steps,
 are reproducible, and write their logs under the lessons' output folder."""
 import re
 from pathlib import Path
 
 import pytest
 
-from minims import comparison
+from lessons.support import comparison
 from minims.errors import UsageError
-from minims.figures import read_log
+from lessons.support.figures import read_log
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache"

@@ -6,6 +6,11 @@ flow there with a fake. On a GPU job set `MINIMS_REQUIRE_CUDA=1`: then a missing
 GPU is a failure, not a silent skip (a GPU path that is never run is not tested).
 
     MINIMS_REQUIRE_CUDA=1 python -m pytest -q tests/test_cupy_real.py
+
+The GPU's own paths are checked here too: the fused elementwise kernels (`backend.fuse`)
+against the NumPy chains, `backend.to_floats` (one read of values of mixed dtypes), and
+training steps on both backends from the same weights. The device check (tests/gpu/check.py)
+runs this file first.
 """
 import os
 
@@ -14,26 +19,12 @@ import pytest
 
 import minims
 import minims.functional as F
-from minims import Tensor, backend
+from minims import Tensor, backend, memory
+
+from conftest import cuda_problem
 
 
-def _cuda_problem():
-    """Why the real CuPy backend cannot run here, or None when it can."""
-    try:
-        import cupy
-    except Exception as e:  # ImportError, or a broken CUDA install failing at import
-        return f"CuPy cannot be imported ({type(e).__name__}: {e})"
-    if getattr(cupy, "_is_fake", False):
-        return "sys.modules['cupy'] is the test fake"
-    try:
-        if not cupy.cuda.is_available():
-            return "CuPy is installed but no CUDA device is usable"
-    except Exception as e:
-        return f"the CUDA check failed ({type(e).__name__}: {e})"
-    return None
-
-
-_problem = _cuda_problem()
+_problem = cuda_problem()
 if _problem is not None:
     if os.environ.get("MINIMS_REQUIRE_CUDA") == "1":
         pytest.fail(f"MINIMS_REQUIRE_CUDA=1 but {_problem}: "
@@ -124,10 +115,52 @@ def test_out_of_range_ids_raise_on_cupy():
 
 def test_memory_and_synchronize_on_cupy():
     minims.set_backend("cupy")
-    with backend.track_memory() as mem:
+    with memory.track_memory() as mem:
         y = Tensor(np.ones(1_000_000)) * 2.0              # 8 MB each, on the GPU
         backend.synchronize()
         del y
     assert mem["peak"] >= 8_000_000
-    stats = backend.memory_stats()
+    stats = memory.memory_stats()
     assert stats["peak"] >= stats["in_use"] >= 0
+
+
+def test_fused_kernels_match_the_numpy_backend():
+    """GELU, layer norm, softmax and attention, forward and backward, as cupy.fuse compiled
+    them, against the NumPy backend's in-place chains: float64 to 1e-10, float32 to its
+    round-off, dtypes kept (a kernel computing float32 in float64 would be slow and wrong)."""
+    from test_gpu_paths import OPS_CHECKED, ops_forward_backward
+    for dtype, tol in (("float64", TOL), ("float32", dict(rtol=2e-4, atol=2e-5))):
+        minims.set_backend("numpy")
+        reference = ops_forward_backward(dtype, 0)
+        minims.set_backend("cupy")
+        assert backend.fusing()
+        for name, a, b in zip(OPS_CHECKED, reference, ops_forward_backward(dtype, 0)):
+            assert b.dtype == a.dtype, name
+            np.testing.assert_allclose(b, a, err_msg=f"{name} {dtype}", **tol)
+
+
+def test_to_floats_reads_mixed_dtypes_at_once():
+    minims.set_backend("cupy")
+    a = cupy.asarray([1.5, 2.5], dtype=cupy.float32)
+    values = [a.sum(), cupy.asarray(2.0 ** 40 + 1, dtype=cupy.float64), cupy.asarray(7, dtype=cupy.int64), 0.5]
+    assert backend.to_floats(values) == [4.0, 2.0 ** 40 + 1, 7.0, 0.5]
+
+
+def test_training_steps_match_numpy_from_the_same_weights():
+    """Three AdamW steps (clipped) of a small vanilla model in float64 on each backend: the
+    same losses and weights, the losses read once per step (train_step's one read)."""
+    from minims.models import build_model
+    from minims.optim import AdamW
+    from minims.train import train_step
+    ids = np.random.default_rng(0).integers(0, 11, size=(3, 4, 17))
+    runs = {}
+    for name in ("numpy", "cupy"):
+        minims.set_backend(name)
+        model = build_model("vanilla", vocab_size=11, block_size=16, n_layer=2, n_embd=16, n_head=2,
+                            dtype="float64")
+        optimizer = AdamW(model.parameters(), lr=1e-2)
+        losses = [train_step(model, optimizer, [(b[:, :-1], b[:, 1:])], lr=1e-2, grad_clip=0.1) for b in ids]
+        runs[name] = losses, model.state_dict()
+    np.testing.assert_allclose(runs["cupy"][0], runs["numpy"][0], **TOL)
+    for key, value in runs["numpy"][1].items():
+        np.testing.assert_allclose(runs["cupy"][1][key], value, rtol=1e-9, atol=1e-11, err_msg=key)

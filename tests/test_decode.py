@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from minims import backend, to_numpy
 from minims.engine import no_grad
 from minims.models import MODELS, build_model
-from minims.models.base import slide_context
+from minims import sampling
+from minims.sampling import slide_context
 
-from minims import causality as leak
+from minims.testing import causality as leak
 from test_models import draw_options
 
 NAMES = sorted(MODELS)
@@ -51,8 +53,8 @@ def check_decoding(model, tokens, prompt, slide=1):
             context = slide_context(tokens[:, end - context.shape[1] - 1:end], model.config.block_size, slide)
         logits, cache = model.next_logits(context, cache)
         with no_grad():
-            full = model(context)[0].data[:, -1]
-        np.testing.assert_allclose(logits, full, rtol=1e-10, atol=1e-10,
+            full = model(context)[0].numpy()[:, -1]
+        np.testing.assert_allclose(to_numpy(logits), full, rtol=1e-10, atol=1e-10,
                                    err_msg=f"tokens {end}, prompt {prompt}, slide {slide}")
     return tokens.shape[1] + 1 - prompt
 
@@ -76,10 +78,19 @@ EVERY_OFFSET = {
     "vanilla": [dict(n_layer=2)],
     "top-down": [dict(pool=3, layout="1-1-1"),
                  dict(pool=3, layout="1-1-1", causal_mode="delay", pool_kind="linear",
-                      upsample_kind="linear", window=2)],
+                      upsample_kind="linear", window=2),
+                 dict(pool=3, layout="1-1-1", pool_kind="attention", upsample_kind="attention"),
+                 dict(pool=3, layout="1-1-1", causal_mode="delay", pool_kind="attention",
+                      upsample_kind="attention", window=2)],
     "bottom-up": [dict(pool=3, layout="1-1-1-1"),
                   dict(pool=3, layout="0-1-1-1", combine="upsample", causal_mode="delay",
-                       pool_kind="linear", upsample_kind="linear", window=4)],
+                       pool_kind="linear", upsample_kind="linear", window=4),
+                  dict(pool=3, layout="1-1-1-1", combine="upsample", pool_kind="attention",
+                       upsample_kind="attention"),
+                  dict(pool=3, layout="0-1-1-1", combine="upsample", causal_mode="delay",
+                       pool_kind="attention", upsample_kind="attention"),
+                  dict(pool=3, layout="0-1-1-1", combine="aggregate", causal_mode="delay",
+                       pool_kind="attention")],
     "retina": [dict(pool=3, n_scales=2, window=2, band=1, n_layer=2),
                dict(pool=3, n_scales=2, window=4, band=0, pool_kind="linear", n_layer=1)],
 }
@@ -144,21 +155,23 @@ def test_a_refused_token_leaves_the_cache_as_it_was(name, bad, error, match):
     model = tiny(name, block_size=16)
     tokens = (np.arange(1, 19).reshape(2, 9) * 5) % V                # (B=2, 9)
     cache, logits = model.prefill(tokens[:, :8])
-    assert type(logits) is np.ndarray and logits.shape == (2, V)      # an array, like step's
+    assert type(logits) is backend.xp.ndarray and logits.shape == (2, V)  # an array, like step's
     with pytest.raises(error, match=match):
         model.step(cache, np.array(bad)[:, 0])
     assert cache.T == 8
     logits = model.step(cache, tokens[:, 8])
     with no_grad():
-        np.testing.assert_allclose(logits, model(tokens)[0].data[:, -1], rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(to_numpy(logits), model(tokens)[0].numpy()[:, -1], rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_steps_from_an_empty_cache_equal_the_forward_pass(name):
+@pytest.mark.parametrize("name,options", OFFSET_CASES,
+                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(OFFSET_CASES)])
+def test_steps_from_an_empty_cache_equal_the_forward_pass(name, options):
     """`new_cache(B)` then one step per token, with no prefill: every step (across the
-    blocks of every scale) gives the last row of the forward pass, and the cache knows its
-    batch (a step with the wrong token count is refused before anything moves)."""
-    model = tiny(name, block_size=16)
+    blocks of every scale; in delay mode the first tokens get the zeros before the first
+    block) gives the last row of the forward pass, and the cache knows its batch (a step with
+    the wrong token count is refused before anything moves)."""
+    model = tiny(name, block_size=16, **options)
     tokens = (np.arange(2, 20).reshape(2, 9) * 3) % V                 # (B=2, 9)
     cache = model.new_cache(2)
     with pytest.raises(ValueError, match="one token per row"):
@@ -167,8 +180,8 @@ def test_steps_from_an_empty_cache_equal_the_forward_pass(name):
     for t in range(tokens.shape[1]):
         logits = model.step(cache, tokens[:, t])
         with no_grad():
-            full = model(tokens[:, :t + 1])[0].data[:, -1]
-        np.testing.assert_allclose(logits, full, rtol=1e-10, atol=1e-10, err_msg=f"token {t}")
+            full = model(tokens[:, :t + 1])[0].numpy()[:, -1]
+        np.testing.assert_allclose(to_numpy(logits), full, rtol=1e-10, atol=1e-10, err_msg=f"token {t}")
 
 
 def test_generate_keeps_the_training_mode_and_streams():
@@ -226,18 +239,20 @@ def test_valid_edge_arguments_work():
     assert model.generate(prompt, np.int64(2), top_k=np.int32(1), temperature=np.float32(0.5)).shape == (1, 4)
     greedy = model.generate(prompt, 4, top_k=1, seed=0)                # top_k=1 is greedy decoding
     with no_grad():
-        assert greedy[0, 2] == int(np.argmax(model(prompt)[0].data[0, -1]))
+        assert greedy[0, 2] == int(np.argmax(model(prompt)[0].numpy()[0, -1]))
 
 
 @pytest.mark.parametrize("name,options", [("top-down", dict(pool=2, layout="1-1")),
                                           ("bottom-up", dict(pool=2, layout="0-1-1")),
-                                          ("retina", dict(pool=2, window=2, n_layer=1))])
+                                          ("retina", dict(pool=2, window=2, n_layer=1)),
+                                          ("top-down", dict(pool=2, layout="1-1", pool_kind="attention")),
+                                          ("bottom-up", dict(pool=2, layout="0-1-1", pool_kind="attention"))])
 def test_the_check_catches_a_stale_pooled_block(name, options, monkeypatch):
     """The test of the test: a step that pools the previous block instead of the one that
     just completed (an off-by-one in the block bookkeeping) must fail the comparison."""
     from minims.nn.pooling import Pool
     pool_at = Pool.pool_at
-    monkeypatch.setattr(Pool, "pool_at", lambda self, x, j: pool_at(self, x, max(j - 1, 0)))
+    monkeypatch.setattr(Pool, "pool_at", lambda self, x, j, *cache: pool_at(self, x, max(j - 1, 0), *cache))
     model = tiny(name, block_size=8, **options)
     tokens = np.random.default_rng(0).integers(0, V, size=(2, 8))
     with pytest.raises(AssertionError, match="Not equal to tolerance"):
@@ -280,18 +295,18 @@ def test_the_sampler_prints_each_token_as_it_comes(tiny_sampler, monkeypatch, ma
     out = Recorder()
     monkeypatch.setattr("sys.stdout", out)
     assert sample_cli.main(["--prompt", "it was", "--max-new-tokens", str(max_new), "--seed", "4"]) == 0
-    text = sample_cli.sample(model, tok, "it was", max_new_tokens=max_new, seed=4)
+    text = sampling.sample(model, tok, "it was", max_new_tokens=max_new, seed=4)
     assert out.text() == "it was" + text + "\n"
-    pieces = list(sample_cli.sample_stream(model, tok, "it was", max_new_tokens=max_new, seed=4))
+    pieces = list(sampling.sample_stream(model, tok, "it was", max_new_tokens=max_new, seed=4))
     assert len(pieces) == max_new and "".join(pieces) == text
     shown = ["it was" + "".join(pieces[:i + 1]) for i in range(max(1, max_new))]
     assert out.flushed == shown + ["it was" + text + "\n"]          # flushed after every token
-    assert "".join(sample_cli.sample_stream(model, tok, "it was", max_new, seed=4, cache=False)) == text
+    assert "".join(sampling.sample_stream(model, tok, "it was", max_new, seed=4, cache=False)) == text
 
 
 def test_an_interrupted_sample_keeps_what_was_printed(tiny_sampler, monkeypatch):
     sample_cli, model, tok = tiny_sampler
-    generate_tokens = model.generate_tokens
+    generate_tokens = sampling.generate_tokens
 
     def interrupted(*args, **kwargs):
         for i, token in enumerate(generate_tokens(*args, **kwargs)):
@@ -299,12 +314,12 @@ def test_an_interrupted_sample_keeps_what_was_printed(tiny_sampler, monkeypatch)
                 raise KeyboardInterrupt
             yield token
 
-    monkeypatch.setattr(model, "generate_tokens", interrupted)
+    monkeypatch.setattr(sampling, "generate_tokens", interrupted)
     out = Recorder()
     monkeypatch.setattr("sys.stdout", out)
     assert sample_cli.main(["--prompt", "it was", "--max-new-tokens", "20", "--seed", "4"]) == 130
     monkeypatch.undo()
-    five = sample_cli.sample(model, tok, "it was", max_new_tokens=5, seed=4)
+    five = sampling.sample(model, tok, "it was", max_new_tokens=5, seed=4)
     assert out.flushed[-1] == "it was" + five + "\n"
 
 
@@ -317,6 +332,22 @@ def test_a_bad_sampler_option_prints_nothing_but_the_error(tiny_sampler, capsys,
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and word in captured.err
     assert "error: " in captured.err and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("flag,value,option", [("--temperature", "0", dict(temperature=0.0)),
+                                               ("--top-k", "0", dict(top_k=0)),
+                                               ("--max-new-tokens", "-1", dict(max_new_tokens=-1)),
+                                               ("--seed", "-3", dict(seed=-3)), ("--slide", "9", dict(slide=9))])
+def test_the_command_line_reports_the_samplers_own_check_under_its_flag(tiny_sampler, capsys, flag, value,
+                                                                        option):
+    """One sampler checks the options (minims/sampling.py); the command line says the same, with
+    the flag for the name."""
+    sample_cli, model, _ = tiny_sampler
+    assert sample_cli.main(["--prompt", "it was", flag, value]) == 2
+    with pytest.raises(sampling.SamplingError) as e:
+        sampling.check_sampling(**{"max_new_tokens": 3, **option}, block_size=model.config.block_size)
+    assert e.value.option.replace("_", "-") == flag[2:]
+    assert capsys.readouterr().err == f"error: {flag} {e.value.rule}, got {e.value.value}\n"
 
 
 def test_the_sampler_refuses_a_checkpoint_with_nan_weights(tmp_path, capsys):
@@ -339,8 +370,25 @@ def test_the_sampler_slides_the_context_past_block_size(tiny_sampler, capsys):
     sample_cli, model, tok = tiny_sampler
     assert sample_cli.main(["--prompt", "it was", "--max-new-tokens", "30", "--slide", "4"]) == 0
     out = capsys.readouterr().out
-    pieces = sample_cli.sample_stream(model, tok, "it was", 30, seed=0, slide=4, cache=False)
+    pieces = sampling.sample_stream(model, tok, "it was", 30, seed=0, slide=4, cache=False)
     assert out == "it was" + "".join(pieces) + "\n"
+
+
+@pytest.mark.parametrize("name,options", [
+    ("top-down", dict(pool=2, layout="1-1-1", upsample_kind="attention")),
+    ("top-down", dict(pool=2, layout="1-1", upsample_kind="attention", causal_mode="delay")),
+    ("bottom-up", dict(pool=2, layout="0-1-1-1", combine="upsample", upsample_kind="attention"))])
+def test_the_check_catches_attention_upsampling_that_misses_the_newest_block(name, options, monkeypatch):
+    """The test of the test for attention upsampling's cache: a step whose query sees one
+    coarse vector fewer than the forward pass lets it see must fail the comparison."""
+    from minims.nn import pooling
+    step = pooling.PrefixCrossAttention.step
+    monkeypatch.setattr(pooling.PrefixCrossAttention, "step",
+                        lambda self, x, cache, n: step(self, x, cache, max(n - 1, 1)))
+    model = tiny(name, block_size=8, **options)
+    tokens = np.random.default_rng(0).integers(0, V, size=(2, 8))
+    with pytest.raises(AssertionError, match="Not equal to tolerance"):
+        check_decoding(model, tokens, 1)
 
 
 def test_bench_decode_prints_both_paths_for_every_model_and_size(capsys):
@@ -365,7 +413,7 @@ def test_buffer_behaves_like_a_list_with_absolute_indices(ops):
         if op == "append":
             steps = np.arange(counter, counter + n % 7, dtype=float)
             counter += n % 7
-            buf.append(np.broadcast_to(steps[None, :, None], (2, len(steps), 3)))
+            buf.append(backend.asarray(np.broadcast_to(steps[None, :, None], (2, len(steps), 3))))
             ref.extend(steps)
         elif op == "truncate":
             del ref[max(start, min(len(ref), n)):]
@@ -375,12 +423,12 @@ def test_buffer_behaves_like_a_list_with_absolute_indices(ops):
             buf.drop_before(n)
         assert len(buf) == len(ref) and buf.start == start
         if buf.data is not None:
-            np.testing.assert_array_equal(buf.view()[0, :, 0], ref[start:])
+            np.testing.assert_array_equal(to_numpy(buf.view()[0, :, 0]), ref[start:])
             assert buf.view().shape == (2, len(ref) - start, 3)
 
 
 def test_sample_rows_refuses_rows_it_cannot_sample_from():
-    from minims.models.base import sample_rows
+    from minims.sampling import sample_rows
     rng = np.random.default_rng(0)
     for row, match in [([0.5, np.nan], "not finite"), ([np.inf, 0.0], "not finite"), ([0.0, 0.0], "sums to 0")]:
         with pytest.raises(ValueError, match=match):
@@ -392,7 +440,7 @@ def test_sample_rows_refuses_rows_it_cannot_sample_from():
 def test_sample_rows_draws_what_generator_choice_draws(seed, B, V):
     """The vectorised sampler must pick the very tokens `rng.choice(V, p=row)` picks, row by
     row and draw after draw (so a seed samples the same text as before it existed)."""
-    from minims.models.base import sample_rows
+    from minims.sampling import sample_rows
     z = np.random.default_rng(seed).standard_normal((B, V)) * 4
     p = np.exp(z - z.max(-1, keepdims=True))
     p /= p.sum(-1, keepdims=True)

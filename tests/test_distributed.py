@@ -1,4 +1,4 @@
-"""Data-parallel training (minims/distributed.py): `mpiexec -n 2 python -m minims.train`.
+"""Data-parallel training (minims/train/distributed.py): `mpiexec -n 2 python -m minims.train`.
 
 The multi-process tests launch real MPI runs of a tiny float64 model and check:
 - 2 ranks with --batch-size b = 1 process with --batch-size b --grad-accum 2, to 1e-10 (loss log
@@ -28,7 +28,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minims import checkpoint, distributed, files
+from minims import checkpoint, files
+from minims.train import distributed, resume
 from minims import train as train_cli
 from minims.checkpoint import CheckpointError
 
@@ -98,7 +99,8 @@ RANK_SCRIPT = textwrap.dedent('''
         cupy.cuda.get_current_stream = lambda: Stream()
         fake_cupy.FakeArray.data = property(lambda a: types.SimpleNamespace(ptr=a._a.ctypes.data))
 
-    from minims import distributed, train
+    from minims import train
+    from minims.train import distributed, loop, pipeline
     world = distributed.current()
     if spec.get("count"):
         class Counting:
@@ -113,32 +115,33 @@ RANK_SCRIPT = textwrap.dedent('''
                 return getattr(self.comm, name)
         world.comm = Counting(world.comm)
     if spec.get("other_data") and world.rank == 1:
-        train._data_digest = lambda splits: "not the same"
+        pipeline.data_digest = lambda splits: "not the same"
+    steps, train_step = [], loop.train_step          # the loop's optimizer step, watched
     if spec.get("perturb") and world.rank == 1:      # rank 1's weights drift at step 3
-        step0 = train.Trainer.step
 
-        def drifting_step(self):
-            loss = step0(self)
-            if self.iter == 3:
-                self.model.parameters()[0].data[...] += 1e-9
+        def drifting_step(model, *args, **kwargs):
+            loss = train_step(model, *args, **kwargs)
+            steps.append(1)
+            if len(steps) == 3:
+                model.parameters()[0].data[...] += 1e-9
             return loss
-        train.Trainer.step = drifting_step
+        loop.train_step = drifting_step
     if spec.get("fail"):
-        step = train.Trainer.step
 
-        def failing_step(self):
-            if self.world.rank == 1 and self.iter == spec["at"]:
+        def failing_step(*args, **kwargs):
+            steps.append(1)
+            if world.rank == 1 and len(steps) == spec["at"] + 1:      # the step from iter "at"
                 if spec["fail"] == "kill":
                     os.kill(os.getpid(), signal.SIGKILL)
                 if spec["fail"] == "nan":          # rank 1's loss (and gradients) become NaN
                     from minims import functional
                     ce = functional.cross_entropy
                     functional.cross_entropy = lambda *a: ce(*a) * float("nan")
-                    return step(self)
+                    return train_step(*args, **kwargs)
                 from minims.data import DataError
                 raise DataError("rank 1 met bad data")
-            return step(self)
-        train.Trainer.step = failing_step
+            return train_step(*args, **kwargs)
+        loop.train_step = failing_step
     code = distributed.launch(train.main, argv)
     out = argv[argv.index("--out-dir") + 1]
     if spec.get("fake_cupy"):
@@ -350,7 +353,7 @@ def test_plain_run_does_not_import_mpi4py(tmp_path, text_file):
             runpy.run_module("minims.train", run_name="__main__")
         except SystemExit as e:
             assert e.code == 0, e.code
-        print("mpi4py" in sys.modules, "minims.distributed" in sys.modules)
+        print("mpi4py" in sys.modules, "minims.train.distributed" in sys.modules)
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "MV2_"))}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env,
@@ -409,29 +412,13 @@ def _header(world_size, grad_accum):
 
 def test_reshard_rules():
     h = _header(2, 3)                                   # 6 micro-batches per step
-    assert distributed.reshard(h, 2, "ckpt") is None and h["args"]["grad_accum"] == 3
-    assert "--grad-accum 2" in distributed.reshard(h, 3, "ckpt") and h["args"]["grad_accum"] == 2
+    assert resume.reshard(h, 2, "ckpt") is None and h["args"]["grad_accum"] == 3
+    assert "--grad-accum 2" in resume.reshard(h, 3, "ckpt") and h["args"]["grad_accum"] == 2
     h = {"args": {"grad_accum": 4}}                     # written before world sizes: 1 process
-    distributed.reshard(h, 4, "ckpt")
+    resume.reshard(h, 4, "ckpt")
     assert h["args"]["grad_accum"] == 1
     with pytest.raises(CheckpointError, match=r"4 ranks cannot split them.*\[1, 2, 3, 6\]"):
-        distributed.reshard(_header(2, 3), 4, "ckpt")
-
-
-def test_blas_threads_per_rank_keep_the_users_choice():
-    from minims.bench import blas_threads
-    assert distributed.set_blas_threads_per_rank(2, {"OPENBLAS_NUM_THREADS": "3"}) is None
-    assert distributed.set_blas_threads_per_rank(2, {"OMP_NUM_THREADS": "3"}) is None
-    before = blas_threads()
-    environ = {}
-    try:
-        n = distributed.set_blas_threads_per_rank(10**6, environ)
-        assert n == 1 and environ == {"OPENBLAS_NUM_THREADS": "1"}
-        if before is not None:
-            assert blas_threads() == 1
-    finally:
-        if before is not None:
-            distributed._openblas_set_threads(before)
+        resume.reshard(_header(2, 3), 4, "ckpt")
 
 
 def test_single_world_is_the_identity():

@@ -1,6 +1,6 @@
 """Every exercise of every lesson has a checker, and its reference solution passes it.
 
-The checkers live in `minims/exercises.py`, the reference solutions in `lessons/solutions.py`.
+The checkers live in `lessons/support/exercises.py`, the reference solutions in `lessons/solutions.py`.
 Each solution is run through its checker (it must be accepted), and a plausible wrong answer too
 (it must be rejected), so a checker that accepts anything fails here. A lesson in COVERED must
 have a checker for each numbered item of its "## Exercises" section, and its text must tell the
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import minims
-from minims.exercises import CHECKERS, check, help_for, patched
+from lessons.support.exercises import CHECKERS, check, help_for, patched
 
 ROOT = Path(__file__).resolve().parent.parent
 COVERED = ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12")
@@ -42,7 +42,7 @@ def test_every_exercise_has_a_checker_the_lesson_names(number):
     assert items, f"{lesson.name}: no numbered exercises found"
     for i in items:
         ex = f"{number}.{i}"
-        assert ex in CHECKERS, f"{lesson.name}: exercise {i} has no checker {ex!r} in minims.exercises"
+        assert ex in CHECKERS, f"{lesson.name}: exercise {i} has no checker {ex!r} in lessons.support.exercises"
         assert f'check("{ex}"' in section, f"{lesson.name}: exercise {i} should show check(\"{ex}\", ...)"
         assert help_for(ex), f"{ex}: the checker needs a docstring saying what the answer is"
 
@@ -89,3 +89,33 @@ def test_patched_keeps_getsource_and_leaves_the_original():
     assert minims.Tensor.backward is original
     with pytest.raises(ValueError, match="exactly once"):
         patched(original, "no such text", "x")
+
+
+# Exercises whose answer is, or holds, a word from a fixed set: compared without case or
+# surrounding space (lessons.support.exercises.same_word), so "Delay" is "delay".
+WORD_ANSWERS = ("04.3", "06.1", "07.2")
+
+
+def _respelled(answer):
+    """The answer as a learner might type it: each word in the other case, with spaces around."""
+    if isinstance(answer, str):
+        return f"  {answer.swapcase()} "
+    if isinstance(answer, dict):
+        return {k: _respelled(v) if isinstance(v, str) else v for k, v in answer.items()}
+    return answer
+
+
+@pytest.mark.parametrize("ex", WORD_ANSWERS)
+def test_words_are_compared_without_case_or_surrounding_space(ex, capsys):
+    right, wrong = SOL.SOLUTIONS[ex](), SOL.WRONG[ex]()
+    assert _respelled(right) != right
+    assert check(ex, _respelled(right)) is True, capsys.readouterr().out
+    assert check(ex, _respelled(wrong)) is False
+
+
+def test_delay_with_a_capital_passes_and_other_words_are_named(capsys):
+    from lessons.support.exercises import same_word
+    assert check("07.2", "Delay") is True
+    assert check("07.2", "later") is False
+    assert '"delay" or "shift"' in capsys.readouterr().out
+    assert same_word(" Mul\n", "mul") and not same_word(3, "3") and not same_word("de lay", "delay")

@@ -1,4 +1,4 @@
-"""minims.figures: PNGs under the lessons' output folder, no global backend switch, and one line
+"""lessons.support.figures: PNGs under the lessons' output folder, no global backend switch, and one line
 instead of a crash without matplotlib."""
 import json
 import sys
@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from minims import figures
+from lessons.support import figures
 
 
 def test_save_figure_writes_the_png_and_prints_its_path(tmp_path, monkeypatch, capsys):

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import Phase, given, settings, strategies as st
 
 import minims
-from minims.gradcheck import check_integer_op, check_nonfinite_op, check_op, missing_specs
-from op_specs import EXAMPLES, SPECS, with_nonfinite
+from minims.testing.gradcheck import check_integer_op, check_nonfinite_op, check_op, missing_specs
+from minims.testing.op_specs import EXAMPLES, SPECS, with_nonfinite
 
 
 def test_every_registered_op_has_a_spec():
-    assert missing_specs(minims.OPS, SPECS) == [], "register a spec in tests/op_specs.py"
+    assert missing_specs(minims.OPS, SPECS) == [], "register a spec in minims/testing/op_specs.py"
 
 
 def test_harness_refuses_an_op_without_a_spec():
@@ -68,10 +68,19 @@ def test_op_gradients(name):
     check()
 
 
-@pytest.mark.parametrize("name", sorted(n for n in SPECS if SPECS[n].nonfinite_inputs != ()))
-def test_op_nonfinite_values(name):
+# The ops with fused kernels on a GPU (`backend.fuse`; minims/ops/nn.py): their fused formulas
+# run on NumPy too when `backend.use_fused` is on, so the harness checks both paths.
+FUSED = ("GELU", "LayerNorm", "Softmax", "ScaledDotProductAttention", "ScaledDotProductAttention (bands)")
+
+
+@pytest.mark.parametrize("name, fused",
+                         [(n, False) for n in sorted(SPECS) if SPECS[n].nonfinite_inputs != ()]
+                         + [(n, True) for n in FUSED])
+def test_op_nonfinite_values(name, fused, monkeypatch):
     """Inputs holding +inf, −inf and NaN: the forward values are the NumPy reference's (NaN in
-    the same places), so no op turns an infinity into NaN by multiplying it by a 0/1 mask."""
+    the same places), so no op turns an infinity into NaN by multiplying it by a 0/1 mask;
+    the same for the fused kernels' formulas (`fused`)."""
+    monkeypatch.setattr(minims.backend, "use_fused", fused)
     spec = SPECS[name]
 
     @given(st.data())

@@ -90,3 +90,43 @@ def test_lesson_shape(lesson):
     assert 'os.environ.get("MINIMS_QUICK")' in text, f"{lesson.name} must honour MINIMS_QUICK"
     for heading in ("## Check", "## Exercises"):
         assert f"# {heading}" in text, f"{lesson.name} has no '{heading}' section"
+
+
+# ---------------------------------------------------------------- the committed figures
+
+FIGURES_DIR = LESSONS_DIR / "figures"
+MAKE_FIGURES = "python lessons/make_figures.py"
+
+
+def _committed_figures():
+    return sorted(p.name for p in FIGURES_DIR.glob("*.png"))
+
+
+def test_every_lesson_figure_is_committed_small_and_linked_from_the_readme():
+    readme = (LESSONS_DIR / "README.md").read_text(encoding="utf-8")
+    committed = _committed_figures()
+    expected = sorted(name for names in FIGURES.values() for name in names)
+    assert set(expected) <= set(committed), f"not in lessons/figures/: {sorted(set(expected) - set(committed))}"
+    for name in committed:
+        assert f"](figures/{name})" in readme, f"lessons/README.md should link figures/{name}"
+        size = (FIGURES_DIR / name).stat().st_size
+        assert 10_000 < size < 400_000, f"{name}: {size:,} bytes (draw at dpi ~100)"
+    assert MAKE_FIGURES in readme, "lessons/README.md should give the command that regenerates them"
+
+
+def test_make_figures_writes_where_told_and_leaves_the_committed_ones(tmp_path):
+    import hashlib
+    import importlib.util as util
+
+    def digests():
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in FIGURES_DIR.glob("*.png")}
+    before = digests()
+    spec = util.spec_from_file_location("make_figures", LESSONS_DIR / "make_figures.py")
+    make_figures = util.module_from_spec(spec)
+    spec.loader.exec_module(make_figures)
+    if importlib.util.find_spec("matplotlib") is None:
+        assert make_figures.main(["--only", "07", "--out", str(tmp_path)]) == 2
+        return
+    assert make_figures.main(["--only", "07", "--quick", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == FIGURES["07_pooling_and_upsampling"]
+    assert digests() == before, "a run with --out elsewhere must not touch lessons/figures/"

@@ -5,14 +5,15 @@ backward (`minims.memory.saved_bytes`, exact from the arrays' shapes) and its pe
 - retina attention stays within O(T·(w + T/k)) and its T² part is at most 1/k of vanilla's;
 - local attention (top-down's `window`) has no T² part at all;
 - a coarse layer holds exactly what a vanilla layer holds at length T/k (≈ 1/k of a fine one);
-- track_memory reports a positive peak for one forward + backward.
+- track_memory reports a positive peak for one forward + backward;
+- attention pooling and upsampling keep about half of their (Tq, Tk) score matrix.
 """
 import math
 
 import numpy as np
 import pytest
 
-from minims import backend
+from minims import memory
 from minims.memory import saved_bytes
 from minims.models import MODELS, build_model
 
@@ -126,8 +127,44 @@ def test_scopes_split_the_memory_by_scale():
 def test_peak_memory_is_reported_for_forward_and_backward(name):
     m = model(name, T=128)
     idx = np.random.default_rng(0).integers(0, 32, size=(2, 128))
-    with backend.track_memory() as mem:
+    with memory.track_memory() as mem:
         _, loss = m(idx, idx)
         held = saved_bytes(loss)
         loss.backward()
     assert held > 0 and mem["peak"] >= held
+
+
+@pytest.mark.parametrize("name,options", [
+    ("top-down", dict(layout="2-2")),
+    ("bottom-up", dict(layout="1-1-1-1", combine="upsample", pool=2)),
+])
+def test_attention_pooling_and_upsampling_hold_about_half_their_score_matrix(name, options):
+    """Each attention kind's prefix attention (Tq queries over Tk keys, query i seeing a prefix)
+    keeps at most B·n_head·(Tq·Tk/2 + 16·(Tq + Tk)) probabilities (chunks of 16 queries), plus
+    its q, k, v and output; and the whole attention-kind layer, a LayerNorm-ed residual block
+    over Tq positions, holds less than a vanilla layer at T (no T×T attention)."""
+    from minims.memory import saved_arrays
+    T = 256
+    options = {"pool": K, **options}
+    logits = forward(model(name, T=T, pool_kind="attention", upsample_kind="attention", **options), T)
+    k = options["pool"]
+    n_scales = len(options["layout"].split("-")) - (1 if name == "top-down" else 2)
+    vanilla = layer_bytes(forward(model("vanilla", T=T, n_layer=1), T), "blocks.0")
+    held = {}
+    for scope, op, a in saved_arrays(logits):
+        if op == "RangeAttention" and scope.endswith(".attn"):
+            held.setdefault(scope, []).append(a)
+    expected = [f"pool.{s}.attn" for s in range(n_scales)] + [f"up.{s}.attn" for s in range(n_scales)]
+    assert sorted(held) == sorted(expected)
+    for scope, arrays in held.items():
+        s = int(scope.split(".")[1])
+        fine = math.ceil(T / k ** s)                                  # scale s, the finer side
+        if name == "top-down" or scope.startswith("pool"):
+            Tq, Tk = (math.ceil(fine / k), fine) if scope.startswith("pool") else (fine, math.ceil(fine / k))
+        else:                                                         # bottom-up: scale s+1 to the tokens
+            Tq, Tk = T, math.ceil(T / k ** (s + 1))
+        q, keys, values, out, *probs = arrays
+        assert q.shape[2] == out.shape[2] == Tq and keys.shape[2] == values.shape[2] == Tk
+        n_probs = sum(p.size for p in probs)
+        assert B * NH * Tq * Tk / 2 <= n_probs <= B * NH * (Tq * Tk / 2 + 16 * (Tq + Tk)), scope
+        assert layer_bytes(logits, scope) < vanilla

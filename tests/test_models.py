@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from minims import backend, to_numpy
 from minims.models import MODELS, ModelConfig, build_model, model_from_description
 from minims.optim import AdamW
 
-from minims import causality as leak
+from minims.testing import causality as leak
 
 NAMES = sorted(MODELS)
 V, BLOCK = 11, 32
@@ -31,21 +32,24 @@ def tokens(T, B=2, seed=0):
 
 # --- causality: the hypothesis property ------------------------------------------------------
 
-KINDS = dict(pool_kind=st.sampled_from(["mean", "linear"]), upsample_kind=st.sampled_from(["repeat", "linear"]),
+KINDS = dict(pool_kind=st.sampled_from(["mean", "linear", "attention"]),
+             upsample_kind=st.sampled_from(["repeat", "linear", "attention"]),
              causal_mode=st.sampled_from(["shift", "delay"]))
+ATTENTION = dict(pool_kind=st.just("attention"), upsample_kind=st.just("attention"))
 
 
-def draw_options(name, draw):
-    """Random options of a model: k ∈ {1..4}, 1–2 coarse scales, layouts, windows, kinds."""
+def draw_options(name, draw, kinds=KINDS):
+    """Random options of a model: k ∈ {1..4}, 1–2 coarse scales, layouts, windows, kinds
+    (drawn from `kinds`)."""
     if name == "vanilla":
         return dict(n_layer=draw(st.integers(1, 2)))
     if name not in ("top-down", "bottom-up", "retina"):
         return {}
     k, S = draw(st.integers(1, 4)), draw(st.integers(1, 2))
-    if name == "retina":
+    if name == "retina":                                    # (no attention pooling: refused)
         return dict(pool=k, n_scales=S, window=draw(st.integers(1, 8)), band=draw(st.integers(0, 2)),
-                    pool_kind=draw(KINDS["pool_kind"]), n_layer=draw(st.integers(1, 2)))
-    options = {key: draw(strategy) for key, strategy in KINDS.items()}
+                    pool_kind=draw(st.sampled_from(["mean", "linear"])), n_layer=draw(st.integers(1, 2)))
+    options = {key: draw(strategy) for key, strategy in {**KINDS, **kinds}.items()}
     options.update(pool=k, window=draw(st.sampled_from([0, 1, 2, 5])))
     coarse = [draw(st.integers(1, 2)) for _ in range(S)]
     if name == "top-down":
@@ -82,6 +86,20 @@ def test_changing_token_t_changes_no_earlier_logit(name, data):
     leak.check_all(model, idx, t, V)
 
 
+@pytest.mark.parametrize("name", ["top-down", "bottom-up"])
+@settings(max_examples=30)
+@given(data=st.data())
+def test_attention_pooling_and_upsampling_change_no_earlier_logit(name, data):
+    """The property above with Hourglass's attention pooling and upsampling at every scale
+    (shift or delay, 1–2 scales, k = 1–4; the property above draws them a third of the time)."""
+    options = draw_options(name, data.draw, ATTENTION)
+    model = tiny(name, **options)
+    T = data.draw(st.integers(1, BLOCK))
+    k, S = options["pool"], model.config.n_scales
+    t = data.draw(st.one_of(st.sampled_from(edge_positions(T, k, S)), st.integers(0, T - 1)))
+    leak.check_all(model, tokens(T, seed=data.draw(st.integers(0, 99))), t, V)
+
+
 @pytest.mark.parametrize("name,attribute", [("top-down", "pool"), ("bottom-up", "pool")])
 def test_the_property_catches_a_planted_leak(name, attribute):
     """The test of the test: switch off the k−1 shift of a model's first pooling (pitfall 1,
@@ -92,6 +110,31 @@ def test_the_property_catches_a_planted_leak(name, attribute):
     assert leak.find_leak(model, idx, V) is not None
     with pytest.raises(AssertionError, match="leak"):
         for s in range(16):
+            leak.check_structure(model, idx, s)
+
+
+@pytest.mark.parametrize("name,layout", [("top-down", "1-1"), ("top-down", "1-1-1"), ("bottom-up", "0-1-1"),
+                                         ("bottom-up", "1-1-1-1")])
+@pytest.mark.parametrize("mask,mode,wider", [("pool_sees", "shift", 1), ("pool_sees", "delay", 2),
+                                             ("up_sees", "shift", 1), ("up_sees", "delay", 1)])
+def test_the_property_catches_an_attention_mask_that_is_too_wide(name, layout, mask, mode, wider, monkeypatch):
+    """The test of the test for the attention kinds: the model passes, then with `wider` more
+    keys per query in one mask the leak checks fail. pool_sees + 1: coarse j also sees input
+    jk+1, the token after the first position j reaches. With the delay, block j reaches only
+    positions ≥ jk+k, so with one scale input jk+k would still be causal (the mask stops at
+    jk+k−1 because a decoding step pools block j once its own k inputs exist) and jk+k+1 is the
+    first that leaks in every layout.
+    up_sees + 1: fine i also sees the coarse block after the last one it may see."""
+    from minims.nn import pooling
+    model = tiny(name, pool=3, layout=layout, causal_mode=mode, pool_kind="attention",
+                 upsample_kind="attention", **({"combine": "upsample"} if name == "bottom-up" else {}))
+    idx = tokens(20)
+    assert leak.find_leak(model, idx, V) is None
+    sees = getattr(pooling, mask)
+    monkeypatch.setattr(pooling, mask, lambda *args: sees(*args) + wider)
+    assert leak.find_leak(model, idx, V) is not None
+    with pytest.raises(AssertionError, match="leak"):
+        for s in range(20):
             leak.check_structure(model, idx, s)
 
 
@@ -109,10 +152,18 @@ def test_prefix_consistency_at_every_length(name):
 GRAD_OPTIONS = {
     "vanilla": [dict(n_layer=2)],
     "top-down": [dict(pool=2, layout="1-1", window=2),
-                 dict(pool=2, layout="1-1-1", pool_kind="linear", upsample_kind="linear", causal_mode="delay")],
+                 dict(pool=2, layout="1-1-1", pool_kind="linear", upsample_kind="linear", causal_mode="delay"),
+                 dict(pool=2, layout="1-1-1", pool_kind="attention", upsample_kind="attention"),
+                 dict(pool=3, layout="1-1", pool_kind="attention", upsample_kind="attention",
+                      causal_mode="delay")],
     "bottom-up": [dict(pool=2, layout="1-1-2", window=3),
                   dict(pool=2, layout="0-1-1-1", combine="upsample", pool_kind="linear",
-                       upsample_kind="linear", causal_mode="delay")],
+                       upsample_kind="linear", causal_mode="delay"),
+                  dict(pool=2, layout="1-1-1-1", combine="upsample", pool_kind="attention",
+                       upsample_kind="attention"),
+                  dict(pool=3, layout="0-1-1", combine="aggregate", pool_kind="attention", causal_mode="delay"),
+                  dict(pool=3, layout="0-1-1", combine="upsample", pool_kind="attention",
+                       upsample_kind="attention", causal_mode="delay")],
     "retina": [dict(pool=2, window=2, n_layer=2, n_scales=1, pool_kind="mean"),
                dict(pool=2, n_scales=2, window=1, band=1, pool_kind="linear", n_layer=1)],
 }
@@ -140,10 +191,11 @@ def test_every_parameter_gradient_matches_central_differences(name, options):
             p.data = saved
 
     for pname, p in model.named_parameters():
-        assert p.grad is not None and np.abs(p.grad).max() > 0, f"{pname} gets no gradient"
+        assert p.grad is not None and np.abs(to_numpy(p.grad)).max() > 0, f"{pname} gets no gradient"
         d = rng.standard_normal(p.shape)
-        numeric = (loss_at(p, p.data + eps * d) - loss_at(p, p.data - eps * d)) / (2 * eps)
-        analytic = float(np.sum(p.grad * d))
+        step = backend.asarray(eps * d)
+        numeric = (loss_at(p, p.data + step) - loss_at(p, p.data - step)) / (2 * eps)
+        analytic = float(np.sum(to_numpy(p.grad) * d))
         assert abs(numeric - analytic) <= 1e-8 + 1e-6 * max(abs(numeric), abs(analytic)), \
             f"{pname}: analytic {analytic!r} vs central difference {numeric!r}"
 
@@ -238,6 +290,8 @@ def test_config_fields_have_help_and_survive_a_checkpoint(name):
     ("top-down", dict(pool=0), "integer >= 1"),
     ("retina", dict(pool=4, n_scales=3), "exceeds block_size"),
     ("bottom-up", dict(pool_kind="max"), "pool_kind"),
+    ("retina", dict(pool_kind="attention"), "not 'attention'"),
+    ("top-down", dict(upsample_kind="nearest"), "upsample_kind"),
     ("top-down", dict(causal_mode="none"), "causal_mode"),
     ("bottom-up", dict(combine="concat"), "combine"),
     ("top-down", dict(window=-1), "window"),

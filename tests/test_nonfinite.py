@@ -10,7 +10,7 @@ import pytest
 import minims.functional as F
 from minims import Tensor
 from minims.optim import clip_grad_norm
-from minims.range_attention import local_ranges, range_attention
+from minims.functional import local_ranges, range_attention
 
 INF, NAN = np.inf, np.nan
 # NumPy warns of the inf − inf and inf · 0 it computes (in blocked scores, then set to −inf)

@@ -88,7 +88,7 @@ def test_sgd_momentum():
 
 def test_adamw_matches_pytorch():
     torch = pytest.importorskip("torch")
-    from minims.torch_gpt import torch_adamw, torch_gpt
+    from minims.testing.torch_gpt import torch_adamw, torch_gpt
     model = tiny()
     x, y = batch()
     params, forward = torch_gpt(model.state_dict(), n_head=2, dtype="float64")

@@ -1,7 +1,7 @@
-"""The scale operators (minims/scale.py), their layers (minims/nn/pooling.py) and range attention
-(minims/range_attention.py, minims/nn/local_attention.py):
+"""The scale operators (minims/ops/pooling.py), their layers (minims/nn/pooling.py) and range attention
+(minims/ops/range_attention.py, minims/nn/local_attention.py):
 values, errors, and the leak test on each operator's round trip, with the broken variants of
-the pitfalls of minims/scale.py made to fail it (they live here, never in the library)."""
+the pitfalls of minims/ops/pooling.py made to fail it (they live here, never in the library)."""
 import math
 
 import numpy as np
@@ -13,12 +13,11 @@ import minims.functional as F
 from minims import Tensor
 from minims.nn.local_attention import LocalSelfAttention
 from minims.nn.pooling import Pool, Unpool
-from minims.range_attention import local_ranges, range_attention
 from minims.models.retina import RetinaAttention, retina_ranges
 from minims.nn import Block, Embedding, Linear, Module, ModuleList, init_parameters
-from minims.scale import pad_end, shift_right, shorten, upsample
+from minims.functional import local_ranges, pad_end, range_attention, shift_right, shorten, upsample
 
-from minims import causality as leak
+from minims.testing import causality as leak
 
 V, C = 7, 8
 
@@ -81,6 +80,59 @@ def test_layers_reject_unknown_kinds():
         Pool(4, 2, kind="max")
     with pytest.raises(ValueError, match="upsampling kind"):
         Unpool(4, 2, kind="nearest")
+
+
+def test_attention_kinds_need_heads_and_the_fine_stream():
+    with pytest.raises(ValueError, match="needs n_head"):
+        Pool(4, 2, kind="attention")
+    with pytest.raises(ValueError, match="needs n_head"):
+        Unpool(4, 2, kind="attention")
+    c = Tensor(np.ones((1, 2, 4)))
+    with pytest.raises(ValueError, match=r"add_to\(x, c\)"):
+        Unpool(4, 2, kind="attention", n_head=2)(c, 4)
+
+
+def dense_prefix_attention(attn, x, src, may_see):
+    """What PrefixCrossAttention computes, with the dense attention op and a boolean
+    (Tq, Tk) mask instead of per-query ranges: the independent reference."""
+    B, Tq, Cx = x.shape
+    q = attn.q(attn.ln1(x)).reshape(B, Tq, 2, Cx // 2).transpose(0, 2, 1, 3)
+    kv = attn.kv(attn.ln_src(src)).reshape(B, src.shape[1], 2, 2, Cx // 2).transpose(2, 0, 3, 1, 4)
+    y = F.scaled_dot_product_attention(q, kv[0], kv[1], causal=False, mask=may_see)   # (B, 2, Tq, hs)
+    x = x + attn.proj(y.transpose(0, 2, 1, 3).reshape(B, Tq, Cx))
+    return x + attn.mlp(attn.ln2(x))
+
+
+@pytest.mark.parametrize("k,T", [(1, 5), (2, 8), (3, 7), (4, 9), (4, 3)])
+@pytest.mark.parametrize("shift", [True, False])
+def test_attention_pooling_equals_the_dense_mask_of_the_rule(k, T, shift):
+    """Coarse j reads the mean of its (shifted) block plus attention over the inputs up to its
+    last one: i ≤ jk with the shift, i ≤ jk+k−1 without (and i < T)."""
+    pool = leak.randomize(init_parameters(Pool(C, k, "attention", shift, n_head=2), seed=1, dtype="float64"), 2)
+    x = Tensor(np.random.default_rng(0).standard_normal((2, T, C)))
+    Tc = math.ceil(T / k)
+    j, i = np.arange(Tc)[:, None], np.arange(T)[None, :]
+    may_see = i <= j * k + (0 if shift else k - 1)                      # (Tc, T)
+    expected = dense_prefix_attention(pool.attn, shorten(x, k, shift, pad=True), x, may_see)
+    np.testing.assert_allclose(pool(x).numpy(), expected.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("k,Tc,T", [(1, 5, 5), (2, 4, 8), (3, 3, 7), (4, 3, 9)])
+@pytest.mark.parametrize("delay", [False, True])
+def test_attention_upsampling_equals_the_dense_mask_of_the_rule(k, Tc, T, delay):
+    """Fine i reads x_i plus the linear upsampling, plus attention over the coarse steps
+    j ≤ ⌊i/k⌋ (with the delay: over [zeros, c₀, c₁, …] up to entry ⌊i/k⌋, i.e. the zeros and
+    blocks j ≤ ⌊i/k⌋ − 1)."""
+    up = leak.randomize(init_parameters(Unpool(C, k, "attention", delay, n_head=2), seed=1, dtype="float64"), 2)
+    rng = np.random.default_rng(0)
+    c, x = Tensor(rng.standard_normal((2, Tc, C))), Tensor(rng.standard_normal((2, T, C)))
+    src = shift_right(c, 1) if delay else c
+    W, b = up.proj.weight.numpy().reshape(C, k, C), up.proj.bias.numpy().reshape(k, C)
+    s = src.numpy()
+    linear = np.stack([s[:, t // k] @ W[:, t % k] + b[t % k] for t in range(T)], axis=1)
+    i, j = np.arange(T)[:, None], np.arange(Tc)[None, :]
+    expected = dense_prefix_attention(up.attn, x + Tensor(linear), src, j <= i // k)
+    np.testing.assert_allclose(up.add_to(x, c).numpy(), expected.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_linear_pool_is_a_causal_convolution():
@@ -225,13 +277,15 @@ class RoundTrip(Module):
         leak.randomize(self, seed)
         self.eval()
 
+    def embed(self, idx):
+        return self.wte(idx) + self.wpe(np.arange(np.shape(idx)[1]))  # (B, T, C)
+
     def forward(self, idx):
-        T = np.shape(idx)[1]
-        x = self.wte(idx) + self.wpe(np.arange(T))                    # (B, T, C)
+        x = self.embed(idx)                                           # (B, T, C)
         c = self.down(x)                                              # (B, T', C)
         for block in self.coarse:
             c = block(c)
-        return self.head(self.up(c, T))                               # (B, T, V)
+        return self.head(self.up(c, x.shape[1]))                      # (B, T, V)
 
 
 class Fn(Module):
@@ -286,6 +340,57 @@ def test_two_scale_round_trips_are_causal(k, mode):
     u1, u2 = Unpool(C, k, delay=delay), Unpool(C, k, delay=delay)
     up = Fn(lambda c, T: u1(u2(c, math.ceil(T / k)), T))
     assert_no_leak(RoundTrip(down, up), 2 * k * k + 1)
+
+
+class FineRoundTrip(RoundTrip):
+    """RoundTrip with the fine residual: logits = head(up.add_to(x, c)), as the models join
+    the scales (attention upsampling reads the fine stream x too)."""
+
+    def forward(self, idx):
+        x = self.embed(idx)                                           # (B, T, C)
+        c = self.down(x)                                              # (B, T', C)
+        for block in self.coarse:
+            c = block(c)
+        return self.head(self.up.add_to(x, c))                        # (B, T, V)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+@pytest.mark.parametrize("pool_kind,up_kind", [("attention", "repeat"), ("mean", "attention"),
+                                               ("attention", "attention")])
+@pytest.mark.parametrize("mode", ["shift", "delay"])
+def test_attention_round_trip_is_causal(k, pool_kind, up_kind, mode):
+    down = Pool(C, k, pool_kind, shift=mode == "shift", n_head=2)
+    up = Unpool(C, k, up_kind, delay=mode == "delay", n_head=2)
+    assert_no_leak(FineRoundTrip(down, up), 3 * k + (k > 1))         # padded when k > 1
+
+
+class TwoScaleTrip(RoundTrip):
+    """Tokens → attention pooling twice (scale 1, then scale 2 over scale 1) with a causal layer
+    at each scale → attention upsampling back to the tokens, either top-down's tiers
+    (h₁ = layer(up₂.add_to(e₁, h₂)), then up₁.add_to(x, h₁)) or bottom-up's (x plus scale 1
+    upsampled by k, then scale 2 by k²)."""
+
+    def __init__(self, k, mode, tiers):
+        shift, delay = mode == "shift", mode == "delay"
+        down = ModuleList(Pool(C, k, "attention", shift, n_head=2) for _ in range(2))
+        up = ModuleList(Unpool(C, K, "attention", delay, n_head=2) for K in (k, k if tiers else k * k))
+        object.__setattr__(self, "tiers", tiers)
+        super().__init__(down, up, n_coarse=2)
+
+    def forward(self, idx):
+        x = self.embed(idx)                                           # (B, T, C)
+        e1 = self.down[0](x)                                          # (B, T₁, C)
+        h2 = self.coarse[1](self.down[1](e1))                         # (B, T₂, C)
+        if self.tiers:
+            return self.head(self.up[0].add_to(x, self.coarse[0](self.up[1].add_to(e1, h2))))
+        return self.head(self.up[1].add_to(self.up[0].add_to(x, self.coarse[0](e1)), h2))
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("mode", ["shift", "delay"])
+@pytest.mark.parametrize("tiers", [True, False])
+def test_two_scale_attention_round_trips_are_causal(k, mode, tiers):
+    assert_no_leak(TwoScaleTrip(k, mode, tiers), 2 * k * k + 1)
 
 
 def test_functional_round_trip_is_causal():

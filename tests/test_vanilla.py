@@ -125,7 +125,7 @@ def test_module_rejects_mismatched_names_in_custom_module():
 
 def test_same_logits_loss_and_grads_as_pytorch():
     torch = pytest.importorskip("torch")
-    from minims.torch_gpt import torch_gpt
+    from minims.testing.torch_gpt import torch_gpt
     model = tiny(n_layer=3, n_head=4, n_embd=32)
     x, y = batch()
     logits, loss = model(x, y)

@@ -1,24 +1,24 @@
-"""What every language model in minims shares: the config, the contract, `generate`.
+"""What every language model in minims shares: the config and the contract.
 
 The contract (minGPT's): `model(idx, targets=None) -> (logits, loss)` with idx an integer
 array (B, T), T ≤ block_size; logits (B, T, vocab_size) where logits[:, t] predicts token
-t+1 from tokens ≤ t; loss the mean cross-entropy when targets are given. One `generate`
-serves all models. Each model has a `@dataclass` config, stored in checkpoints, from which
-`build_model` rebuilds it.
+t+1 from tokens ≤ t; loss the mean cross-entropy when targets are given. Each model has a
+`@dataclass` config, stored in checkpoints, from which `build_model` rebuilds it.
 
-Decoding (ours): a model with `supports_cache` runs the prompt once (`prefill`, the forward
-pass keeping each layer's keys and values and its coarse scales' states in a cache) and
-then one token at a time (`step`), each step's logits equal to the last row of the full
-forward pass; `generate` uses it unless `cache=False`. Each model's docstring says what a
-step keeps and what it recomputes.
+The models only give logits: one sampler, minims/sampling.py, turns them into tokens for every
+model (`model.generate` calls it). Decoding (ours): a model with `supports_cache` runs the
+prompt once (`prefill`, the forward pass keeping each layer's keys and values and its coarse
+scales' states in a cache) and then one token at a time (`step`), each step's logits equal to
+the last row of the full forward pass; `next_logits` chooses between the two, and the sampler
+uses it unless `cache=False`. Each model's docstring says what a step keeps and what it
+recomputes.
 """
 import math
-import numbers
 from dataclasses import asdict, dataclass
 
 import numpy
 
-from .. import backend
+from .. import backend, sampling
 from .. import functional as F
 from ..engine import no_grad
 from ..nn import Embedding, LayerNorm, Linear, Module
@@ -85,7 +85,7 @@ class LanguageModel(Module):
 
     def embed(self, idx):
         """(B, T) token ids → (B, T, C) token + position embeddings."""
-        return self.wte(idx) + self.wpe(backend.xp.arange(idx.shape[1]))
+        return self.wte(idx) + self.wpe(numpy.arange(idx.shape[1]))  # (positions checked on the host)
 
     def head(self, x):
         """(B, T, C) → (B, T, V) logits."""
@@ -96,9 +96,13 @@ class LanguageModel(Module):
         return self.lm_head.step(self.ln_f.step(x))[:, 0]
 
     def check_idx(self, idx, max_len=None):
-        """idx as a backend integer array (B, T) with 1 ≤ T ≤ block_size (or ≤ max_len), or a
-        clear error."""
-        idx = backend.asarray(as_array(idx))
+        """idx as an integer array (B, T) with 1 ≤ T ≤ block_size (or ≤ max_len), or a clear
+        error. Ids on the host stay there (a NumPy array; the embedding copies them to the
+        device), so that checking their range costs a GPU nothing; ids already on the device
+        are checked with one read of their minimum and maximum."""
+        idx = as_array(idx)
+        if not backend.is_device_array(idx):
+            idx = numpy.asarray(idx)
         if idx.ndim != 2:
             raise ValueError(f"idx must have shape (B, T), got {idx.shape}")
         if idx.dtype.kind not in "iu":
@@ -108,9 +112,10 @@ class LanguageModel(Module):
             raise ValueError("the prompt is empty: give at least one token")
         if not 1 <= T <= limit:
             raise ValueError(f"sequence length {T} is outside 1..block_size={self.config.block_size}")
-        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
-            raise ValueError(f"token ids must be in [0, {self.config.vocab_size - 1}], got "
-                             f"[{int(idx.min())}, {int(idx.max())}]")
+        if idx.size:
+            lo, hi = (int(v) for v in backend.to_floats([idx.min(), idx.max()]))
+            if lo < 0 or hi >= self.config.vocab_size:
+                raise ValueError(f"token ids must be in [0, {self.config.vocab_size - 1}], got [{lo}, {hi}]")
         return idx
 
     def forward(self, idx, targets=None):
@@ -172,7 +177,7 @@ class LanguageModel(Module):
         if cache.batch is not None and tokens.size != cache.batch:
             raise ValueError(f"a step takes one token per row of the cache ({cache.batch}), got "
                              f"{tokens.size}")
-        ids = backend.asarray(tokens.astype(numpy.int64).reshape(-1, 1))  # (B, 1)
+        ids = tokens.astype(numpy.int64).reshape(-1, 1)               # (B, 1), checked on the host
         x = self.wte.step(ids) + self.wpe.weight.data[t:t + 1]        # (position t < block_size)
         cache.T += 1
         return x
@@ -193,89 +198,14 @@ class LanguageModel(Module):
                 return logits, cache
             return self.step(cache, context[:, -1]), cache
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True, slide=1):
-        """Extend idx (B, T) by `max_new_tokens` sampled tokens; a seed makes it reproducible.
+    def generate(self, idx, max_new_tokens, **options):
+        """Extend idx (B, T) by `max_new_tokens` sampled tokens: `minims.sampling.generate`
+        (the one sampler of every model; its options and errors are documented there)."""
+        return sampling.generate(self, idx, max_new_tokens, **options)
 
-        The context is the last block_size tokens. Runs in eval mode without a graph and
-        restores the previous mode afterwards. With `cache=True` (the default, for models
-        that support it) the prompt is run once and each new token costs one step;
-        `cache=False` runs a full forward pass per token (the reference: same logits to
-        rounding, so the same seed samples the same text).
-        Past block_size (ours): when the context is full, the oldest `slide` tokens are
-        dropped at once. With slide=1 (the default) the context is always the last
-        block_size tokens, so every position moves with every new token and the cached
-        path must re-run the whole context (a prefill) per token, like the uncached one; a
-        larger slide re-runs it once per `slide` tokens and steps in between (faster long
-        samples, over a context of block_size − slide + 1 to block_size tokens).
-        Raises ValueError (TypeError for a wrong type) for max_new_tokens not an integer
-        ≥ 0, temperature not finite > 0, top_k not None or an integer ≥ 1, seed not None,
-        an integer ≥ 0 or a numpy Generator (which is then drawn from), slide not an
-        integer in [1, block_size]; ValueError also for an empty prompt, and from the
-        sampler for logits that are NaN or inf.
-        """
-        idx = backend.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
-        new = list(self.generate_tokens(idx, max_new_tokens, temperature, top_k, seed, cache, slide))
-        return numpy.concatenate([idx] + [t[:, None] for t in new], axis=1)
-
-    def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True,
-                        slide=1):
-        """Like `generate`, but a generator that yields each new token column (B,) as soon as
-        it is sampled (a streaming sampler prints them as they come). The arguments are
-        checked at the call; the model stays in eval mode until the generator is exhausted
-        or closed, then its previous mode is restored."""
-        check_sampling(max_new_tokens, temperature, top_k, seed)
-        if not _is_int(slide):
-            raise TypeError(f"slide must be an integer, got {slide!r}")
-        if not 1 <= slide <= self.config.block_size:
-            raise ValueError(f"slide must be an integer in [1, block_size={self.config.block_size}], "
-                             f"got {slide!r}")
-        idx = backend.to_numpy(self.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
-        return self._sample_tokens(idx, max_new_tokens, temperature, top_k, seed,
-                                   bool(cache) and self.supports_cache, slide)
-
-    def _sample_tokens(self, idx, max_new_tokens, temperature, top_k, seed, cached, slide):
-        rng = numpy.random.default_rng(seed)
-        block = self.config.block_size
-        context, state = idx[:, -block:], None                        # (B, ≤ block_size)
-        with self.eval_mode():
-            for _ in range(max_new_tokens):
-                logits, state = self.next_logits(context, state if cached else False)  # (B, V)
-                z = backend.to_numpy(logits).astype(numpy.float64)
-                if temperature != 1:                                  # (z / 1 is z: skipped)
-                    z -= z.max(axis=-1, keepdims=True)  # shifted first: with a tiny temperature,
-                    with numpy.errstate(over="ignore"):  # z / T would overflow to inf, then NaN;
-                        z /= temperature                 # now only to −inf (probability 0)
-                if top_k is not None:
-                    kth = numpy.sort(z, axis=-1)[:, -min(top_k, z.shape[-1])][:, None]
-                    z = numpy.where(z < kth, -numpy.inf, z)
-                p = numpy.exp(z - z.max(axis=-1, keepdims=True))
-                p /= p.sum(axis=-1, keepdims=True)
-                nxt = sample_rows(p, rng)                               # (B,)
-                context = slide_context(numpy.concatenate([context, nxt[:, None]], axis=1), block, slide)
-                yield nxt
-
-
-def sample_rows(p, rng):
-    """One token per row of probabilities p (B, V), by the inverse of each row's cumulative
-    distribution: the same draws as `[rng.choice(V, p=row) for row in p]` (NumPy's algorithm,
-    one uniform number per row, in row order; tested), in three array operations instead of
-    B calls. p: non-negative rows (a softmax's output; negative entries are not checked).
-    Raises ValueError if a row is not finite (NaN or inf logits) or sums to 0."""
-    cdf = p.cumsum(axis=-1)
-    total = cdf[:, -1:]                                               # (B, 1)
-    if not numpy.isfinite(total).all():          # (a NaN or inf anywhere in a row ends up here)
-        raise ValueError("the probabilities to sample from are not finite (NaN or inf logits)")
-    if not (total > 0).all():
-        raise ValueError("a row of probabilities to sample from sums to 0")
-    cdf /= total
-    u = rng.random(len(p))                                            # (B,)
-    return (cdf <= u[:, None]).sum(axis=-1).astype(numpy.int64)       # = searchsorted(cdf, u, "right")
-
-
-def slide_context(context, block_size, slide=1):
-    """The context (B, T) after a new token: unchanged up to block_size tokens, else without
-    its oldest `slide` tokens (slide=1: the last block_size tokens)."""
-    return context if context.shape[1] <= block_size else context[:, slide:]
+    def generate_tokens(self, idx, max_new_tokens, **options):
+        """Each new token column (B,) as it is sampled: `minims.sampling.generate_tokens`."""
+        return sampling.generate_tokens(self, idx, max_new_tokens, **options)
 
 
 class DecodeCache:
@@ -301,29 +231,3 @@ class DecodeCache:
     def scale_parts(self, s):
         """The histories and KVCaches kept at coarse scale s (none without coarse scales)."""
         return ()
-
-
-def _is_int(x):
-    return isinstance(x, (int, numpy.integer)) and not isinstance(x, (bool, numpy.bool_))
-
-
-def check_sampling(max_new_tokens, temperature, top_k, seed=None):
-    """The checks the sampling CLI makes, for the Python API: clear errors, not surprises."""
-    if seed is not None and not isinstance(seed, numpy.random.Generator):
-        if not _is_int(seed):
-            raise TypeError(f"seed must be an integer, a numpy Generator or None, got {seed!r}")
-        if seed < 0:
-            raise ValueError(f"seed must be >= 0 (or None), got {seed}")
-    if not _is_int(max_new_tokens):
-        raise TypeError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    if isinstance(temperature, (bool, numpy.bool_)) or not isinstance(temperature, numbers.Real):
-        raise TypeError(f"temperature must be a number, got {temperature!r}")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be finite and > 0, got {temperature}")
-    if top_k is not None:
-        if not _is_int(top_k):
-            raise TypeError(f"top_k must be an integer or None, got {top_k!r}")
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1 (or None for no limit), got {top_k}")

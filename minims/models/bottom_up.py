@@ -2,7 +2,7 @@
 
 Paper: Subramanian et al. (2020), the bottom-up multi-scale model ("interleaving causal
 transformer layers with pooling"), built with the causal shortening and upsampling operators
-of minims/scale.py (whose docstring states the causality rule for changing scale).
+of minims/ops/pooling.py (whose docstring states the causality rule for changing scale).
 
 The idea. Representations are built from the bottom up: the token stream is shortened
 causally to blocks of k, a stack of coarse layers runs on them, its output is shortened again
@@ -19,7 +19,8 @@ Data flow (k = pool, S = n_scales, T_s = ⌈T/kˢ⌉; layout = pre-c₁-…-c_S-
     c_s = coarse[s−1](pool[s−1](c_{s−1})), c₀ = x, s = 1 … S   # (B, T_s, C): shift k−1, pool, layers
     combine="aggregate":  x = aggregate(x, [c₁ … c_S])         # (B, T, C): token t attends to its own
                           fine key and every block (s, j) whose last contributing token is ≤ t
-    combine="upsample":   x = x + Σ_s up[s−1](c_s)             # (B, T, C): upsample by kˢ (Hourglass)
+    combine="upsample":   x = up[s−1].add_to(x, c_s), s = 1 … S  # (B, T, C): x + c_s upsampled by kˢ
+                                                               # (Hourglass)
     logits = lm_head(ln_f(post(x)))                            # (B, T, V)
 With the shift rule, block j of scale s has seen tokens ≤ j·kˢ, so token t sees blocks
 j ≤ ⌊t/kˢ⌋; with causal_mode="delay", blocks j with (j+1)·kˢ − 1 ≤ t.
@@ -44,6 +45,14 @@ Choices (ours):
 - Shortening is a learned map of each shifted block (`pool_kind="linear"`, the default): with
   upsampling, it beat the mean of the block (row bottom-up/upsample=linear,1-4-1,pool=linear
   against bottom-up/upsample=linear,1-4-1).
+- Hourglass's attention kinds (Nawrot et al. 2021; minims/nn/pooling.py): `pool_kind=
+  "attention"` follows the mean of each block of c_{s−1} with an attention layer in which
+  block j of scale s reads c_{s−1} up to its last input (index ≤ jk; tokens ≤ j·kˢ) and a
+  feed-forward; `upsample_kind="attention"` (combine="upsample") adds the "linear"
+  upsampling of c_s to the fine stream, then lets token t attend to the blocks 0 … ⌊t/kˢ⌋ of
+  c_s (with the delay: a zero vector and blocks ≤ ⌊t/kˢ⌋ − 1) and adds a feed-forward, one
+  scale after the other. Each costs 12·C² + 15·C parameters per scale (plus the linear map
+  for upsampling) and a prefix attention between the two lengths.
 - `window` > 0 gives the pre/post fine layers local attention (O(T·w) memory).
 - No coarse position embeddings: a pooled vector carries its block's mean position.
 - Lengths that k does not divide are zero-padded at the end at each scale; padded blocks are
@@ -57,8 +66,12 @@ appends that block's key and value for scale s. The token's aggregation query th
 to its own key and every cached block, all of which it may see; the post layers step.
 What a step recomputes: pooling a completed block reads its k inputs again (mean, or the
 learned map of "linear" pooling); in upsample mode each token maps the latest coarse vector
-of every scale through Unpool.fine_at ("linear": W_r of its offset r, one C×C product per
-token and scale). The prefill runs the forward pass, keeping the caches, and then forgets
+of every scale through Unpool.add_at ("linear": W_r of its offset r, one C×C product per
+token and scale). The attention kinds keep a KVCache each (pool_kv, up_kv): attention
+pooling adds the keys of a completed block's k inputs and runs the block's query over the
+inputs ≤ its last; attention upsampling adds a coarse vector's key when its block completes
+and runs each token's query over the blocks it may see, then its feed-forward (about one
+layer's step per token and scale). The prefill runs the forward pass, keeping the caches, and then forgets
 any incomplete block (the delay mode's last, zero-padded one).
 """
 import functools
@@ -67,9 +80,9 @@ from dataclasses import dataclass
 import numpy
 
 from .. import backend
-from ..range_attention import range_attention
-from ..nn import (MLP, Block, Buffer, Dropout, KVCache, LayerNorm, Linear, Module, ModuleList, Parameter,
-                  attend, merge_heads, split_heads)
+from .. import functional as F
+from ..nn import Block, Buffer, KVCache, LayerNorm, ModuleList, Parameter, attend, split_heads
+from ..nn.cross_attention import CrossAttentionLayers
 from ..nn.layers import as_array
 from ..nn.local_attention import local_block
 from ..nn.pooling import Pool, Unpool
@@ -93,24 +106,16 @@ def aggregate_ranges(T, k, lengths, shift=True):
     return tuple(ranges)
 
 
-class Aggregate(Module):
+class Aggregate(CrossAttentionLayers):
     """One attention layer that brings every scale back to the tokens, then a feed-forward."""
 
     def __init__(self, n_embd, n_head, k, n_scales, shift=True, dropout=0.0, proj_std=0.02):
         super().__init__()
-        self.n_head, self.k, self.shift = n_head, k, shift
+        self.k, self.shift = k, shift
         self.ln1 = LayerNorm(n_embd)
         self.ln_c = ModuleList(LayerNorm(n_embd) for _ in range(n_scales))
         self.scale_emb = Parameter((n_scales + 1, n_embd))           # row 0: the fine stream
-        self.q = Linear(n_embd, n_embd)
-        self.kv = Linear(n_embd, 2 * n_embd)
-        self.proj = Linear(n_embd, n_embd, std=proj_std)
-        self.drop = Dropout(dropout)
-        self.ln2 = LayerNorm(n_embd)
-        self.mlp = MLP(n_embd, dropout, proj_std)
-
-    def _keys_values(self, z):
-        return split_heads(self.kv(z), self.n_head, parts=2)         # (B, nh, n, hs) each
+        self.add_layers(n_embd, n_head, dropout, proj_std)            # q, kv, proj, ln2, mlp
 
     def forward(self, x, coarse, cache=None):
         """x (B, T, C), coarse [(B, T_s, C)] → (B, T, C); `cache` (a KVCache per scale) keeps
@@ -118,21 +123,19 @@ class Aggregate(Module):
         T = x.shape[1]
         h = self.ln1(x)
         q = split_heads(self.q(h), self.n_head)                       # (B, nh, T, hs)
-        keyvals = [self._keys_values(h + self.scale_emb[0])]
+        keyvals = [self.keys_values(h + self.scale_emb[0])]
         for s, c in enumerate(coarse):
-            keyvals.append(self._keys_values(self.ln_c[s](c) + self.scale_emb[s + 1]))
+            keyvals.append(self.keys_values(self.ln_c[s](c) + self.scale_emb[s + 1]))
             if cache is not None:
                 cache[s].append(*keyvals[-1])
         ranges = aggregate_ranges(T, self.k, tuple(c.shape[1] for c in coarse), self.shift)
-        y = range_attention(q, keyvals, ranges, chunk=16)            # (B, nh, T, hs)
-        x = x + self.drop(self.proj(merge_heads(y)))                  # (B, T, C)
-        return x + self.mlp(self.ln2(x))
+        y = F.range_attention(q, keyvals, ranges, chunk=16)          # (B, nh, T, hs)
+        return self.residual(x, y)                                    # (B, T, C)
 
     def add_block(self, c, s, cache):
         """A completed block of scale s+1, a plain array c (B, 1, C) (decoding): append its key
         and value to cache[s]."""
-        h = self.ln_c[s].step(as_array(c)) + self.scale_emb.data[s + 1]
-        cache[s].append(*split_heads(self.kv.step(h), self.n_head, parts=2))
+        cache[s].append(*self.keys_values(self.ln_c[s].step(as_array(c)) + self.scale_emb.data[s + 1]))
 
     def step(self, x, cache):
         """The next token, a plain array x (B, 1, C) → (B, 1, C) (decoding: no graph, eval
@@ -141,12 +144,11 @@ class Aggregate(Module):
         x = as_array(x)
         h = self.ln1.step(x)
         q = split_heads(self.q.step(h), self.n_head)                  # (B, nh, 1, hs)
-        own_k, own_v = split_heads(self.kv.step(h + self.scale_emb.data[0]), self.n_head, parts=2)
-        k = backend.xp.concatenate([own_k] + [kv.k.view() for kv in cache], axis=2)  # (B, nh, 1 + Σ n_s, hs)
-        v = backend.xp.concatenate([own_v] + [kv.v.view() for kv in cache], axis=2)
-        y = attend(q, k, v)                                           # (B, nh, 1, hs)
-        x = x + self.proj.step(merge_heads(y))
-        return x + self.mlp.step(self.ln2.step(x))
+        own_k, own_v = self.keys_values(h + self.scale_emb.data[0])
+        seen = [kv for kv in cache if len(kv)]          # (in delay mode no block may have ended yet)
+        k = backend.xp.concatenate([own_k] + [kv.k.view() for kv in seen], axis=2)  # (B, nh, 1 + Σ n_s, hs)
+        v = backend.xp.concatenate([own_v] + [kv.v.view() for kv in seen], axis=2)
+        return self.residual_step(x, attend(q, k, v))
 
 
 @dataclass
@@ -190,7 +192,7 @@ class BottomUpLM(LanguageModel):
         self.add_embeddings()
         self.pre = ModuleList(local_block(C, nh, p, proj_std, config.window) for _ in range(counts[0]))
         # pool[s]: scale s → s+1; coarse[s]: the layers of scale s+1
-        self.pool = ModuleList(Pool(C, k, config.pool_kind, shift) for _ in range(S))
+        self.pool = ModuleList(Pool(C, k, config.pool_kind, shift, nh, p, proj_std) for _ in range(S))
         self.coarse = ModuleList(ModuleList(Block(C, nh, p, proj_std) for _ in range(n))
                                  for n in counts[1:-1])
         n_post = counts[-1]
@@ -198,7 +200,7 @@ class BottomUpLM(LanguageModel):
             self.aggregate = Aggregate(C, nh, k, S, shift, p, proj_std)
             n_post -= 1
         else:  # up[s]: scale s+1 straight to the tokens, by k^(s+1)
-            self.up = ModuleList(Unpool(C, k ** (s + 1), config.upsample_kind, delay=not shift)
+            self.up = ModuleList(Unpool(C, k ** (s + 1), config.upsample_kind, not shift, nh, p, proj_std)
                                  for s in range(S))
         self.post = ModuleList(local_block(C, nh, p, proj_std, config.window) for _ in range(n_post))
         self.add_head()
@@ -210,9 +212,11 @@ class BottomUpLM(LanguageModel):
         kv = cache.pre if cache is not None else [None] * len(self.pre)
         for block, kc in zip(self.pre, kv):
             x = block(x, cache=kc)
+        S = len(self.pool)
+        pool_kv, up_kv = (cache.pool_kv, cache.up_kv) if cache is not None else ([None] * S, [None] * S)
         c, outs = x, []
         for s, (pool, stack) in enumerate(zip(self.pool, self.coarse)):
-            c = pool(c)                                               # (B, T_s, C)
+            c = pool(c, cache=pool_kv[s])                             # (B, T_s, C)
             kv = cache.coarse[s] if cache is not None else [None] * len(stack)
             for block, kc in zip(stack, kv):
                 c = block(c, cache=kc)
@@ -223,8 +227,8 @@ class BottomUpLM(LanguageModel):
         if self.config.combine == "aggregate":
             x = self.aggregate(x, outs, cache=cache.agg if cache is not None else None)  # (B, T, C)
         else:
-            for up, c in zip(self.up, outs):
-                x = x + up(c, x.shape[1])                             # (B, T, C)
+            for up, c, kv in zip(self.up, outs, up_kv):
+                x = up.add_to(x, c, kv)                               # (B, T, C)
         kv = cache.post if cache is not None else [None] * len(self.post)
         for block, kc in zip(self.post, kv):
             x = block(x, cache=kc)
@@ -244,7 +248,7 @@ class BottomUpLM(LanguageModel):
             n = len(cache.c[s])
             if pool.complete(len(cache.c[s - 1])) == n:
                 break
-            c = pool.pool_at(cache.c[s - 1].tensor(), n).data         # (B, 1, C)
+            c = pool.pool_at(cache.c[s - 1].tensor(), n, cache.pool_kv[s - 1]).data  # (B, 1, C)
             for block, kc in zip(stack, cache.coarse[s - 1]):
                 c = block.step(c, kc)
             cache.c[s].append(c)
@@ -254,7 +258,7 @@ class BottomUpLM(LanguageModel):
             x = self.aggregate.step(x, cache.agg)                     # (B, 1, C)
         else:
             for s, up in enumerate(self.up, 1):
-                x = x + up.fine_at(cache.c[s].tensor(), t).data       # (B, 1, C)
+                x = up.add_at(x, cache.c[s], t, cache.up_kv[s - 1])  # (B, 1, C)
         for block, kc in zip(self.post, cache.post):
             x = block.step(x, kc)
         return self.head_step(x)                                      # (B, V)
@@ -263,7 +267,8 @@ class BottomUpLM(LanguageModel):
 class BottomUpCache(DecodeCache):
     """c[s]: each scale's outputs (B, n_s, C), s = 0 … S (c[0]: the pre layers' output);
     pre, coarse[s−1], post: a KVCache per layer; agg: the aggregation layer's coarse keys
-    and values, a KVCache per scale."""
+    and values, a KVCache per scale; pool_kv[s], up_kv[s]: the KVCache of pool[s] (keys of
+    c[s]) and of up[s] (keys of c[s+1]) for the attention kinds, else None."""
 
     def __init__(self, model, batch=None):
         super().__init__(batch)
@@ -274,6 +279,11 @@ class BottomUpCache(DecodeCache):
         self.coarse = [[KVCache() for _ in stack] for stack in model.coarse]
         self.agg = [KVCache() for _ in range(S)]
         self.post = [KVCache() for _ in model.post]
+        self.pool_kv = [pool.new_cache() for pool in model.pool]
+        self.up_kv = [up.new_cache() for up in model.up] if hasattr(model, "up") else [None] * S
 
     def scale_parts(self, s):
-        return [self.c[s], self.agg[s - 1], *self.coarse[s - 1]]
+        # keys kept from scale s: pool[s]'s and up[s−1]'s (both of c[s]); any key dropped here
+        # is recomputed from c[s] when a step needs it
+        keys = [self.pool_kv[s] if s < len(self.pool_kv) else None, self.up_kv[s - 1]]
+        return [self.c[s], self.agg[s - 1], *self.coarse[s - 1], *(kv for kv in keys if kv is not None)]

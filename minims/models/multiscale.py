@@ -11,7 +11,7 @@ give it a help text in `_OPTIONS` (and its choices in `_CHOICES`), then declare 
 from dataclasses import dataclass, field
 
 from ..nn.pooling import POOL_KINDS, UPSAMPLE_KINDS
-from ..scale import check_factor
+from ..functional import check_factor
 from .base import ModelConfig
 
 # --- the options ------------------------------------------------------------------------------
@@ -27,10 +27,14 @@ _OPTIONS = {
     "window": "local attention window in tokens: retina's full-resolution span (>= 1); the "
               "fine layers of top-down/bottom-up (0 = full causal attention)",
     "band": "retina with n_scales > 1: blocks m kept at each intermediate scale",
-    "pool_kind": "pooling: 'mean' of each block, or 'linear' (a learned map of the block, the "
-                 "paper's convolutional variant)",
-    "upsample_kind": "upsampling: 'repeat' each coarse vector k times, or 'linear' (a learned "
-                     "projection per offset inside the block)",
+    "pool_kind": "pooling: 'mean' of each block, 'linear' (a learned map of the block, the "
+                 "paper's convolutional variant), or 'attention' (Hourglass's attention pooling: the "
+                 "mean, then an attention layer in which each coarse vector reads the tokens up to its "
+                 "block's last one, and a feed-forward; top-down and bottom-up only)",
+    "upsample_kind": "upsampling: 'repeat' each coarse vector k times, 'linear' (a learned "
+                     "projection per offset inside the block), or 'attention' (Hourglass's attention "
+                     "upsampling: 'linear', then an attention layer in which each token reads the coarse "
+                     "vectors of the blocks that have reached it, and a feed-forward)",
     "causal_mode": "'shift': shift by k-1, pool, repeat (block j reaches tokens >= jk); 'delay': "
                    "pool blocks as they are, give block j to block j+1 (SampleRNN)",
     "combine": "bottom-up: 'aggregate' (one attention layer over all scales, the first post "

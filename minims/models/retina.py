@@ -1,7 +1,7 @@
 """The retina model: one fine stream whose attention sees the past at a falling resolution.
 
 Paper: Subramanian et al. (2020), the multi-scale model that "compresses the representations
-of tokens further in the past", with the visibility rule of pitfall 8 (minims/scale.py) and
+of tokens further in the past", with the visibility rule of pitfall 8 (minims/ops/pooling.py) and
 an exact partition of the past over S scales (ours, below).
 
 The idea. Like the retina, whose receptive fields grow away from its centre, each layer looks
@@ -35,6 +35,10 @@ Choices (ours):
 - The coarse keys and values are the layer's own key/value projections of the pooled input
   (for mean pooling that is the same as pooling the keys and values). `pool_kind="linear"`
   learns one map of each block of k per scale and layer instead.
+- No attention pooling (Hourglass's, `pool_kind="attention"` in the top-down and bottom-up
+  models; refused here with a ValueError): it would give every layer and scale an attention
+  from each block to all the tokens before it, about T²/(2k) scores per head, plus a
+  feed-forward, to make keys that the retina pools precisely to hold less than T² per layer.
 - Blocks are pooled without a shift: the visibility rule above shows a block only once it
   has ended. T not divisible by kˢ: the input is zero-padded at the end; a partial block
   ends after T−1, so no query ever sees it.
@@ -63,7 +67,6 @@ import numpy
 
 from .. import backend
 from .. import functional as F
-from ..range_attention import range_attention
 from ..nn import Block, Buffer, CausalSelfAttention, KVCache, ModuleList, attend, split_heads
 from ..nn.pooling import Pool
 from .base import DecodeCache, LanguageModel, ModelConfig
@@ -129,7 +132,7 @@ class RetinaAttention(CausalSelfAttention):
                 cache.inputs[s].append(pooled)
                 cache.coarse[s - 1].append(*keyvals[-1])
         ranges = retina_ranges(T, self.k, self.window, self.n_scales, self.band)
-        return range_attention(q, keyvals, ranges, self.chunk)       # (B, nh, T, hs)
+        return F.range_attention(q, keyvals, ranges, self.chunk)     # (B, nh, T, hs)
 
     def attend_step(self, q, k, v, x, cache):
         """The next position t only (q, k, v arrays (B, nh, 1, hs); x (B, 1, C) an array), with this
@@ -174,6 +177,11 @@ class RetinaConfig(ModelConfig):
             raise ValueError(f"the retina window must be >= 1 token, got {self.window}")
         if self.band < 0:
             raise ValueError(f"band must be >= 0, got {self.band}")
+        if self.pool_kind == "attention":
+            raise ValueError("pool_kind must be 'mean' or 'linear' here, not 'attention': attention "
+                             "pooling would add to every layer and scale an attention from each block to "
+                             "all tokens before it (about T^2/(2k) scores per head) and a feed-forward, "
+                             "for keys the retina pools to save memory")
 
 
 @register_model("retina")

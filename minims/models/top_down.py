@@ -1,7 +1,7 @@
 """The top-down model: a coarse stack models the sequence of blocks and conditions the fine one.
 
 Paper: Subramanian et al. (2020), the top-down multi-scale model, built with the causal
-shortening and upsampling operators of minims/scale.py (whose docstring states the causality
+shortening and upsampling operators of minims/ops/pooling.py (whose docstring states the causality
 rule for changing scale and its pitfalls).
 
 The idea. Long-range structure (topic, plot, who is speaking) changes slowly, so it can be
@@ -17,8 +17,8 @@ Data flow (k = pool, S = n_scales, T_s = ⌈T/kˢ⌉):
     e₀ = wte(idx) + wpe(t)                                     # (B, T, C)
     e_s = pool[s−1](e_{s−1})            s = 1 … S              # (B, T_s, C): shift k−1, pool
     h_S = coarse[S−1](e_S)                                     # (B, T_S, C): causal blocks
-    h_s = coarse[s−1](e_s + up[s](h_{s+1}))   s = S−1 … 1      # (B, T_s, C)
-    h₀ = fine(e₀ + up[0](h₁))                                  # (B, T, C): full or local attention
+    h_s = coarse[s−1](up[s].add_to(e_s, h_{s+1}))  s = S−1 … 1 # (B, T_s, C): e_s + upsampled h_{s+1}
+    h₀ = fine(up[0].add_to(e₀, h₁))                            # (B, T, C): full or local attention
     logits = lm_head(ln_f(h₀))                                 # (B, T, V)
 Token t receives the scale-1 block ⌊t/k⌋, which has seen tokens ≤ k⌊t/k⌋ ≤ t.
 
@@ -36,6 +36,13 @@ Choices (ours):
   block's tokens; `upsample_kind="linear"` gives offset r of block j its own map c_j W_r + b_r,
   where "repeat" hands the same c_j to all k positions. With mean pooling and repeat upsampling
   the 4-2 model was worse than its own two fine layers alone (a vanilla 2-layer model).
+- Hourglass's attention kinds (Nawrot et al. 2021; minims/nn/pooling.py): `pool_kind=
+  "attention"` follows the mean of each block with an attention layer in which coarse block j
+  reads the vectors of the scale below up to its last input (tokens ≤ jk at scale 1) and a
+  feed-forward; `upsample_kind="attention"` adds the "linear" upsampling to e_s, then lets
+  each position i attend to the coarse outputs 0 … ⌊i/k⌋ (with the delay: a zero vector and
+  blocks ≤ ⌊i/k⌋ − 1) and adds a feed-forward. Each costs 12·C² + 15·C parameters per scale
+  (plus the linear map for upsampling) and a T_s × T_{s+1} prefix attention.
 - The coarse path joins the fine stream once, as a residual added to the embeddings.
 - `causal_mode="delay"` pools blocks as they are and hands block j to block j+1 (SampleRNN's
   tiers): also causal, with staler context; "shift" (the spec's recipe) is the default.
@@ -50,8 +57,13 @@ block. So the fine stack receives a new coarse vector only when a block complete
 between it reuses the latest one. What a step recomputes: pooling a completed block reads
 the block's k inputs again (mean, or the learned map of "linear" pooling); a "linear"
 upsampling maps the stored coarse vector through W_r of the token's offset r (one C×C
-product per token and scale). The prefill runs the forward pass above, keeping the caches,
-and then forgets any incomplete block (the delay mode's last, zero-padded one).
+product per token and scale). The attention kinds keep a KVCache each (pool_kv, up_kv):
+attention pooling adds the keys of a completed block's k inputs and runs the block's query
+over the inputs ≤ its last; attention upsampling adds a coarse vector's key when its block
+completes and runs each token's query over the coarse vectors it may see, then its
+feed-forward (about one layer's step per token and scale). The prefill runs the forward
+pass above, keeping the caches, and then forgets any incomplete block (the delay mode's
+last, zero-padded one) and its keys.
 """
 from dataclasses import dataclass
 
@@ -95,10 +107,10 @@ class TopDownLM(LanguageModel):
         shift = config.causal_mode == "shift"
         self.add_embeddings()
         # pool[s]: scale s → s+1; coarse[s]: the layers of scale s+1; up[s]: scale s+1 → s
-        self.pool = ModuleList(Pool(C, k, config.pool_kind, shift) for _ in range(S))
+        self.pool = ModuleList(Pool(C, k, config.pool_kind, shift, nh, p, proj_std) for _ in range(S))
         self.coarse = ModuleList(ModuleList(Block(C, nh, p, proj_std) for _ in range(counts[S - 1 - s]))
                                  for s in range(S))
-        self.up = ModuleList(Unpool(C, k, config.upsample_kind, delay=not shift) for _ in range(S))
+        self.up = ModuleList(Unpool(C, k, config.upsample_kind, not shift, nh, p, proj_std) for _ in range(S))
         self.fine = ModuleList(local_block(C, nh, p, proj_std, config.window) for _ in range(counts[-1]))
         self.add_head()
 
@@ -108,11 +120,12 @@ class TopDownLM(LanguageModel):
         S = len(self.pool)
         x = self.embed(idx)                                           # (B, T, C)
         e = [x]
-        for pool in self.pool:
-            e.append(pool(e[-1]))                                     # e[s]: (B, T_s, C)
+        pool_kv, up_kv = (cache.pool_kv, cache.up_kv) if cache is not None else ([None] * S, [None] * S)
+        for pool, kv in zip(self.pool, pool_kv):
+            e.append(pool(e[-1], cache=kv))                           # e[s]: (B, T_s, C)
         h = None
         for s in range(S, 0, -1):                                     # coarsest first
-            z = e[s] if h is None else e[s] + self.up[s](h, e[s].shape[1])
+            z = e[s] if h is None else self.up[s].add_to(e[s], h, up_kv[s])  # e[s] + upsampled h
             kv = cache.coarse[s - 1] if cache is not None else [None] * len(self.coarse[s - 1])
             for block, c in zip(self.coarse[s - 1], kv):
                 z = block(z, cache=c)                                 # (B, T_s, C)
@@ -120,7 +133,7 @@ class TopDownLM(LanguageModel):
             if cache is not None:
                 cache.e[s].append(e[s])
                 cache.h[s].append(h)
-        x = x + self.up[0](h, x.shape[1])                               # (B, T, C)
+        x = self.up[0].add_to(x, h, up_kv[0])                         # (B, T, C)
         if cache is not None:
             cache.e[0].append(e[0])
         kv = cache.fine if cache is not None else [None] * len(self.fine)
@@ -141,18 +154,18 @@ class TopDownLM(LanguageModel):
             pool, n = self.pool[s - 1], len(cache.e[s])
             if pool.complete(len(cache.e[s - 1])) == n:
                 break
-            cache.e[s].append(pool.pool_at(cache.e[s - 1].tensor(), n))  # (B, 1, C)
+            cache.e[s].append(pool.pool_at(cache.e[s - 1].tensor(), n, cache.pool_kv[s - 1]))  # (B, 1, C)
             top = s
         # coarsest first: each advanced scale runs its stack once on its new step j
         for s in range(top, 0, -1):
             j = len(cache.e[s]) - 1
             z = cache.e[s].view()[:, j:j + 1]                         # (B, 1, C)
             if s < S:
-                z = z + self.up[s].fine_at(cache.h[s + 1].tensor(), j).data
+                z = self.up[s].add_at(z, cache.h[s + 1], j, cache.up_kv[s])
             for block, c in zip(self.coarse[s - 1], cache.coarse[s - 1]):
                 z = block.step(z, c)
             cache.h[s].append(z)
-        x = x + self.up[0].fine_at(cache.h[1].tensor(), t).data       # block ⌊t/k⌋ (or the one before)
+        x = self.up[0].add_at(x, cache.h[1], t, cache.up_kv[0])  # block ⌊t/k⌋ (or the one before)
         for block, c in zip(self.fine, cache.fine):
             x = block.step(x, c)
         return self.head_step(x)                                      # (B, V)
@@ -160,7 +173,9 @@ class TopDownLM(LanguageModel):
 
 class TopDownCache(DecodeCache):
     """e[s]: pooled embeddings (B, n_s, C), s = 0 … S (e[0]: the tokens'); h[s]: coarse outputs
-    (B, n_s, C), s = 1 … S (h[0] unused); coarse[s−1], fine: a KVCache per layer."""
+    (B, n_s, C), s = 1 … S (h[0] unused); coarse[s−1], fine: a KVCache per layer; pool_kv[s],
+    up_kv[s]: the KVCache of pool[s] (keys of e[s]) and of up[s] (keys of h[s+1]) for the
+    attention kinds, else None."""
 
     def __init__(self, model, batch=None):
         super().__init__(batch)
@@ -170,6 +185,11 @@ class TopDownCache(DecodeCache):
         self.h = [None] + [Buffer(axis=1) for _ in range(S)]
         self.coarse = [[KVCache() for _ in stack] for stack in model.coarse]
         self.fine = [KVCache() for _ in model.fine]
+        self.pool_kv = [pool.new_cache() for pool in model.pool]
+        self.up_kv = [up.new_cache() for up in model.up]
 
     def scale_parts(self, s):
-        return [self.e[s], self.h[s], *self.coarse[s - 1]]
+        # keys kept from scale s: pool[s]'s (of e[s]) and up[s−1]'s (of h[s]); any key dropped
+        # here is recomputed from e[s] or h[s] when a step needs it
+        keys = [self.pool_kv[s] if s < len(self.pool_kv) else None, self.up_kv[s - 1]]
+        return [self.e[s], self.h[s], *self.coarse[s - 1], *(kv for kv in keys if kv is not None)]

@@ -1,17 +1,17 @@
-"""The basic layers: Linear, Embedding, LayerNorm, Dropout and the GPT-2 MLP.
+"""The basic layers: Linear, Embedding, LayerNorm and Dropout.
 
-Decoding (ours): `Linear`, `Embedding`, `LayerNorm` and `MLP` also have `step(x)`, the same
+Decoding (ours): `Linear`, `Embedding` and `LayerNorm` also have `step(x)`, the same
 layer on a plain array (the one new position, (B, 1, ·); a Tensor is taken as its array)
 with no graph and no dropout (decoding runs in eval mode). Each computes its op's formula
 (the op's own code where there is more than a product: `F.normalize` for layer norm,
-`Function.run` for GELU and the embedding) without the engine's bookkeeping, which once cost
-a third of a decoding step: a token runs ~300 operations on arrays of one row, where each
-Python call counts.
+`Function.run` for the embedding, and for GELU in the MLP of transformer.py) without the
+engine's bookkeeping, which once cost a third of a decoding step: a token runs ~300 operations
+on arrays of one row, where each Python call counts.
 """
 from .. import backend
 from .. import functional as F
 from ..engine import Tensor
-from ..ops import as_rows
+from ..functional import as_rows
 from .module import Module, Parameter
 
 
@@ -82,20 +82,3 @@ class Dropout(Module):
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)
-
-
-class MLP(Module):
-    """The transformer feed-forward: C → 4C → GELU → C (GPT-2)."""
-
-    def __init__(self, n_embd, dropout=0.0, proj_std=0.02):
-        super().__init__()
-        self.fc = Linear(n_embd, 4 * n_embd)
-        self.proj = Linear(4 * n_embd, n_embd, std=proj_std)
-        self.drop = Dropout(dropout)
-
-    def forward(self, x):
-        return self.drop(self.proj(F.gelu(self.fc(x))))
-
-    def step(self, x):
-        """Decoding: a plain array (..., C) → (..., C) (eval mode: no dropout)."""
-        return self.proj.step(F.GELU.run(self.fc.step(x)))

@@ -1,11 +1,10 @@
 """Local self-attention: each token attends to the last `window` tokens only (O(T·w) memory).
 
-The attention template of minims/nn/attention.py with its `attend` replaced by range
-attention (minims/range_attention.py) over one window of keys per query.
+The attention template of minims/nn/transformer.py with its `attend` replaced by range
+attention (minims/ops/range_attention.py) over one window of keys per query.
 """
-from ..range_attention import local_ranges, range_attention
-from .attention import CausalSelfAttention, attend
-from .transformer import Block
+from ..functional import local_ranges, range_attention
+from .transformer import Block, CausalSelfAttention, attend
 
 
 class LocalSelfAttention(CausalSelfAttention):
