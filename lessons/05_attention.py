@@ -140,10 +140,11 @@ if fig is not None:
 # ($T \times T$ per head); not $S$ (the softmax overwrites it in place) and not $O$. Only $P$ grows
 # with $T^2$. Section 6 counts these bytes.
 #
-# Two arguments of the op appear below before their sections: **`bias`** is the mask as an array
-# to add to the scores, $0$ where a query may attend and $-\infty$ where it may not (the causal rule
-# of section 2, or the masks of section 5); **`n_bands`** cuts causal attention into bands of queries
-# (section 6 explains why; here, with $T = 6$, there is one band).
+# Three arguments of the op appear below before their sections: **`causal`** (the rule of
+# section 2) and **`blocked`** (a boolean array, True where a query may not attend: the masks of
+# section 5) say which scores the op sets to $-\infty$, by selection (adding a $-\infty$ bias
+# would turn a score of $+\infty$ into NaN); **`n_bands`** cuts causal attention into bands of
+# queries (section 6 explains why; here, with $T = 6$, there is one band).
 
 # %%
 print(inspect.getsource(F.ScaledDotProductAttention))
@@ -250,8 +251,8 @@ print("output shape:", out_local.shape)
 # (`minims.functional.ATTENTION_BAND_SIZE`, the fastest size measured); band $[a, b)$ only needs
 # keys $[0, b)$, so most of the masked upper triangle is never computed nor stored. With $n$ bands
 # the op holds $(n+1)/2n$ of the full $T\times T$ matrix: $9/16$ at $T=256$, tending to one half as
-# $T$ grows — a constant factor: the cost is still quadratic in $T$. With an explicit `mask` the
-# op computes the whole $T \times T$ matrix in one band. Here is the rule, from
+# $T$ grows — a constant factor: the cost is still quadratic in $T$. An explicit `mask` applies
+# in the bands too (to all of a band's keys, not only its diagonal block). Here is the rule, from
 # `scaled_dot_product_attention`:
 
 # %%

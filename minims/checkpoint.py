@@ -9,7 +9,11 @@ A checkpoint is a NumPy `.npz` archive (a zip of `.npy` arrays) with no pickled 
   that wrote it (`world_size`, absent = 1; see minims/train/distributed.py), the optimizer's
   scalars, and the names of the arrays below (so a file missing one is caught on load).
 - `model/<dotted name>`: the weights (`model.state_dict()`).
-- `optim/<buffer>/<i>`: the optimizer's buffers (AdamW's m and v), one per parameter.
+- `optim/<buffer>/<i>`: the optimizer's per-parameter state, one array per parameter:
+  AdamW's m and v, and `steps`, each parameter's own step count (a 0-d integer array).
+  Files written before the steps were counted per parameter have no `steps`: they load, and
+  every parameter resumes from the global step they hold (what their run used; see
+  `Optimizer.load_state_dict`).
 
 Writes are atomic (`minims.files.atomic_write`): the archive goes to `<name>.tmp` beside the
 target, is flushed and fsync'ed, then renamed over the target with `os.replace`. A run killed

@@ -19,6 +19,10 @@ The whole engine in one file (in the spirit of micrograd and early tinygrad):
 - `Tensor.backward()` walks the graph in reverse topological order found iteratively (no
   recursion limit), adds up contributions of a node used twice, accumulates into leaf
   `.grad` across calls, keeps no intermediate grads and releases saved arrays afterwards.
+- In-place changes are versioned (as PyTorch's version counter): assigning to `t.data`
+  (an optimizer step, `load_state_dict`) bumps `t.version`; `backward()` refuses, naming the
+  op and the tensor, to run an op whose saved arrays belong to a tensor changed since its
+  forward pass (see `Tensor.version` and `_check_unchanged`).
 """
 import contextlib
 import math
@@ -34,6 +38,7 @@ DEFAULT_FLOAT = numpy.dtype(numpy.float32)  # Python floats and lists, and float
 
 _grad_enabled = True
 _scope = []  # name stack for memory accounting (see `name_scope`)
+_clock = 0   # in-place changes made so far, to any tensor (see `Tensor.version`)
 
 
 @contextlib.contextmanager
@@ -112,7 +117,8 @@ def normalize_permutation(axes, ndim, op):
 class Context:
     """What a Function instance remembers between forward and backward."""
 
-    __slots__ = ("saved", "parents", "needs_grad", "scope", "released", "__dict__")
+    __slots__ = ("saved", "parents", "needs_grad", "scope", "released", "arrays", "clock",
+                 "__dict__")
 
     def __init__(self):
         self.saved = ()
@@ -152,7 +158,8 @@ class Function:
         is a plain Tensor and the context is dropped with whatever forward saved in it."""
         tensors, float_dtype = _as_tensors(inputs, cls.int_to_float)
         ctx = Context()
-        data = cls.forward(ctx, *[t.data for t in tensors], **options)
+        arrays = [t._data for t in tensors]
+        data = cls.forward(ctx, *arrays, **options)
         # (`float_dtype is None or ...` spelled out: NumPy reads None as float64 in `dtype != None`)
         if (float_dtype is None or data.dtype != float_dtype) and data.dtype.kind == "f" \
                 and not cls.changes_dtype:
@@ -163,7 +170,7 @@ class Function:
             elif float_dtype is not None:
                 raise TypeError(f"{cls.__name__} turned {float_dtype} into {data.dtype}: an op must "
                                 "not promote silently (look for a NumPy float64 scalar option)")
-        out = Tensor._wrap(data)
+        out = Tensor._wrap(data, _view_version(data, tensors))
         if _grad_enabled:
             needs_grad = [t.requires_grad for t in tensors]
             if True in needs_grad:
@@ -171,6 +178,9 @@ class Function:
                 ctx.parents = tensors
                 ctx.needs_grad = needs_grad
                 ctx.scope = _scope[-1] if _scope else ""
+                # for `_check_unchanged`: the arrays of the inputs and the output, and when
+                arrays.append(data)
+                ctx.arrays, ctx.clock = arrays, _clock
                 out.requires_grad = True
                 out._ctx = ctx
         return out
@@ -207,19 +217,19 @@ def _as_tensors(inputs, int_to_float=False):
     """
     dtype = None
     for t in inputs:                     # the common case first: Tensors of one float dtype
-        if not isinstance(t, Tensor) or (dtype is not None and t.data.dtype != dtype):
+        if not isinstance(t, Tensor) or (dtype is not None and t._data.dtype != dtype):
             break
-        dtype = t.data.dtype
+        dtype = t._data.dtype
     else:
         if dtype is not None and dtype.kind == "f":
             return inputs, dtype
-    floats = [t.data.dtype for t in inputs if isinstance(t, Tensor) and t.data.dtype.kind == "f"]
+    floats = [t._data.dtype for t in inputs if isinstance(t, Tensor) and t._data.dtype.kind == "f"]
     if floats:
         dtype = floats[0]
         if any(d != dtype for d in floats):
             raise TypeError(f"mixed float dtypes {sorted({str(d) for d in floats})}: minims "
                             "never promotes silently; cast one side with .astype()")
-        if all(isinstance(t, Tensor) and t.data.dtype == dtype for t in inputs):
+        if all(isinstance(t, Tensor) and t._data.dtype == dtype for t in inputs):
             return inputs, dtype                                  # the common case: nothing to do
     else:
         constants = {_constant_float_dtype(c) for c in inputs if not isinstance(c, Tensor)} - {None}
@@ -238,7 +248,7 @@ def _as_tensors(inputs, int_to_float=False):
             else:
                 t = Tensor(t, dtype=dtype)
         elif dtype is not None and t.dtype.kind != "f":
-            t = Tensor._wrap(t.data.astype(dtype))
+            t = Tensor._wrap(t._data.astype(dtype))
         out.append(t)
     return out, dtype
 
@@ -267,6 +277,43 @@ def unbroadcast(grad, shape, op="an op"):
         grad = grad.sum(axis=tuple(range(extra)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     return grad.sum(axis=axes, keepdims=True) if axes else grad
+
+
+def _view_version(array, tensors):
+    """The version counter of an op's output: its input's when the output is a view of that
+    input's memory (reshape, transpose, basic indexing: writing to one writes to the other),
+    else a new one. NumPy and CuPy point a view's `base` at the array that owns the memory."""
+    base = getattr(array, "base", None)
+    if base is not None:
+        for t in tensors:
+            if base is t._data or base is t._data.base:
+                return t._version
+    return [0, 0]
+
+
+def _check_unchanged(node, ctx):
+    """Raise if `ctx`'s op saved an array (or a view of one) of an input, or of its output
+    `node`, that has been changed in place since the forward pass: its backward would compute
+    the gradient at the new values, silently.
+
+    Free when no tensor at all changed since (the clock did not move: a training step's
+    forward and backward); else each tensor's last change is compared with the op's clock,
+    and only for one changed after it are the saved arrays compared with the array the
+    tensor had at the forward pass (an op that saved nothing of it, like Add, still runs)."""
+    if ctx.clock == _clock:
+        return
+    for i, (t, array) in enumerate(zip((*ctx.parents, node), ctx.arrays)):
+        if t._version[1] > ctx.clock and any(backend.xp.may_share_memory(s, array)
+                                             for s in ctx.saved if hasattr(s, "shape")):
+            which = "its output" if t is node else f"its input {i}"
+            name = getattr(t, "name", None)
+            raise RuntimeError(
+                f"{ctx.op.__name__}{f' (in {ctx.scope})' if ctx.scope else ''} cannot run "
+                f"backward: it saved {which} ({f'parameter {name!r}, ' if name else ''}"
+                f"{t.dtype}, shape {t.shape}) at the forward pass, and that tensor was changed "
+                f"in place since (now at version {t._version[0]}: an optimizer step, "
+                "load_state_dict or an assignment to .data). Call backward() before changing "
+                "it, or run the forward pass again.")
 
 
 def walk_graph(*outputs):
@@ -300,50 +347,84 @@ class Tensor:
     and both `state_dict()`s return copies.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_version", "__weakref__")
     __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
 
     def __init__(self, data, requires_grad=False, dtype=None):
+        version = [0, 0]
         if isinstance(data, Tensor):
-            data = data.data
+            data, version = data._data, data._version
         if dtype is None and not hasattr(data, "dtype"):
             dtype = numpy.float32  # Python lists and scalars default to float32
-        self.data = backend.asarray(data, dtype=dtype)
-        if requires_grad and self.data.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require grad, got {self.data.dtype}")
+        self._data = backend.asarray(data, dtype=dtype)
+        if requires_grad and self._data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad, got {self._data.dtype}")
+        self._version = version if self._data is data else [0, 0]  # (Tensor(t) shares t's array)
         self.requires_grad = requires_grad
         self.grad = None
         self._ctx = None
 
     @classmethod
-    def _wrap(cls, array):
+    def _wrap(cls, array, version=None):
         t = cls.__new__(cls)
-        t.data, t.grad, t.requires_grad, t._ctx = array, None, False, None
+        t._data, t.grad, t.requires_grad, t._ctx = array, None, False, None
+        t._version = [0, 0] if version is None else version
         return t
 
+    # --- the array, and its in-place changes ------------------------------------------
+    @property
+    def data(self):
+        """The array (on the active backend). Assigning to it is an in-place change of the
+        tensor and bumps `version`: `t.data = a`, and `t.data -= a` (Python runs augmented
+        assignment to an attribute as an assignment), which is how the optimizers step."""
+        return self._data
+
+    @data.setter
+    def data(self, array):
+        global _clock
+        self._data = array
+        _clock += 1
+        self._version[0] += 1       # changes so far,
+        self._version[1] = _clock   # and the clock at the last one (for `_check_unchanged`)
+
+    @property
+    def version(self):
+        """How many in-place changes this tensor has seen (PyTorch's `_version`), counted by
+        one counter shared with the tensors that view the same memory (`detach()`,
+        `Tensor(t)`, reshape, transpose and basic indexing of it).
+
+        Caught (backward() then refuses an op that saved the changed array): assignments to
+        `.data`, so the optimizers' steps, `Module.load_state_dict` and `init_parameters`.
+        Not caught: writes into the elements of the array itself (`t.data[...] = x`,
+        `t.data[0] += 1`, writes to the array a Tensor was made from without a copy, or to
+        `t.numpy()` on NumPy): a NumPy or CuPy array tells no one when it is written to
+        (PyTorch sees no change made through `.data` at all). Assign instead:
+        `t.data = new_array`, or `t.data += x`."""
+        return self._version[0]
+
     # --- basic facts ------------------------------------------------------------------
-    shape = property(lambda self: self.data.shape)
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
+    shape = property(lambda self: self._data.shape)
+    dtype = property(lambda self: self._data.dtype)
+    ndim = property(lambda self: self._data.ndim)
+    size = property(lambda self: self._data.size)
 
     def __len__(self):
-        return len(self.data)
+        return len(self._data)
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({backend.to_numpy(self.data)!r}{grad})"
+        return f"Tensor({backend.to_numpy(self._data)!r}{grad})"
 
     def numpy(self):
         """The data as a NumPy array (copied from the GPU on CuPy)."""
-        return backend.to_numpy(self.data)
+        return backend.to_numpy(self._data)
 
     def item(self):
-        return self.data.item()
+        return self._data.item()
 
     def detach(self):
-        """The same data, cut from the graph."""
-        return Tensor._wrap(self.data)
+        """The same data (and version counter), cut from the graph."""
+        return Tensor._wrap(self._data, self._version)
 
     def astype(self, dtype):
         return Cast.apply(self, dtype=numpy.dtype(dtype))
@@ -360,7 +441,7 @@ class Tensor:
             if self.size != 1:
                 raise RuntimeError(f"backward() on a non-scalar tensor of shape {self.shape} "
                                    "needs grad=, an array of that shape")
-            grad = backend.xp.ones_like(self.data)
+            grad = backend.xp.ones_like(self._data)
         else:
             grad = backend.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if grad.shape != self.shape:
@@ -379,6 +460,7 @@ class Tensor:
             if ctx.released:
                 raise RuntimeError("trying to backward through the graph a second time: its "
                                    "saved arrays were freed by the first backward()")
+            _check_unchanged(node, ctx)  # no gradient from arrays changed since the forward
             input_grads = ctx.op.backward(ctx, g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
@@ -388,7 +470,7 @@ class Tensor:
                 pg = unbroadcast(pg, parent.shape, ctx.op.__name__)
                 key = id(parent)
                 grads[key] = grads[key] + pg if key in grads else pg
-            ctx.saved, ctx.parents, ctx.released = (), None, True  # free activations now
+            ctx.saved, ctx.parents, ctx.arrays, ctx.released = (), None, None, True  # free now
 
     def _topological_order(self):
         """Nodes reachable from self that need grad, outputs before inputs (iterative DFS)."""
@@ -432,13 +514,13 @@ class Tensor:
         return Pow.apply(self, exponent=exponent)
 
     # comparisons give plain (non-differentiable) boolean arrays
-    def _other(self, other): return other.data if isinstance(other, Tensor) else other
-    def __lt__(self, other): return self.data < self._other(other)
-    def __le__(self, other): return self.data <= self._other(other)
-    def __gt__(self, other): return self.data > self._other(other)
-    def __ge__(self, other): return self.data >= self._other(other)
-    def __eq__(self, other): return self.data == self._other(other)
-    def __ne__(self, other): return self.data != self._other(other)
+    def _other(self, other): return other._data if isinstance(other, Tensor) else other
+    def __lt__(self, other): return self._data < self._other(other)
+    def __le__(self, other): return self._data <= self._other(other)
+    def __gt__(self, other): return self._data > self._other(other)
+    def __ge__(self, other): return self._data >= self._other(other)
+    def __eq__(self, other): return self._data == self._other(other)
+    def __ne__(self, other): return self._data != self._other(other)
     __hash__ = object.__hash__
 
     def sum(self, axis=None, keepdims=False): return Sum.apply(self, axis=axis, keepdims=keepdims)
@@ -478,7 +560,7 @@ def _to_backend_index(index):
     """Move array parts of an index (NumPy arrays, Tensors, lists) onto the backend."""
     def convert(i):
         if isinstance(i, Tensor):
-            return i.data
+            return i._data
         if isinstance(i, (list, numpy.ndarray)):
             return backend.asarray(i)
         return i
@@ -489,6 +571,6 @@ def _to_backend_index(index):
 # An import cycle, kept on purpose (as in early tinygrad): Tensor's operators (+, @, sum, …)
 # need the op classes, and the ops need Function and Tensor. Splitting them keeps the engine
 # (graph, backward, no_grad) readable in one file and the maths of each op in another; this
-# line, after everything ops.py imports from here is defined, is the only place they meet.
+# line, after everything ops/basic.py imports from here is defined, is the only place they meet.
 from .ops.basic import (Add, Cast, Div, Exp, GetItem, Log, MatMul, Max, Mul, Neg, Pow,  # noqa: E402
                   ReLU, Reshape, Sqrt, Sub, Sum, Tanh, Transpose)

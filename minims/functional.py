@@ -22,17 +22,17 @@ import math
 import numpy
 
 from . import backend
-from .engine import DEFAULT_FLOAT, Tensor
+from .engine import Tensor
 from .ops.basic import Concat, Stack, Where, as_rows
 from .ops.nn import (ATTENTION_BAND_SIZE, GELU, CrossEntropy, Dropout, Embedding, LayerNorm, Linear,
-                     LogSoftmax, ScaledDotProductAttention, Softmax, causal_bands, mask_bias, normalize)
+                     LogSoftmax, ScaledDotProductAttention, Softmax, blocked_keys, causal_bands, normalize)
 from .ops.pooling import ShiftPool, Upsample
 from .ops.range_attention import RangeAttention
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "gelu", "layer_norm", "linear", "embedding",
            "dropout", "scaled_dot_product_attention", "concat", "stack", "where", "shorten", "upsample",
            "shift_right", "pad_end", "zero_steps", "check_factor", "range_attention", "local_ranges",
-           "normalize", "as_rows", "causal_bands", "mask_bias", "ATTENTION_BAND_SIZE",
+           "normalize", "as_rows", "causal_bands", "blocked_keys", "ATTENTION_BAND_SIZE",
            "Softmax", "LogSoftmax", "CrossEntropy", "GELU", "LayerNorm", "Linear", "Embedding", "Dropout",
            "ScaledDotProductAttention", "Concat", "Stack", "Where", "ShiftPool", "Upsample", "RangeAttention"]
 
@@ -83,21 +83,35 @@ def linear(x, weight, bias=None):
 
 
 def scaled_dot_product_attention(q, k, v, causal=True, mask=None, scale=None):
-    """softmax(q kᵀ / √hs + mask) v for q (B, nh, Tq, hs), k and v (B, nh, Tk, hs).
+    """softmax(q kᵀ / √hs, masked) v for q (B, nh, Tq, hs), k (B, nh, Tk, hs) and v (B, nh,
+    Tk, hs_v) → (B, nh, Tq, hs_v).
 
-    `mask` is an optional boolean (Tq, Tk) "may attend" array (or one broadcastable to
-    (B, nh, Tq, Tk)); with `causal=True` it is combined with the causal rule. A query row
-    with no allowed key is an error, not a NaN.
+    The leading dimensions broadcast, as in a matrix product: k and v of shape (B, 1, Tk, hs)
+    serve all nh heads (multi-query attention), and their gradients are summed over the
+    heads. `mask` is an optional boolean "may attend" array broadcastable to (B, nh, Tq, Tk):
+    (Tq, Tk), a key-padding mask (Tk,) or (B, 1, 1, Tk), one mask per head (1, nh, Tq, Tk), …;
+    with `causal=True` (then Tq = Tk) it is combined with the causal rule, and the queries
+    run in bands of ATTENTION_BAND_SIZE (skipping most of the blocked triangle). Raises
+    ValueError for a query with no key it may attend to (not a NaN), for a causal call with
+    Tq ≠ Tk, and for shapes that do not broadcast; TypeError for a non-boolean mask.
     """
     Tq, Tk, hs = q.shape[-2], k.shape[-2], q.shape[-1]
-    # the bias is added to the scores, in the op's float dtype (float32 for integer inputs)
-    dtype = next((t.dtype for t in (q, k, v) if t.dtype.kind == "f"), DEFAULT_FLOAT)
-    bias = mask_bias(mask, causal, Tq, Tk, dtype)
+    if k.shape[-1] != hs or v.shape[-2] != Tk:
+        raise ValueError(f"attention needs q (..., Tq, hs), k (..., Tk, hs) and v (..., Tk, hs_v); "
+                         f"got q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)}")
+    blocked = blocked_keys(mask, causal, Tq, Tk)
+    try:
+        numpy.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2],
+                               () if blocked is None else blocked.shape[:-2])
+    except ValueError:
+        raise ValueError(f"attention shapes do not broadcast: q {tuple(q.shape)}, k {tuple(k.shape)}, "
+                         f"v {tuple(v.shape)}, mask {None if blocked is None else tuple(blocked.shape)}"
+                         ) from None
     if scale is None:  # (head size 0: the output is empty whatever the scale)
         scale = 1.0 / math.sqrt(hs) if hs else 1.0
-    # bands of ATTENTION_BAND_SIZE queries skip most of the masked triangle
-    n_bands = len(causal_bands(Tq)) if causal and mask is None else 1
-    return ScaledDotProductAttention.apply(q, k, v, bias=bias, scale=scale, n_bands=n_bands)
+    n_bands = len(causal_bands(Tq)) if causal else 1
+    return ScaledDotProductAttention.apply(q, k, v, blocked=blocked, causal=causal, scale=scale,
+                                           n_bands=n_bands)
 
 
 def _ids(idx):
@@ -220,7 +234,10 @@ def range_attention(q, keyvals, ranges, chunk=64, scale=None):
     """softmax(q Kᵀ/√hs) V where query t sees keys [lo_s[t], hi_s[t]) of each key set s.
 
     q (B, nh, T, hs); keyvals a list of (k_s, v_s), each (B, nh, T_s, hs); ranges a list of
-    (lo_s, hi_s) integer arrays of shape (T,). Saves O(T·(chunk + range widths)) per head.
+    (lo_s, hi_s) integer arrays of shape (T,). Leading axes broadcast (k_s, v_s of shape
+    (B, 1, T_s, hs) serve every head; their gradients are summed over the heads). Saves
+    O(T·(chunk + range widths)) per head. Raises ValueError for ranges that leave a query
+    with no key, fall outside their key set or do not match T.
     """
     Tq, hs = q.shape[-2], q.shape[-1]
     ranges = _check_ranges(ranges, Tq, [k.shape[-2] for k, _ in keyvals])

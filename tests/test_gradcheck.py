@@ -1,7 +1,7 @@
 """Every registered op, checked by the one generic harness (forward and backward, float64),
 on what users write: negative, tuple and None axes, zero-size dimensions, integer and
-boolean operands, exponents 0 and 1 at 0, constant and large-offset rows. And the harness
-itself must fail on planted bugs."""
+boolean operands, exponents 0 and 1 at 0, constant and large-offset rows, ±inf and NaN,
+attention shapes that broadcast. And the harness itself must fail on planted bugs."""
 import dataclasses
 
 import numpy as np
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import Phase, given, settings, strategies as st
 
 import minims
-from minims.testing.gradcheck import check_integer_op, check_op, missing_specs
-from minims.testing.op_specs import EXAMPLES, SPECS
+from minims.testing.gradcheck import check_integer_op, check_nonfinite_op, check_op, missing_specs
+from minims.testing.op_specs import EXAMPLES, SPECS, with_nonfinite
 
 
 def test_every_registered_op_has_a_spec():
@@ -66,6 +66,59 @@ def test_op_gradients(name):
         check_op(spec, arrays, options, seed=data.draw(st.integers(0, 1000)))
 
     check()
+
+
+# The ops with fused kernels on a GPU (`backend.fuse`; minims/ops/nn.py): their fused formulas
+# run on NumPy too when `backend.use_fused` is on, so the harness checks both paths.
+FUSED = ("GELU", "LayerNorm", "Softmax", "ScaledDotProductAttention", "ScaledDotProductAttention (bands)")
+
+
+@pytest.mark.parametrize("name, fused",
+                         [(n, False) for n in sorted(SPECS) if SPECS[n].nonfinite_inputs != ()]
+                         + [(n, True) for n in FUSED])
+def test_op_nonfinite_values(name, fused, monkeypatch):
+    """Inputs holding +inf, −inf and NaN: the forward values are the NumPy reference's (NaN in
+    the same places), so no op turns an infinity into NaN by multiplying it by a 0/1 mask;
+    the same for the fused kernels' formulas (`fused`)."""
+    monkeypatch.setattr(minims.backend, "use_fused", fused)
+    spec = SPECS[name]
+
+    @given(st.data())
+    def check(data):
+        arrays, options = spec.draw(data.draw)
+        arrays = with_nonfinite(data.draw, arrays, spec.nonfinite_inputs)
+        check_nonfinite_op(spec, arrays, options, seed=data.draw(st.integers(0, 1000)))
+
+    check()
+
+
+def test_harness_catches_a_product_with_an_indicator():
+    """The planted bug of the class: ReLU as a · (a > 0), whose −inf · 0 is NaN, not 0."""
+    class IndicatorReLU(minims.Function):
+        @staticmethod
+        def forward(ctx, a):
+            ctx.save(a > 0)
+            return a * ctx.saved[0]
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * ctx.saved[0]
+    try:
+        spec = dataclasses.replace(SPECS["ReLU"], call=lambda a: IndicatorReLU.apply(a))
+        check_op(spec, [np.array([-1.0, 2.0])], {})          # right on finite values
+        with pytest.raises(AssertionError, match="NaN where the NumPy reference has none"):
+            check_nonfinite_op(spec, [np.array([-np.inf, 1.0])], {})
+
+        @settings(phases=[Phase.generate], report_multiple_bugs=False)
+        @given(st.data())
+        def check(data):
+            arrays, options = spec.draw(data.draw)
+            check_nonfinite_op(spec, with_nonfinite(data.draw, arrays), options)
+
+        with pytest.raises(AssertionError):                  # and the strategy finds it
+            check()
+    finally:
+        del minims.OPS["IndicatorReLU"]
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))

@@ -3,8 +3,10 @@
 Each fused op of minims.functional must give the same forward values and the same input
 gradients as its PyTorch counterpart to 1e-10: softmax, log-softmax, GELU (tanh
 approximation), layer norm, embedding (repeated ids), cross-entropy and scaled dot-product
-attention (causal, with a boolean mask, both, and with Tq != Tk). Skipped without torch;
-install it with `pip install -e '.[oracle]'`.
+attention (causal, with a boolean mask, both, with Tq != Tk, and with keys and values
+shared by the heads). On inputs holding ±inf and NaN, the forward values and gradients must
+be PyTorch's too, NaN in the same places. Skipped without torch; install it with
+`pip install -e '.[oracle]'`.
 """
 import numpy as np
 import pytest
@@ -132,3 +134,99 @@ def test_attention_broadcast_mask_and_custom_scale():
             lambda q, k, v: tF.scaled_dot_product_attention(q, k, v, attn_mask=torch.from_numpy(masks),
                                                             scale=0.3),
             _qkv(2, 3, 4, 4, 2))
+
+
+def test_attention_keys_and_values_shared_by_the_heads():
+    """Multi-query attention: k and v (B, 1, T, hs) broadcast over the heads of q, with a
+    key-padding mask (B, 1, 1, Tk); gradients of k and v summed over the heads."""
+    rng = np.random.default_rng(5)
+    q, k, v = randn(2, 4, 6, 3), randn(2, 1, 6, 3, seed=1), randn(2, 1, 6, 3, seed=2)
+    padding = rng.random((2, 1, 1, 6)) > 0.3
+    padding[..., 0] = True
+    both = torch.from_numpy(padding & np.tril(np.ones((6, 6), dtype=bool)))
+    compare(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=True, mask=padding),
+            lambda q, k, v: tF.scaled_dot_product_attention(q, k, v, attn_mask=both), [q, k, v])
+
+
+# --- ±inf and NaN ------------------------------------------------------------------------
+
+INF, NAN = np.inf, np.nan
+
+
+def compare_nonfinite(minims_fn, torch_fn, arrays, cotangent=None):
+    """`compare` on inputs (and perhaps a cotangent) holding ±inf and NaN: NaN in the same
+    places of the outputs and of every gradient, the same infinities, the rest to 1e-10."""
+    ours = [Tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    with np.errstate(all="ignore"):
+        out, ref = minims_fn(*ours), torch_fn(*theirs)
+        w = np.random.default_rng(0).standard_normal(out.shape) if cotangent is None else cotangent
+        out.backward(w)
+    ref.backward(torch.from_numpy(np.asarray(w, dtype=np.float64)))
+    pairs = [("output", out.numpy(), ref.detach().numpy())]
+    pairs += [(f"gradient {i}", a.grad, b.grad.numpy()) for i, (a, b) in enumerate(zip(ours, theirs))]
+    for what, got, want in pairs:
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{what}: NaN places")
+        np.testing.assert_allclose(got, want, err_msg=what, **TOL)
+
+
+EDGES = np.array([[-INF, -1.0, 0.5, 2.0, INF, NAN]])
+
+
+def test_relu_on_nonfinite_inputs():
+    """The issue's example among them: relu(−inf) = 0."""
+    compare_nonfinite(lambda x: x.relu(), torch.relu, [EDGES])
+    compare_nonfinite(lambda x: x.relu(), torch.relu, [EDGES],
+                      cotangent=np.array([[INF, -INF, INF, NAN, -INF, 1.0]]))
+
+
+def test_gelu_on_nonfinite_inputs():
+    """The formula ½x(1 + tanh u) at −inf is −inf · 0: NaN, in PyTorch as here."""
+    compare_nonfinite(F.gelu, lambda x: tF.gelu(x, approximate="tanh"), [EDGES])
+
+
+ROWS = np.array([[-INF, 1.0, 2.0], [INF, 1.0, 2.0], [-INF, -INF, -INF], [NAN, 0.0, 1.0],
+                 [-INF, 0.0, -INF], [1.0, 2.0, 3.0]])
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_family_on_nonfinite_inputs(name):
+    compare_nonfinite(getattr(F, name), lambda x: getattr(torch, name)(x, dim=-1), [ROWS])
+
+
+def test_max_on_nonfinite_inputs():
+    """Tensor.max is PyTorch's amax: ties share the gradient, a NaN maximum gets NaN."""
+    compare_nonfinite(lambda x: x.max(axis=-1), lambda x: x.amax(-1), [ROWS])
+
+
+def test_layer_norm_on_nonfinite_inputs():
+    compare_nonfinite(F.layer_norm, lambda x, w, b: tF.layer_norm(x, (3,), w, b, eps=1e-5),
+                      [ROWS, np.array([1.0, INF, 2.0]), np.array([0.0, 1.0, NAN])])
+
+
+def test_cross_entropy_on_nonfinite_logits():
+    targets = np.array([1, 0, 2, 1, 0, 2])
+    compare_nonfinite(lambda z: F.cross_entropy(z, targets),
+                      lambda z: tF.cross_entropy(z, torch.from_numpy(targets)), [ROWS])
+    masked = np.array([[-INF, 1.0, 2.0], [0.0, -INF, 3.0]])              # −inf off the target
+    compare_nonfinite(lambda z: F.cross_entropy(z, targets[:2]),
+                      lambda z: tF.cross_entropy(z, torch.from_numpy(targets[:2])), [masked])
+
+
+def _masked_fill_attention(q, k, v, allowed):
+    """Attention written with PyTorch's masked_fill (a selection) on the scores. (PyTorch's
+    fused scaled_dot_product_attention adds a −inf bias instead, and so gives NaN where a
+    blocked score is +inf or NaN, the very class of bug minims avoids.)"""
+    scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+    return torch.softmax(scores.masked_fill(~torch.from_numpy(allowed), -INF), dim=-1) @ v
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_attention_on_nonfinite_queries_and_keys(causal):
+    q, k, v = _qkv(2, 2, 5, 5, 3)
+    q[0, 0, 1, 2], q[1, 1, 3, 0] = INF, NAN
+    k[0, :, 4, 0], k[1, 0, 3, 1], k[1, 1, 0, 2] = INF, -INF, NAN
+    padding = np.array([[1, 1, 1, 1, 0], [1, 1, 1, 0, 1]], dtype=bool)[:, None, None, :]
+    allowed = padding & np.tril(np.ones((5, 5), dtype=bool)) if causal else padding
+    compare_nonfinite(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal, mask=padding),
+                      lambda q, k, v: _masked_fill_attention(q, k, v, allowed), [q, k, v])

@@ -27,15 +27,17 @@ class Parameter(Tensor):
     """A Tensor that requires grad and knows how it is initialised.
 
     init: "normal" (N(0, std²)), "zeros" or "ones". `decay` says whether AdamW applies
-    weight decay to it (None: decided by the optimizer's rule, matrices only).
+    weight decay to it (None: decided by the optimizer's rule, matrices only). `name` is its
+    dotted name in the module that drew it (for error messages), None until then.
     """
 
-    __slots__ = ("init", "std", "decay", "drawn")
+    __slots__ = ("init", "std", "decay", "drawn", "name")
 
     def __init__(self, shape, init="normal", std=0.02, decay=None):
         super().__init__(numpy.zeros(shape, dtype=numpy.float32), requires_grad=True)
         self.init, self.std, self.decay = init, std, decay
         self.drawn = False        # True once init_parameters (or load_state_dict) set it
+        self.name = None
 
 
 _building = threading.local()   # how deep inside Module constructors this thread is
@@ -144,7 +146,9 @@ class Module(metaclass=_InitialisedAfterBuild):
         """Load arrays by name; names and shapes must match exactly (the error names the culprit).
 
         The arrays are copied (as in PyTorch): training afterwards leaves `state` as it was,
-        and two models loaded from one dict share nothing."""
+        and two models loaded from one dict share nothing. Loading is an in-place change of
+        each parameter (its `version` moves on): a graph built before cannot backward through
+        ops that saved the old values."""
         params = dict(self.named_parameters())
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
@@ -199,7 +203,8 @@ def init_parameters(module, seed=0, dtype="float32", only_undrawn=False):
     only_undrawn=True (what construction does) sets only the parameters not drawn yet, each
     to the value a full draw would give it (the generator still walks every parameter)."""
     rng = backend.host_rng(seed)
-    for _, p in module.named_parameters():
+    for name, p in module.named_parameters():
+        p.name = name
         if p.init == "normal":
             value = rng.normal(0.0, p.std, size=p.shape)
         elif p.init in ("zeros", "ones"):

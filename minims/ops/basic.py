@@ -159,7 +159,9 @@ class Sum(Function):
 
 
 class Max(Function):
-    """Maximum along axes; ties share the gradient equally."""
+    """Maximum along axes; ties share the gradient equally. NaN propagates: the maximum of a
+    group holding a NaN is NaN (as in NumPy), and so is every gradient of that group (a NaN
+    equals nothing, so no entry wins: PyTorch's amax and JAX answer NaN there too)."""
 
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
@@ -174,10 +176,17 @@ class Max(Function):
 
     @staticmethod
     def backward(ctx, g):
+        xp = backend.xp
         a, out = ctx.saved
         g = g.reshape(out.shape)                     # put back the reduced axes, as size 1
-        winners = (a == out).astype(a.dtype)
-        return g * winners / winners.sum(axis=ctx.axes, keepdims=True)
+        winners = a == out
+        count = winners.sum(axis=ctx.axes, keepdims=True, dtype=g.dtype)
+        nan_max = count == 0                         # a NaN maximum: NaN equals nothing
+        share = xp.where(nan_max, xp.full((), numpy.nan, g.dtype),
+                         g / xp.maximum(count, 1))   # each winner's part of g
+        # selected, not multiplied by the 0/1 indicator: an infinite g must not make
+        # inf · 0 = NaN at the entries that lost
+        return xp.where(winners | nan_max, share, xp.zeros((), g.dtype))
 
 
 class Exp(Function):
@@ -237,15 +246,18 @@ class Sqrt(Function):
 
 
 class ReLU(Function):
+    # max(a, 0), as numpy.maximum (NaN stays NaN); the gradient is g where a > 0 and 0 where
+    # a ≤ 0 (and g at a NaN, as in PyTorch). Both are selections, never a product with the
+    # 0/1 indicator: −inf · 0 and an infinite g · 0 are NaN, not 0.
     @staticmethod
     def forward(ctx, a):
-        positive = a > 0
-        ctx.save(positive)
-        return a * positive
+        zero = backend.xp.zeros((), a.dtype)
+        ctx.save(a <= zero)
+        return backend.xp.maximum(a, zero)
 
     @staticmethod
     def backward(ctx, g):
-        return g * ctx.saved[0]
+        return backend.xp.where(ctx.saved[0], backend.xp.zeros((), g.dtype), g)
 
 
 class Reshape(Function):

@@ -344,20 +344,22 @@ class Embedding(Function):
 
 
 class Dropout(Function):
-    # y = x ⊙ m / (1 − p), m ~ Bernoulli(1 − p) drawn on the host (reproducible on any
-    # backend from `backend.get_rng_state()`).  dx = g ⊙ m / (1 − p)
+    # y = x / (1 − p) where m, 0 elsewhere, m ~ Bernoulli(1 − p) drawn on the host
+    # (reproducible on any backend from `backend.get_rng_state()`).  dx = g / (1 − p) where m,
+    # 0 elsewhere. Selected with the mask, not multiplied by it: a dropped inf or NaN becomes
+    # 0, as dropping says (x·m/(1 − p), PyTorch's formula, makes it NaN, since inf · 0 is).
     int_to_float = True
 
     @staticmethod
     def forward(ctx, x, p):
-        keep = backend.global_rng().random(x.shape) >= p
-        scale = backend.asarray(keep, dtype=x.dtype) * (1.0 / (1.0 - p))
-        ctx.save(scale)
-        return x * scale
+        keep = backend.asarray(backend.global_rng().random(x.shape) >= p)
+        ctx.save(keep)
+        ctx.scale = 1.0 / (1.0 - p)
+        return backend.xp.where(keep, x * ctx.scale, backend.xp.zeros((), x.dtype))
 
     @staticmethod
     def backward(ctx, g):
-        return g * ctx.saved[0]
+        return backend.xp.where(ctx.saved[0], g * ctx.scale, backend.xp.zeros((), g.dtype))
 
 
 # --- attention ----------------------------------------------------------------------------
@@ -369,82 +371,115 @@ class Dropout(Function):
 # band); smaller bands skip more of the masked triangle, but each band is a separate batch of
 # small matrix products.
 ATTENTION_BAND_SIZE = 32
-_bias_cache = backend.cache()  # causal bias per (T, dtype), emptied when the backend changes
+_future_cache = backend.cache()  # the causal rule's blocked keys per (Tq, Tk), emptied when
+                                 # the backend changes
 
 
-def mask_bias(mask, causal, Tq, Tk, dtype):
-    """An additive bias: 0 where a query may attend, -inf where not (exp(-inf) is exactly 0).
+def _future(Tq, Tk):
+    """(Tq, Tk) booleans, True where key j lies in query i's future (j > i): what the causal
+    rule blocks. Cached: shared by every call (never write to it)."""
+    key = (backend.name, Tq, Tk)
+    if key not in _future_cache:
+        _future_cache[key] = backend.xp.triu(backend.xp.ones((Tq, Tk), dtype=bool), k=1)
+    return _future_cache[key]
 
-    `mask` is a boolean "may attend" array broadcastable to (..., Tq, Tk); `causal` adds
-    the usual lower-triangular rule. Returns None when nothing is masked.
+
+def blocked_keys(mask, causal, Tq, Tk):
+    """A user's boolean "may attend" mask → the op's `blocked` array (True where a query may
+    not attend), at least 2-D and broadcastable to (..., Tq, Tk); None without a mask.
+
+    A (Tk,) key-padding mask becomes (1, Tk). Refused: a mask that is not boolean (TypeError),
+    one whose last two sizes do not broadcast to (Tq, Tk), causal attention with Tq ≠ Tk, and
+    a query left with no key at all (its softmax would be 0/0), counting the causal rule
+    (ValueError).
     """
     if causal and Tq != Tk:
         raise ValueError(f"causal=True needs as many queries as keys (got {Tq} and {Tk}); "
                          "pass an explicit mask instead")
     if mask is None:
-        if not causal:
-            return None
-        key = (backend.name, Tq, numpy.dtype(dtype).str)
-        if key not in _bias_cache:
-            upper = backend.xp.triu(backend.xp.ones((Tq, Tk), dtype=bool), k=1)
-            _bias_cache[key] = backend.xp.where(upper, -numpy.inf, 0).astype(dtype)
-        return _bias_cache[key]
+        return None
     mask = mask.data if isinstance(mask, Tensor) else backend.asarray(mask)
     if mask.dtype != bool:
         raise TypeError(f"attention mask must be boolean ('may attend'), got {mask.dtype}")
-    if causal:
-        mask = mask & backend.xp.tril(backend.xp.ones((Tq, Tk), dtype=bool))
-    if not bool(mask.any(axis=-1).all()):
+    if mask.ndim < 2:
+        mask = mask.reshape((1,) * (2 - mask.ndim) + mask.shape)
+    if mask.shape[-2] not in (1, Tq) or mask.shape[-1] not in (1, Tk):
+        raise ValueError(f"attention mask of shape {tuple(mask.shape)} does not broadcast to "
+                         f"(..., Tq, Tk) = (..., {Tq}, {Tk})")
+    allowed = mask & ~_future(Tq, Tk) if causal else mask
+    if not bool(allowed.any(axis=-1).all()):
         raise ValueError("attention mask leaves a query with no key to attend to "
                          "(its softmax would be 0/0)")
-    return backend.xp.where(mask, 0, -numpy.inf).astype(dtype)
+    return ~mask
+
+
+def _block(S, value, causal, blocked, a, b, kb):
+    """Set the entries of a band's scores S (…, b−a, kb) (queries [a, b), keys [0, kb)) that
+    the causal rule or `blocked` (…, Tq or 1, Tk or 1) forbid to `value`, by selection."""
+    value = S.dtype.type(value)  # (a NumPy scalar: CuPy's copyto takes it in every version)
+    if causal:  # only the band's diagonal block [a, b) × [a, kb) holds future keys
+        backend.xp.copyto(S[..., a:], value, where=_future(b - a, kb - a))
+    if blocked is not None:  # (an axis of size 1 broadcasts, so it is kept whole)
+        rows = slice(a, b) if blocked.shape[-2] > 1 else slice(None)
+        keys = slice(0, kb) if blocked.shape[-1] > 1 else slice(None)
+        backend.xp.copyto(S, value, where=blocked[..., rows, keys])
 
 
 class ScaledDotProductAttention(Function):
-    # S = (s·Q) Kᵀ + bias,  P = softmax(S) (rows),  O = P V        (s = 1/√hs)
+    # S = (s·Q) Kᵀ, masked,  P = softmax(S) (rows),  O = P V        (s = 1/√hs)
     # dV = Pᵀ dO;  dP = dO Vᵀ;  dS = P ⊙ (dP − D);  dQ = s · dS K;  dK = dSᵀ (s·Q)
     # where D = rowsum(dP ⊙ P) = rowsum(dO ⊙ O), one number per query: Σ_j P_ij (dO_i·V_j)
     # = dO_i·(Σ_j P_ij V_j) = dO_i·O_i (the identity FlashAttention uses), so D costs a pass
     # over the (Tq, hs) output instead of one over the (Tq, Tk) scores.
+    # Masking sets the blocked scores to −inf (exp(−inf) is exactly 0) by selection, not by
+    # adding a −inf bias: a blocked score that is +inf or NaN (a key holding inf) must not
+    # make inf − inf = NaN; and backward sets dS to exactly 0 there (not P ⊙ (…) = 0 · NaN
+    # when a query's row is NaN), as PyTorch's masked_fill does. (A non-finite value vector
+    # still reaches every query whose P·V runs over it, 0 · inf being NaN, as in PyTorch.)
     # The scale is applied to Q (T·hs numbers) rather than to S (T·T numbers), and the
     # softmax runs in place on S: the T×T arrays are the cost of attention.
+    # Leading dimensions broadcast (keys and values (B, 1, Tk, hs) shared by the heads of
+    # queries (B, nh, Tq, hs): multi-query attention): everything is computed in the
+    # broadcast shape, and the engine sums each gradient back to its input's shape.
     # Causal attention is computed in `n_bands` bands of queries: band [a, b) only needs keys
     # [0, b), so with n equal bands (n−1)/2n of the T×T work and memory (most of the masked
     # triangle) is skipped, 3/8 with 4 bands, 7/16 with 8; and since every key before a is
-    # visible to the whole band, only the band's diagonal block [a, b) × [a, b) needs the bias
-    # (so n_bands > 1 requires the causal bias, the only one scaled_dot_product_attention
-    # passes with bands; any other mask is computed in one band).
+    # visible to the whole band, the causal rule only blocks keys in the band's diagonal
+    # block [a, b) × [a, b) (a `blocked` mask of the user's applies to all of [a, b) × [0, b)).
     # The output (B, nh, Tq, hs) is a view of a (B, Tq, nh, hs) array, the layout the heads
     # are merged in: merging them afterwards is free, and O saved for backward is the same
     # buffer the output projection saves (counted once by minims.memory).
     int_to_float = True
 
     @staticmethod
-    def forward(ctx, q, k, v, bias=None, scale=1.0, n_bands=1):
+    def forward(ctx, q, k, v, blocked=None, causal=False, scale=1.0, n_bands=1):
         xp = backend.xp
-        # Contiguous operands: NumPy's batched matmul is slower on transposed views.
-        qs = q * scale                                                # (B, nh, Tq, hs)
-        kT = xp.ascontiguousarray(k.swapaxes(-1, -2))                 # (B, nh, hs, Tk)
-        v = xp.ascontiguousarray(v)                                   # (B, nh, Tk, hs)
-        Tq, Tk = q.shape[-2], k.shape[-2]
-        if bias is not None and bias.dtype.kind != "f":  # a boolean bias would add 0 or 1
-            raise TypeError(f"attention bias must be a float array (0 or -inf), got {bias.dtype}")
+        Tq, Tk, hs = q.shape[-2], k.shape[-2], v.shape[-1]
+        if blocked is not None and blocked.dtype != bool:
+            raise TypeError(f"attention's blocked keys must be booleans, got {blocked.dtype}")
         if Tk == 0 and Tq > 0:
             raise ValueError("attention over 0 keys: every query needs a key to attend to "
                              "(its softmax would be 0/0)")
-        if n_bands > 1 and Tq != Tk:
-            raise ValueError(f"attention in bands needs as many queries as keys (causal), got {Tq} and {Tk}")
-        hs = v.shape[-1]
-        if q.ndim >= 3:
-            out = xp.empty((*q.shape[:-3], Tq, q.shape[-3], hs), dtype=q.dtype)  # (B, Tq, nh, hs)
+        if n_bands > 1 and not (causal and Tq == Tk):
+            raise ValueError(f"attention in bands is causal, with as many queries as keys; "
+                             f"got causal={causal}, {Tq} queries and {Tk} keys")
+        lead = numpy.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2],
+                                      () if blocked is None else blocked.shape[:-2])  # (B, nh)
+        qs = q * scale                                                # (B, nh, Tq, hs)
+        if qs.shape[:-2] != lead:  # (the scores, and so dq, take the broadcast shape)
+            qs = xp.ascontiguousarray(xp.broadcast_to(qs, lead + qs.shape[-2:]))
+        # Contiguous operands: NumPy's batched matmul is slower on transposed views.
+        kT = xp.ascontiguousarray(k.swapaxes(-1, -2))                 # (B, nh, hs, Tk)
+        v = xp.ascontiguousarray(v)                                   # (B, nh, Tk, hs)
+        if lead:
+            out = xp.empty((*lead[:-1], Tq, lead[-1], hs), dtype=q.dtype)  # (B, Tq, nh, hs)
             out = out.swapaxes(-2, -3)                                # (B, nh, Tq, hs), a view
         else:
             out = xp.empty((Tq, hs), dtype=q.dtype)
         Ps = []
         for a, b, kb in _bands(Tq, Tk, n_bands):
             S = qs[..., a:b, :] @ kT[..., :kb]                        # (B, nh, b−a, kb)
-            if bias is not None:  # (one band: a = 0, the whole bias)
-                S[..., a:] += bias[..., a:b, a:kb]
+            _block(S, -numpy.inf, causal, blocked, a, b, kb)
             if backend.fusing():  # one kernel (a new array) instead of two passes over S
                 P = _exp_shifted(S, S.max(axis=-1, keepdims=True)) if S.size else S
             else:
@@ -455,19 +490,23 @@ class ScaledDotProductAttention(Function):
             xp.matmul(P, v[..., :kb, :], out=out[..., a:b, :])
             Ps.append(P)
         ctx.save(qs, kT, v, out, *Ps)
-        ctx.scale, ctx.n_bands = scale, n_bands
+        ctx.scale, ctx.n_bands, ctx.causal, ctx.blocked = scale, n_bands, causal, blocked
         return out
 
     @staticmethod
     def backward(ctx, g):
         xp = backend.xp
         qs, kT, v, out, *Ps = ctx.saved
+        lead, (Tq, Tk) = out.shape[:-2], (qs.shape[-2], v.shape[-2])
         g = xp.ascontiguousarray(g)                                   # (B, nh, Tq, hs)
         k = xp.ascontiguousarray(kT.swapaxes(-1, -2))                 # (B, nh, Tk, hs)
         vT = xp.ascontiguousarray(v.swapaxes(-1, -2))                 # (B, nh, hs, Tk)
         D = _rowsum(g * out)                                          # (B, nh, Tq, 1)
-        dq, dk, dv = xp.empty_like(qs), xp.zeros_like(k), xp.zeros_like(v)
-        for (a, b, kb), P in zip(_bands(qs.shape[-2], v.shape[-2], ctx.n_bands), Ps):
+        # in the broadcast shape; the engine sums them back to each input's (`unbroadcast`)
+        dq = xp.empty_like(qs)
+        dk = xp.zeros((*lead, Tk, k.shape[-1]), dtype=k.dtype)
+        dv = xp.zeros((*lead, Tk, v.shape[-1]), dtype=v.dtype)
+        for (a, b, kb), P in zip(_bands(Tq, Tk, ctx.n_bands), Ps):
             gb = g[..., a:b, :]
             dv[..., :kb, :] += P.swapaxes(-1, -2) @ gb                # (B, nh, kb, hs)
             dS = gb @ vT[..., :kb]                                    # (B, nh, b−a, kb)
@@ -476,6 +515,7 @@ class ScaledDotProductAttention(Function):
             else:
                 dS -= D[..., a:b, :]
                 dS *= P
+            _block(dS, 0, ctx.causal, ctx.blocked, a, b, kb)
             xp.matmul(dS, k[..., :kb, :], out=dq[..., a:b, :])        # (B, nh, b−a, hs)
             dk[..., :kb, :] += dS.swapaxes(-1, -2) @ qs[..., a:b, :]
         dq *= ctx.scale

@@ -17,6 +17,10 @@ then verifies, in float64:
      norm gives exactly the bias).
 `check_integer_op` runs an op on integer or boolean operands (the others stay float64) and
 checks the dtype rule (tests/test_engine.py spells it out) and the values.
+`check_nonfinite_op` runs an op on inputs holding ±inf and NaN and compares its forward
+values with the NumPy reference: NaN in the same places, the same infinities (relu(−inf) is
+0, as numpy.maximum says, not the NaN of −inf · 0). Central differences mean nothing there,
+so its backward is only run (tests/test_torch_oracle.py compares such gradients with PyTorch).
 Value ranges in the specs keep inputs away from kinks (ReLU at 0, ties in max, log at 0),
 where finite differences are meaningless.
 """
@@ -43,6 +47,8 @@ class OpSpec:
     eps: float = 1e-6   # finite-difference step (larger for ops that quantize, like casts)
     exact: Optional[Callable] = None  # exact(arrays, options, out) asserts an exact property
     integer_kinds: tuple = ("int", "bool")  # operand kinds `check_integer_op` tries; () = none
+    nonfinite_inputs: Optional[tuple] = None  # inputs that may hold ±inf/NaN in
+                                              # `check_nonfinite_op` (None: all; (): none)
 
 
 def missing_specs(ops, specs):
@@ -109,6 +115,29 @@ def check_op(spec, arrays, options, seed=0, n_directions=2):
             assert abs(numeric - analytic) <= tol, (
                 f"input {i}: analytic directional derivative {analytic!r} vs "
                 f"central difference {numeric!r} (tol {tol:.2e})")
+
+
+def check_nonfinite_op(spec, arrays, options, seed=0):
+    """Forward on inputs holding ±inf and NaN, against the NumPy reference: NaN exactly where
+    it has NaN, the same infinities, the finite values to 1e-9 (or the op raises where NumPy
+    does). Then backward runs and gives each input a gradient of its shape."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    tensors = [Tensor(a, requires_grad=True) for a in arrays]
+    expected, error = _reference(spec, arrays, options)
+    if error is not None:
+        return _raises_too(spec, tensors, options, error)
+    with np.errstate(all="ignore"):     # (inf − inf and friends: NaN is the answer here)
+        out = spec.call(*tensors, **options)
+        assert out.dtype == np.float64, f"float64 in, {out.dtype} out"
+        assert out.shape == expected.shape, f"shape {out.shape}, reference {expected.shape}"
+        got = out.numpy()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected),
+                                      err_msg="NaN where the NumPy reference has none, or the reverse")
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12,
+                                   err_msg="forward differs from the NumPy reference")
+        out.backward(np.random.default_rng(seed).standard_normal(out.shape))
+    for i, (a, t) in enumerate(zip(arrays, tensors)):
+        assert t.grad is not None and t.grad.shape == a.shape, f"input {i}: no gradient of its shape"
 
 
 def as_kind(a, kind):

@@ -62,6 +62,24 @@ def values(draw, shape, low=-2.0, high=2.0, away_from_zero=0.0):
     return x
 
 
+def with_nonfinite(draw, arrays, which=None):
+    """The drawn inputs with some entries replaced by +inf, −inf or NaN (a drawn choice of
+    those: only −inf, say, as masks write it): each entry of each input that may hold them
+    (all, or the indices `which`) with a drawn probability, and at least one entry in all."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kinds = sorted(draw(st.sets(st.sampled_from([np.inf, -np.inf, np.nan]), min_size=1)), key=str)
+    rate = draw(st.sampled_from([0.1, 0.3, 1.0]))
+    arrays = [np.array(a, dtype=np.float64) for a in arrays]
+    eligible = [i for i, a in enumerate(arrays) if a.size and (which is None or i in which)]
+    for i in eligible:
+        hit = rng.random(arrays[i].shape) < rate
+        arrays[i][hit] = rng.choice(kinds, size=int(hit.sum()))
+    if eligible:
+        i = eligible[draw(st.integers(0, len(eligible) - 1))]
+        arrays[i].flat[rng.integers(arrays[i].size)] = rng.choice(kinds)
+    return arrays
+
+
 def rows(draw, shape, low=-2.0, high=2.0):
     """Values for normalisations over the last axis: random rows, some of them constant,
     and a large common offset (0, ±1e3 or ±1e6) on every row (the hard cases of a mean)."""
@@ -214,18 +232,41 @@ def draw_dropout(draw):
     return [values(draw, shape)], dict(p=draw(st.sampled_from([0.1, 0.5])), seed=draw(st.integers(0, 99)))
 
 
+def broadcasting_to(draw, lead):
+    """A shape that broadcasts to `lead`: `lead` itself half the time, else `lead` with some
+    sizes 1 and perhaps fewer leading axes (keys shared by the heads: (B, 1); one batch: ())."""
+    if draw(st.booleans()):
+        return lead
+    shape = tuple(1 if draw(st.booleans()) else n for n in lead)
+    return shape[draw(st.integers(0, len(shape))):]
+
+
+def attention_mask(draw, lead, Tq, Tk):
+    """None, or a boolean "may attend" mask of a shape that broadcasts to (*lead, Tq, Tk):
+    (…, Tq, Tk), a key-padding mask (Tk,) or (B, 1, 1, Tk), one per head, … Random, but every
+    query keeps a key it may attend to under the causal rule too (key 0 when the mask's
+    rows are broadcast; else query i's key min(i, Tk − 1))."""
+    if not draw(st.booleans()) or not Tq:
+        return None
+    rows = draw(st.sampled_from([Tq, 1]))
+    shape = (Tk,) if rows == 1 and draw(st.booleans()) else broadcasting_to(draw, lead) + (rows, Tk)
+    mask = np.random.default_rng(draw(st.integers(0, 99))).random(shape) > 0.4
+    if rows == 1:
+        mask[..., 0] = True
+    else:
+        mask[..., np.arange(Tq), np.minimum(np.arange(Tq), Tk - 1)] = True
+    return mask
+
+
 def draw_attention(draw):
-    B_, nh, hs = draw(st.integers(0, 2)), draw(st.integers(1, 2)), draw(st.integers(0, 4))
-    Tq = draw(st.integers(0, 5))
+    """q (…, Tq, hs), k and v (…, Tk, hs) whose leading axes (B, nh) broadcast, causal or not,
+    with or without a mask of any shape that broadcasts."""
+    lead = (draw(st.integers(0, 2)), draw(st.integers(1, 2)))                  # (B, nh)
+    hs, Tq = draw(st.integers(0, 4)), draw(st.integers(0, 5))
     causal = draw(st.booleans())
     Tk = Tq if causal else draw(st.integers(1, 5))
-    mask = None
-    if draw(st.booleans()) and Tq:
-        rng = np.random.default_rng(draw(st.integers(0, 99)))
-        mask = rng.random((Tq, Tk)) > 0.4
-        mask[np.arange(Tq), np.minimum(np.arange(Tq), Tk - 1)] = True  # no empty rows
-    q, k, v = (values(draw, (B_, nh, T, hs)) for T in (Tq, Tk, Tk))
-    return [q, k, v], dict(causal=causal, mask=mask)
+    q, k, v = (values(draw, broadcasting_to(draw, lead) + (T, hs)) for T in (Tq, Tk, Tk))
+    return [q, k, v], dict(causal=causal, mask=attention_mask(draw, lead, Tq, Tk))
 
 
 # --- NumPy references (written independently of the library) -----------------------------
@@ -248,6 +289,9 @@ def ref_layer_norm(x, w, b):
     flat = x.reshape(int(np.prod(x.shape[:-1])), C)
     centred = []
     for row in flat:
+        if not np.isfinite(row).all():  # (no fractions of inf or NaN: the row is NaN anyway)
+            centred.append(row - row.mean())
+            continue
         mu = sum(map(Fraction, row)) / C if C else 0
         centred.append([float(Fraction(v) - mu) for v in row])
     xc = np.array(centred, dtype=np.float64).reshape(x.shape)
@@ -276,13 +320,15 @@ def ref_log_softmax(x, axis):
 
 
 def ref_attention(q, k, v, causal, mask):
+    """Dense scores for every (query, key) pair (leading axes broadcast by NumPy's matmul),
+    −inf where the mask or the causal rule forbids, softmax, times v."""
     Tq, Tk = q.shape[-2], k.shape[-2]
-    allowed = np.ones((Tq, Tk), bool) if mask is None else mask.copy()
+    allowed = np.ones((Tq, Tk), bool) if mask is None else mask
     if causal:
-        allowed &= np.tril(np.ones((Tq, Tk), bool))
+        allowed = allowed & np.tril(np.ones((Tq, Tk), bool))
     if not allowed.any(axis=-1).all():  # softmax over no keys: 0/0, an error in minims
         raise ValueError("a query with no key to attend to")
-    s = np.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(q.shape[-1])
+    s = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
     s = np.where(allowed, s, -np.inf)
     return ref_softmax(s, -1) @ v
 
@@ -290,19 +336,19 @@ def ref_attention(q, k, v, causal, mask):
 def draw_banded_attention(draw):
     """Causal attention in bands of queries (the path long sequences take), at small T; any T:
     bands of ⌈T/n⌉ queries with a shorter last one (T = 7, n = 3: 3, 3 and 1 queries), or
-    fewer than n bands."""
+    fewer than n bands; leading axes that broadcast and masks of any shape, as above."""
     n_bands = draw(st.sampled_from([2, 3, 4]))
     T = draw(st.integers(1, 9))
-    B_, nh, hs = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 4))
-    return [values(draw, (B_, nh, T, hs)) for _ in range(3)], dict(n_bands=n_bands)
+    lead, hs = (draw(st.integers(1, 2)), draw(st.integers(1, 2))), draw(st.integers(1, 4))
+    arrays = [values(draw, broadcasting_to(draw, lead) + (T, hs)) for _ in range(3)]
+    return arrays, dict(n_bands=n_bands, mask=attention_mask(draw, lead, T, T))
 
 
-def call_banded_attention(q, k, v, n_bands):
+def call_banded_attention(q, k, v, n_bands, mask):
     T = q.shape[-2]
-    dtype = q.dtype if q.dtype.kind == "f" else np.float32  # (integer inputs compute in float32)
-    bias = F.mask_bias(None, True, T, T, dtype)
-    return F.ScaledDotProductAttention.apply(q, k, v, bias=bias, scale=1 / math.sqrt(q.shape[-1]),
-                                             n_bands=n_bands)
+    return F.ScaledDotProductAttention.apply(
+        q, k, v, blocked=F.blocked_keys(mask, True, T, T), causal=True,
+        scale=1 / math.sqrt(q.shape[-1]), n_bands=n_bands)
 
 
 def call_transpose(a, axes):
@@ -310,8 +356,9 @@ def call_transpose(a, axes):
 
 
 def ref_dropout(x, p, seed):
+    """x / (1 − p) where kept, 0 where dropped (an inf or NaN dropped is 0 too)."""
     keep = np.random.default_rng(seed).random(x.shape) >= p
-    return x * keep / (1 - p)
+    return np.where(keep, x / (1 - p), 0.0)
 
 
 def call_dropout(x, p, seed):
@@ -359,9 +406,10 @@ def draw_range_attention(draw):
             lo, hi = ranges[0]
             lo[t] = rng.integers(0, lengths[0])
             hi[t] = lo[t] + 1
-    arrays = [values(draw, (B_, nh, Tq, hs))]
+    lead = (B_, nh)                                   # (leading axes that broadcast)
+    arrays = [values(draw, broadcasting_to(draw, lead) + (Tq, hs))]
     for n in lengths:
-        arrays += [values(draw, (B_, nh, n, hs)), values(draw, (B_, nh, n, hs))]
+        arrays += [values(draw, broadcasting_to(draw, lead) + (n, hs)) for _ in range(2)]
     return arrays, dict(ranges=ranges, chunk=draw(st.integers(1, Tq + 1)))
 
 
@@ -371,6 +419,8 @@ def call_range_attention(q, *kv, ranges, chunk):
 
 def ref_range_attention(q, *kv, ranges, chunk):
     """Dense attention over all key sets concatenated, masked outside each query's ranges."""
+    lead = np.broadcast_shapes(*(a.shape[:-2] for a in (q, *kv)))
+    kv = [np.broadcast_to(a, lead + a.shape[-2:]) for a in kv]
     k, v = np.concatenate(kv[0::2], axis=-2), np.concatenate(kv[1::2], axis=-2)
     allowed = []
     for s, (lo, hi) in enumerate(ranges):
@@ -428,15 +478,20 @@ SPECS = {
     "Embedding": OpSpec(draw_embedding, lambda w, idx: F.embedding(idx, w), lambda w, idx: w[idx]),
     "CrossEntropy": OpSpec(draw_cross_entropy, F.cross_entropy, ref_cross_entropy),
     "Dropout": OpSpec(draw_dropout, call_dropout, ref_dropout),
-    "ScaledDotProductAttention": OpSpec(draw_attention, F.scaled_dot_product_attention, ref_attention),
+    # (non-finite values in q and k only: one in v reaches every query whose P·V runs over
+    # it, 0 · inf being NaN, so which outputs turn NaN depends on how the op tiles its keys)
+    "ScaledDotProductAttention": OpSpec(draw_attention, F.scaled_dot_product_attention, ref_attention,
+                                        nonfinite_inputs=(0, 1)),
     "ScaledDotProductAttention (bands)": OpSpec(
         draw_banded_attention, call_banded_attention,
-        lambda q, k, v, n_bands: ref_attention(q, k, v, causal=True, mask=None)),
+        lambda q, k, v, n_bands, mask: ref_attention(q, k, v, causal=True, mask=mask),
+        nonfinite_inputs=(0, 1)),
     # scale operators and range attention (minims/ops/pooling.py, minims/ops/range_attention.py)
     "ShiftPool": OpSpec(draw_shift_pool, lambda x, k, shift: F.ShiftPool.apply(x, k=k, shift=shift),
                         ref_shift_pool),
     "Upsample": OpSpec(draw_upsample, lambda x, k: F.Upsample.apply(x, k=k), ref_upsample),
-    "RangeAttention": OpSpec(draw_range_attention, call_range_attention, ref_range_attention),
+    "RangeAttention": OpSpec(draw_range_attention, call_range_attention, ref_range_attention,
+                             nonfinite_inputs=(0, 1, 3, 5)),  # q and the keys (see above)
 }
 
 
