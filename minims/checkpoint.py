@@ -80,6 +80,9 @@ def load(path):
     except PermissionError:
         raise CheckpointError(f"{path}: cannot read the checkpoint (permission denied)") from None
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+        if "pickle" in str(e):   # NumPy's own advice (load it with allow_pickle) is unsafe: drop it
+            raise CheckpointError(f"{path}: not a minims checkpoint (not an .npz archive of "
+                                  "arrays; minims never loads pickled data)") from None
         raise CheckpointError(f"{path}: unreadable checkpoint, truncated or corrupt "
                               f"({type(e).__name__}: {_one_line(e)})") from None
     try:

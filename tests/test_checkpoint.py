@@ -53,3 +53,13 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, text_file, capsys, damage
     assert err.startswith(f"error: {ckpt}: ") and err.count("\n") == 1
     assert ckpt.read_bytes() == damaged                         # nothing overwritten
     assert sample_cli.main(["--out-dir", str(tmp_path / "out")]) == 2
+
+
+def test_a_text_file_as_checkpoint_never_suggests_loading_pickles(tmp_path):
+    """numpy.load reads a text file as a pickle and advises allow_pickle=True: unsafe advice
+    for a file of unknown origin, so the message must not pass it on."""
+    path = tmp_path / "README.md"
+    path.write_text("# not a checkpoint\nsome text\n")
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.load(path)
+    assert "allow_pickle" not in str(e.value) and "not a minims checkpoint" in str(e.value)
