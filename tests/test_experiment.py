@@ -676,3 +676,24 @@ def test_threads_reach_each_points_trainer(tmp_path, cache, monkeypatch):
             threads.set_blas_threads(before)
     assert asked == [1]
     assert "--threads N|auto" in experiment.build_parser().format_help()
+
+
+def test_report_only_keeps_the_side_by_side_step_times_it_is_not_asked_to_redo(tmp_path, cache):
+    """A plain --report-only must not replace step times measured side by side (--time-steps)
+    with the trainer's rough ones; a report over another set of points keeps none."""
+    out = tmp_path / "t"
+    base = quick("tradeoff", out, cache, "--max-iters", "2", "--seeds", "0",
+                 "--only", "vanilla-1,top-down-2-1")
+    assert experiment.main(base) == 0
+    assert experiment.main(base + ["--report-only", "--time-steps", "1"]) == 0
+    timed = {r["name"]: r for r in json.loads((out / "results" / "tradeoff.json").read_text())["rows"]}
+    assert all(r.get("step_ms_measured") for r in timed.values())
+    assert experiment.main(base + ["--report-only"]) == 0
+    kept = {r["name"]: r for r in json.loads((out / "results" / "tradeoff.json").read_text())["rows"]}
+    assert {n: (r["step_ms"], r["step_ms_measured"]) for n, r in kept.items()} == \
+           {n: (r["step_ms"], r["step_ms_measured"]) for n, r in timed.items()}
+    # one more point: the old side-by-side set no longer covers the table, so none is kept
+    assert experiment.main(quick("tradeoff", out, cache, "--max-iters", "2", "--seeds", "0",
+                                 "--only", "vanilla-2")) == 0
+    rows = json.loads((out / "results" / "tradeoff.json").read_text())["rows"]
+    assert len(rows) == 3 and not any(r.get("step_ms_measured") for r in rows)

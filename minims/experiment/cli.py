@@ -131,6 +131,22 @@ def run_experiment(args):
     return report(exp, todo, data, res, args.time_steps, diverged)
 
 
+def keep_side_by_side_times(rows, previous):
+    """Without --time-steps, keep the step times of the last committed report (`previous`, its
+    JSON) where it timed exactly these points side by side: the trainer's own times, taken while
+    other work shared the machine, must not silently replace them. Side-by-side times are only
+    comparable within one set of points, so a report over other points keeps none."""
+    try:
+        old = {r["name"]: r for r in json.loads(Path(previous).read_text())["rows"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if {r["name"] for r in rows} != set(old) or not all(o.get("step_ms_measured") for o in old.values()):
+        return
+    for row in rows:
+        for key in ("step_ms", "step_ms_spread", "step_ms_measured"):
+            row[key] = old[row["name"]][key]
+
+
 def report(exp, todo, data, res, rounds=0, diverged=()):
     """Tables and figures of `exp` from the committed results under `res` -> the rows."""
     s = exp.settings
@@ -153,6 +169,8 @@ def report(exp, todo, data, res, rounds=0, diverged=()):
     if rounds:
         print(f"timing one training step of each point, {rounds} interleaved rounds ...")
         time_steps(rows, s["batch_size"], s["block_size"], rounds)
+    else:
+        keep_side_by_side_times(rows, res / f"{exp.name}.json")
     valid_ids = data.splits["valid"][:None if exp.eval_chars is None else exp.eval_chars + 1]
     grams = ngram_bpc(data.splits["train"], valid_ids, data.vocab_size)
     baselines = {"unigram": grams[1], "bigram": grams[2], "trigram": grams[3]}
