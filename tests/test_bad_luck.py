@@ -29,7 +29,7 @@ from minims.train import pipeline as train_setup
 from minims.cli import run_cli
 from minims.errors import CheckpointError, DataError, MinimsError, UsageError
 
-from tiny_runs import REPO, read_log, small_text, tiny, weights  # noqa: E402
+from tiny_runs import REPO, ctrl_c_on_call, read_log, small_text, tiny, weights  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -438,14 +438,8 @@ def test_resume_with_a_raised_max_iters_keeps_the_schedule(tmp_path, text_file, 
 def test_interrupted_run_resumes_exactly_without_lr_decay_iters(tmp_path, text_file, monkeypatch):
     common = ["--max-iters", "20", "--dropout", "0.1"]
     assert train_cli.main(tiny(tmp_path, text_file, *common, out="straight")) == 0
-    real, steps = train_loop.train_step, []
-
-    def step(*args, **kwargs):
-        steps.append(1)
-        if len(steps) == 13:                            # the step from iter 12
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-    monkeypatch.setattr(train_loop, "train_step", step)
+    monkeypatch.setattr(train_loop, "train_step",
+                        ctrl_c_on_call(train_loop.train_step, 13))   # the step from iter 12
     assert train_cli.main(tiny(tmp_path, text_file, *common, out="split")) == 130
     monkeypatch.undo()
     assert train_cli.main(tiny(tmp_path, text_file, "--resume", out="split")) == 0

@@ -255,15 +255,9 @@ def test_a_plain_trainer_folder_is_adopted_resumed_or_scored(tmp_path, cache, ca
     argv = quick("tradeoff", out, cache, "--only", "vanilla-1", "--seeds", "0", "--max-iters", "6")
     # a partial run: stopped by Ctrl-C after its checkpoint at step 5
     from minims.train import loop
-    real_step, steps = loop.train_step, []
-
-    def stop_at_5(*args, **kwargs):
-        steps.append(1)
-        if len(steps) == 6:                                        # the step from iter 5
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
+    from tiny_runs import ctrl_c_on_call
     with monkeypatch.context() as m:
-        m.setattr(loop, "train_step", stop_at_5)
+        m.setattr(loop, "train_step", ctrl_c_on_call(loop.train_step, 6))   # the step from iter 5
         assert train.main(_train_flags(folder, cache, 6)) == 130
     partial = (folder / "log.jsonl").read_text().splitlines()
     assert [json.loads(r)["iter"] for r in partial] == [0, 5]

@@ -24,7 +24,7 @@ from minims.models import MODELS, ModelConfig, build_model
 from minims.models.vanilla import VanillaLM
 from minims.optim import SGD
 
-from tiny_runs import REPO, read_log, small_text, tiny, weights  # noqa: E402
+from tiny_runs import REPO, ctrl_c_on_call, read_log, small_text, tiny, weights  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -152,15 +152,8 @@ def test_kill_between_log_and_checkpoint_then_resume(tmp_path, text_file, monkey
     """Killed after writing the iter-10 log line but before its checkpoint: resuming from
     iter 5 redoes 6..10 without a duplicate line and ends where a straight run ends."""
     assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "15", out="straight")) == 0
-    real_save, calls = checkpoint.save, []
-
-    def dying_save(*a, **k):
-        calls.append(1)
-        if len(calls) == 3:                                     # iters 0, 5 saved; 10 dies
-            raise KeyboardInterrupt
-        return real_save(*a, **k)
-
-    monkeypatch.setattr(checkpoint, "save", dying_save)
+    real_save = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", ctrl_c_on_call(real_save, 3))   # 0, 5 saved; 10 dies
     assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "15", out="killed")) == 130
     assert [r["iter"] for r in read_log(tmp_path / "killed")] == [0, 5, 10]
     assert checkpoint.load(tmp_path / "killed" / "ckpt.npz")["header"]["iter"] == 5

@@ -29,3 +29,17 @@ def read_log(out_dir):
 
 def weights(out_dir):
     return checkpoint.load(Path(out_dir) / "ckpt.npz")["model"]
+
+
+def ctrl_c_on_call(real, n):
+    """`real`, except that its n-th call raises KeyboardInterrupt instead (a user's Ctrl-C at
+    that moment): for monkeypatching train_step, checkpoint.save and the like."""
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    return wrapped
+
