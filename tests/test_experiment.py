@@ -417,6 +417,16 @@ def test_the_vanilla_depth_check():
     assert tables.vanilla_depth_check([row("a", 2, 3.5, 0, (0,)), row("b", 4, 3.0, 0, (0,))])[0] is None
 
 
+
+def test_an_ablation_row_is_called_clear_only_beyond_the_seed_spreads():
+    def row(bpc, spread, seeds):
+        return {"valid_bpc": bpc, "valid_bpc_spread": spread, "seeds": list(seeds)}
+    defaults = row(2.50, 0.010, (0, 1))
+    assert tables.versus_defaults(row(2.45, 0.0, (0,)), defaults) == "-0.050 (clear ±0.010)"
+    assert tables.versus_defaults(row(2.505, 0.0, (0,)), defaults) == "+0.005 (within the seed spread ±0.010)"
+    assert tables.versus_defaults(row(2.52, 0.02, (0, 1)), defaults) == "+0.020 (within the seed spread ±0.030)"
+    assert tables.versus_defaults(row(2.45, 0.0, (0,)), row(2.5, 0.0, (0,))) == "-0.050 (one seed)"
+
 # ------------------------------------------------------------------------ count baselines
 
 def _witten_bell_by_hand(train, ev, V, order):
@@ -517,6 +527,8 @@ def test_the_ablation_has_hourglass_attention_rows_each_one_change_from_its_base
         "bottom-up/pool=attention": ("bottom-up/aggregate,0-4-2", {"pool_kind": "attention"}),
         "bottom-up/upsample=attention,1-4-1": ("bottom-up/upsample=linear,1-4-1",
                                                {"upsample_kind": "attention"}),
+        "bottom-up/upsample=linear,1-4-1,pool=attention": ("bottom-up/upsample=linear,1-4-1",
+                                                           {"pool_kind": "attention"}),
     }
     for name, (base, changed) in changes.items():
         point = rows[name]

@@ -117,14 +117,23 @@ def ablation_table(rows):
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         ref = base.get(r["model"])
-        if ref is r:
-            diff = "(defaults)"
-        else:
-            diff = "" if ref is None else f"{r['valid_bpc'] - ref['valid_bpc']:+.3f}"
+        diff = "(defaults)" if ref is r else "" if ref is None else versus_defaults(r, ref)
         lines.append(f"| {r['name']} | {r['layers']} | {r['layout']} | {r['lr']:g} | {len(r['seeds'])} | "
                      f"{r['activation_bytes'] / 1e6:.1f} | {_pm(r['step_ms'], r['step_ms_spread'], 0)} | "
                      f"{_pm(r['valid_bpc'], r['valid_bpc_spread'])} | {diff} | {_converged(r)} |")
     return "\n".join(lines)
+
+
+def versus_defaults(row, ref):
+    """A row's valid bpc minus its family's defaults row, and whether the difference is larger
+    than the two rows' seed spreads added ('clear') or not ('within the seed spread'); with one
+    seed on both sides there is no spread to compare with ('one seed')."""
+    diff = row["valid_bpc"] - ref["valid_bpc"]
+    if max(len(row["seeds"]), len(ref["seeds"])) < 2:
+        return f"{diff:+.3f} (one seed)"
+    spread = row["valid_bpc_spread"] + ref["valid_bpc_spread"]
+    verdict = "clear" if abs(diff) > spread else "within the seed spread"
+    return f"{diff:+.3f} ({verdict} ±{spread:.3f})"
 
 
 def vanilla_depth_check(rows):
