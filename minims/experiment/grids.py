@@ -80,9 +80,9 @@ CURVE_SETTINGS = dict(block_size=512, batch_size=4, n_embd=64, n_head=4, warmup_
 
 # --- the trade-off grid: EDIT HERE after the learning-rate sweep ------------------------------
 TRADEOFF_MAX_ITERS = 6000
-# the picks of `python -m minims.experiment lr` (lessons/results/lr.md); retina: not swept yet,
-# the old common rate kept until it is
-TRADEOFF_LR = {"vanilla": 1.2e-2, "top-down": 6e-3, "bottom-up": 1.2e-2, "retina": 3e-3}  # min_lr: lr/10
+# the picks of `python -m minims.experiment lr` (lessons/results/lr.md), each family's rate swept
+# at its 8-layer point (vanilla: 4 layers) and used at every depth
+TRADEOFF_LR = {"vanilla": 1.2e-2, "top-down": 6e-3, "bottom-up": 1.2e-2, "retina": 6e-3}  # min_lr: lr/10
 # -----------------------------------------------------------------------------------------------
 
 HEADLINE_SEEDS, OTHER_SEEDS = (0, 1, 2), (0, 1)
