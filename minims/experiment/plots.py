@@ -94,7 +94,9 @@ def tradeoff_plot(rows, path, baselines=None, title=TRADEOFF_TITLE, dpi=120):
 def curves_figure(rows, baselines=None, title="learning curves"):
     """Valid bpc against steps and against training time (steps × the row's step time), one
     curve per point (the mean over its seeds, a band of ± half the range); the count
-    `baselines` as dotted lines. -> the Figure, or None without matplotlib."""
+    `baselines` as dotted lines; with a unigram baseline the y-axis ends 0.3 bpc above it (the
+    first evaluations, near ln(vocab) nats, are cut off). -> the Figure, or None without
+    matplotlib."""
     made = _figure(2, (12, 4.8))
     if made is None:
         return None
@@ -111,6 +113,9 @@ def curves_figure(rows, baselines=None, title="learning curves"):
             minutes = [s * r["step_ms"] / 60000 for s in c["steps"]]
             axes[1].plot(minutes, c["valid_bpc"], color=line.get_color(), linewidth=1.2)
             axes[1].fill_between(minutes, lo, hi, color=line.get_color(), alpha=0.15)
+    if baselines and "unigram" in baselines:     # the end of the curves is what a reader compares:
+        for ax in axes:                           # cut the first evaluations (~6.4 bpc) off the top
+            ax.set_ylim(top=baselines["unigram"] + 0.3)
     return _finish(fig, axes, baselines, title, "valid bits per character (evaluation batches)",
                    ("optimizer step", "training time (minutes: steps × the measured step time)"), ncol=2)
 
