@@ -422,8 +422,10 @@ def test_an_ablation_row_is_called_clear_only_beyond_the_seed_spreads():
     def row(bpc, spread, seeds):
         return {"valid_bpc": bpc, "valid_bpc_spread": spread, "seeds": list(seeds)}
     defaults = row(2.50, 0.010, (0, 1))
-    assert tables.versus_defaults(row(2.45, 0.0, (0,)), defaults) == "-0.050 (clear ±0.010)"
-    assert tables.versus_defaults(row(2.505, 0.0, (0,)), defaults) == "+0.005 (within the seed spread ±0.010)"
+    assert tables.versus_defaults(row(2.45, 0.0, (0,)), defaults) == "-0.050 (clear ±0.020)"
+    # one seed: the row is given the defaults' spread, so a difference must clear twice it
+    assert tables.versus_defaults(row(2.515, 0.0, (0,)), defaults) == "+0.015 (within the seed spread ±0.020)"
+    assert tables.versus_defaults(row(2.535, 0.02, (0, 1)), defaults) == "+0.035 (clear ±0.030)"
     assert tables.versus_defaults(row(2.52, 0.02, (0, 1)), defaults) == "+0.020 (within the seed spread ±0.030)"
     assert tables.versus_defaults(row(2.45, 0.0, (0,)), row(2.5, 0.0, (0,))) == "-0.050 (one seed)"
 
