@@ -112,33 +112,44 @@ def ablation_table(rows):
     for r in rows:
         if r["model"] != "vanilla" and matches_defaults(r["model"], r["options"], r["layers"]):
             base[r["model"]] = r
+    floor = seed_spread_floor(rows)
     lines = ["| row | layers | layout | lr | seeds | activation MB | step ms | valid bpc | "
              "vs the defaults | converged |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         ref = base.get(r["model"])
-        diff = "(defaults)" if ref is r else "" if ref is None else versus_defaults(r, ref)
+        diff = "(defaults)" if ref is r else "" if ref is None else versus_defaults(r, ref, floor)
         lines.append(f"| {r['name']} | {r['layers']} | {r['layout']} | {r['lr']:g} | {len(r['seeds'])} | "
                      f"{r['activation_bytes'] / 1e6:.1f} | {_pm(r['step_ms'], r['step_ms_spread'], 0)} | "
                      f"{_pm(r['valid_bpc'], r['valid_bpc_spread'])} | {diff} | {_converged(r)} |")
     lines.append("")
     lines.append("vs the defaults: the row's valid bpc minus its family's row at today's defaults; "
-                 "'clear' when larger than the two rows' seed spreads added (a row trained with one "
-                 "seed is given the defaults row's spread), else 'within the seed spread'.")
+                 "'clear' when larger than the two rows' spreads added, else 'within the seed "
+                 "spread'. Each row's spread is its own (± half the range over its seeds) but at "
+                 f"least {floor:.3f}, the largest seed spread of a hierarchical row with two seeds "
+                 "(two seeds may agree by chance; one seed has no spread of its own).")
     return "\n".join(lines)
 
 
-def versus_defaults(row, ref):
+def seed_spread_floor(rows):
+    """The largest seed spread (± half the range) among the hierarchical rows trained with two
+    or more seeds: the least spread any row is given (two seeds can agree by chance; one seed
+    has no spread of its own). 0.0 when there is none."""
+    spreads = [r["valid_bpc_spread"] for r in rows if r["model"] != "vanilla" and len(r["seeds"]) >= 2]
+    return max(spreads, default=0.0)
+
+
+def versus_defaults(row, ref, floor=0.0):
     """A row's valid bpc minus its family's defaults row, and whether the difference is larger
-    than the two rows' seed spreads added ('clear') or not ('within the seed spread'). A row
-    trained with one seed is given the spread of the defaults row (the same family at the same
-    budget; a difference must clear twice that); with one seed on both sides there is no spread
-    to compare with ('one seed')."""
+    than the two rows' spreads added ('clear') or not ('within the seed spread'). Each side's
+    spread is its own seed spread (two or more seeds) but at least `floor`
+    (`seed_spread_floor`); with one seed on both sides and no floor there is nothing to compare
+    with ('one seed')."""
     diff = row["valid_bpc"] - ref["valid_bpc"]
-    if len(ref["seeds"]) < 2:
+    if len(ref["seeds"]) < 2 and len(row["seeds"]) < 2 and not floor:
         return f"{diff:+.3f} (one seed)"
-    own = row["valid_bpc_spread"] if len(row["seeds"]) >= 2 else ref["valid_bpc_spread"]
-    spread = own + ref["valid_bpc_spread"]
+    side = lambda r: max(r["valid_bpc_spread"] if len(r["seeds"]) >= 2 else 0.0, floor)  # noqa: E731
+    spread = side(row) + side(ref)
     verdict = "clear" if abs(diff) > spread else "within the seed spread"
     return f"{diff:+.3f} ({verdict} ±{spread:.3f})"
 
