@@ -125,31 +125,33 @@ def ablation_table(rows):
     lines.append("")
     lines.append("vs the defaults: the row's valid bpc minus its family's row at today's defaults; "
                  "'clear' when larger than the two rows' spreads added, else 'within the seed "
-                 "spread'. Each row's spread is its own (± half the range over its seeds) but at "
-                 f"least {floor:.3f}, the largest seed spread of a hierarchical row with two seeds "
-                 "(two seeds may agree by chance; one seed has no spread of its own).")
+                 "spread'. A row's spread is its own (± half the range over its seeds; a row with "
+                 "one seed is given its family's defaults row's), but at least "
+                 f"{floor:.3f}, the median seed spread of the hierarchical rows with two seeds "
+                 "(two seeds may agree by chance).")
     return "\n".join(lines)
 
 
 def seed_spread_floor(rows):
-    """The largest seed spread (± half the range) among the hierarchical rows trained with two
-    or more seeds: the least spread any row is given (two seeds can agree by chance; one seed
-    has no spread of its own). 0.0 when there is none."""
+    """The median seed spread (± half the range) of the hierarchical rows trained with two or
+    more seeds: the least spread any row is given (two seeds can agree by chance). 0.0 when
+    there is none."""
     spreads = [r["valid_bpc_spread"] for r in rows if r["model"] != "vanilla" and len(r["seeds"]) >= 2]
-    return max(spreads, default=0.0)
+    return float(np.median(spreads)) if spreads else 0.0
 
 
 def versus_defaults(row, ref, floor=0.0):
-    """A row's valid bpc minus its family's defaults row, and whether the difference is larger
-    than the two rows' spreads added ('clear') or not ('within the seed spread'). Each side's
-    spread is its own seed spread (two or more seeds) but at least `floor`
-    (`seed_spread_floor`); with one seed on both sides and no floor there is nothing to compare
-    with ('one seed')."""
+    """A row's valid bpc minus its family's defaults row `ref`, and whether the difference is
+    larger than the two rows' spreads added ('clear') or not ('within the seed spread'). A side's
+    spread is its own seed spread (two or more seeds; a one-seed row is given `ref`'s, the same
+    family at the same budget), but at least `floor` (`seed_spread_floor`); with one seed on both
+    sides and no floor there is nothing to compare with ('one seed')."""
     diff = row["valid_bpc"] - ref["valid_bpc"]
     if len(ref["seeds"]) < 2 and len(row["seeds"]) < 2 and not floor:
         return f"{diff:+.3f} (one seed)"
-    side = lambda r: max(r["valid_bpc_spread"] if len(r["seeds"]) >= 2 else 0.0, floor)  # noqa: E731
-    spread = side(row) + side(ref)
+    ref_side = max(ref["valid_bpc_spread"] if len(ref["seeds"]) >= 2 else 0.0, floor)
+    own = row["valid_bpc_spread"] if len(row["seeds"]) >= 2 else ref_side
+    spread = max(own, floor) + ref_side
     verdict = "clear" if abs(diff) > spread else "within the seed spread"
     return f"{diff:+.3f} ({verdict} ±{spread:.3f})"
 
