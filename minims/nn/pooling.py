@@ -10,8 +10,12 @@ against 1.148 for repeat and 1.163 for linear) and attention pooling best (1.124
 1.129 for the mean and 1.159 for linear). Each is a simple kind followed by one residual
 attention layer and a feed-forward between the two scales (`PrefixCrossAttention`,
 minims/nn/cross_attention.py); the simple kinds inside are Hourglass's own choices, the mean
-for pooling and the linear upsampling. What each vector may attend to is the causality rule
-itself:
+for pooling and the linear upsampling. In minims's own ablation (2,000 steps at T = 256,
+`python -m minims.experiment ablate`, lessons/results/ablation.md) both did worse than the
+linear kinds, attention upsampling much worse (it learned slowly: with learned absolute
+positions, finding its own block among the coarse steps is a lookup to learn, where Hourglass
+has relative positions); they are options, not defaults. What each vector may attend to is the
+causality rule itself:
 
 - Attention pooling: coarse j attends to the fine inputs its pooled vector may summarise, and
   no others: inputs i ≤ jk with the shift (its last input after the k−1 shift), i ≤ jk+k−1
