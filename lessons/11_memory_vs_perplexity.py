@@ -232,7 +232,7 @@ for label, (n_layer, body) in claim.items():
 #
 # ```bash
 # python -m minims.experiment lr          # the learning-rate sweep: 5 models x 3 rates -> lessons/results/lr.md
-# python -m minims.experiment ablate      # every (ours) choice, 2 seeds, T=256, 300 steps -> out/ablate/
+# python -m minims.experiment ablate      # every (ours) choice, 1-2 seeds, T=256, 2000 steps -> out/ablate/
 # python -m minims.experiment tradeoff    # 12 points x 2-3 seeds, T=512 -> out/tradeoff/, lessons/results/
 # python -m minims.experiment tradeoff --seeds 0 &  python -m minims.experiment tradeoff --seeds 1 &
 #                                         # two processes, one per seed (a point being trained by
