@@ -95,8 +95,8 @@ def curves_figure(rows, baselines=None, title="learning curves"):
     """Valid bpc against steps and against training time (steps × the row's step time), one
     curve per point (the mean over its seeds, a band of ± half the range); the count
     `baselines` as dotted lines; with a unigram baseline the y-axis ends 0.3 bpc above it or
-    above the highest final value (the first evaluations, near ln(vocab) nats, are cut off). -> the Figure, or None without
-    matplotlib."""
+    above the highest final value (the first evaluations, near ln(vocab) nats, are cut off).
+    -> the Figure, or None without matplotlib."""
     made = _figure(2, (12, 4.8))
     if made is None:
         return None
@@ -113,12 +113,14 @@ def curves_figure(rows, baselines=None, title="learning curves"):
             minutes = [s * r["step_ms"] / 60000 for s in c["steps"]]
             axes[1].plot(minutes, c["valid_bpc"], color=line.get_color(), linewidth=1.2)
             axes[1].fill_between(minutes, lo, hi, color=line.get_color(), alpha=0.15)
+    # The ends of the curves are what a reader compares: the first evaluations (~ln(vocab) nats)
+    # are cut off the top; every baseline stays in view.
     values = [v for r in rows for v in r["curve"]["valid_bpc"]]
-    if baselines and "unigram" in baselines and values:    # the ends of the curves are what a reader
-        ends = [r["curve"]["valid_bpc"][-1] for r in rows if r["curve"]["valid_bpc"]]   # compares:
-        top = max(baselines["unigram"], max(ends)) + 0.3    # the first evaluations (~ln(vocab) nats)
-        for ax in axes:                                     # are cut off the top
-            ax.set_ylim(min(values + list(baselines.values())) - 0.1, top)   # every baseline shown
+    if baselines and "unigram" in baselines and values:
+        ends = [r["curve"]["valid_bpc"][-1] for r in rows if r["curve"]["valid_bpc"]]
+        top = max(baselines["unigram"], max(ends)) + 0.3
+        for ax in axes:
+            ax.set_ylim(min(values + list(baselines.values())) - 0.1, top)
     return _finish(fig, axes, baselines, title, "valid bits per character (evaluation batches)",
                    ("optimizer step", "training time (minutes: steps × the measured step time)"), ncol=2)
 
