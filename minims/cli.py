@@ -4,7 +4,9 @@ parser, and the one place that turns an error into a line on stderr and an exit 
 A command's `main(argv)` is `run_cli(body, argv)`: the user-facing errors of minims/errors.py
 print their one line and exit 2 (or their own code), Ctrl-C exits 130 with one line, and
 anything else is a bug in minims and keeps its traceback. Its parser, `ArgumentParser`, says
-a bad command line in one line too, and refuses arguments that are not UTF-8 (`not_utf8`). (ours)
+a bad command line in one line too, and refuses arguments that are not UTF-8 (`not_utf8`) and
+a default from the environment (`env_default`: MINIMS_BACKEND) that is not one of its flag's
+choices. (ours)
 """
 import argparse
 import os
@@ -37,7 +39,18 @@ class ArgumentParser(argparse.ArgumentParser):
                 self.error(f"argument {i + 1}{what} is not valid UTF-8: {not_utf8(text)}; minims "
                            "reads its command line as UTF-8 text (re-type the text, or rename the "
                            "file)")
-        return super().parse_known_args(args, namespace)
+        namespace, rest = super().parse_known_args(args, namespace)
+        for action in self._actions:          # argparse never checks a default against choices
+            value = getattr(namespace, action.dest, None)
+            if isinstance(value, FromEnvironment):
+                if action.choices is not None and value not in action.choices:
+                    bad = not_utf8(value)
+                    self.error(f"the environment variable {value.variable} is "
+                               f"{'not valid UTF-8 (' + bad + ')' if bad else repr(str(value))}; "
+                               f"{action.option_strings[0]} takes one of "
+                               f"{', '.join(map(str, action.choices))} (unset it, or give the flag)")
+                setattr(namespace, action.dest, str(value))
+        return namespace, rest
 
     def _describe_argument(self, args, i):
         """(" (the value of --flag)", the value) for the argument `args[i]`, or (" (a flag)",
@@ -71,6 +84,22 @@ class ArgumentParser(argparse.ArgumentParser):
                     and action.dest in message:
                 message += f" (one of: {', '.join(map(str, action.choices))})"
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+class FromEnvironment(str):
+    """A flag's default read from an environment variable, named in `.variable` (ours):
+    ArgumentParser checks it against the flag's choices, as argparse does not."""
+
+
+def env_default(variable, fallback):
+    """The default of a flag that an environment variable may set: its value (a
+    FromEnvironment) when set and not empty, else `fallback`. (ours)"""
+    value = os.environ.get(variable)
+    if not value:
+        return fallback
+    default = FromEnvironment(value)
+    default.variable = variable
+    return default
 
 
 def not_utf8(text):

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import allocator, backend, checkpoint, threads
-from .cli import ArgumentParser, run_cli
+from .cli import ArgumentParser, env_default, run_cli
 from .errors import CheckpointError, UsageError
 from .models import model_from_description
 from .sampling import SamplingError, sample_stream
@@ -56,7 +56,7 @@ def build_parser():
                         "full: 1 keeps the last block_size tokens (each new token then re-runs the "
                         "whole context); larger is faster, with a context of block_size-slide+1 to "
                         "block_size tokens")
-    p.add_argument("--backend", choices=backend.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
+    p.add_argument("--backend", choices=backend.BACKENDS, default=env_default("MINIMS_BACKEND", "numpy"),
                    help="array library: numpy (CPU) or cupy (NVIDIA GPU)")
     threads.add_threads_flag(p, " (auto gives one for the small products of decoding)")
     return p

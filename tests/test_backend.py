@@ -226,6 +226,31 @@ def test_env_var_cupy_without_cupy_fails_with_the_install_hint():
     assert "BackendUnavailable" in r.stderr and INSTALL_HINT in r.stderr
 
 
+@pytest.mark.parametrize("command", ["train", "sample"])
+@pytest.mark.parametrize("value, said", [("bogus", "is 'bogus'"),
+                                         ("nump\udcff", "is not valid UTF-8 (byte 0xff at offset 4)")])
+def test_a_bad_minims_backend_is_one_line_and_exit_2_from_the_commands(monkeypatch, capsys, command, value, said):
+    # argparse does not check a default against the flag's choices: the variable used to reach
+    # set_backend and end in a traceback
+    from minims import sample
+    from minims.train import pipeline
+    main = {"train": pipeline.main, "sample": sample.main}[command]
+    monkeypatch.setenv("MINIMS_BACKEND", value)
+    assert main(["--out-dir", "no-such-folder"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"MINIMS_BACKEND {said}" in err[0] and "numpy, cupy" in err[0]
+
+
+def test_a_given_backend_flag_overrides_a_bad_minims_backend(monkeypatch):
+    from minims.train.flags import parse_args
+    monkeypatch.setenv("MINIMS_BACKEND", "bogus")
+    args = parse_args(["--backend", "numpy"])
+    assert args.backend == "numpy" and "backend" in args._given
+    monkeypatch.setenv("MINIMS_BACKEND", "numpy")
+    args = parse_args([])
+    assert type(args.backend) is str and args.backend == "numpy" and "backend" not in args._given
+
+
 # --- host RNG ------------------------------------------------------------------------------
 
 def test_host_rng_gives_identical_draws():

@@ -15,7 +15,7 @@ import math
 import os
 
 from .. import backend
-from ..cli import ArgumentParser
+from ..cli import ArgumentParser, env_default
 from ..errors import UsageError
 from ..models import MODELS, ModelConfig, canonical_name
 from ..threads import add_threads_flag
@@ -116,7 +116,7 @@ def build_parser():
     p = ArgumentParser(prog="python -m minims.train", formatter_class=_HelpFormatter,
                        description=DESCRIPTION, epilog=EPILOG)
     g = p.add_argument_group("run")
-    g.add_argument("--backend", choices=backend.BACKENDS, default=os.environ.get("MINIMS_BACKEND") or "numpy",
+    g.add_argument("--backend", choices=backend.BACKENDS, default=env_default("MINIMS_BACKEND", "numpy"),
                    help="array library: numpy (CPU) or cupy (NVIDIA GPU; pip install -e '.[cuda12]')")
     g.add_argument("--out-dir", default="out", metavar="DIR", help="folder for ckpt.npz, log.jsonl and config.json")
     g.add_argument("--resume", action="store_true",
@@ -197,7 +197,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     # parse again into a namespace pre-filled with a marker: argparse fills in defaults only for
     # attributes that are missing, so whatever is not the marker came from the command line
-    probe = argparse.Namespace(**{k: _UNSET for k in vars(parser.parse_args([]))})
+    probe = argparse.Namespace(**{k: _UNSET for k in vars(args)})
     parser.parse_args(argv, namespace=probe)
     args._given = {k for k, v in vars(probe).items() if v is not _UNSET}
     return args
