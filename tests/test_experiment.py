@@ -675,6 +675,34 @@ def test_both_figures_draw_the_baselines_given_and_no_others():
     assert experiment.tradeoff_plot is plots.tradeoff_plot and experiment.tradeoff_figure is plots.tradeoff_figure
 
 
+def test_tradeoff_figure_crops_to_its_points_and_names_the_baselines_above():
+    pytest.importorskip("matplotlib")
+    rows = [dict(name=f"p{i}", model="vanilla", layers=i, label=f"p{i}", activation_bytes=1e6 * i,
+                 step_ms=float(i), valid_bpc=2.0 + 0.1 * i, valid_bpc_spread=0.01) for i in (1, 2)]
+    fig = plots.tradeoff_figure(rows, {"unigram": 4.44, "bigram": 3.52, "trigram": 2.1})
+    for ax in fig.axes:
+        lo, hi = ax.get_ylim()
+        assert lo < 2.09 and 2.21 < hi < 3.0           # the trigram (inside) in view, bigram not
+        texts = [t.get_text() for t in ax.texts]
+        assert "trigram 2.10" in texts and "above: bigram 3.52, unigram 4.44" in texts
+
+
+def test_tradeoff_labels_of_close_points_do_not_overlap():
+    pytest.importorskip("matplotlib")
+    # four points within 0.01 bpc and 1 MB of each other: all four labels placed at (4, 4) overlap
+    rows = [dict(name=f"model-{i}", model=m, layers=2, label=f"{m} 1-6-1", activation_bytes=60e6 + 2e5 * i,
+                 step_ms=95.0 + i, valid_bpc=2.03 + 0.003 * i, valid_bpc_spread=0.0)
+            for i, m in enumerate(("vanilla", "top-down", "bottom-up", "retina"))]
+    rows.append(dict(name="far", model="vanilla", layers=4, label="vanilla 4L", activation_bytes=120e6,
+                     step_ms=200.0, valid_bpc=2.3, valid_bpc_spread=0.0))
+    fig = plots.tradeoff_figure(rows)
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_text() in {r["label"] for r in rows}]
+        assert len(boxes) == len(rows)
+        assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+
+
 def test_threads_reach_each_points_trainer(tmp_path, cache, monkeypatch):
     from minims import threads
     asked, real = [], threads.apply_threads

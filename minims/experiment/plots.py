@@ -23,11 +23,21 @@ def _figure(ncols, figsize):
 
 def draw_baselines(ax, baselines):
     """Each {name: bpc} of `baselines` as a dotted grey horizontal line on `ax`, named at its
-    left end ('unigram 4.44'); the line's gid is 'baseline:NAME' (not in the legend)."""
-    for name, bpc in (baselines or {}).items():
+    left end ('unigram 4.44'); the line's gid is 'baseline:NAME' (not in the legend). Where the
+    y-range is fixed (`set_ylim`), the baselines above it are named in one line at the top edge
+    ('above: bigram 3.52, unigram 4.44')."""
+    top = None if ax.get_autoscaley_on() else max(ax.get_ylim())
+    above = []
+    for name, bpc in sorted((baselines or {}).items(), key=lambda item: item[1]):
         ax.axhline(bpc, linestyle=":", color="grey", linewidth=1, gid=f"baseline:{name}")
+        if top is not None and bpc > top:
+            above.append(f"{name} {bpc:.2f}")
+            continue
         ax.annotate(f"{name} {bpc:.2f}", (0.01, bpc), xycoords=("axes fraction", "data"),
                     va="bottom", fontsize=7, color="grey")
+    if above:
+        ax.annotate("above: " + ", ".join(above), (0.01, 0.99), xycoords="axes fraction",
+                    va="top", fontsize=7, color="grey")
 
 
 def _finish(fig, axes, baselines, title, ylabel, xlabels, ncol=1):
@@ -67,6 +77,7 @@ def tradeoff_figure(rows, baselines=None, title=TRADEOFF_TITLE):
     if made is None:
         return None
     fig, axes = made
+    labels = {}                                     # ax -> [(x, y, label)]
     for model in dict.fromkeys(r["model"] for r in rows):
         rs = sorted((r for r in rows if r["model"] == model), key=lambda r: r["layers"])
         color = None
@@ -79,10 +90,71 @@ def tradeoff_figure(rows, baselines=None, title=TRADEOFF_TITLE):
                                marker=FAMILY_MARKERS.get(model, "o"), label=model, color=color,
                                linestyle="-" if family_line(pts, key) else "none")
             color = bars.lines[0].get_color()
-            for x, y, r in zip(xs, ys, pts):
-                ax.annotate(r["label"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    return _finish(fig, axes, baselines, title, "valid bits per character (lower is better)",
-                   ("activation memory held for backward (MB)", "time per training step (ms)"))
+            labels.setdefault(ax, []).extend((x, y, r["label"], color) for x, y, r in zip(xs, ys, pts))
+    # The points sit within a few tenths of a bpc of each other, the count baselines up to two
+    # bits above them: the y-range spans the points and any baseline below their top, and the
+    # baselines above it are named at the top edge.
+    lows = [r["valid_bpc"] - r["valid_bpc_spread"] for r in rows]
+    highs = [r["valid_bpc"] + r["valid_bpc_spread"] for r in rows]
+    if rows:
+        below = [b for b in (baselines or {}).values() if b <= max(highs)]
+        lo, hi = min(lows + below), max(highs + below)
+        pad = max(0.05, 0.08 * (hi - lo))
+        for ax in axes:
+            ax.set_ylim(lo - pad, hi + 2 * pad)
+    fig = _finish(fig, axes, baselines, title, "valid bits per character (lower is better)",
+                  ("activation memory held for backward (MB)", "time per training step (ms)"))
+    for ax, items in labels.items():
+        place_labels(ax, items)
+    return fig
+
+
+# beside the marker, then stacked further above and below it, right then left (points)
+LABEL_OFFSETS = [(dx, dy) for dy in (4, -4, 14, -14, 24, -24, 34, -34) for dx in (5, -5)]
+
+
+def place_labels(ax, items, fontsize=7):
+    """Name each point of `items` ([(x, y, text, color)], data coordinates) in its family's
+    colour, at the first of LABEL_OFFSETS whose text box overlaps no marker, no label placed
+    before it, no baseline name and not the legend, and stays inside the axes; where none
+    does, at the offset that overlaps least. (ours: matplotlib puts each annotation where it is
+    told, so the labels of close points collide.) The layout is drawn first, so the boxes are
+    measured where they will be seen."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.transforms import Bbox
+    fig = ax.figure
+    canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
+    canvas.draw()                                  # runs the layout: the transforms are final
+    renderer = canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    marker = 5 * fig.dpi / 72                       # half a marker's width, in pixels
+    centres = [ax.transData.transform((x, y)) for x, y, *_ in items]
+    taken = [Bbox.from_extents(cx - marker, cy - marker, cx + marker, cy + marker) for cx, cy in centres]
+    taken += [t.get_window_extent(renderer) for t in ax.texts]       # the baselines' names
+    if ax.get_legend() is not None:
+        taken.append(ax.get_legend().get_window_extent(renderer))
+
+    def cost(box):
+        inside = box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1
+        return sum(max(0, min(box.x1, b.x1) - max(box.x0, b.x0)) * max(0, min(box.y1, b.y1) - max(box.y0, b.y0))
+                   for b in taken) + (0 if inside else 1e6)
+
+    for x, y, text, color in items:
+        tried = []
+        for dx, dy in LABEL_OFFSETS:
+            label = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
+                                color=color, ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                                va="bottom" if dy > 0 else "top")
+            label.set_in_layout(False)
+            box = label.get_window_extent(renderer)
+            tried.append((cost(box), box, label))
+            if tried[-1][0] == 0:
+                break
+        _, box, best = min(tried, key=lambda t: t[0])
+        for _, _, label in tried:
+            if label is not best:
+                label.remove()
+        taken.append(box)
 
 
 def tradeoff_plot(rows, path, baselines=None, title=TRADEOFF_TITLE, dpi=120):
