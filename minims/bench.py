@@ -35,7 +35,7 @@ import time
 import numpy
 
 from . import allocator, backend, threads
-from .cli import ArgumentParser, run_cli
+from .cli import ArgumentParser, env_default, run_cli
 
 
 def environment():
@@ -447,7 +447,8 @@ def build_parser():
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("case", choices=["engine", "model", "speed", "memory", "attention", "decode", "threads"],
                    help="what to measure")
-    p.add_argument("--backend", default="numpy", choices=backend.BACKENDS, help="array backend (default numpy)")
+    p.add_argument("--backend", default=env_default("MINIMS_BACKEND", "numpy"), choices=backend.BACKENDS,
+                   help="array backend (default: the environment variable MINIMS_BACKEND, else numpy)")
     p.add_argument("--n-layer", type=int, default=4, help="layers (default 4)")
     p.add_argument("--n-embd", type=int, default=128, help="width C (default 128)")
     p.add_argument("--n-head", type=int, default=4, help="attention heads (default 4)")

@@ -149,6 +149,9 @@ def prepare(data="austen", tokenizer="char", cache_dir=None, min_freq=2):
         if cached is not None:
             return cached
     tok = build_tokenizer(tokenizer, corpus["train"], **options)
+    if tokenizer == "word" and tok.vocab_size <= 2:      # only <unk> and <par>: nothing to learn
+        raise DataError(f"no word occurs --min-freq {min_freq} times in the training text of {data}, "
+                        "so every word would be <unk>: lower --min-freq, or give more text")
     splits = {s: tok.encode(corpus[s]) for s in ("train", "valid", "test")}
     if folder is not None:
         _save_cache(folder, tok, splits)

@@ -57,7 +57,8 @@ def build_parser():
                         "whole context); larger is faster, with a context of block_size-slide+1 to "
                         "block_size tokens")
     p.add_argument("--backend", choices=backend.BACKENDS, default=env_default("MINIMS_BACKEND", "numpy"),
-                   help="array library: numpy (CPU) or cupy (NVIDIA GPU)")
+                   help="array library: numpy (CPU) or cupy (NVIDIA GPU); default: the environment "
+                        "variable MINIMS_BACKEND, else numpy")
     threads.add_threads_flag(p, " (auto gives one for the small products of decoding)")
     return p
 
@@ -90,7 +91,14 @@ def _main(argv):
     args = build_parser().parse_args(argv)
     backend.set_backend(args.backend)
     allocator.reuse_freed_memory()
-    path = Path(args.ckpt) if args.ckpt else Path(args.out_dir) / checkpoint.CKPT_NAME
+    for flag, value in (("--ckpt", args.ckpt), ("--out-dir", args.out_dir)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{flag} is empty: give " + ("a checkpoint file" if flag == "--ckpt" else
+                                                           "the run folder that holds ckpt.npz"))
+    if args.ckpt is not None and Path(args.ckpt).is_dir():
+        raise UsageError(f"--ckpt {args.ckpt} is a folder: give a checkpoint file, or the folder as "
+                         "--out-dir")
+    path = Path(args.ckpt) if args.ckpt is not None else Path(args.out_dir) / checkpoint.CKPT_NAME
     model, tokenizer, _ = load_model(path)
     # a decoding step's largest product: the whole context re-run (rows = block_size)
     threads.apply_threads(args.threads, threads.product_size(model.config.block_size, model.config.n_embd))

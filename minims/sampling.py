@@ -31,6 +31,7 @@ import numpy
 
 from . import backend
 from .errors import UsageError
+from .tokenizers import UNK_ID
 
 
 class SamplingError(ValueError):
@@ -91,18 +92,23 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None,
 
 
 def generate_tokens(model, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, cache=True,
-                    slide=1):
+                    slide=1, never=()):
     """Like `generate`, but an iterator that yields each new token column (B,) as soon as it
-    is sampled (a streaming sampler prints them as they come). The arguments are checked at
-    the call; the model stays in eval mode until the iterator is exhausted or closed, then its
-    previous mode is restored."""
+    is sampled (a streaming sampler prints them as they come). Ids in `never` are never
+    sampled (their probability is set to 0 before top_k: `sample_stream` bans an `<unk>` that
+    training never showed the model). The arguments are checked at the call; the model stays
+    in eval mode until the iterator is exhausted or closed, then its previous mode is
+    restored."""
     check_sampling(max_new_tokens, temperature, top_k, seed, slide, model.config.block_size)
     idx = backend.to_numpy(model.check_idx(idx, max_len=numpy.inf)).astype(numpy.int64)
+    never = numpy.asarray(sorted(set(never)), dtype=numpy.int64)
+    if never.size and not ((never >= 0) & (never < model.config.vocab_size)).all():
+        raise SamplingError("never", f"must hold token ids in [0, {model.config.vocab_size})", list(never))
     return _sample_tokens(model, idx, max_new_tokens, temperature, top_k, seed,
-                          bool(cache) and model.supports_cache, slide)
+                          bool(cache) and model.supports_cache, slide, never)
 
 
-def _sample_tokens(model, idx, max_new_tokens, temperature, top_k, seed, cached, slide):
+def _sample_tokens(model, idx, max_new_tokens, temperature, top_k, seed, cached, slide, never):
     rng = numpy.random.default_rng(seed)
     block = model.config.block_size
     context, state = idx[:, -block:], None                            # (B, ≤ block_size)
@@ -114,6 +120,7 @@ def _sample_tokens(model, idx, max_new_tokens, temperature, top_k, seed, cached,
                 z -= z.max(axis=-1, keepdims=True)      # shifted first: with a tiny temperature,
                 with numpy.errstate(over="ignore"):     # z / T would overflow to inf, then NaN;
                     z /= temperature                    # now only to −inf (probability 0)
+            z[:, never] = -numpy.inf
             if top_k is not None:
                 kth = numpy.sort(z, axis=-1)[:, -min(top_k, z.shape[-1])][:, None]
                 z = numpy.where(z < kth, -numpy.inf, z)
@@ -157,7 +164,11 @@ def sample_stream(model, tokenizer, prompt="\n\n", max_new_tokens=300, temperatu
     call: the options like `generate_tokens`, the prompt by `encode_prompt`."""
     ids = encode_prompt(tokenizer, prompt)
     context = ids[-model.config.block_size:]                          # (T,) with T ≤ block_size
-    tokens = generate_tokens(model, context[None, :], max_new_tokens, temperature, top_k, seed, cache, slide)
+    # an <unk> that never occurred in training has an untrained embedding and output row: its
+    # logit means nothing, and the sampler would print U+FFFD or "<unk>" from it
+    never = () if tokenizer.unk_in_training else (UNK_ID,)
+    tokens = generate_tokens(model, context[None, :], max_new_tokens, temperature, top_k, seed, cache, slide,
+                             never)
     return _new_text(tokenizer, context, tokens)
 
 

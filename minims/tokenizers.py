@@ -34,7 +34,8 @@ character tokenizer never meets `<unk>` in training (it is fitted on the trainin
 A word tokenizer replaces the words rarer than `min_freq` by `<unk>` in training too, so the
 model has learnt `<unk>` and an unseen prompt word is read as `<unk>`, by design (the sampler
 says which words on stderr); with `min_freq=1` no training word became `<unk>`, and unseen
-prompt words are refused as characters are.
+prompt words are refused as characters are. Nor does the sampler ever *generate* an `<unk>`
+that training never showed (`unk_in_training` false): its logit was never trained.
 """
 import bisect
 import re
@@ -44,6 +45,7 @@ import numpy as np
 
 TOKENIZERS = ("char", "word")
 UNK = "<unk>"         # id 0 in both tokenizers
+UNK_ID = 0
 PAR = "<par>"         # word level: paragraph break
 UNK_CHAR = "\ufffd"   # char level: what <unk> decodes to
 

@@ -226,17 +226,20 @@ def test_env_var_cupy_without_cupy_fails_with_the_install_hint():
     assert "BackendUnavailable" in r.stderr and INSTALL_HINT in r.stderr
 
 
-@pytest.mark.parametrize("command", ["train", "sample"])
+@pytest.mark.parametrize("command", ["train", "sample", "bench", "experiment"])
 @pytest.mark.parametrize("value, said", [("bogus", "is 'bogus'"),
                                          ("nump\udcff", "is not valid UTF-8 (byte 0xff at offset 4)")])
 def test_a_bad_minims_backend_is_one_line_and_exit_2_from_the_commands(monkeypatch, capsys, command, value, said):
     # argparse does not check a default against the flag's choices: the variable used to reach
-    # set_backend and end in a traceback
-    from minims import sample
+    # set_backend and end in a traceback (train, sample), or was ignored (bench, experiment)
+    from minims import bench, experiment, sample
     from minims.train import pipeline
-    main = {"train": pipeline.main, "sample": sample.main}[command]
+    main, argv = {"train": (pipeline.main, ["--out-dir", "no-such-folder"]),
+                  "sample": (sample.main, ["--out-dir", "no-such-folder"]),
+                  "bench": (bench.main, ["engine"]),
+                  "experiment": (experiment.main, ["tradeoff", "--report-only"])}[command]
     monkeypatch.setenv("MINIMS_BACKEND", value)
-    assert main(["--out-dir", "no-such-folder"]) == 2
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"MINIMS_BACKEND {said}" in err[0] and "numpy, cupy" in err[0]
 

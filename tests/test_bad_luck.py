@@ -435,6 +435,20 @@ def test_resume_with_a_raised_max_iters_keeps_the_schedule(tmp_path, text_file, 
     assert all(b <= a for a, b in zip(lrs, lrs[1:])) and lrs[-1] == pytest.approx(2e-4)
 
 
+def test_a_warmup_longer_than_the_schedule_is_said_and_the_resume_note_is_true(tmp_path, text_file, capsys):
+    """--warmup-iters 6 over a 4-step schedule: the lr rises for 6 steps, then drops to
+    --min-lr (optim.cosine_lr); both notes say so, and the log agrees with them."""
+    assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "4", "--warmup-iters", "6",
+                               "--eval-interval", "1")) == 0
+    assert "--warmup-iters 6 is not shorter than the schedule (4 iters)" in capsys.readouterr().out
+    assert train_cli.main(tiny(tmp_path, text_file, "--resume", "--max-iters", "9", "--warmup-iters", "6",
+                               "--eval-interval", "1")) == 0
+    out = capsys.readouterr().out
+    assert "reaches --min-lr at iter 6" in out and "iters 7..9 train at 0.0002" in out
+    lrs = {r["iter"]: r["lr"] for r in read_log(tmp_path / "out")}      # row k: the lr of step k-1
+    assert lrs[6] == pytest.approx(2e-3) and lrs[7] == pytest.approx(2e-4) and lrs[9] == pytest.approx(2e-4)
+
+
 def test_interrupted_run_resumes_exactly_without_lr_decay_iters(tmp_path, text_file, monkeypatch):
     common = ["--max-iters", "20", "--dropout", "0.1"]
     assert train_cli.main(tiny(tmp_path, text_file, *common, out="straight")) == 0

@@ -356,3 +356,14 @@ def test_an_altered_cache_array_is_rebuilt(tmp_path):
     manifest = json.loads(next(cache.rglob("manifest.json")).read_text())
     assert set(manifest["sha256"]) == {"train", "valid", "test"}
     assert manifest["tokenizer"] == tok.to_dict()
+
+
+def test_a_word_vocabulary_of_only_unk_is_refused(tmp_path):
+    # 400 distinct words, each once: with min_freq 2 every word would be <unk> (vocab 2)
+    words = [f"w{i}" for i in range(400)]
+    path = tmp_path / "uniq.txt"
+    path.write_text(" ".join(words) + "\n")
+    with pytest.raises(DataError, match="no word occurs --min-freq 2 times"):
+        data.prepare(str(path), "word", min_freq=2)
+    tok, _ = data.prepare(str(path), "word", min_freq=1)
+    assert tok.vocab_size > 2

@@ -449,3 +449,23 @@ def test_sample_rows_draws_what_generator_choice_draws(seed, B, V):
         np.testing.assert_array_equal(sample_rows(p, mine), [numpys.choice(V, p=row) for row in p])
     with pytest.raises(ValueError, match="not finite"):
         sample_rows(np.full((1, 3), np.nan), mine)
+
+
+@pytest.mark.parametrize("unk_in_training", [False, True])
+def test_an_unk_training_never_showed_is_never_sampled(unk_in_training):
+    # the char tokenizer never meets <unk> in training: its logit is untrained noise, and the
+    # sampler printed U+FFFD from it. Here <unk>'s output column is made to dominate.
+    from minims.tokenizers import UNK_ID, CharTokenizer
+    tok = CharTokenizer().fit("abcab")
+    tok.unk_in_training = unk_in_training
+    model = build_model("vanilla", tok.vocab_size, 8, n_layer=1, n_head=2, n_embd=8)
+    w = np.zeros(model.lm_head.weight.shape, dtype=np.float32)
+    w[:, UNK_ID] = 50.0                         # with ln_f's output all positive: <unk> ~ 400, the rest 0
+    model.lm_head.weight.data = backend.xp.asarray(w)
+    model.ln_f.bias.data = backend.xp.full(model.ln_f.bias.shape, 10.0, dtype=np.float32)
+    for top_k in (None, 1):
+        text = sampling.sample(model, tok, prompt="ab", max_new_tokens=20, seed=0, top_k=top_k)
+        assert len(text) == 20
+        assert (text == "\ufffd" * 20) if unk_in_training else ("\ufffd" not in text)
+    with pytest.raises(sampling.SamplingError, match="never"):
+        list(sampling.generate_tokens(model, np.array([[1]]), 1, never=(tok.vocab_size,)))

@@ -676,6 +676,20 @@ def test_both_figures_draw_the_baselines_given_and_no_others():
     assert experiment.tradeoff_plot is plots.tradeoff_plot and experiment.tradeoff_figure is plots.tradeoff_figure
 
 
+@pytest.mark.parametrize("flag", ["--out-dir", "--results-dir", "--cache-dir"])
+@pytest.mark.parametrize("where", ["empty", "a file", "under a file"])
+def test_a_bad_folder_flag_is_refused_before_anything_trains(tmp_path, capsys, flag, where):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    value = {"empty": "", "a file": str(afile), "under a file": str(afile / "sub")}[where]
+    argv = ["tradeoff", "--quick", "--out-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
+            flag, value]
+    assert experiment.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1 and flag in err and "training" not in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]          # nothing made
+
+
 def test_tradeoff_figure_crops_to_its_points_and_names_the_baselines_above():
     pytest.importorskip("matplotlib")
     rows = [dict(name=f"p{i}", model="vanilla", layers=i, label=f"p{i}", activation_bytes=1e6 * i,

@@ -203,6 +203,28 @@ def test_existing_run_needs_resume_or_overwrite(tmp_path, text_file, capsys):
     assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "1", "--overwrite")) == 0
 
 
+def test_resume_and_overwrite_together_are_refused_and_the_run_is_kept(tmp_path, text_file, capsys):
+    assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "2", "--overwrite")) == 0
+    ckpt = tmp_path / "out" / "ckpt.npz"
+    before = ckpt.read_bytes()
+    capsys.readouterr()
+    assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "4", "--resume", "--overwrite")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--resume" in err[0] and "--overwrite" in err[0]
+    assert ckpt.read_bytes() == before
+    # a run started with --overwrite still resumes (the stored flag is not a new --overwrite)
+    assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "4", "--resume")) == 0
+
+
+@pytest.mark.parametrize("extra", [("--min-lr", "0.1"), ("--lr", "1e-4"), ("--lr", "1e-3", "--min-lr", "2e-3")])
+def test_a_min_lr_above_the_lr_is_refused(tmp_path, text_file, capsys, extra):
+    # the cosine 'decay' would climb from --lr to --min-lr
+    assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "2", *extra)) == 2
+    err = capsys.readouterr().err
+    assert "--min-lr" in err and "must be at most --lr" in err
+    assert not (tmp_path / "out" / "ckpt.npz").exists()
+
+
 def test_resume_with_other_architecture_is_refused(tmp_path, text_file, capsys):
     assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "5")) == 0
     ckpt = tmp_path / "out" / "ckpt.npz"
@@ -265,3 +287,13 @@ def test_sampling_works_for_every_model(tmp_path, text_file, name):
     model, tok, _ = sample_cli.load_model(tmp_path / "out" / "ckpt.npz")
     text = sampling.sample(model, tok, "It was", max_new_tokens=20, seed=0)
     assert text and text == sampling.sample(model, tok, "It was", max_new_tokens=20, seed=0)
+
+
+@pytest.mark.parametrize("argv, said", [(["--ckpt", ""], "--ckpt is empty"),
+                                        (["--out-dir", " "], "--out-dir is empty"),
+                                        (["--ckpt", "."], "--ckpt . is a folder")])
+def test_sample_names_an_empty_or_folder_checkpoint_flag(capsys, argv, said):
+    # an empty --ckpt used to fall back to out/ckpt.npz, a folder to "no checkpoint there"
+    assert sample_cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and said in err[0]

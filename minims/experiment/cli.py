@@ -8,12 +8,13 @@ committed points of the whole grid (tables.py, plots.py).
 import argparse
 import json
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 from .. import allocator, backend, threads
 from ..train import NonFiniteLoss
-from ..cli import ArgumentParser, run_cli
+from ..cli import ArgumentParser, env_default, run_cli
 from ..errors import UsageError
 from ..files import LockedError, write_text
 from .grids import EXPERIMENTS, quick
@@ -222,7 +223,8 @@ def build_parser():
                    help="where the finished points' results and curves, the tables and the figures "
                         "go (default: lessons/results for a grid as defined; OUT_DIR/results with "
                         "--quick, --max-iters or other --data)")
-    p.add_argument("--backend", default="numpy", choices=backend.BACKENDS, help="array backend (default numpy)")
+    p.add_argument("--backend", default=env_default("MINIMS_BACKEND", "numpy"), choices=backend.BACKENDS,
+                   help="array backend (default: the environment variable MINIMS_BACKEND, else numpy)")
     p.add_argument("--data", default="austen", help="'austen' or a path to your text (default austen)")
     p.add_argument("--cache-dir", default=".cache", help="tokenized-corpus cache (default .cache)")
     p.add_argument("--seeds", default=None,
@@ -257,7 +259,31 @@ def _main(argv):
     allocator.reuse_freed_memory()   # as the trainer does: the --time-steps figures too
     if args.out_dir is None:
         args.out_dir = f"out/{args.experiment}" + ("-quick" if args.quick else "")
+    for flag, folder in (("--out-dir", args.out_dir), ("--results-dir", args.results_dir),
+                         ("--cache-dir", args.cache_dir)):
+        if folder is not None:
+            check_folder_flag(flag, folder)
+    check_folder_flag("--results-dir", results_dir(args))
     run_experiment(args)
+
+
+def check_folder_flag(flag, folder):
+    """Refuse, before anything trains, a folder flag that is empty, names a file, or lies where
+    nothing can be written -> UsageError naming the flag (ours: the results are written only
+    after the first point has trained, which would fail with a traceback). Creates nothing."""
+    if not str(folder).strip():
+        raise UsageError(f"{flag} is empty: give a folder (it is created if missing)")
+    path = Path(folder).absolute()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {folder} is a file, not a folder; give a folder (it is created if missing)")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {folder}: {existing} is a file, so no folder can be made under it")
+    try:                                    # a folder made and removed again: can we write there?
+        tempfile.TemporaryDirectory(dir=existing).cleanup()
+    except OSError as e:
+        raise UsageError(f"{flag} {folder}: nothing can be made in {existing} "
+                         f"({e.strerror or e}); choose a writable folder") from None
 
 
 if __name__ == "__main__":

@@ -117,7 +117,8 @@ def build_parser():
                        description=DESCRIPTION, epilog=EPILOG)
     g = p.add_argument_group("run")
     g.add_argument("--backend", choices=backend.BACKENDS, default=env_default("MINIMS_BACKEND", "numpy"),
-                   help="array library: numpy (CPU) or cupy (NVIDIA GPU; pip install -e '.[cuda12]')")
+                   help="array library: numpy (CPU) or cupy (NVIDIA GPU; pip install -e '.[cuda12]'); "
+                        "default: the environment variable MINIMS_BACKEND, else numpy")
     g.add_argument("--out-dir", default="out", metavar="DIR", help="folder for ckpt.npz, log.jsonl and config.json")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out-dir from its checkpoint. Flags that may change: "
@@ -236,6 +237,9 @@ def check_args(args):
         value = getattr(args, name)
         if not (math.isfinite(value) and value >= 0):
             raise UsageError(f"{_flag(name)} must be a finite number >= 0, got {value}")
+    if args.min_lr > args.lr:                  # the cosine "decay" would climb from lr to min_lr
+        raise UsageError(f"--min-lr ({args.min_lr:g}) must be at most --lr ({args.lr:g}): it is where "
+                         "the cosine decay ends")
     if args.lr_decay_iters is not None and args.lr_decay_iters < 1:
         raise UsageError(f"--lr-decay-iters must be at least 1, got {args.lr_decay_iters}")
     if not str(args.data).strip():

@@ -76,11 +76,18 @@ class Console:
         self.print(f"model: {a.model}, {trainer.model.num_parameters() / 1e6:.2f} M parameters, {a.dtype} "
                    f"on {on} | {trainer.tokens_per_step:,} tokens per step")
         self.print(f"unigram baseline: valid ppl {trainer.unigram_ppl:.2f} (a model must beat this)")
+        # the lr reaches --min-lr at the end of the decay, or of the warmup if that is longer
+        # (optim.cosine_lr: the warmup runs its course, then the lr drops to min_lr at once)
+        at_min = max(a.lr_decay_iters, a.warmup_iters)
+        if a.warmup_iters >= a.lr_decay_iters and a.max_iters > trainer.iter:
+            self.print(f"note: --warmup-iters {a.warmup_iters} is not shorter than the schedule "
+                       f"({a.lr_decay_iters} iters): the lr rises for {a.warmup_iters} iters, then "
+                       f"drops to --min-lr {a.min_lr:g}, with no cosine decay; give a smaller --warmup-iters")
         if resumed_from is not None:
             self.print(f"resumed from {resumed_from} at iter {trainer.iter}")
-            if a.max_iters > max(a.lr_decay_iters, trainer.iter):
-                self.print(f"note: the cosine schedule of this run reaches --min-lr at iter {a.lr_decay_iters} "
-                           f"(--lr-decay-iters, stored); iters {a.lr_decay_iters + 1}..{a.max_iters} train at "
+            if a.max_iters > max(at_min, trainer.iter):
+                self.print(f"note: the schedule of this run reaches --min-lr at iter {at_min} "
+                           f"(--lr-decay-iters, stored); iters {at_min + 1}..{a.max_iters} train at "
                            f"{a.min_lr:g}. Give --lr-decay-iters to decay over the longer run instead")
             if trainer.iter >= a.max_iters:
                 self.print(f"nothing to train: the checkpoint is at iter {trainer.iter}, --max-iters is "

@@ -43,6 +43,9 @@ def setup(args, verbose=True):
     from here until `run()` ends (or `trainer.close()`); bad flags, data or checkpoints are
     refused on the way (one-line errors, minims/errors.py), before any step is taken."""
     started, world = time.perf_counter(), distributed.current()
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the run in --out-dir, --overwrite replaces it: give one "
+                         "of them")
     if not args.resume:
         check_args(args)                           # a new run's flags: refused before any folder is made
     try:                     # --threads: this start's, never the checkpoint's (a machine's matter)
