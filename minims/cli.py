@@ -86,6 +86,16 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the description's layout and show every default, except None and where the help
+    already says its default (ours)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class FromEnvironment(str):
     """A flag's default read from an environment variable, named in `.variable` (ours):
     ArgumentParser checks it against the flag's choices, as argparse does not."""

@@ -59,7 +59,8 @@ def load_corpus(data="austen"):
         except OSError as e:
             raise DataError(f"{path}: cannot list the folder ({e.strerror})") from None
         if not files:
-            raise DataError(f"{path}: folder has no .txt files")
+            raise DataError(f"{path}: folder has no .txt files (only the folder itself is read, not "
+                            "its subfolders)")
         text = SEPARATOR.join(_read_text(p) for p in files)
         what = f"{len(files)} .txt files in {path}"
     else:

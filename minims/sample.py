@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import allocator, backend, checkpoint, threads
-from .cli import ArgumentParser, env_default, run_cli
+from .cli import ArgumentParser, HelpFormatter, env_default, run_cli
 from .errors import CheckpointError, UsageError
 from .models import model_from_description
 from .sampling import SamplingError, sample_stream
@@ -38,20 +38,21 @@ from .tokenizers import normalize_text, tokenizer_from_dict
 
 def build_parser():
     p = ArgumentParser(prog="python -m minims.sample", description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out-dir", default="out", help="run folder whose ckpt.npz is used")
-    p.add_argument("--ckpt", default=None, help="a checkpoint file (instead of OUT_DIR/ckpt.npz)")
-    p.add_argument("--prompt", default="\n\n",
+                       formatter_class=HelpFormatter)
+    p.add_argument("--out-dir", default="out", metavar="DIR", help="run folder whose ckpt.npz is used")
+    p.add_argument("--ckpt", default=None, metavar="FILE", help="a checkpoint file (instead of DIR/ckpt.npz)")
+    p.add_argument("--prompt", default="\n\n", metavar="TEXT",
                    help="text to continue (its last block_size tokens are the context), with line "
                         "ends normalised as the training data's were; a character the model never "
                         "saw is refused, an unseen word becomes <unk> (default: %(default)r, a "
                         "paragraph break: a fresh paragraph)")
-    p.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate")
-    p.add_argument("--temperature", type=float, default=1.0,
+    p.add_argument("--max-new-tokens", type=int, default=300, metavar="N", help="tokens to generate")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="X",
                    help="divide the logits by this (< 1: safer text, > 1: wilder)")
-    p.add_argument("--top-k", type=int, default=None, help="sample only among the k likeliest tokens")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampler: same seed, same text")
-    p.add_argument("--slide", type=int, default=1,
+    p.add_argument("--top-k", type=int, default=None, metavar="K",
+                   help="sample only among the K likeliest tokens (default: among all)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the sampler: same seed, same text")
+    p.add_argument("--slide", type=int, default=1, metavar="N",
                    help="past block_size, drop this many oldest tokens at once when the context is "
                         "full: 1 keeps the last block_size tokens (each new token then re-runs the "
                         "whole context); larger is faster, with a context of block_size-slide+1 to "

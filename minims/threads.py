@@ -294,6 +294,10 @@ class BlasThreads:
         if n is not None:
             m.set_threads(n)
         self.count = m.threads()
+        if n is not None and self.count is not None and self.count < n:      # the library's limit
+            self.why += f"; the BLAS library allows at most {self.count}"
+        if setting != "auto" and int(setting) * self.ranks > self.cores:
+            self.why += f"; more than the {_cores(self.cores)} here: slower, not faster"
         self.adaptive = self.adaptive and self.count is not None
 
     def recheck(self, say=None):

@@ -352,3 +352,16 @@ def test_the_trainer_rechecks_at_each_evaluation_and_says_a_change(tmp_path, cap
                                out="fixed")) == 0
     assert [(m.sets, m.t) for m in machines] == [([1], 100.0)]
     assert "threads: " not in capsys.readouterr().out
+
+
+def test_a_number_past_the_cores_or_the_librarys_limit_is_said():
+    class Capped(FakeMachine):        # a BLAS library built for at most 8 threads
+        def set_threads(self, n):
+            super().set_threads(min(n, 8))
+    chosen = threads.apply_threads(1000, BIG, environ={}, machine=Capped(cores=2))
+    assert chosen.count == 8
+    assert chosen.describe() == ("8 BLAS threads (--threads 1000; the BLAS library allows at most 8; "
+                                 "more than the 2 cores here: slower, not faster)")
+    assert threads.apply_threads(2, BIG, environ={}, machine=Capped(cores=2)).describe() == \
+        "2 BLAS threads (--threads 2)"
+    assert "more than" in threads.apply_threads(2, BIG, ranks=2, environ={}, machine=Capped(cores=2)).describe()

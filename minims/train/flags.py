@@ -15,7 +15,7 @@ import math
 import os
 
 from .. import backend
-from ..cli import ArgumentParser, env_default
+from ..cli import ArgumentParser, HelpFormatter, env_default
 from ..errors import UsageError
 from ..models import MODELS, ModelConfig, canonical_name
 from ..threads import add_threads_flag
@@ -55,15 +55,6 @@ RESUMABLE = {"backend", "max_iters", "lr_decay_iters", "eval_interval", "eval_it
 
 def _flag(name):
     return "--" + name.replace("_", "-")
-
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep the description's layout and show every default, except None (said in the help)."""
-
-    def _get_help_string(self, action):
-        if action.default is None:
-            return action.help
-        return super()._get_help_string(action)
 
 
 def model_options():
@@ -113,7 +104,7 @@ def _model_name(text):
 
 
 def build_parser():
-    p = ArgumentParser(prog="python -m minims.train", formatter_class=_HelpFormatter,
+    p = ArgumentParser(prog="python -m minims.train", formatter_class=HelpFormatter,
                        description=DESCRIPTION, epilog=EPILOG)
     g = p.add_argument_group("run")
     g.add_argument("--backend", choices=backend.BACKENDS, default=env_default("MINIMS_BACKEND", "numpy"),
@@ -134,8 +125,9 @@ def build_parser():
     g = p.add_argument_group("data")
     g.add_argument("--data", default="austen", metavar="austen|PATH",
                    help="'austen' (shipped, split by book) or a path to a UTF-8 .txt file or a folder "
-                        "of .txt files (split 90/5/5 by position). The text is read whole before "
-                        "training: a named pipe must be written to the end and closed")
+                        "of .txt files (not those of its subfolders; split 90/5/5 by position). The "
+                        "text is read whole before training: a named pipe must be written to the end "
+                        "and closed")
     g.add_argument("--tokenizer", choices=("char", "word"), default="char",
                    help="character level or word level (vocabulary fitted on the training split)")
     g.add_argument("--min-freq", type=int, default=2,
