@@ -483,7 +483,7 @@ def test_resume_from_another_folder_and_by_another_path(tmp_path, text_file, cap
     capsys.readouterr()
     code = train_cli.main(["--out-dir", str(here / "run"), "--resume", "--max-iters", "25", "--data", "other.txt"])
     err = capsys.readouterr().err
-    assert one_line(err, code, 2) and "the text changed" in err and f"written with --data {moved}" in err
+    assert one_line(err, code, 2) and "the text or its split changed" in err and f"written with --data {moved}" in err
 
 
 def test_nan_stop_advice_works_and_is_quiet(tmp_path, text_file, capsys, monkeypatch):
@@ -664,3 +664,18 @@ def test_checkpoints_written_before_the_stored_schedule_still_resume(tmp_path, t
     assert train_cli.main(["--out-dir", str(tmp_path / "out"), "--resume", "--max-iters", "20"]) == 0
     lrs = [r["lr"] for r in read_log(tmp_path / "out")]
     assert lrs[-2:] == [pytest.approx(2e-4)] * 2      # iters 15 and 20: past the old horizon of 10
+
+
+def test_resuming_on_a_copy_of_the_shipped_novels_names_the_split(tmp_path, capsys):
+    # the same text, but 'austen' splits by book and a folder by position
+    copy = tmp_path / "austen-copy"
+    copy.mkdir()
+    for book in (Path(REPO) / "data" / "austen").glob("*.txt"):
+        shutil.copy(book, copy / book.name)
+    args = ["--out-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--block-size", "16",
+            "--batch-size", "2", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--eval-iters", "1"]
+    assert train_cli.main(args + ["--max-iters", "1"]) == 0
+    capsys.readouterr()
+    assert train_cli.main(args + ["--max-iters", "2", "--resume", "--data", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert "the text or its split changed ('austen' is split by book" in err and "written with --data austen" in err

@@ -121,12 +121,16 @@ def restore(trainer, ckpt):
     header, path, data = ckpt["header"], trainer.folder.ckpt_path, trainer.args.data
     stored = header.get("args", {}).get("data")
     before = "" if stored in (None, data) else f" (written with --data {stored})"
+    changed = "the text or its split changed" + (
+        "" if (stored == "austen") == (data == "austen") else
+        " ('austen' is split by book, a file or folder 90/5/5 by position: even a copy of the "
+        "shipped novels splits otherwise)")
     if not same_json(trainer.tokenizer.to_dict(), header["tokenizer"]):
         raise CheckpointError(f"{path}: the tokenizer fitted on --data {data} differs from the "
-                              f"checkpoint's{before}: the text changed; start a new run")
+                              f"checkpoint's{before}: {changed}; start a new run")
     if header.get("data_sha256") != trainer.data_digest:
         raise CheckpointError(f"{path}: --data {data} gives other token ids than when the "
-                              f"checkpoint was written{before}: the text changed; start a new run")
+                              f"checkpoint was written{before}: {changed}; start a new run")
     try:
         trainer.model.load_state_dict(ckpt["model"])
         trainer.optimizer.load_state_dict(ckpt["optim"])
