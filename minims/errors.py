@@ -17,6 +17,7 @@ also subclass the built-in type that code catching them would expect (`DataError
 ValueError` around library calls keeps working.
 """
 import errno
+import re
 
 from .backend import BackendUnavailable
 
@@ -86,6 +87,10 @@ def file_error(e, doing, advice="", where=None):
 
 
 def report(e):
-    """The one line printed for a user-facing error `e`."""
+    """The one line printed for a user-facing error `e`: its line breaks (with the space around
+    them) become one space; runs of spaces inside it stay, as in a quoted prompt ('   ')."""
     label = getattr(e, "label", "error")
-    return f"{label}: {' '.join(str(e).split())}"
+    return f"{label}: " + _LINE_BREAKS.sub(" ", str(e)).strip()
+
+
+_LINE_BREAKS = re.compile(r"[ \t]*[\r\n]+[ \t]*")

@@ -197,3 +197,10 @@ def test_unk_in_training_is_kept_by_to_dict_and_guessed_for_old_dicts():
         assert tokenizer_from_dict(old).unk_in_training is (min_freq > 1)
     assert WordTokenizer(min_freq=2).fit("a a b b").unk_in_training is False   # nothing was rare
     assert build_tokenizer("char", TEXT).unk_in_training is False
+
+
+def test_an_error_line_keeps_the_spaces_of_quoted_text_and_drops_line_breaks():
+    # a prompt of three spaces was quoted as one in the error line
+    from minims.errors import UsageError, report
+    assert report(UsageError("the prompt '   ' holds no word-level token;\n   give some text")) == \
+        "error: the prompt '   ' holds no word-level token; give some text"
