@@ -756,3 +756,17 @@ def test_report_only_keeps_the_side_by_side_step_times_it_is_not_asked_to_redo(t
                                  "--only", "vanilla-2")) == 0
     rows = json.loads((out / "results" / "tradeoff.json").read_text())["rows"]
     assert len(rows) == 3 and not any(r.get("step_ms_measured") for r in rows)
+
+
+def test_every_learning_curve_looks_different_and_keeps_its_familys_hue():
+    pytest.importorskip("matplotlib")
+    # twelve curves: the default colour cycle repeats after ten (vanilla-2 and retina-8 were both blue)
+    rows = [dict(name=f"{m}-{n}", model=m, layers=n) for m in ("vanilla", "top-down", "bottom-up", "retina")
+            for n in (2, 4, 8)]
+    styles = plots.curve_styles(rows)
+    assert len(set((tuple(c), ls) for c, ls in styles)) == len(rows)
+    for (c, _), r in zip(styles, rows):
+        red, green, blue = c[:3]
+        hue = {"vanilla": blue > red, "top-down": red > blue and green < red, "bottom-up": green > red,
+               "retina": red > green and red > blue}
+        assert hue[r["model"]], (r["name"], c)

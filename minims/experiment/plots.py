@@ -173,18 +173,18 @@ def curves_figure(rows, baselines=None, title="learning curves"):
     if made is None:
         return None
     fig, axes = made
-    for r in rows:
+    for r, (color, style) in zip(rows, curve_styles(rows)):
         c = r["curve"]
         if not c["steps"]:
             continue
         lo = [v - s for v, s in zip(c["valid_bpc"], c["spread"])]
         hi = [v + s for v, s in zip(c["valid_bpc"], c["spread"])]
-        line, = axes[0].plot(c["steps"], c["valid_bpc"], label=r["name"], linewidth=1.2)
-        axes[0].fill_between(c["steps"], lo, hi, color=line.get_color(), alpha=0.15)
+        axes[0].plot(c["steps"], c["valid_bpc"], label=r["name"], linewidth=1.3, color=color, linestyle=style)
+        axes[0].fill_between(c["steps"], lo, hi, color=color, alpha=0.15)
         if r.get("step_ms"):
             minutes = [s * r["step_ms"] / 60000 for s in c["steps"]]
-            axes[1].plot(minutes, c["valid_bpc"], color=line.get_color(), linewidth=1.2)
-            axes[1].fill_between(minutes, lo, hi, color=line.get_color(), alpha=0.15)
+            axes[1].plot(minutes, c["valid_bpc"], color=color, linewidth=1.3, linestyle=style)
+            axes[1].fill_between(minutes, lo, hi, color=color, alpha=0.15)
     # The ends of the curves are what a reader compares: the first evaluations (~ln(vocab) nats)
     # are cut off the top; every baseline stays in view.
     values = [v for r in rows for v in r["curve"]["valid_bpc"]]
@@ -195,6 +195,27 @@ def curves_figure(rows, baselines=None, title="learning curves"):
             ax.set_ylim(min(values + list(baselines.values())) - 0.1, top)
     return _finish(fig, axes, baselines, title, "valid bits per character (evaluation batches)",
                    ("optimizer step", "training time (minutes: steps × the measured step time)"), ncol=2)
+
+
+FAMILY_COLORMAPS = {"vanilla": "Blues", "top-down": "Oranges", "bottom-up": "Greens", "retina": "Reds"}
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def curve_styles(rows):
+    """(colour, line style) per row: each family in its own hue (the trade-off plot's blue,
+    orange, green and red; grey for others), a darker shade for each later row of the family,
+    the line styles cycling within it, so that no two curves look alike (ours: the default
+    colour cycle repeats after ten curves and says nothing of the family)."""
+    from matplotlib import colormaps
+    members = {}
+    for i, r in enumerate(rows):
+        members.setdefault(r.get("model"), []).append(i)
+    styles = [None] * len(rows)
+    for model, idx in members.items():
+        cmap = colormaps[FAMILY_COLORMAPS.get(model, "Greys")]
+        for j, i in enumerate(idx):
+            styles[i] = (cmap(0.5 + 0.45 * (j + 1) / len(idx)), LINE_STYLES[j % len(LINE_STYLES)])
+    return styles
 
 
 def curves_plot(rows, path, baselines=None, title="learning curves", dpi=120):
