@@ -281,9 +281,12 @@ else:
 # In the committed run (6,000 steps, each model family at the learning rate its sweep picked,
 # every point past the convergence test) two models answer yes: top-down 6-2 and bottom-up 1-6-1,
 # each with eight layers, most of them coarse, against the 4-layer vanilla model (by about 0.11
-# and 0.04 bpc, at 0.77x its memory). The others are better too, but hold more memory than the
-# 0.8x the question allows: retina-8, whose layers all work at full resolution, and the 4-layer
-# models against vanilla-2, which keep its two token-level layers and add coarse ones on top.
+# and 0.04 bpc, at 0.77x its memory). One tier deeper the answer is no: the 8-layer vanilla
+# model beats top-down 12-4 and bottom-up 2-12-2 (by about 0.07 and 0.08 bpc) although they hold
+# 0.76x its memory; at this width, coarse layers add little once a model has a few. The retina
+# models are better at every depth but hold more memory than the 0.8x the question allows (all
+# their layers work at full resolution), and so do the 4-layer models against vanilla-2, which
+# keep its two token-level layers and add coarse ones on top.
 # At 2,000 steps with one learning rate for all, the same grid had shown gaps of up to 0.8 bpc:
 # `lessons/results/README.md` ("What the 2,000-step grid showed") keeps that table. Most of it
 # was *speed of learning*: the vanilla models had only begun to leave the plateau where a
