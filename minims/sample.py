@@ -21,8 +21,6 @@ those words on stderr (refused like characters if no training word was that rare
 checkpoint whose weights hold NaN or inf, a prompt the model cannot read, a command line
 that is not UTF-8, an unusable backend or a bad flag (minims/errors.py); 130 on Ctrl-C.
 """
-import argparse
-import os
 import sys
 from pathlib import Path
 

@@ -259,11 +259,10 @@ def _main(argv):
     allocator.reuse_freed_memory()   # as the trainer does: the --time-steps figures too
     if args.out_dir is None:
         args.out_dir = f"out/{args.experiment}" + ("-quick" if args.quick else "")
-    for flag, folder in (("--out-dir", args.out_dir), ("--results-dir", args.results_dir),
+    results = results_dir(args) if args.results_dir is None else args.results_dir   # '' stays ''
+    for flag, folder in (("--out-dir", args.out_dir), ("--results-dir", results),
                          ("--cache-dir", args.cache_dir)):
-        if folder is not None:
-            check_folder_flag(flag, folder)
-    check_folder_flag("--results-dir", results_dir(args))
+        check_folder_flag(flag, folder)
     run_experiment(args)
 
 

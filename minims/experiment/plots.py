@@ -77,7 +77,7 @@ def tradeoff_figure(rows, baselines=None, title=TRADEOFF_TITLE):
     if made is None:
         return None
     fig, axes = made
-    labels = {}                                     # ax -> [(x, y, label)]
+    labels = {}                                     # ax -> [(x, y, label, colour)]
     for model in dict.fromkeys(r["model"] for r in rows):
         rs = sorted((r for r in rows if r["model"] == model), key=lambda r: r["layers"])
         color = None
@@ -143,8 +143,7 @@ def place_labels(ax, items, fontsize=7):
         tried = []
         for dx, dy in LABEL_OFFSETS:
             label = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
-                                color=color, ha="left" if dx > 0 else "right" if dx < 0 else "center",
-                                va="bottom" if dy > 0 else "top")
+                                color=color, ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top")
             label.set_in_layout(False)
             box = label.get_window_extent(renderer)
             tried.append((cost(box), box, label))

@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 
 from .. import backend
 from ..cli import ArgumentParser, HelpFormatter, env_default
