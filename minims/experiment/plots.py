@@ -104,8 +104,7 @@ def tradeoff_figure(rows, baselines=None, title=TRADEOFF_TITLE):
             ax.set_ylim(lo - pad, hi + 2 * pad)
     fig = _finish(fig, axes, baselines, title, "valid bits per character (lower is better)",
                   ("activation memory held for backward (MB)", "time per training step (ms)"))
-    for ax, items in labels.items():
-        place_labels(ax, items)
+    place_labels(fig, labels)
     return fig
 
 
@@ -113,47 +112,47 @@ def tradeoff_figure(rows, baselines=None, title=TRADEOFF_TITLE):
 LABEL_OFFSETS = [(dx, dy) for dy in (4, -4, 14, -14, 24, -24, 34, -34) for dx in (5, -5)]
 
 
-def place_labels(ax, items, fontsize=7):
-    """Name each point of `items` ([(x, y, text, color)], data coordinates) in its family's
-    colour, at the first of LABEL_OFFSETS whose text box overlaps no marker, no label placed
-    before it, no baseline name and not the legend, and stays inside the axes; where none
+def place_labels(fig, labels, fontsize=7):
+    """Name each point of `labels` ({ax: [(x, y, text, color)]}, data coordinates) in its
+    family's colour, at the first of LABEL_OFFSETS whose text box overlaps no marker, no label
+    placed before it, no baseline name and not the legend, and stays inside the axes; where none
     does, at the offset that overlaps least. (ours: matplotlib puts each annotation where it is
-    told, so the labels of close points collide.) The layout is drawn first, so the boxes are
-    measured where they will be seen."""
+    told, so the labels of close points collide.) The layout is drawn first, once, so the boxes
+    are measured where they will be seen; the labels stay out of the layout."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.transforms import Bbox
-    fig = ax.figure
     canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
     canvas.draw()                                  # runs the layout: the transforms are final
     renderer = canvas.get_renderer()
-    frame = ax.get_window_extent(renderer)
     marker = 5 * fig.dpi / 72                       # half a marker's width, in pixels
-    centres = [ax.transData.transform((x, y)) for x, y, *_ in items]
-    taken = [Bbox.from_extents(cx - marker, cy - marker, cx + marker, cy + marker) for cx, cy in centres]
-    taken += [t.get_window_extent(renderer) for t in ax.texts]       # the baselines' names
-    if ax.get_legend() is not None:
-        taken.append(ax.get_legend().get_window_extent(renderer))
+    for ax, items in labels.items():
+        frame = ax.get_window_extent(renderer)
+        centres = [ax.transData.transform((x, y)) for x, y, *_ in items]
+        taken = [Bbox.from_extents(cx - marker, cy - marker, cx + marker, cy + marker) for cx, cy in centres]
+        taken += [t.get_window_extent(renderer) for t in ax.texts]       # the baselines' names
+        if ax.get_legend() is not None:
+            taken.append(ax.get_legend().get_window_extent(renderer))
 
-    def cost(box):
-        inside = box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1
-        return sum(max(0, min(box.x1, b.x1) - max(box.x0, b.x0)) * max(0, min(box.y1, b.y1) - max(box.y0, b.y0))
-                   for b in taken) + (0 if inside else 1e6)
+        def cost(box):
+            inside = box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1
+            return sum(max(0, min(box.x1, b.x1) - max(box.x0, b.x0)) * max(0, min(box.y1, b.y1) - max(box.y0, b.y0))
+                       for b in taken) + (0 if inside else 1e6)
 
-    for x, y, text, color in items:
-        tried = []
-        for dx, dy in LABEL_OFFSETS:
-            label = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
-                                color=color, ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top")
-            label.set_in_layout(False)
-            box = label.get_window_extent(renderer)
-            tried.append((cost(box), box, label))
-            if tried[-1][0] == 0:
-                break
-        _, box, best = min(tried, key=lambda t: t[0])
-        for _, _, label in tried:
-            if label is not best:
-                label.remove()
-        taken.append(box)
+        for x, y, text, color in items:
+            tried = []
+            for dx, dy in LABEL_OFFSETS:
+                label = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
+                                    color=color, ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top")
+                label.set_in_layout(False)
+                box = label.get_window_extent(renderer)
+                tried.append((cost(box), box, label))
+                if tried[-1][0] == 0:
+                    break
+            _, box, best = min(tried, key=lambda t: t[0])
+            for _, _, label in tried:
+                if label is not best:
+                    label.remove()
+            taken.append(box)
 
 
 def tradeoff_plot(rows, path, baselines=None, title=TRADEOFF_TITLE, dpi=120):
