@@ -462,7 +462,9 @@ def build_parser():
                    help="untimed steps first (default 3; decode: 1 short generation per path)")
     p.add_argument("--repeat", type=int, default=None,
                    help="timed steps; the median is reported (default 10; decode: 1 generation per path)")
-    p.add_argument("--max-t", type=int, default=2048, help="memory, attention: largest T (default 2048)")
+    p.add_argument("--max-t", type=int, default=2048,
+                   help="memory, attention: largest T (default 2048); memory measures from T = 256 "
+                        "and needs at least 512 (two lengths for its slope), attention from 128")
     p.add_argument("--decode-block-size", type=int, default=512,
                    help="decode: the second block size measured (default 512)")
     p.add_argument("--impl", default="both", choices=["both", "minims", "torch"],
@@ -528,10 +530,12 @@ def _check_args(args):
                     raise UsageError(f"{e}" + (f" ({where}; this case runs every model)" if every_model
                                                else f" (--widths {width})" if len(widths) > 1
                                                else "")) from None
-    smallest_t = {"memory": 256, "attention": 128}.get(args.case)
-    if smallest_t and args.max_t < smallest_t:
-        raise UsageError(f"--max-t must be at least {smallest_t} for the {args.case} case "
-                         f"(it measures T = {smallest_t}, {2 * smallest_t}, … up to --max-t), got {args.max_t}")
+    # (the first T measured, the least --max-t): memory fits a slope, so it needs two lengths
+    first_t, least = {"memory": (256, 512), "attention": (128, 128)}.get(args.case, (None, None))
+    if first_t and args.max_t < least:
+        why = "; the growth exponent needs at least two lengths" if least > first_t else ""
+        raise UsageError(f"--max-t must be at least {least} for the {args.case} case "
+                         f"(it measures T = {first_t}, {2 * first_t}, … up to --max-t{why}), got {args.max_t}")
 
 
 def _main(argv):

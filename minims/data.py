@@ -49,10 +49,10 @@ def load_corpus(data="austen"):
     if data == "austen":
         return _load_austen()
     if not str(data).strip():
-        raise DataError("--data is empty: give 'austen', a .txt file or a folder of .txt files")
+        raise DataError("--data is empty: give 'austen', a text file or a folder of .txt files")
     path = Path(data).expanduser()
     if not path.exists():
-        raise DataError(f"{path}: no such file or folder (give 'austen', a .txt file or a folder of .txt files)")
+        raise DataError(f"{path}: no such file or folder (give 'austen', a text file or a folder of .txt files)")
     if path.is_dir():
         try:
             files = sorted(p for p in path.glob("*.txt") if p.is_file())

@@ -37,13 +37,16 @@ from .tokenizers import normalize_text, tokenizer_from_dict
 def build_parser():
     p = ArgumentParser(prog="python -m minims.sample", description=__doc__.split("\n\n")[0],
                        formatter_class=HelpFormatter)
-    p.add_argument("--out-dir", default="out", metavar="DIR", help="run folder whose ckpt.npz is used")
-    p.add_argument("--ckpt", default=None, metavar="FILE", help="a checkpoint file (instead of DIR/ckpt.npz)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--out-dir", default="out", metavar="DIR", help="run folder whose ckpt.npz is used")
+    where.add_argument("--ckpt", default=None, metavar="FILE",
+                       help="a checkpoint file (instead of DIR/ckpt.npz; not with --out-dir)")
     p.add_argument("--prompt", default="\n\n", metavar="TEXT",
                    help="text to continue (its last block_size tokens are the context), with line "
                         "ends normalised as the training data's were; a character the model never "
-                        "saw is refused, an unseen word becomes <unk> (default: %(default)r, a "
-                        "paragraph break: a fresh paragraph)")
+                        "saw is refused; an unseen word becomes <unk> where training replaced rare words by "
+                        "<unk> (word level, a word rarer than --min-freq), else it is refused too (default: "
+                        "%(default)r, a paragraph break: a fresh paragraph)")
     p.add_argument("--max-new-tokens", type=int, default=300, metavar="N", help="tokens to generate")
     p.add_argument("--temperature", type=float, default=1.0, metavar="X",
                    help="divide the logits by this (< 1: safer text, > 1: wilder)")

@@ -359,6 +359,14 @@ def test_ctrl_c_anywhere_is_one_line_and_130(tmp_path, text_file, capsys, monkey
         assert "holds iter 0" in err and "--resume" in err
     assert train_cli.main(tiny(tmp_path, text_file, "--resume", "--max-iters", "10")) == 0
     capsys.readouterr()
+    with monkeypatch.context() as m:                 # before the first checkpoint: its advice works
+        m.setattr(train_cli.Trainer, "evaluate", interrupt)
+        code = train_cli.main(tiny(tmp_path, text_file, "--max-iters", "10", out="early"))
+        err = capsys.readouterr().err
+        assert one_line(err, code, 130) and "no checkpoint was written" in err
+        assert "without --resume" in err
+    assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "10", out="early")) == 0
+    capsys.readouterr()
     with monkeypatch.context() as m:                 # while sampling
         from minims import sampling
         m.setattr(sampling, "generate_tokens", interrupt)      # what the sampler streams from
@@ -375,6 +383,9 @@ def test_experiment_and_bench_map_errors_the_same_way(tmp_path, capsys):
     code = experiment.main(["tradeoff", "--quick", "--out-dir", str(tmp_path / "y"), "--only", "nope"])
     err = capsys.readouterr().err
     assert one_line(err, code, 2) and "vanilla-1" in err
+    code = experiment.main(["tradeoff", "--quick", "--report-only", "--results-dir", str(tmp_path / "none")])
+    out, err = capsys.readouterr()
+    assert one_line(err, code, 2) and "no committed point" in err and out == ""   # no line per point first
     code = bench.main(["engine", "--n-embd", "15", "--n-head", "2"])
     err = capsys.readouterr().err
     assert one_line(err, code, 2) and "divisible" in err
@@ -388,6 +399,9 @@ def test_experiment_and_bench_map_errors_the_same_way(tmp_path, capsys):
     code = bench.main(["attention", "--max-t", "100"])
     err = capsys.readouterr().err
     assert one_line(err, code, 2) and "--max-t must be at least 128" in err
+    code = bench.main(["memory", "--max-t", "300"])        # one length: no slope to fit
+    err = capsys.readouterr().err
+    assert one_line(err, code, 2) and "--max-t must be at least 512" in err and "two lengths" in err
     code = bench.main(["speed", "--n-layer", "1"])        # too shallow for the multi-scale models
     err = capsys.readouterr().err
     assert one_line(err, code, 2) and "too shallow" in err
@@ -427,7 +441,8 @@ def test_resume_with_a_raised_max_iters_keeps_the_schedule(tmp_path, text_file, 
     assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "10", out="split")) == 0
     capsys.readouterr()
     assert train_cli.main(tiny(tmp_path, text_file, "--resume", "--max-iters", "20", out="split")) == 0
-    assert "reaches --min-lr at iter 10" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "reaches --min-lr at iter 10 (--lr-decay-iters, stored)" in out and "--lr-decay-iters 20 to" in out
     assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "20", "--lr-decay-iters", "10",
                                out="straight")) == 0
     assert same_run(tmp_path / "straight", tmp_path / "split")
@@ -440,13 +455,18 @@ def test_a_warmup_longer_than_the_schedule_is_said_and_the_resume_note_is_true(t
     --min-lr (optim.cosine_lr); both notes say so, and the log agrees with them."""
     assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "4", "--warmup-iters", "6",
                                "--eval-interval", "1")) == 0
-    assert "--warmup-iters 6 is not shorter than the schedule (4 iters)" in capsys.readouterr().out
+    assert "--warmup-iters 6 is not shorter than the schedule (--lr-decay-iters 4)" in capsys.readouterr().out
     assert train_cli.main(tiny(tmp_path, text_file, "--resume", "--max-iters", "9", "--warmup-iters", "6",
                                "--eval-interval", "1")) == 0
-    out = capsys.readouterr().out
-    assert "reaches --min-lr at iter 6" in out and "iters 7..9 train at 0.0002" in out
+    out = capsys.readouterr().out       # resumed at iter 4, inside the warmup: both notes
+    assert "reaches --min-lr at iter 6 (the end of the warmup" in out and "iters 7..9 train at 0.0002" in out
+    assert "not shorter than the schedule" in out
     lrs = {r["iter"]: r["lr"] for r in read_log(tmp_path / "out")}      # row k: the lr of step k-1
     assert lrs[6] == pytest.approx(2e-3) and lrs[7] == pytest.approx(2e-4) and lrs[9] == pytest.approx(2e-4)
+    assert train_cli.main(tiny(tmp_path, text_file, "--resume", "--max-iters", "11", "--lr-decay-iters", "8",
+                               "--warmup-iters", "6", "--eval-interval", "1")) == 0
+    out = capsys.readouterr().out       # at iter 9, past the warmup: only the resume note, as given
+    assert "reaches --min-lr at iter 8 (--lr-decay-iters, given)" in out and "not shorter" not in out
 
 
 def test_interrupted_run_resumes_exactly_without_lr_decay_iters(tmp_path, text_file, monkeypatch):

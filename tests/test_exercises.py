@@ -119,3 +119,20 @@ def test_delay_with_a_capital_passes_and_other_words_are_named(capsys):
     assert check("07.2", "later") is False
     assert '"delay" or "shift"' in capsys.readouterr().out
     assert same_word(" Mul\n", "mul") and not same_word(3, "3") and not same_word("de lay", "delay")
+
+
+def test_a_number_typed_as_text_is_named_not_called_wrong(capsys):
+    # "4" for the section number 4: the line says to give the number, and the check still fails
+    right = SOL.SOLUTIONS["02.3"]()
+    assert isinstance(right, int) and check("02.3", f" {right} ") is False
+    assert f"give it as a number, {right!r}, not as the text ' {right} '" in capsys.readouterr().out
+    assert check("02.3", "three") is False and "as a number" not in capsys.readouterr().out
+
+
+def test_an_answer_with_missing_keys_is_not_right(capsys):
+    right = SOL.SOLUTIONS["03.3"]()
+    assert check("03.3", right) is True
+    partial = {k: v for k, v in right.items() if k in ("-cos", "sin")}
+    assert check("03.3", partial) is False
+    assert "missing or not a bool: +cos" in capsys.readouterr().out
+    assert check("03.3", {"cos": False, **partial}) is True       # "cos" is the same backward as "+cos"

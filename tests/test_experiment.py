@@ -57,7 +57,7 @@ def test_experiment_quick_writes_table_and_resumes(which, tmp_path, cache, capsy
     shutil.rmtree(experiment.result_folder(out / "results", stem, names[0], 1))
     assert experiment.main(argv + ["--report-only"]) == 0
     printed = capsys.readouterr().out
-    assert "] training" not in printed and "not finished" in printed
+    assert "] training" not in printed and f"not finished, left out of the tables: {names[0]} seed 1" in printed
     rows = json.loads((out / "results" / f"{stem}.json").read_text())["rows"]
     assert rows[0]["seeds"] == [0] and rows[1]["seeds"] == [0, 1]
     assert f"{names[0]} seed 1" in (out / "results" / f"{stem}.md").read_text()   # said missing

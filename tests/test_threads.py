@@ -339,6 +339,8 @@ def test_the_trainer_rechecks_at_each_evaluation_and_says_a_change(tmp_path, cap
             return super().snapshot()
     monkeypatch.setattr(threads, "Machine", Busy)
     monkeypatch.setattr(threads, "MIN_THREADED_PRODUCT", 1)       # the tiny model counts as large
+    for var in threads.ENV_VARS:          # a user's OPENBLAS_NUM_THREADS=1 would fix the count
+        monkeypatch.delenv(var, raising=False)
     text = small_text(tmp_path)
     assert train_cli.main(tiny(tmp_path, text, "--max-iters", "3", "--eval-interval", "1")) == 0
     out = capsys.readouterr().out

@@ -146,6 +146,11 @@ def test_resume_is_exact(tmp_path, text_file):
         for r, a in zip(read_log(tmp_path / "straight"), read_log(tmp_path / "split"))]
     a, b = weights(tmp_path / "straight"), weights(tmp_path / "split")
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    # the run's time counts on over both sittings (it used to restart at 0 on resume)
+    seconds = [r["elapsed_s"] for r in read_log(tmp_path / "split")]
+    assert seconds == sorted(seconds) and seconds[0] > 0
+    header = checkpoint.load(tmp_path / "split" / "ckpt.npz")["header"]
+    assert header["elapsed_s"] >= seconds[-1]
 
 
 def test_kill_between_log_and_checkpoint_then_resume(tmp_path, text_file, monkeypatch):
@@ -263,6 +268,16 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, text_file, caps
     assert [r["iter"] for r in read_log(tmp_path / "out")] == [0, 5]
 
 
+def test_a_nan_before_the_first_checkpoint_says_to_run_again(tmp_path, text_file, capsys, monkeypatch):
+    # the evaluation at iter 0 of a new run comes before any checkpoint: --resume would find none
+    real_ce = functional.cross_entropy
+    monkeypatch.setattr(functional, "cross_entropy", lambda logits, targets: real_ce(logits, targets) * float("nan"))
+    assert train_cli.main(tiny(tmp_path, text_file, "--max-iters", "20")) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "before the first checkpoint: run again" in err and "resume" not in err
+    assert not (tmp_path / "out" / "ckpt.npz").exists()
+
+
 # ---------------------------------------------------------------- sampling
 
 def test_sample_is_reproducible_with_a_seed(tmp_path, text_file, capsys):
@@ -291,7 +306,8 @@ def test_sampling_works_for_every_model(tmp_path, text_file, name):
 
 @pytest.mark.parametrize("argv, said", [(["--ckpt", ""], "--ckpt is empty"),
                                         (["--out-dir", " "], "--out-dir is empty"),
-                                        (["--ckpt", "."], "--ckpt . is a folder")])
+                                        (["--ckpt", "."], "--ckpt . is a folder"),
+                                        (["--ckpt", "a/ckpt.npz", "--out-dir", "b"], "not allowed with")])
 def test_sample_names_an_empty_or_folder_checkpoint_flag(capsys, argv, said):
     # an empty --ckpt used to fall back to out/ckpt.npz, a folder to "no checkpoint there"
     assert sample_cli.main(argv) == 2

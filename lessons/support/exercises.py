@@ -47,12 +47,31 @@ def check(exercise, answer):
     if exercise not in CHECKERS:
         raise KeyError(f"no exercise {exercise!r}; known: {', '.join(sorted(CHECKERS))}")
     title, fn = CHECKERS[exercise]
-    try:
-        ok, message = fn(answer)
-    except Exception as e:   # the learner's code failed inside the checker: say so, do not crash
-        ok, message = False, f"your answer raised {type(e).__name__}: {e}"
+    ok, message = _run(fn, answer)
+    number = _as_number(answer)
+    if not ok and number is not None and _run(fn, number)[0]:     # "4" for 4: say so, not "wrong"
+        message = f"give it as a number, {number!r}, not as the text {answer!r}"
     print(f"{exercise} ({title}) {'right' if ok else 'not yet'}: {message}")
     return bool(ok)
+
+
+def _run(fn, answer):
+    try:
+        return fn(answer)
+    except Exception as e:   # the learner's code failed inside the checker: say so, do not crash
+        return False, f"your answer raised {type(e).__name__}: {e}"
+
+
+def _as_number(answer):
+    """The int or float a text answer spells ("4", " 0.5 "), else None."""
+    if not isinstance(answer, str):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(answer.strip())
+        except ValueError:
+            pass
+    return None
 
 
 def help_for(exercise):
@@ -327,8 +346,13 @@ def _check_03_2(answer):
 
 @checker("03.3", "check your own op")
 def _check_03_3(answer):
-    """Answer: {"cos": caught?, "+cos": ..., "-cos": ..., "sin": ...}, whether check_op caught each
-    backward of Sin ("cos" and "+cos" are both the correct g * cos)."""
+    """Answer: {"+cos": caught?, "-cos": ..., "sin": ...}, whether check_op caught each backward
+    of Sin, a bool each ("+cos", which may also be spelled "cos", is the correct g * cos)."""
+    missing = [key for key in ("+cos", "-cos", "sin") if not isinstance(answer.get(key), bool)
+               and not (key == "+cos" and isinstance(answer.get("cos"), bool))]
+    if missing:
+        return False, (f"say True or False for each of +cos, -cos and sin (missing or not a "
+                       f"bool: {', '.join(missing)})")
     expected = {"-cos": True, "sin": True}
     for key, value in expected.items():
         if answer.get(key) is not value:

@@ -112,8 +112,7 @@ def run_experiment(args):
             if seed in committed_seeds(res, exp.name, point.name):
                 print(f"[{point.name} seed {seed}] done before, reusing its committed result")
                 continue
-            if args.report_only:
-                print(f"[{point.name} seed {seed}] not finished: left out of the tables (--report-only)")
+            if args.report_only:      # named once, by the report (or its error when nothing is committed)
                 continue
             try:
                 result, curve = train_point(point, s, seed, data, out, exp.eval_chars, exp.score_test,
@@ -163,6 +162,8 @@ def report(exp, todo, data, res, rounds=0, diverged=()):
     if not results:
         raise UsageError(f"no committed point of the {exp.name} grid in {res}: run it without "
                          "--report-only first")
+    if missing:
+        print(f"not finished, left out of the tables: {', '.join(missing)}")
     rows = summarise(results, exp.grid)
     for row in rows:       # memory is a property of the code: measured again, from the config
         row["activation_bytes"], row["body_activation_bytes"] = config_memory(

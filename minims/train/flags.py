@@ -123,8 +123,9 @@ def build_parser():
 
     g = p.add_argument_group("data")
     g.add_argument("--data", default="austen", metavar="austen|PATH",
-                   help="'austen' (shipped, split by book) or a path to a UTF-8 .txt file or a folder "
-                        "of .txt files (not those of its subfolders; split 90/5/5 by position). The "
+                   help="'austen' (shipped, split by book) or a path to a UTF-8 text file (any name) "
+                        "or a folder of .txt files (not those of its subfolders; split 90/5/5 by "
+                        "position). The "
                         "text is read whole before training: a named pipe must be written to the end "
                         "and closed")
     g.add_argument("--tokenizer", choices=("char", "word"), default="char",
@@ -234,7 +235,7 @@ def check_args(args):
     if args.lr_decay_iters is not None and args.lr_decay_iters < 1:
         raise UsageError(f"--lr-decay-iters must be at least 1, got {args.lr_decay_iters}")
     if not str(args.data).strip():
-        raise UsageError("--data is empty: give 'austen', a .txt file or a folder of .txt files")
+        raise UsageError("--data is empty: give 'austen', a text file or a folder of .txt files")
     for name in ("out_dir", "cache_dir"):
         if getattr(args, name) is not None and not str(getattr(args, name)).strip():
             raise UsageError(f"{_flag(name)} is empty: give a folder")

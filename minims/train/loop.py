@@ -8,8 +8,9 @@ OUT_DIR/log.jsonl and writes OUT_DIR/ckpt.npz (minims/train/run_folder.py), from
 before (minims/train/pipeline.py): a Trainer only runs.
 
 Failures end the loop with one line (minims/errors.py): a NaN or infinite loss exits 3
-(training stopped, the last good checkpoint kept), Ctrl-C exits 130 (continue with --resume),
-a MemoryError is told with the run's memory estimate (exit 2).
+(training stopped, the last good checkpoint kept), Ctrl-C exits 130 (continue with --resume;
+before the first checkpoint, run the same command again), a MemoryError is told with the run's
+memory estimate (exit 2).
 """
 import math
 import time
@@ -86,6 +87,7 @@ class Trainer:
         self.batch_rng = np.random.default_rng([args.seed, 0])
         backend.manual_seed([args.seed, 2])
         self.iter, self.best_val_loss, self.last_eval = 0, math.inf, None
+        self.elapsed_before = 0.0      # seconds of the earlier sittings of a resumed run, to its checkpoint
         self.tokens_per_step = args.batch_size * args.block_size * args.grad_accum * world.size  # all ranks
 
     def lr_at(self, it):
@@ -132,8 +134,11 @@ class Trainer:
                 self.console.progress(loss, meter)
         except KeyboardInterrupt:
             raise TrainingInterrupted(f"Ctrl-C at iter {self.iter}; {folder.last_saved()}: "
-                                      "continue with --resume") from None
+                                      f"{folder.how_to_continue()}") from None
         except NonFiniteLoss as e:
+            if folder.saved_iter is None:
+                raise NonFiniteLoss(f"{e}: training stopped before the first checkpoint: run again with a "
+                                    "lower --lr (and --min-lr) or --grad-clip, or another --seed") from None
             raise NonFiniteLoss(f"{e}: training stopped; {folder.last_saved()} (the last good one): resume "
                                 "from it with a lower --lr (and --min-lr) or --grad-clip, or restart with "
                                 "another --seed") from None
@@ -175,8 +180,13 @@ class Trainer:
         self.last_eval = {"iter": self.iter, "train_loss": train_loss, "val_loss": val_loss,
                           "val_ppl": math.exp(val_loss), "lr": self.lr_at(max(self.iter - 1, 0)),
                           "tokens_per_s": tokens_per_s, "peak_mem_bytes": self.meter.peak_mem,
-                          "elapsed_s": time.perf_counter() - self.started}
+                          "elapsed_s": self.elapsed()}
         return self.last_eval
+
+    def elapsed(self):
+        """Seconds the run has taken so far, over all its sittings: a resumed run counts on from
+        its checkpoint's time (the time between that checkpoint and a crash is not counted)."""
+        return self.elapsed_before + time.perf_counter() - self.started
 
     def save(self):
         """A checkpoint of this iteration: everything the loop depends on (minims/checkpoint.py)."""
@@ -185,7 +195,7 @@ class Trainer:
                   "tokenizer": self.tokenizer.to_dict(), "data_sha256": self.data_digest,
                   "rng": {"batch": self.batch_rng.bit_generator.state, "backend": backend.get_rng_state()},
                   "args": {k: v for k, v in vars(self.args).items() if not k.startswith("_")},
-                  "backend": backend.get_backend(), "world_size": self.world.size}
+                  "backend": backend.get_backend(), "world_size": self.world.size, "elapsed_s": self.elapsed()}
         self.world.check_same_weights(self.model.parameters())
         self.folder.save(header, self.model, self.optimizer)      # rank 0 writes; its error is every rank's
         return self.folder.ckpt_path

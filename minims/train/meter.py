@@ -79,16 +79,20 @@ class Console:
         # the lr reaches --min-lr at the end of the decay, or of the warmup if that is longer
         # (optim.cosine_lr: the warmup runs its course, then the lr drops to min_lr at once)
         at_min = max(a.lr_decay_iters, a.warmup_iters)
-        if a.warmup_iters >= a.lr_decay_iters and a.max_iters > trainer.iter:
+        if a.warmup_iters >= a.lr_decay_iters and a.max_iters > trainer.iter < a.warmup_iters:
             self.print(f"note: --warmup-iters {a.warmup_iters} is not shorter than the schedule "
-                       f"({a.lr_decay_iters} iters): the lr rises for {a.warmup_iters} iters, then "
-                       f"drops to --min-lr {a.min_lr:g}, with no cosine decay; give a smaller --warmup-iters")
+                       f"(--lr-decay-iters {a.lr_decay_iters}): the lr rises until iter {a.warmup_iters}, "
+                       f"then drops to --min-lr {a.min_lr:g}, with no cosine decay; give a smaller "
+                       "--warmup-iters")
         if resumed_from is not None:
             self.print(f"resumed from {resumed_from} at iter {trainer.iter}")
             if a.max_iters > max(at_min, trainer.iter):
-                self.print(f"note: the schedule of this run reaches --min-lr at iter {at_min} "
-                           f"(--lr-decay-iters, stored); iters {at_min + 1}..{a.max_iters} train at "
-                           f"{a.min_lr:g}. Give --lr-decay-iters to decay over the longer run instead")
+                given = "given" if "lr_decay_iters" in getattr(a, "_given", ()) else "stored"
+                why = (f"--lr-decay-iters, {given}" if a.lr_decay_iters >= a.warmup_iters else
+                       f"the end of the warmup, which is longer than --lr-decay-iters {a.lr_decay_iters}")
+                self.print(f"note: the schedule of this run reaches --min-lr at iter {at_min} ({why}); "
+                           f"iters {at_min + 1}..{a.max_iters} train at {a.min_lr:g}. Give "
+                           f"--lr-decay-iters {a.max_iters} to decay over the whole run instead")
             if trainer.iter >= a.max_iters:
                 self.print(f"nothing to train: the checkpoint is at iter {trainer.iter}, --max-iters is "
                            f"{a.max_iters} (raise it to train further)")

@@ -139,6 +139,7 @@ def restore(trainer, ckpt):
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path}: checkpoint does not fit the model it describes ({e})") from None
     trainer.iter = int(header["iter"])
+    trainer.elapsed_before = float(header.get("elapsed_s", 0.0))      # (older checkpoints: not stored)
     best = header.get("best_val_loss")
     trainer.best_val_loss = math.inf if best is None else float(best)
     trainer.folder.resume_at(trainer.iter)          # OUT_DIR is rank 0's

@@ -7,7 +7,10 @@ append, and a failed one is one line naming the file and what is still intact (t
 checkpoint). Under mpiexec rank 0 alone touches the folder; its error, if any, is raised on
 every rank (`world.on_root`, minims/train/distributed.py). (ours)
 
-The log is one JSON record per evaluation. On resume, records past the checkpoint (written
+The log is one JSON record per evaluation (minims/train/loop.py's `Trainer.record`: iter,
+train_loss and val_loss in nats per token, val_ppl, the lr of the last step, tokens_per_s,
+peak_mem_bytes, and elapsed_s, the seconds since the run's first start over all its sittings,
+counted on from the checkpoint when resumed). On resume, records past the checkpoint (written
 before a crash, and written again by the resumed run, identically) and a half-written last line
 are dropped; a line that is not a record stays where it is.
 """
@@ -80,6 +83,13 @@ class RunFolder:
             return "no checkpoint was written"
         return f"the checkpoint {self.ckpt_path} holds iter {self.saved_iter}"
 
+    def how_to_continue(self):
+        """The advice that works after a stop: --resume needs a checkpoint; without one (a stop
+        before the first was written) the same command starts the run again."""
+        if self.saved_iter is None:
+            return "run the same command again, without --resume"
+        return "continue with --resume"
+
     # --- writing -------------------------------------------------------------------------------
     def write_config(self, config):
         """config.json, and an empty log.jsonl for a new run (--overwrite too)."""
@@ -104,7 +114,7 @@ class RunFolder:
                 f.write(json.dumps(record) + "\n")
         except OSError as e:
             raise file_error(e, f"writing the log record of iter {record['iter']}",
-                             f"{self.last_saved()}; free some space and continue with --resume",
+                             f"{self.last_saved()}; free some space and {self.how_to_continue()}",
                              where=self.log_path) from None
 
     def save(self, header, model, optimizer):
@@ -119,7 +129,7 @@ class RunFolder:
             kept = ("no earlier checkpoint exists" if self.saved_iter is None else
                     f"the previous checkpoint is intact at iter {self.saved_iter}")
             raise file_error(e, f"writing the checkpoint of iter {header['iter']}",
-                             f"{kept}; free some space and continue with --resume",
+                             f"{kept}; free some space and {self.how_to_continue()}",
                              where=self.ckpt_path) from None
 
     def resume_at(self, last_iter):
