@@ -4,6 +4,7 @@ rates, convergence, the count baselines, the figures and the grids."""
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -770,3 +771,19 @@ def test_every_learning_curve_looks_different_and_keeps_its_familys_hue():
         hue = {"vanilla": blue > red, "top-down": red > blue and green < red, "bottom-up": green > red,
                "retina": red > green and red > blue}
         assert hue[r["model"]], (r["name"], c)
+
+
+@pytest.mark.parametrize("name", ["tradeoff", "lr", "ablation"])
+def test_the_committed_tables_are_what_report_only_makes_of_the_committed_points(name, tmp_path, cache, capsys):
+    # the tables under lessons/results must be rebuilt exactly from its points by today's code:
+    # a change to the tables' code without a rerun of --report-only (or a hand edit) fails here
+    committed = Path(experiment.__file__).resolve().parents[2] / "lessons" / "results"
+    res = tmp_path / "res"
+    shutil.copytree(committed / name, res / name)
+    for suffix in (".md", ".json"):
+        shutil.copy(committed / f"{name}{suffix}", res)
+    command = {"ablation": "ablate"}.get(name, name)
+    assert experiment.main([command, "--report-only", "--results-dir", str(res), "--cache-dir", cache]) == 0
+    capsys.readouterr()
+    for suffix in (".md", ".json"):
+        assert (res / f"{name}{suffix}").read_text() == (committed / f"{name}{suffix}").read_text(), suffix
