@@ -284,8 +284,9 @@ else:
 # and 0.04 bpc, at 0.77x its memory). One tier deeper the answer is no: the 8-layer vanilla
 # model beats top-down 12-4 and bottom-up 2-12-2 (by about 0.07 and 0.08 bpc) although they hold
 # 0.76x its memory; at this width, coarse layers add little once a model has a few. The retina
-# models are better at every depth but hold more memory than the 0.8x the question allows (all
-# their layers work at full resolution), and so do the 4-layer models against vanilla-2, which
+# models are better at 4 and 8 layers (at 16 they tie vanilla-8 within their seed spread) but
+# hold more memory than the 0.8x the question allows (all their layers work at full
+# resolution), and so do the 4-layer models against vanilla-2, which
 # keep its two token-level layers and add coarse ones on top.
 # At 2,000 steps with one learning rate for all, the same grid had shown gaps of up to 0.8 bpc:
 # `lessons/results/README.md` ("What the 2,000-step grid showed") keeps that table. Most of it
