@@ -301,6 +301,11 @@ LR_JOBS = {
     "bottom-up-1-6-1": "--model bottom-up --layout 1-6-1 --pool 4 --pool-kind linear --upsample-kind linear "
                        "--combine upsample --causal-mode shift --window 0",
     "retina-8": "--model retina --n-layer 8 --pool 4 --n-scales 2 --window 32 --band 2 --pool-kind linear",
+    "top-down-12-4": "--model top-down --layout 12-4 --pool 4 --pool-kind linear --upsample-kind linear "
+                     "--causal-mode shift --window 0",
+    "bottom-up-2-12-2": "--model bottom-up --layout 2-12-2 --pool 4 --pool-kind linear --upsample-kind linear "
+                        "--combine upsample --causal-mode shift --window 0",
+    "retina-16": "--model retina --n-layer 16 --pool 4 --n-scales 2 --window 32 --band 2 --pool-kind linear",
 }
 LR_COMMON = ("--data austen --tokenizer char --block-size 512 --batch-size 4 --n-embd 64 --n-head 4 "
              "--warmup-iters 100 --eval-interval 250 --eval-iters 8 --seed 0")
@@ -311,7 +316,7 @@ def test_the_lr_sweep_is_exactly_the_trainer_runs_of_its_jobs(cache):
     from minims.train.flags import model_config, parse_args
     data = experiment.load_data("austen", cache)
     points = {p.name: p for p in experiment.LR_GRID}
-    assert len(points) == 15 + sum(map(len, grids.EXTRA_LR_VALUES.values())) \
+    assert len(points) == 3 * len(LR_JOBS) + sum(map(len, grids.EXTRA_LR_VALUES.values())) \
         - sum(map(len, grids.SKIPPED_LR_VALUES.values()))
     for model, flags in LR_JOBS.items():
         for lr in grids.lr_values(model):
