@@ -204,7 +204,8 @@ else:
 #
 # Memory depends only on the architecture, so we can check the first half of the claim now: a
 # 30-layer hierarchical model against vanilla models with 12 and 14 layers (less than half of 30),
-# at the trade-off grid's width and a context of $T = 256$ (batch 2 here, memory is linear in it).
+# at $C = 128$ (twice the trade-off grid's width) and a context of $T = 256$ (batch 2 here, memory
+# is linear in it).
 # The hierarchical models put most of their depth at the coarse scale, where layers are cheap.
 
 # %%
@@ -231,7 +232,7 @@ for label, (n_layer, body) in claim.items():
 # ## 6. The full runs, and how to read them
 #
 # ```bash
-# python -m minims.experiment lr          # the learning-rate sweep: 5 models x 3 rates -> lessons/results/lr.md
+# python -m minims.experiment lr          # the learning-rate sweep: 8 models x 2-4 rates -> lessons/results/lr.md
 # python -m minims.experiment ablate      # every (ours) choice, 1-2 seeds, T=256, 2000 steps -> out/ablate/
 # python -m minims.experiment tradeoff    # 12 points x 2-3 seeds, T=512 -> out/tradeoff/, lessons/results/
 # python -m minims.experiment tradeoff --seeds 0 &  python -m minims.experiment tradeoff --seeds 1 &
@@ -253,8 +254,9 @@ for label, (n_layer, body) in claim.items():
 #
 # How to read them: for each vanilla point, find the hierarchical points with at most its memory
 # and compare their valid bpc. The paper's claim holds here if a hierarchical model with about
-# twice the layers of a vanilla model is better at less memory. Treat differences smaller than the
-# spread between seeds as ties. The test bpc (*Persuasion*) is for the very end: choose models on
+# twice the layers of a vanilla model reaches a lower valid bpc, lower by more than the two seed
+# spreads added, with at most 0.8x its memory (the check below). Treat smaller differences as
+# ties. The test bpc (*Persuasion*) is for the very end: choose models on
 # valid, report test.
 
 # %%
@@ -278,12 +280,12 @@ else:
     print(f"(no committed results at {committed}: run python -m minims.experiment tradeoff)")
 
 # %% [markdown]
-# In the committed run (6,000 steps, each model family at the learning rate its sweep picked,
+# In the committed run (6,000 steps, each model at the learning rate its sweep picked,
 # every point past the convergence test) two models answer yes: top-down 6-2 and bottom-up 1-6-1,
 # each with eight layers, most of them coarse, against the 4-layer vanilla model (by about 0.11
 # and 0.04 bpc, at 0.77x its memory). One tier deeper the answer is no: the 8-layer vanilla
-# model beats top-down 12-4 and bottom-up 2-12-2 (by about 0.07 and 0.08 bpc) although they hold
-# 0.76x its memory; at this width, coarse layers add little once a model has a few. The retina
+# model beats top-down 12-4 and bottom-up 2-12-2 (by about 0.08 and 0.04 bpc) although they hold
+# 0.76x its memory; at this width, coarse layers add less than token-level ones. The retina
 # models are better at 4 and 8 layers (at 16 they tie vanilla-8 within their seed spread) but
 # hold more memory than the 0.8x the question allows (all their layers work at full
 # resolution), and so do the 4-layer models against vanilla-2, which

@@ -541,6 +541,7 @@ def test_the_ablation_has_hourglass_attention_rows_each_one_change_from_its_base
     changes = {    # row: (its base row, the options it changes)
         "top-down/pool=attention": ("top-down/upsample=linear", {"pool_kind": "attention"}),
         "top-down/upsample=attention": ("top-down/upsample=linear", {"upsample_kind": "attention"}),
+        "top-down/causal=delay,pool=linear": ("top-down/pool=linear", {"causal_mode": "delay"}),
         "bottom-up/pool=attention": ("bottom-up/aggregate,0-4-2", {"pool_kind": "attention"}),
         "bottom-up/upsample=attention,1-4-1": ("bottom-up/upsample=linear,1-4-1",
                                                {"upsample_kind": "attention"}),
@@ -570,7 +571,13 @@ def test_the_tradeoff_grid():
             assert p.reference == f"vanilla-{layers // 2}"
         headline = p.name in ("vanilla-4", "top-down-6-2", "bottom-up-1-6-1")
         assert p.seeds == ((0, 1, 2) if headline else (0, 1))
-        assert p.lr == grids.TRADEOFF_LR[p.model] and p.training(grids.TRADEOFF_SETTINGS)["min_lr"] == pytest.approx(p.lr / 10)
+        assert p.lr == grids.TRADEOFF_LR_BY_POINT.get(p.name, grids.TRADEOFF_LR[p.model])
+        assert p.training(grids.TRADEOFF_SETTINGS)["min_lr"] == pytest.approx(p.lr / 10)
+    # a point's own rate only where the sweep at its depth picked it (lr.md, committed)
+    picks = json.loads((Path(experiment.__file__).resolve().parents[2] / "lessons" / "results" /
+                        "lr.json").read_text())["lr_picks"]
+    for name, lr in grids.TRADEOFF_LR_BY_POINT.items():
+        assert picks[name] == lr != grids.TRADEOFF_LR[grid[name].model], name
     s = grids.TRADEOFF_SETTINGS
     assert s["max_iters"] == grids.TRADEOFF_MAX_ITERS
     assert (s["eval_interval"], s["eval_iters"], s["warmup_iters"]) == (250, 8, 100)

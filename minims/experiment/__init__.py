@@ -56,7 +56,7 @@ checkpoint.
 Several processes may share a grid (e.g. `--seeds 0` and `--seeds 1`, or `--only` halves): a
 point being trained by another process is skipped. `--quick` runs a tiny grid in seconds (the
 tests use it). The grids and settings are in grids.py (the trade-off grid's steps and learning
-rates: `TRADEOFF_MAX_ITERS`, `TRADEOFF_LR`).
+rates: `TRADEOFF_MAX_ITERS`, `TRADEOFF_LR`, `TRADEOFF_LR_BY_POINT`).
 """
 from .cli import build_parser, main, only_names, parse_seeds, run_experiment
 from .convergence import pair_test, point_test

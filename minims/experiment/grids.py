@@ -6,9 +6,10 @@ points share (every trainer setting spelled out too, for the same reason). A poi
 the learning rate (`lr`; `min_lr` is then lr/10 unless it gives its own) and carries its own
 seeds. `EXPERIMENTS` maps each command (`tradeoff`, `ablate`, `lr`) to its `Experiment`.
 
-**Edit here after the learning-rate sweep**: `TRADEOFF_MAX_ITERS` and `TRADEOFF_LR` are the
-two numbers the trade-off grid takes from it (the steps per point, and the peak learning rate
-of each model family).
+**Edit here after the learning-rate sweep**: `TRADEOFF_MAX_ITERS`, `TRADEOFF_LR` and
+`TRADEOFF_LR_BY_POINT` are what the trade-off grid takes from it (the steps per point, the
+peak learning rate of each model family, and a point's own rate where the sweep at its depth
+picked another).
 """
 from dataclasses import dataclass, field, replace
 
@@ -81,15 +82,19 @@ CURVE_SETTINGS = dict(block_size=512, batch_size=4, n_embd=64, n_head=4, warmup_
 # --- the trade-off grid: EDIT HERE after the learning-rate sweep ------------------------------
 TRADEOFF_MAX_ITERS = 6000
 # the picks of `python -m minims.experiment lr` (lessons/results/lr.md), each family's rate swept
-# at its 8-layer point (vanilla: 4 layers) and used at every depth
+# at its 8-layer point (vanilla: 4 layers) and used at every depth where the sweep at that depth
+# agreed (vanilla-8)
 TRADEOFF_LR = {"vanilla": 1.2e-2, "top-down": 6e-3, "bottom-up": 1.2e-2, "retina": 6e-3}  # min_lr: lr/10
+# where the sweep at a point's own depth picked another rate than its family's: that rate
+TRADEOFF_LR_BY_POINT = {"top-down-12-4": 1.2e-2, "bottom-up-2-12-2": 6e-3}
 # -----------------------------------------------------------------------------------------------
 
 HEADLINE_SEEDS, OTHER_SEEDS = (0, 1, 2), (0, 1)
 
 
 def _tradeoff_point(name, model, options, reference=None, seeds=OTHER_SEEDS):
-    return Point(name, model, options, lr=TRADEOFF_LR[model], seeds=seeds, reference=reference)
+    return Point(name, model, options, lr=TRADEOFF_LR_BY_POINT.get(name, TRADEOFF_LR[model]), seeds=seeds,
+                 reference=reference)
 
 
 # Vanilla models of 2, 4 and 8 layers, and each hierarchical model at twice those depths
@@ -174,6 +179,9 @@ ABLATE_GRID = [Point(name, model, options, lr=TRADEOFF_LR[model],
     ("top-down/pool=attention", "top-down", {**_TD, "pool_kind": "attention"}),
     ("top-down/upsample=attention", "top-down", {**_TD, "upsample_kind": "attention"}),
     ("top-down/causal=delay", "top-down", {**_TD, "causal_mode": "delay"}),
+    # (added after the first reading: delay against shift with the learned pooling of today's
+    # defaults, since with mean pooling delay had beaten shift's upsample=linear row)
+    ("top-down/causal=delay,pool=linear", "top-down", {**_TD, "causal_mode": "delay", "pool_kind": "linear"}),
     ("top-down/k=2", "top-down", {**_TD, "pool": 2}),
     ("top-down/k=3", "top-down", {**_TD, "pool": 3}),
     ("bottom-up/aggregate,0-4-2", "bottom-up", _BU),

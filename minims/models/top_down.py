@@ -36,7 +36,8 @@ Choices (ours):
   block's tokens; `upsample_kind="linear"` gives offset r of block j its own map c_j W_r + b_r,
   where "repeat" hands the same c_j to all k positions. At 2,000 steps (T = 256) the 4-2 model
   with linear pooling beat mean pooling by 0.035 bpc, and with linear upsampling beat repeat by
-  0.058; k = 4 beat k = 2 and k = 3 (also with less memory), and the delay mode tied the shift.
+  0.058; k = 4 beat k = 2 and k = 3 (also with less memory), and the delay mode tied the shift
+  with linear pooling (row top-down/causal=delay,pool=linear: +0.004, inside the seed spread).
 - Hourglass's attention kinds (Nawrot et al. 2021; minims/nn/pooling.py): `pool_kind=
   "attention"` follows the mean of each block with an attention layer in which coarse block j
   reads the vectors of the scale below up to its last input (tokens ≤ jk at scale 1) and a
