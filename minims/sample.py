@@ -44,9 +44,9 @@ def build_parser():
     p.add_argument("--prompt", default="\n\n", metavar="TEXT",
                    help="text to continue (its last block_size tokens are the context), with line "
                         "ends normalised as the training data's were; a character the model never "
-                        "saw is refused; an unseen word becomes <unk> where training replaced rare words by "
-                        "<unk> (word level, a word rarer than --min-freq), else it is refused too (default: "
-                        "%(default)r, a paragraph break: a fresh paragraph)")
+                        "saw is refused; an unseen word becomes <unk> where training replaced rare "
+                        "words by <unk> (word level, a word rarer than --min-freq), else it is refused "
+                        "too (default: %(default)r, a paragraph break: a fresh paragraph)")
     p.add_argument("--max-new-tokens", type=int, default=300, metavar="N", help="tokens to generate")
     p.add_argument("--temperature", type=float, default=1.0, metavar="X",
                    help="divide the logits by this (< 1: safer text, > 1: wilder)")

@@ -118,7 +118,7 @@ TRADEOFF_GRID = [
 TRADEOFF_SETTINGS = _trainer_defaults(**CURVE_SETTINGS, max_iters=TRADEOFF_MAX_ITERS, lr=3e-3,
                                       min_lr=3e-4)
 
-# --- the learning-rate sweep: eight models, three peak rates each, one seed, 3000 steps --------
+# --- the learning-rate sweep: eight models, two to four peak rates each, one seed, 3000 steps -
 # (a model whose best rate is the highest one tried gets the next one too: EXTRA_LR_VALUES;
 # vanilla-8 skips the lowest, its 6e-3 having been 0.23 bpc worse than 1.2e-2, and retina-16
 # the highest, both its trade-off seeds having spiked at 6e-3: SKIPPED_LR_VALUES). The 16-layer

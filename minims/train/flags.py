@@ -125,9 +125,8 @@ def build_parser():
     g.add_argument("--data", default="austen", metavar="austen|PATH",
                    help="'austen' (shipped, split by book) or a path to a UTF-8 text file (any name) "
                         "or a folder of .txt files (not those of its subfolders; split 90/5/5 by "
-                        "position). The "
-                        "text is read whole before training: a named pipe must be written to the end "
-                        "and closed")
+                        "position). The text is read whole before training: a named pipe must be "
+                        "written to the end and closed")
     g.add_argument("--tokenizer", choices=("char", "word"), default="char",
                    help="character level or word level (vocabulary fitted on the training split)")
     g.add_argument("--min-freq", type=int, default=2,
