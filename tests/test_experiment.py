@@ -4,13 +4,16 @@ rates, convergence, the count baselines, the figures and the grids."""
 import json
 import math
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from minims import bench, experiment
 from minims.experiment import convergence, grids, ngram, plots, tables
+from tiny_runs import REPO
+
+
+COMMITTED = REPO / "lessons" / "results"      # the committed results of every grid
 
 
 def one_line(err, code, want=2):
@@ -574,8 +577,7 @@ def test_the_tradeoff_grid():
         assert p.lr == grids.TRADEOFF_LR_BY_POINT.get(p.name, grids.TRADEOFF_LR[p.model])
         assert p.training(grids.TRADEOFF_SETTINGS)["min_lr"] == pytest.approx(p.lr / 10)
     # a point's own rate only where the sweep at its depth picked it (lr.md, committed)
-    picks = json.loads((Path(experiment.__file__).resolve().parents[2] / "lessons" / "results" /
-                        "lr.json").read_text())["lr_picks"]
+    picks = json.loads((COMMITTED / "lr.json").read_text())["lr_picks"]
     for name, lr in grids.TRADEOFF_LR_BY_POINT.items():
         assert picks[name] == lr != grids.TRADEOFF_LR[grid[name].model], name
     s = grids.TRADEOFF_SETTINGS
@@ -789,7 +791,7 @@ def test_every_learning_curve_looks_different_and_keeps_its_familys_hue():
 def test_the_committed_tables_are_what_report_only_makes_of_the_committed_points(name, tmp_path, cache, capsys):
     # the tables under lessons/results must be rebuilt exactly from its points by today's code:
     # a change to the tables' code without a rerun of --report-only (or a hand edit) fails here
-    committed = Path(experiment.__file__).resolve().parents[2] / "lessons" / "results"
+    committed = COMMITTED
     res = tmp_path / "res"
     shutil.copytree(committed / name, res / name)
     for suffix in (".md", ".json"):
